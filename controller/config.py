@@ -1,0 +1,440 @@
+"""The branch configuration: what the engine, drivers and links are told at start.
+
+A config is a TOML file validated into frozen pydantic models. Any key can be overridden
+on the command line with ``--set key.path=value`` (list items by index: ``windows.0.balancing``).
+A bad config raises :class:`ConfigError` naming the key and the problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "BranchConfig",
+    "CardType",
+    "Config",
+    "QueueConfig",
+    "TellerConfig",
+    "VipCustomer",
+    "WindowConfig",
+    "apply_overrides",
+    "load_config",
+    "parse_config",
+]
+
+_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+STRATEGY_RULES = ("front", "directed", "appointment", "escalated", "vip", "high_return", "priority")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_spans(spans: list[str]) -> list[str]:
+    for span in spans:
+        m = _SPAN.match(span)
+        if not m:
+            raise ValueError(f"{span!r} is not a time span like '08:30-17:00'")
+        start, end = span.split("-")
+        if end <= start:
+            raise ValueError(f"{span!r} ends before it starts")
+    return spans
+
+
+class Hours(_Model):
+    """Opening hours by kind of day; an empty list means closed that kind of day."""
+
+    workday: list[str] = ["08:30-17:00"]
+    weekend: list[str] = ["09:00-16:00"]
+    holiday: list[str] = []
+
+    _spans = field_validator("workday", "weekend", "holiday")(_check_spans)
+
+
+class Calendar(_Model):
+    """Holidays (法定节假日) and make-up working days (调休上班) of the year."""
+
+    holidays: list[dt.date] = []
+    workdays: list[dt.date] = []
+
+    def kind(self, day: dt.date) -> Literal["workday", "weekend", "holiday"]:
+        if day in self.holidays:
+            return "holiday"
+        if day in self.workdays or day.weekday() < 5:
+            return "workday"
+        return "weekend"
+
+
+class BranchConfig(_Model):
+    code: str = Field(pattern=r"^\d{4,16}$")
+    name: str
+    name_en: str = ""
+    timezone: str = "Asia/Shanghai"
+    day_start: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    latitude: float | None = None
+    longitude: float | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class QueueConfig(_Model):
+    """One business (业务/队列). Its tickets are ``prefix`` + ``digits`` zero-padded digits."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,16}$")
+    name: str
+    name_en: str = ""
+    prefix: str = Field("", pattern=r"^[A-Z]{0,3}$")
+    digits: int = Field(3, ge=1, le=6)
+    first: int = Field(1, ge=0)
+    daily_limit: int = Field(0, ge=0)  # 0 = no limit
+    notice: str = ""  # restriction line on screen and ticket, e.g. 该叫号纸只能办理挂失改密业务
+    notice_en: str = ""
+    parent: str | None = None  # menu id: the queue is shown in that second-level menu
+    days: Literal["all", "workdays", "weekends"] = "all"
+    hours: Hours | None = None  # None: the branch's hours
+    high_return: bool = False  # 高回报业务: served before ordinary business
+    customer_type: str | None = None  # e.g. "vip" for the VIP queue's walk-ins
+    service_minutes: float = Field(5.0, gt=0)  # typical handling time, for waiting estimates
+
+    @property
+    def last(self) -> int:
+        return 10**self.digits - 1
+
+    def format(self, n: int) -> str:
+        return f"{self.prefix}{n:0{self.digits}d}"
+
+
+class MenuConfig(_Model):
+    """A parent button (父队列) opening a second-level menu, or a hint button (提示按钮)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,16}$")
+    name: str
+    name_en: str = ""
+    hint: str = ""  # a hint button shows this text instead of opening a menu
+    hint_en: str = ""
+
+
+class WindowConfig(_Model):
+    """A counter (窗口/柜台) and the bus addresses of its keypad, display and evaluator."""
+
+    number: int = Field(ge=1, le=999)
+    name: str = ""
+    queues: dict[str, int]  # queue id -> priority; larger = served first (数字越大呼叫越优先)
+    balancing: bool = False  # 均衡窗口: when idle, helps queues over the balancing count
+    keypad: int | None = None
+    display: int | None = None
+    evaluator: int | None = None
+
+    @model_validator(mode="after")
+    def _addresses(self) -> WindowConfig:
+        for device in ("keypad", "display", "evaluator"):
+            if getattr(self, device) is None:
+                object.__setattr__(self, device, self.number)
+        return self
+
+
+class TellerConfig(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,32}$")
+    name: str
+    password_hash: str
+    keypad_code: int | None = None  # numeric id typed on a keypad that has no letters
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash_format(cls, value: str) -> str:
+        if not value.startswith("scrypt$") or value.count("$") != 5:
+            raise ValueError("expected 'scrypt$n$r$p$salt$hash' (python -m controller hash-password)")
+        return value
+
+
+class CustomerType(_Model):
+    id: str
+    name: str
+    name_en: str = ""
+    priority: int = 0  # larger = served first under the "vip" rule
+
+
+class CardType(_Model):
+    """A kind of card recognised by its number's prefix (卡类型 -> 队列)."""
+
+    id: str
+    name: str
+    prefix: str = Field(pattern=r"^\d*$")  # "" matches every card: put it last as a catch-all
+    queue: str
+    customer_type: str = "normal"
+    stars: int = Field(0, ge=0, le=7)
+
+
+class VipCustomer(_Model):
+    id: str
+    name: str
+    stars: int = Field(1, ge=0, le=7)
+    customer_type: str = "vip"
+    queue: str | None = None  # None: the matching card type's queue, else the VIP queue
+    cards: list[str] = []
+    id_numbers: list[str] = []
+
+
+class RatingLevel(_Model):
+    score: int = Field(ge=1, le=9)
+    name: str
+    name_en: str = ""
+    bad: bool = False  # 差评: raises the branch's bad-rating alarm (C2)
+
+
+class Thresholds(_Model):
+    escalate_after_min: float = Field(30, ge=0)  # 0 = off
+    balance_waiting: int = Field(10, ge=1)
+    branch_waiting_cap: int = Field(0, ge=0)  # 0 = no cap
+    lobby_alert_waiting: int = Field(30, ge=0)  # 0 = off
+    recalls_before_no_show: int = Field(3, ge=0)  # 0 = recalls never discard by themselves
+    rating_window_s: float = Field(120, gt=0)
+
+
+class Strategy(_Model):
+    """Selection order at call-next (SPEC B5); ties go first come, first served."""
+
+    order: list[str] = list(STRATEGY_RULES)
+
+    @field_validator("order")
+    @classmethod
+    def _known_rules(cls, order: list[str]) -> list[str]:
+        unknown = [r for r in order if r not in STRATEGY_RULES]
+        if unknown:
+            raise ValueError(f"unknown rules {unknown}; known: {list(STRATEGY_RULES)}")
+        if len(set(order)) != len(order):
+            raise ValueError("a rule is listed twice")
+        return order
+
+
+class Kiosk(_Model):
+    """Sign-in/sign-out of the ticket machines (排队机签入、签出, A9)."""
+
+    sign_in: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    sign_out: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ClockConfig(_Model):
+    """``start`` makes the box's clock start at that instant and run on in real time."""
+
+    start: dt.datetime | None = None
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
+        return value
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class JournalConfig(_Model):
+    keep_days: int = Field(90, ge=1)
+    snapshot_every: int = Field(1000, ge=1)  # events between snapshots
+
+
+class Config(_Model):
+    """A whole branch box configuration."""
+
+    branch: BranchConfig
+    hardware: Literal["sim", "real", "none"] = "none"
+    queues: list[QueueConfig]
+    menus: list[MenuConfig] = []
+    windows: list[WindowConfig]
+    tellers: list[TellerConfig] = []
+    customer_types: list[CustomerType] = [
+        CustomerType(id="normal", name="普通客户", name_en="Customer"),
+        CustomerType(id="corporate", name="对公客户", name_en="Corporate", priority=1),
+        CustomerType(id="vip", name="VIP客户", name_en="VIP", priority=2),
+    ]
+    card_types: list[CardType] = []
+    vip_customers: list[VipCustomer] = []
+    rating_levels: list[RatingLevel] = [
+        RatingLevel(score=1, name="很不满意", name_en="Very dissatisfied", bad=True),
+        RatingLevel(score=2, name="不满意", name_en="Dissatisfied", bad=True),
+        RatingLevel(score=3, name="一般", name_en="Neutral"),
+        RatingLevel(score=4, name="满意", name_en="Satisfied"),
+        RatingLevel(score=5, name="非常满意", name_en="Very satisfied"),
+    ]
+    hours: Hours = Hours()
+    calendar: Calendar = Calendar()
+    thresholds: Thresholds = Thresholds()
+    strategy: Strategy = Strategy()
+    kiosk: Kiosk = Kiosk()
+    clock: ClockConfig = ClockConfig()
+    http: HttpConfig = HttpConfig()
+    journal: JournalConfig = JournalConfig()
+    # Sections owned by the drivers and links; validated by their own modules.
+    devices: dict[str, Any] = {}
+    uplink: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        _unique("queues", (q.id for q in self.queues))
+        _unique("queues (prefix)", (q.prefix for q in self.queues))
+        _unique("windows", (w.number for w in self.windows))
+        _unique("tellers", (t.id for t in self.tellers))
+        _unique("menus", (m.id for m in self.menus))
+        queue_ids = {q.id for q in self.queues}
+        menu_ids = {m.id for m in self.menus}
+        type_ids = {c.id for c in self.customer_types}
+        for i, q in enumerate(self.queues):
+            if q.parent is not None and q.parent not in menu_ids:
+                raise ValueError(f"queues.{i}.parent: no menu {q.parent!r}")
+            if q.customer_type is not None and q.customer_type not in type_ids:
+                raise ValueError(f"queues.{i}.customer_type: unknown {q.customer_type!r}")
+            if q.first > q.last:
+                raise ValueError(f"queues.{i}.first: {q.first} does not fit in {q.digits} digits")
+        for i, w in enumerate(self.windows):
+            for qid in w.queues:
+                if qid not in queue_ids:
+                    raise ValueError(f"windows.{i}.queues: unknown queue {qid!r}")
+        for i, c in enumerate(self.card_types):
+            if c.queue not in queue_ids:
+                raise ValueError(f"card_types.{i}.queue: unknown queue {c.queue!r}")
+            if c.customer_type not in type_ids:
+                raise ValueError(f"card_types.{i}.customer_type: unknown {c.customer_type!r}")
+        for i, v in enumerate(self.vip_customers):
+            if v.queue is not None and v.queue not in queue_ids:
+                raise ValueError(f"vip_customers.{i}.queue: unknown queue {v.queue!r}")
+            if v.customer_type not in type_ids:
+                raise ValueError(f"vip_customers.{i}.customer_type: unknown {v.customer_type!r}")
+        _unique("rating_levels", (r.score for r in self.rating_levels))
+        return self
+
+    # --- lookups the engine uses on every command ---------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.branch.timezone)
+
+    def queue(self, queue_id: str) -> QueueConfig | None:
+        return self._index()["queues"].get(queue_id)
+
+    def window(self, number: int) -> WindowConfig | None:
+        return self._index()["windows"].get(number)
+
+    def teller(self, teller_id: str) -> TellerConfig | None:
+        return self._index()["tellers"].get(teller_id)
+
+    def customer_type(self, type_id: str) -> CustomerType | None:
+        return self._index()["types"].get(type_id)
+
+    def rating_level(self, score: int) -> RatingLevel | None:
+        return self._index()["ratings"].get(score)
+
+    def _index(self) -> dict[str, dict[Any, Any]]:
+        index = self.__dict__.get("_lookup")
+        if index is None:
+            index = {
+                "queues": {q.id: q for q in self.queues},
+                "windows": {w.number: w for w in self.windows},
+                "tellers": {t.id: t for t in self.tellers},
+                "types": {c.id: c for c in self.customer_types},
+                "ratings": {r.score: r for r in self.rating_levels},
+            }
+            self.__dict__["_lookup"] = index
+        return index
+
+    @property
+    def version(self) -> str:
+        """A short hash of the canonical config: what the centre sees running."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _unique(what: str, values: Iterable[object]) -> None:
+    seen: set[object] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what}: {v!r} appears twice")
+        seen.add(v)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate raw data into a :class:`Config`, or raise one clear :class:`ConfigError`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if not key and msg.split(":")[0].replace(".", "").replace("_", "").isalnum():
+            key, _, msg = msg.partition(": ")
+        raise ConfigError(key or "(root)", msg, source) from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; values are TOML literals, else plain strings."""
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(item, "expected key.path=value", "--set")
+        _set_path(data, path.split("."), _parse_value(raw), item)
+    return data
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
+    *parents, last = parts
+    for part in parents:
+        if isinstance(node, list):
+            node = node[_index(node, part, item)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(".".join(parts), f"{part!r} is not a table", "--set")
+    if isinstance(node, list):
+        node[_index(node, last, item)] = value
+    else:
+        node[last] = value
+
+
+def _index(node: list[Any], part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(item.partition("=")[0], f"no list item {part!r}", "--set")
+    return int(part)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML config file, apply ``--set`` overrides and validate."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("(file)", f"{path} does not exist", str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", str(exc), str(path)) from None
+    return parse_config(apply_overrides(data, overrides), str(path))

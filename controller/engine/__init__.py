@@ -1,0 +1,22 @@
+"""The pure queue engine: commands in, events out, time injected (no I/O, no asyncio)."""
+
+from . import commands
+from .commands import *  # noqa: F403
+from .engine import Engine, Event
+from .select import ahead_of, select, serving_windows
+from .state import OPEN_STATES, TERMINAL_STATES, State, Ticket, WindowState
+
+__all__ = [
+    "OPEN_STATES",
+    "TERMINAL_STATES",
+    "Engine",
+    "Event",
+    "State",
+    "Ticket",
+    "WindowState",
+    "ahead_of",
+    "commands",
+    "select",
+    "serving_windows",
+    *commands.__all__,
+]

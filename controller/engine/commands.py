@@ -1,0 +1,165 @@
+"""Commands the engine accepts: what a kiosk, keypad, soft caller or the centre asks for.
+
+Every input path (HTTP API, RS485 keypad, GPIO button, MQTT command) builds one of these
+and hands it to the same engine, so every path obeys the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CallBack",
+    "CallNext",
+    "Command",
+    "Finish",
+    "Hold",
+    "InsertFront",
+    "IssueTicket",
+    "Login",
+    "Logout",
+    "NoShow",
+    "PauseQueue",
+    "PauseWindow",
+    "Rate",
+    "Recall",
+    "ResumeQueue",
+    "ResumeWindow",
+    "SignIn",
+    "SignOut",
+    "Tick",
+    "Transfer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueTicket:
+    """Take a ticket (取号) for a business, or by a card's number (A1, A5)."""
+
+    queue: str | None = None
+    card: str | None = None
+    kiosk: str = "kiosk"
+    channel: str = "kiosk"  # kiosk | button | card | remote | appointment
+    appointment: str | None = None  # booking id, when redeeming an appointment (A6)
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    window: int
+    teller: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallNext:
+    """Finish the current customer (if any) and call the next by the window's strategy."""
+
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoShow:
+    """Discard the current number (弃号): the customer did not come."""
+
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    window: int
+    ask_rating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PauseWindow:
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeWindow:
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Move a ticket to another window or business, keeping its number (转移, B4).
+
+    ``number`` defaults to the ticket the window is serving.
+    """
+
+    window: int
+    to_window: int | None = None
+    to_queue: str | None = None
+    number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InsertFront:
+    """Put a waiting ticket at the front (号码插前, B3)."""
+
+    number: str
+    by: str = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Set the current customer aside (挂起), e.g. to fill in a form; call back later."""
+
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallBack:
+    """Call a held ticket (or a no-show who came back) to this window again."""
+
+    window: int
+    number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    window: int
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class PauseQueue:
+    queue: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeQueue:
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """Kiosks start issuing (排队机签入)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignOut:
+    """Kiosks stop issuing (排队机签出)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Nothing but the passing of time: closes the day at the boundary."""
+
+
+Command = (
+    IssueTicket | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
+    | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | PauseQueue
+    | ResumeQueue | SignIn | SignOut | Tick
+)

@@ -1,0 +1,462 @@
+"""The queue engine: commands in, events out, time injected.
+
+``Engine.handle(command, now)`` checks the command against the configuration and the
+state, produces the events that record what happens, applies each to the state, and
+returns them. A refusal raises :class:`~controller.errors.Refused` and changes nothing,
+except that the events produced before it (a day boundary crossed on the way, or the
+current customer finished by a call-next that then found nobody waiting) are attached to
+the exception as ``events``: they have been applied and must be journaled like any others.
+
+The engine knows nothing of asyncio, SQL or devices; ``now`` is epoch seconds, given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..config import Config, QueueConfig
+from ..errors import Refused
+from ..passwords import verify_password
+from . import commands as c
+from .select import ahead_of, select
+from .state import State, Ticket
+
+__all__ = ["Engine", "Event"]
+
+Event = dict[str, Any]
+
+
+class _Days:
+    """Business days: local date of (time - day_start), with the current day's bounds cached."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.tz = cfg.tz
+        h, m = map(int, cfg.branch.day_start.split(":"))
+        self.shift = dt.timedelta(hours=h, minutes=m)
+        self._lo = self._hi = 0.0
+        self._day = ""
+
+    def day_of(self, now: float) -> str:
+        if not self._lo <= now < self._hi:
+            local = dt.datetime.fromtimestamp(now, self.tz) - self.shift
+            start = dt.datetime.combine(local.date(), dt.time(), self.tz) + self.shift
+            self._lo = start.timestamp()
+            self._hi = (start + dt.timedelta(days=1)).timestamp()
+            self._day = local.date().isoformat()
+        return self._day
+
+
+class Engine:
+    """A branch's queue state machine (SPEC A, B, C1)."""
+
+    def __init__(self, config: Config, state: State | None = None) -> None:
+        self.state = state if state is not None else State()
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
+        """Adopt a new configuration; the state (today's tickets, logins) carries over."""
+        self.cfg = config
+        self._days = _Days(config)
+        self._types = {t.id: t.priority for t in config.customer_types}
+
+    # --- the one entry point -------------------------------------------------------------
+
+    def handle(self, cmd: c.Command, now: float) -> list[Event]:
+        """Apply ``cmd`` at ``now``; return the events, already applied to :attr:`state`."""
+        out: list[Event] = []
+        now = max(now, self.state.last_now)  # a clock stepping back never reorders events
+        try:
+            self._roll_day(now, out)
+            handler = _DISPATCH.get(type(cmd))
+            if handler is None:
+                raise TypeError(f"not an engine command: {cmd!r}")
+            handler(self, cmd, now, out)
+        except Refused as refusal:
+            refusal.events = out  # type: ignore[attr-defined]
+            raise
+        return out
+
+    def replay(self, events: list[Event]) -> None:
+        for e in events:
+            self.state.apply(e)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def day_of(self, now: float) -> str:
+        return self._days.day_of(now)
+
+    def ahead(self, number: str, now: float) -> int | None:
+        """Tickets to be called before ``number`` (None when it is not waiting)."""
+        t = self.state.by_num(number)
+        if t is None or t.state != "waiting":
+            return None
+        return ahead_of(self.state, self.cfg, t, max(now, self.state.last_now))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _emit(self, out: list[Event], now: float, etype: str, **fields: Any) -> Event:
+        e: Event = {"type": etype, "at": round(now, 3), "day": self.state.day, **fields}
+        self.state.apply(e)
+        out.append(e)
+        return e
+
+    def _roll_day(self, now: float, out: list[Event]) -> None:
+        day = self._days.day_of(now)
+        s = self.state
+        if day <= s.day:  # same day, or a clock behind the journal: never reopen a day
+            return
+        if s.day:
+            for t in list(s.tickets.values()):
+                if t.state in ("waiting", "called", "held"):
+                    self._emit(
+                        out, now, "ticket_closed", ticket=t.id, number=t.number,
+                        queue=t.queue, state="not_served", was=t.state,
+                    )
+            self._emit(out, now, "day_closed")
+        e: Event = {"type": "day_opened", "at": round(now, 3), "day": day}
+        s.apply(e)
+        out.append(e)
+
+    def _window(self, number: int) -> Any:
+        wc = self.cfg.window(number)
+        if wc is None:
+            raise Refused("unknown_window", window=number)
+        return wc, self.state.window(number)
+
+    def _staffed(self, number: int) -> Any:
+        wc, ws = self._window(number)
+        if ws.teller is None:
+            raise Refused("not_logged_in", window=number)
+        return wc, ws
+
+    def _current(self, number: int) -> tuple[Any, Ticket]:
+        _, ws = self._staffed(number)
+        if ws.current is None:
+            raise Refused("no_current", window=number)
+        return ws, self.state.tickets[ws.current]
+
+    def _ticket(self, number: str) -> Ticket:
+        t = self.state.by_num(number.strip().upper())
+        if t is None:
+            raise Refused("unknown_ticket", number=number)
+        return t
+
+    def _finish_current(self, ws: Any, now: float, out: list[Event], ask: bool = False) -> None:
+        if ws.current is None:
+            return
+        t = self.state.tickets[ws.current]
+        self._emit(
+            out, now, "ticket_finished", ticket=t.id, number=t.number, queue=t.queue,
+            window=ws.number, teller=ws.teller, customer_type=t.customer_type,
+            handle_s=round(now - (t.called_at or now), 3), ask_rating=ask,
+        )
+
+    def _call(self, ws: Any, t: Ticket, now: float, out: list[Event], callback: bool) -> None:
+        self._emit(
+            out, now, "ticket_called", ticket=t.id, number=t.number, queue=t.queue,
+            window=ws.number, teller=ws.teller, customer_type=t.customer_type,
+            stars=t.stars, vip=t.vip, wait_s=round(now - t.issued_at, 3),
+            call=t.calls + 1, callback=callback,
+        )
+
+    # --- tickets (A1–A8) -----------------------------------------------------------------
+
+    def _issue(self, cmd: c.IssueTicket, now: float, out: list[Event]) -> None:
+        s, cfg = self.state, self.cfg
+        if not s.kiosk_open and cmd.channel in ("kiosk", "button", "card"):
+            raise Refused("kiosk_signed_out")
+        customer: dict[str, Any] = {}
+        if cmd.card is not None:
+            queue, customer = self._by_card(cmd.card)
+        elif cmd.queue is not None:
+            queue = self._queue(cmd.queue)
+        else:
+            raise Refused("unknown_queue", queue="")
+        self._check_open(queue, now)
+        n = s.counters.get(queue.id, queue.first - 1) + 1
+        if queue.daily_limit and n - queue.first + 1 > queue.daily_limit:
+            raise Refused("daily_limit_reached", queue_name=queue.name, limit=queue.daily_limit)
+        if n > queue.last:
+            raise Refused("range_exhausted", queue_name=queue.name)
+        cap = cfg.thresholds.branch_waiting_cap
+        if cap and s.waiting_total >= cap:
+            raise Refused("branch_full", cap=cap)
+        ctype = customer.get("customer_type") or queue.customer_type or "normal"
+        number = queue.format(n)
+        tid = f"{s.day.replace('-', '')}-{number}"
+        e = self._emit(
+            out, now, "ticket_issued", ticket=tid, number=number, queue=queue.id, n=n,
+            customer_type=ctype, type_priority=self._types.get(ctype, 0),
+            stars=customer.get("stars", 0), vip=customer.get("vip"),
+            vip_name=customer.get("vip_name"), card=customer.get("card"),
+            channel=cmd.channel, kiosk=cmd.kiosk, appointment=cmd.appointment,
+            high_return=queue.high_return, ahead=0, waiting=s.waiting_total,
+        )
+        # The rank needs the ticket in the state; ``ahead`` is then filled in before the
+        # event leaves the engine (apply does not read it).
+        e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now)
+        threshold = cfg.thresholds.lobby_alert_waiting
+        if threshold and s.waiting_total > threshold and s.lobby_alert_at is None:
+            self._emit(out, now, "lobby_alert", waiting=s.waiting_total, threshold=threshold)
+
+    def _queue(self, queue_id: str) -> QueueConfig:
+        queue = self.cfg.queue(queue_id)
+        if queue is None:
+            if any(m.id == queue_id for m in self.cfg.menus):
+                raise Refused("queue_is_menu", queue=queue_id)
+            raise Refused("unknown_queue", queue=queue_id)
+        return queue
+
+    def _by_card(self, card: str) -> tuple[QueueConfig, dict[str, Any]]:
+        card = card.strip().upper()
+        if not card or not card[:-1].isdigit() or not (card[-1].isdigit() or card[-1] == "X"):
+            raise Refused("invalid_card")
+        masked = _mask(card)
+        for v in self.cfg.vip_customers:
+            if card in v.cards or card in v.id_numbers:
+                ct = _card_type(self.cfg, card)
+                qid = v.queue or (ct.queue if ct else None) or _vip_queue(self.cfg)
+                if qid is None:
+                    raise Refused("unknown_card")
+                return self._queue(qid), {
+                    "customer_type": v.customer_type, "stars": v.stars, "vip": v.id,
+                    "vip_name": v.name, "card": masked,
+                }
+        ct = _card_type(self.cfg, card)
+        if ct is None:
+            raise Refused("unknown_card")
+        return self._queue(ct.queue), {
+            "customer_type": ct.customer_type, "stars": ct.stars, "card": masked,
+        }
+
+    def _check_open(self, queue: QueueConfig, now: float) -> None:
+        local = dt.datetime.fromtimestamp(now, self._days.tz)
+        kind = self.cfg.calendar.kind(local.date())
+        if queue.days == "workdays" and kind != "workday" or (
+            queue.days == "weekends" and kind == "workday"
+        ):
+            raise Refused("not_offered_today", queue_name=queue.name)
+        spans = getattr(queue.hours or self.cfg.hours, kind)
+        hhmm = local.strftime("%H:%M")
+        if not any(span[:5] <= hhmm < span[6:] for span in spans):
+            raise Refused("outside_hours", hours=" ".join(spans) or "今日休息")
+        reason = self.state.paused_queues.get(queue.id)
+        if reason is not None:
+            raise Refused("queue_paused", reason=reason, queue_name=queue.name)
+
+    # --- windows (B1–B5) -------------------------------------------------------------------
+
+    def _login(self, cmd: c.Login, now: float, out: list[Event]) -> None:
+        _, ws = self._window(cmd.window)
+        teller = self.cfg.teller(cmd.teller)
+        if teller is None or not verify_password(teller.password_hash, cmd.password):
+            raise Refused("wrong_password")
+        other = self.state.tellers.get(teller.id)
+        if other is not None and other != cmd.window:
+            raise Refused("teller_elsewhere", teller=teller.id, other=other)
+        if ws.teller is not None and ws.teller != teller.id:
+            raise Refused("window_occupied", window=cmd.window, teller=ws.teller)
+        if ws.teller == teller.id:
+            return  # already logged in here: logging in twice is harmless
+        self._emit(out, now, "teller_login", window=cmd.window, teller=teller.id)
+
+    def _logout(self, cmd: c.Logout, now: float, out: list[Event]) -> None:
+        _, ws = self._staffed(cmd.window)
+        self._finish_current(ws, now, out)
+        self._emit(out, now, "teller_logout", window=cmd.window, teller=ws.teller)
+
+    def _call_next(self, cmd: c.CallNext, now: float, out: list[Event]) -> None:
+        wc, ws = self._staffed(cmd.window)
+        if ws.paused:
+            raise Refused("window_paused", window=cmd.window)
+        self._finish_current(ws, now, out)
+        t = select(self.state, self.cfg, wc, now)
+        if t is None:
+            raise Refused("no_waiting")
+        self._call(ws, t, now, out, callback=False)
+
+    def _recall(self, cmd: c.Recall, now: float, out: list[Event]) -> None:
+        ws, t = self._current(cmd.window)
+        limit = self.cfg.thresholds.recalls_before_no_show
+        if limit and t.recalls >= limit:
+            self._emit(
+                out, now, "ticket_no_show", ticket=t.id, number=t.number, queue=t.queue,
+                window=ws.number, teller=ws.teller, reason="recalls_exhausted",
+            )
+            return
+        self._emit(
+            out, now, "ticket_recalled", ticket=t.id, number=t.number, window=ws.number,
+            teller=ws.teller, recalls=t.recalls + 1,
+        )
+
+    def _no_show(self, cmd: c.NoShow, now: float, out: list[Event]) -> None:
+        ws, t = self._current(cmd.window)
+        self._emit(
+            out, now, "ticket_no_show", ticket=t.id, number=t.number, queue=t.queue,
+            window=ws.number, teller=ws.teller, reason="teller",
+        )
+
+    def _finish(self, cmd: c.Finish, now: float, out: list[Event]) -> None:
+        ws, _ = self._current(cmd.window)
+        self._finish_current(ws, now, out, ask=cmd.ask_rating)
+
+    def _pause_window(self, cmd: c.PauseWindow, now: float, out: list[Event]) -> None:
+        _, ws = self._staffed(cmd.window)
+        if ws.paused:
+            return
+        self._emit(out, now, "window_paused", window=cmd.window, teller=ws.teller)
+
+    def _resume_window(self, cmd: c.ResumeWindow, now: float, out: list[Event]) -> None:
+        _, ws = self._staffed(cmd.window)
+        if not ws.paused:
+            raise Refused("window_not_paused", window=cmd.window)
+        self._emit(out, now, "window_resumed", window=cmd.window, teller=ws.teller)
+
+    def _transfer(self, cmd: c.Transfer, now: float, out: list[Event]) -> None:
+        _, ws = self._staffed(cmd.window)
+        if cmd.number is not None:
+            t = self._ticket(cmd.number)
+            busy_elsewhere = t.state == "called" and t.window != ws.number
+            if t.state not in ("waiting", "called", "held") or busy_elsewhere:
+                raise Refused("ticket_not_waiting", number=t.number)
+        elif ws.current is not None:
+            t = self.state.tickets[ws.current]
+        else:
+            raise Refused("no_current", window=cmd.window)
+        if (cmd.to_window is None) == (cmd.to_queue is None):
+            raise Refused("same_place")
+        fields: dict[str, Any] = {}
+        if cmd.to_window is not None:
+            self._window(cmd.to_window)
+            if cmd.to_window == t.window and t.state == "called":
+                raise Refused("same_place")
+            fields["to_window"] = cmd.to_window
+        else:
+            q = self._queue(cmd.to_queue or "")
+            if q.id == t.queue and t.directed is None and t.state == "waiting":
+                raise Refused("same_place")
+            fields.update(to_queue=q.id, high_return=q.high_return)
+        handle = round(now - t.called_at, 3) if t.state == "called" and t.called_at else None
+        self._emit(
+            out, now, "ticket_transferred", ticket=t.id, number=t.number,
+            from_queue=t.queue, window=ws.number, teller=ws.teller,
+            customer_type=t.customer_type, handle_s=handle, was=t.state, **fields,
+        )
+
+    def _insert_front(self, cmd: c.InsertFront, now: float, out: list[Event]) -> None:
+        t = self._ticket(cmd.number)
+        if t.state != "waiting":
+            raise Refused("ticket_not_waiting", number=t.number)
+        self._emit(out, now, "ticket_front", ticket=t.id, number=t.number, queue=t.queue,
+                   by=cmd.by)
+
+    def _hold(self, cmd: c.Hold, now: float, out: list[Event]) -> None:
+        ws, t = self._current(cmd.window)
+        self._emit(out, now, "ticket_held", ticket=t.id, number=t.number, window=ws.number,
+                   teller=ws.teller)
+
+    def _call_back(self, cmd: c.CallBack, now: float, out: list[Event]) -> None:
+        _, ws = self._staffed(cmd.window)
+        if ws.paused:
+            raise Refused("window_paused", window=cmd.window)
+        if cmd.number is not None:
+            t = self._ticket(cmd.number)
+            if t.state not in ("held", "no_show"):
+                raise Refused("ticket_not_held", number=t.number)
+        elif ws.held:
+            t = self.state.tickets[ws.held[-1]]
+        else:
+            raise Refused("ticket_not_held", number="")
+        self._finish_current(ws, now, out)
+        self._call(ws, t, now, out, callback=True)
+
+    # --- ratings (C1) ----------------------------------------------------------------------
+
+    def _rate(self, cmd: c.Rate, now: float, out: list[Event]) -> None:
+        _, ws = self._window(cmd.window)
+        level = self.cfg.rating_level(cmd.score)
+        if level is None:
+            raise Refused("bad_score", score=cmd.score)
+        if ws.last_finished is None:
+            last = self._last_service(cmd.window)
+            if last is not None and last.rated is not None:
+                raise Refused("already_rated")
+            raise Refused("no_service_to_rate")
+        t = self.state.tickets[ws.last_finished]
+        if now - (t.finished_at or now) > self.cfg.thresholds.rating_window_s:
+            raise Refused("rating_expired")
+        self._emit(
+            out, now, "ticket_rated", ticket=t.id, number=t.number, queue=t.queue,
+            window=cmd.window, teller=t.teller, score=cmd.score, bad=level.bad,
+        )
+
+    def _last_service(self, window: int) -> Ticket | None:
+        done = [
+            t for t in self.state.tickets.values()
+            if t.window == window and t.state == "finished"
+        ]
+        return max(done, key=lambda t: t.finished_at or 0.0, default=None)
+
+    # --- the branch (A9, G3) ---------------------------------------------------------------
+
+    def _pause_queue(self, cmd: c.PauseQueue, now: float, out: list[Event]) -> None:
+        q = self._queue(cmd.queue)
+        self._emit(out, now, "queue_paused", queue=q.id, reason=cmd.reason.strip())
+
+    def _resume_queue(self, cmd: c.ResumeQueue, now: float, out: list[Event]) -> None:
+        q = self._queue(cmd.queue)
+        if q.id in self.state.paused_queues:
+            self._emit(out, now, "queue_resumed", queue=q.id)
+
+    def _sign_in(self, cmd: c.SignIn, now: float, out: list[Event]) -> None:
+        if not self.state.kiosk_open:
+            self._emit(out, now, "kiosk_signed_in")
+
+    def _sign_out(self, cmd: c.SignOut, now: float, out: list[Event]) -> None:
+        if self.state.kiosk_open:
+            self._emit(out, now, "kiosk_signed_out")
+
+    def _tick(self, cmd: c.Tick, now: float, out: list[Event]) -> None:
+        pass  # the day roll in handle() is all a tick does
+
+
+_DISPATCH: dict[type, Any] = {
+    c.IssueTicket: Engine._issue,
+    c.Login: Engine._login,
+    c.Logout: Engine._logout,
+    c.CallNext: Engine._call_next,
+    c.Recall: Engine._recall,
+    c.NoShow: Engine._no_show,
+    c.Finish: Engine._finish,
+    c.PauseWindow: Engine._pause_window,
+    c.ResumeWindow: Engine._resume_window,
+    c.Transfer: Engine._transfer,
+    c.InsertFront: Engine._insert_front,
+    c.Hold: Engine._hold,
+    c.CallBack: Engine._call_back,
+    c.Rate: Engine._rate,
+    c.PauseQueue: Engine._pause_queue,
+    c.ResumeQueue: Engine._resume_queue,
+    c.SignIn: Engine._sign_in,
+    c.SignOut: Engine._sign_out,
+    c.Tick: Engine._tick,
+}
+
+
+def _card_type(cfg: Config, card: str) -> Any:
+    """The card type with the longest matching prefix (卡类型), or None."""
+    best = None
+    for ct in cfg.card_types:
+        if card.startswith(ct.prefix) and (best is None or len(ct.prefix) > len(best.prefix)):
+            best = ct
+    return best
+
+
+def _vip_queue(cfg: Config) -> str | None:
+    return next((q.id for q in cfg.queues if q.customer_type == "vip"), None)
+
+
+def _mask(card: str) -> str:
+    """Card and ID numbers never leave the engine readable: keep the first 4 and last 4."""
+    return card[:4] + "*" * max(len(card) - 8, 0) + card[-4:] if len(card) > 8 else "****"

@@ -1,0 +1,356 @@
+"""The engine's state, changed only by applying events.
+
+The engine decides (command -> events) and this module applies (event -> state). Replaying
+the journal through :meth:`State.apply` therefore rebuilds exactly the state the running box
+had: there is no other way for state to change. ``apply`` never consults the configuration,
+so a replay gives the same state whatever config is loaded later.
+
+Ticket life (one day)::
+
+    issued ──► waiting ──call──► called ──finish──► finished ─(rate once)
+                ▲  ▲              │  │ │
+                │  └──transfer────┘  │ └─no-show──► no_show ──call back──► called
+                │                    └─hold──► held ──call back──► called
+                └── day end: waiting / held / called ──► not_served
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["OPEN_STATES", "TERMINAL_STATES", "State", "Ticket", "WindowState"]
+
+TERMINAL_STATES = frozenset({"finished", "no_show", "not_served"})
+OPEN_STATES = frozenset({"waiting", "called", "held"})
+
+
+@dataclass(slots=True)
+class Ticket:
+    id: str
+    number: str
+    queue: str
+    day: str
+    n: int
+    issued_at: float
+    order: int  # branch-wide issue order within the day: the final tie-break
+    customer_type: str = "normal"
+    type_priority: int = 0
+    stars: int = 0
+    vip: str | None = None
+    vip_name: str | None = None
+    channel: str = "kiosk"
+    appointment: str | None = None
+    high_return: bool = False
+    state: str = "waiting"
+    window: int | None = None
+    teller: str | None = None
+    called_at: float | None = None
+    first_called_at: float | None = None
+    finished_at: float | None = None
+    recalls: int = 0
+    calls: int = 0
+    front: int = 0  # >0: inserted at the front (号码插前), in this order
+    directed: int | None = None  # transferred to this window (柜面协同)
+    rated: int | None = None
+
+
+@dataclass(slots=True)
+class WindowState:
+    number: int
+    teller: str | None = None
+    paused: bool = False
+    current: str | None = None  # ticket id being served
+    last_finished: str | None = None  # the service a rating would belong to
+    held: list[str] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        return self.teller is not None and not self.paused
+
+
+@dataclass(slots=True)
+class State:
+    day: str = ""
+    last_now: float = 0.0
+    kiosk_open: bool = True
+    counters: dict[str, int] = field(default_factory=dict)  # queue -> last n today
+    tickets: dict[str, Ticket] = field(default_factory=dict)  # today's, by id
+    by_number: dict[str, str] = field(default_factory=dict)  # number -> id
+    waiting: dict[str, Ticket] = field(default_factory=dict)  # insertion-ordered
+    waiting_count: dict[str, int] = field(default_factory=dict)  # queue -> waiting tickets
+    windows: dict[int, WindowState] = field(default_factory=dict)
+    tellers: dict[str, int] = field(default_factory=dict)  # teller -> window logged in at
+    paused_queues: dict[str, str] = field(default_factory=dict)  # queue -> reason
+    issued: int = 0  # tickets issued today (the next ticket's order)
+    fronts: int = 0  # insert-front counter
+    lobby_alert_at: int | None = None  # threshold crossed and not yet back below
+
+    # --- reading -----------------------------------------------------------------------
+
+    def window(self, number: int) -> WindowState:
+        w = self.windows.get(number)
+        if w is None:
+            w = self.windows[number] = WindowState(number)
+        return w
+
+    def by_num(self, number: str) -> Ticket | None:
+        tid = self.by_number.get(number)
+        return self.tickets.get(tid) if tid is not None else None
+
+    @property
+    def waiting_total(self) -> int:
+        return len(self.waiting)
+
+    # --- applying ----------------------------------------------------------------------
+
+    def apply(self, e: dict[str, Any]) -> None:
+        """Apply one event. Unknown event types are ignored (newer journal, older box)."""
+        handler = _HANDLERS.get(e["type"])
+        if handler is not None:
+            handler(self, e)
+        at = e.get("at")
+        if at is not None and at > self.last_now:
+            self.last_now = at
+
+    def _enqueue(self, t: Ticket) -> None:
+        t.state = "waiting"
+        self.waiting[t.id] = t
+        self.waiting_count[t.queue] = self.waiting_count.get(t.queue, 0) + 1
+
+    def _dequeue(self, t: Ticket) -> None:
+        if self.waiting.pop(t.id, None) is not None:
+            self.waiting_count[t.queue] -= 1
+            if self.lobby_alert_at is not None and len(self.waiting) <= self.lobby_alert_at:
+                self.lobby_alert_at = None  # back below the threshold: re-armed
+
+    def _leave_window(self, t: Ticket) -> None:
+        if t.window is not None:
+            w = self.window(t.window)
+            if w.current == t.id:
+                w.current = None
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "last_now": self.last_now,
+            "kiosk_open": self.kiosk_open,
+            "counters": dict(self.counters),
+            "tickets": [asdict(t) for t in self.tickets.values()],
+            "waiting": list(self.waiting),
+            "windows": [asdict(w) for w in sorted(self.windows.values(), key=_num)],
+            "paused_queues": dict(self.paused_queues),
+            "issued": self.issued,
+            "fronts": self.fronts,
+            "lobby_alert_at": self.lobby_alert_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> State:
+        s = cls(day=d["day"], last_now=d["last_now"], kiosk_open=d["kiosk_open"])
+        s.counters = dict(d["counters"])
+        for td in d["tickets"]:
+            t = Ticket(**td)
+            s.tickets[t.id] = t
+            s.by_number[t.number] = t.id
+        for tid in d["waiting"]:
+            s._enqueue(s.tickets[tid])
+        for wd in d["windows"]:
+            w = WindowState(**wd)
+            s.windows[w.number] = w
+            if w.teller is not None:
+                s.tellers[w.teller] = w.number
+        s.paused_queues = dict(d["paused_queues"])
+        s.issued, s.fronts = d["issued"], d["fronts"]
+        s.lobby_alert_at = d["lobby_alert_at"]
+        return s
+
+
+def _num(w: WindowState) -> int:
+    return w.number
+
+
+# --- event handlers ---------------------------------------------------------------------
+
+
+def _day_opened(s: State, e: dict[str, Any]) -> None:
+    s.day = e["day"]
+    s.counters.clear()
+    s.tickets.clear()
+    s.by_number.clear()
+    s.waiting.clear()
+    s.waiting_count.clear()
+    s.issued = s.fronts = 0
+    s.lobby_alert_at = None
+    for w in s.windows.values():
+        w.current = w.last_finished = None
+        w.held.clear()
+
+
+def _issued(s: State, e: dict[str, Any]) -> None:
+    t = Ticket(
+        id=e["ticket"],
+        number=e["number"],
+        queue=e["queue"],
+        day=e["day"],
+        n=e["n"],
+        issued_at=e["at"],
+        order=s.issued,
+        customer_type=e["customer_type"],
+        type_priority=e.get("type_priority", 0),
+        stars=e.get("stars", 0),
+        vip=e.get("vip"),
+        vip_name=e.get("vip_name"),
+        channel=e.get("channel", "kiosk"),
+        appointment=e.get("appointment"),
+        high_return=e.get("high_return", False),
+    )
+    s.issued += 1
+    s.counters[t.queue] = t.n
+    s.tickets[t.id] = t
+    s.by_number[t.number] = t.id
+    s._enqueue(t)
+
+
+def _called(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._dequeue(t)
+    if t.state == "held" and t.window is not None:
+        held = s.window(t.window).held
+        if t.id in held:
+            held.remove(t.id)
+    w = s.window(e["window"])
+    t.state, t.window, t.teller = "called", w.number, e.get("teller")
+    t.called_at = e["at"]
+    if t.first_called_at is None:
+        t.first_called_at = e["at"]
+    t.calls += 1
+    t.recalls = 0
+    t.directed = None
+    t.front = 0
+    w.current = t.id
+
+
+def _recalled(s: State, e: dict[str, Any]) -> None:
+    s.tickets[e["ticket"]].recalls = e["recalls"]
+
+
+def _no_show(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._leave_window(t)
+    t.state = "no_show"
+    t.finished_at = e["at"]
+
+
+def _finished(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._leave_window(t)
+    t.state = "finished"
+    t.finished_at = e["at"]
+    s.window(e["window"]).last_finished = t.id
+
+
+def _transferred(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._leave_window(t)
+    s._dequeue(t)
+    if e.get("to_queue"):
+        t.queue = e["to_queue"]
+        t.high_return = e.get("high_return", t.high_return)
+        t.directed = None
+    if e.get("to_window") is not None:
+        t.directed = e["to_window"]
+    t.window = t.teller = None
+    s._enqueue(t)
+
+
+def _front(s: State, e: dict[str, Any]) -> None:
+    s.fronts += 1
+    s.tickets[e["ticket"]].front = s.fronts
+
+
+def _held(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._leave_window(t)
+    t.state = "held"
+    s.window(e["window"]).held.append(t.id)
+
+
+def _rated(s: State, e: dict[str, Any]) -> None:
+    s.tickets[e["ticket"]].rated = e["score"]
+    w = s.window(e["window"])
+    if w.last_finished == e["ticket"]:
+        w.last_finished = None
+
+
+def _closed(s: State, e: dict[str, Any]) -> None:
+    t = s.tickets[e["ticket"]]
+    s._dequeue(t)
+    s._leave_window(t)
+    if t.window is not None and t.id in s.window(t.window).held:
+        s.window(t.window).held.remove(t.id)
+    t.state = e["state"]
+    t.finished_at = e["at"]
+
+
+def _login(s: State, e: dict[str, Any]) -> None:
+    w = s.window(e["window"])
+    w.teller, w.paused = e["teller"], False
+    s.tellers[e["teller"]] = w.number
+
+
+def _logout(s: State, e: dict[str, Any]) -> None:
+    w = s.window(e["window"])
+    if w.teller is not None:
+        s.tellers.pop(w.teller, None)
+    w.teller, w.paused = None, False
+
+
+def _window_paused(s: State, e: dict[str, Any]) -> None:
+    s.window(e["window"]).paused = True
+
+
+def _window_resumed(s: State, e: dict[str, Any]) -> None:
+    s.window(e["window"]).paused = False
+
+
+def _queue_paused(s: State, e: dict[str, Any]) -> None:
+    s.paused_queues[e["queue"]] = e.get("reason", "")
+
+
+def _queue_resumed(s: State, e: dict[str, Any]) -> None:
+    s.paused_queues.pop(e["queue"], None)
+
+
+def _kiosk(s: State, e: dict[str, Any]) -> None:
+    s.kiosk_open = e["type"] == "kiosk_signed_in"
+
+
+def _lobby_alert(s: State, e: dict[str, Any]) -> None:
+    s.lobby_alert_at = e["threshold"]
+
+
+_HANDLERS = {
+    "day_opened": _day_opened,
+    "ticket_issued": _issued,
+    "ticket_called": _called,
+    "ticket_recalled": _recalled,
+    "ticket_no_show": _no_show,
+    "ticket_finished": _finished,
+    "ticket_transferred": _transferred,
+    "ticket_front": _front,
+    "ticket_held": _held,
+    "ticket_rated": _rated,
+    "ticket_closed": _closed,
+    "teller_login": _login,
+    "teller_logout": _logout,
+    "window_paused": _window_paused,
+    "window_resumed": _window_resumed,
+    "queue_paused": _queue_paused,
+    "queue_resumed": _queue_resumed,
+    "kiosk_signed_in": _kiosk,
+    "kiosk_signed_out": _kiosk,
+    "lobby_alert": _lobby_alert,
+}

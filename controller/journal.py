@@ -1,0 +1,283 @@
+"""The journal: every event, durable, in order, in one SQLite file.
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit returns only after the write-ahead
+log is on the disk, so a power cut keeps every committed event and loses nothing else.
+
+* ``seq`` is branch-wide, monotonic across days and restarts; the ``epoch`` (a random id)
+  changes only when the database is re-created, so the centre can tell a new journal from
+  a replayed one (ARCHITECTURE, "Data never lost").
+* Snapshots of the engine's state let a restart replay only the tail.
+* The journal is also the uplink's outbox: events stay until the centre acknowledged them
+  (``acked_through``) *and* are older than the retention; nothing unsent is ever pruned.
+
+:class:`Journal` is synchronous and owned by one thread at a time;
+:class:`GroupCommitter` runs it on a writer thread and batches concurrent commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import JournalError
+
+__all__ = ["GroupCommitter", "Journal", "Record"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    day  TEXT NOT NULL,
+    type TEXT NOT NULL,
+    at   REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_day ON events(day);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, day TEXT, body TEXT NOT NULL);
+"""
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@dataclass(slots=True)
+class Record:
+    seq: int
+    event: dict[str, Any]
+
+
+class Journal:
+    """Synchronous access to the journal database. Not thread-safe: one owner at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            self.epoch = self._meta("epoch") or self._create_epoch()
+            row = self.db.execute("SELECT max(seq) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+        self.last_seq: int = row[0] or 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- meta --------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value),
+        )
+
+    def _create_epoch(self) -> str:
+        epoch = secrets.token_hex(4)
+        self._set_meta("epoch", epoch)
+        return epoch
+
+    @property
+    def acked_through(self) -> int:
+        return int(self._meta("acked_through") or 0)
+
+    def set_acked_through(self, seq: int) -> None:
+        """Record the centre's cumulative acknowledgement; it never goes backwards."""
+        if seq > self.acked_through:
+            self._set_meta("acked_through", str(min(seq, self.last_seq)))
+
+    # --- writing -----------------------------------------------------------------------
+
+    def write(self, records: list[Record], snapshot: tuple[int, str, str] | None = None) -> None:
+        """Commit ``records`` (and optionally a snapshot) in one durable transaction."""
+        rows = [(r.seq, r.event["day"], r.event["type"], r.event["at"], _dumps(r.event))
+                for r in records]
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO events(seq, day, type, at, body) VALUES (?, ?, ?, ?, ?)", rows
+                )
+                if snapshot is not None:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO snapshots(seq, day, body) VALUES (?, ?, ?)",
+                        snapshot,
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal write failed: {exc}") from exc
+        if rows:
+            self.last_seq = max(self.last_seq, rows[-1][0])
+
+    # --- reading -----------------------------------------------------------------------
+
+    def read(self, after: int = 0, limit: int | None = None, through: int | None = None
+             ) -> list[Record]:
+        """Events with ``after < seq <= through``, in seq order, at most ``limit``."""
+        sql = "SELECT seq, body FROM events WHERE seq > ?"
+        args: list[Any] = [after]
+        if through is not None:
+            sql += " AND seq <= ?"
+            args.append(through)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [Record(seq, json.loads(body)) for seq, body in self.db.execute(sql, args)]
+
+    def day(self, day: str) -> list[Record]:
+        rows = self.db.execute("SELECT seq, body FROM events WHERE day = ? ORDER BY seq", (day,))
+        return [Record(seq, json.loads(body)) for seq, body in rows]
+
+    def iter_all(self, after: int = 0, chunk: int = 5000) -> Iterator[Record]:
+        while True:
+            batch = self.read(after, chunk)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1].seq
+
+    def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    # --- retention ---------------------------------------------------------------------
+
+    def prune(self, before_day: str) -> int:
+        """Delete events of days before ``before_day`` that the centre has acknowledged,
+        and only below the newest snapshot (the state never needs them again)."""
+        snap = self.db.execute("SELECT max(seq) FROM snapshots").fetchone()[0] or 0
+        limit = min(self.acked_through, snap)
+        cur = self.db.execute(
+            "DELETE FROM events WHERE seq <= ? AND day < ?", (limit, before_day)
+        )
+        self.db.execute("DELETE FROM snapshots WHERE seq < ?", (snap,))
+        return cur.rowcount
+
+
+@dataclass(slots=True)
+class _Job:
+    records: list[Record]
+    snapshot: tuple[int, str, str] | None
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+    recover: bool = False  # a marker: everything before it has been settled
+
+
+@dataclass
+class GroupCommitter:
+    """Commits from one writer thread, batching whatever is queued into one transaction.
+
+    With one client each commit is one transaction; with fifty, the jobs queued while a
+    commit is on its way to the disk go together in the next one (group commit). Jobs are
+    committed strictly in submission order. If a commit fails, it and every job queued
+    behind it fail with :class:`JournalError` (the caller rebuilds its state).
+    """
+
+    journal: Journal
+    max_batch: int = 512
+    _queue: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
+    _thread: threading.Thread | None = None
+    batches: int = 0
+    failures: int = 0
+    _broken: JournalError | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: list[Record], snapshot: tuple[int, str, str] | None = None
+               ) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job(records, snapshot, fut, loop))
+        return fut
+
+    async def recover(self) -> None:
+        """Wait until every job submitted so far is settled, then accept commits again."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job([], None, fut, loop, recover=True))
+        await fut
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread. Safe to call twice."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            stop = False
+            while len(jobs) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                jobs.append(more)
+            self._commit(jobs)
+            if stop:
+                return
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        while jobs:
+            cut = next((i for i, j in enumerate(jobs) if j.recover), len(jobs))
+            self._commit_run(jobs[:cut])
+            if cut < len(jobs):
+                self._broken = None
+                marker = jobs[cut]
+                marker.loop.call_soon_threadsafe(_settle, marker.future, None)
+            jobs = jobs[cut + 1:]
+
+    def _commit_run(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        error: JournalError | None = self._broken
+        if error is None:
+            records = [r for j in jobs for r in j.records]
+            snapshots = [j.snapshot for j in jobs if j.snapshot is not None]
+            try:
+                self.journal.write(records, snapshots[-1] if snapshots else None)
+                self.batches += 1
+            except JournalError as exc:
+                # Later jobs hold events applied after these: they must fail too, until
+                # the owner has rebuilt its state and called recover().
+                error = self._broken = exc
+                self.failures += 1
+        for j in jobs:
+            j.loop.call_soon_threadsafe(_settle, j.future, error)
+
+
+def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)

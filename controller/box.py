@@ -19,13 +19,17 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
 from .config import Config
 from .engine import Engine, Event, State
 from .engine import commands as c
 from .errors import JournalError, Refused
+from .health import Health
+
+if TYPE_CHECKING:
+    from .kiosk import TicketPrinter
 from .journal import GroupCommitter, Journal, Record
 
 __all__ = ["Box", "Listener"]
@@ -47,6 +51,8 @@ class Box:
         self._committer: GroupCommitter | None = None
         self.engine = Engine(config)
         self.listeners: list[Listener] = []
+        self.health = Health(clock)
+        self.printer: TicketPrinter | None = None  # set by the printer component
         self.refusals: Counter[str] = Counter()
         self.journal_failures = 0
         self._next_seq = 1
@@ -177,6 +183,19 @@ class Box:
         if fut is not None and not fut.done():
             with contextlib.suppress(JournalError):
                 await asyncio.shield(fut)
+
+    async def acknowledge(self, acked_through: int) -> None:
+        """Record the centre's cumulative acknowledgement (in order with the commits)."""
+        assert self._committer is not None
+        await self._committer.call(lambda j: j.set_acked_through(acked_through))
+
+    async def prune(self, keep_days: int | None = None) -> int:
+        """Delete acknowledged events older than the retention (default from config)."""
+        assert self._committer is not None
+        days = keep_days if keep_days is not None else self.config.journal.keep_days
+        today = dt.date.fromisoformat(self.engine.state.day or "1970-01-01")
+        cutoff = (today - dt.timedelta(days=days)).isoformat()
+        return int(await self._committer.call(lambda j: j.prune(cutoff)))
 
     # --- reading -----------------------------------------------------------------------
 

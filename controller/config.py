@@ -14,7 +14,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +32,7 @@ __all__ = [
     "apply_overrides",
     "load_config",
     "parse_config",
+    "section",
 ]
 
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -162,7 +163,9 @@ class TellerConfig(_Model):
     @classmethod
     def _hash_format(cls, value: str) -> str:
         if not value.startswith("scrypt$") or value.count("$") != 5:
-            raise ValueError("expected 'scrypt$n$r$p$salt$hash' (python -m controller hash-password)")
+            raise ValueError(
+                "expected 'scrypt$n$r$p$salt$hash' (make one: python -m controller hash-password)"
+            )
         return value
 
 
@@ -287,8 +290,14 @@ class Config(_Model):
     clock: ClockConfig = ClockConfig()
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
-    # Sections owned by the drivers and links; validated by their own modules.
-    devices: dict[str, Any] = {}
+    # Sections owned by the drivers and links; each is validated by its own module with
+    # section() when the box builds its components (still before anything starts).
+    printer: dict[str, Any] = {}
+    rs485: dict[str, Any] = {}
+    audio: dict[str, Any] = {}
+    gpio: dict[str, Any] = {}
+    card_reader: dict[str, Any] = {}
+    hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -388,6 +397,22 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
         if not key and msg.split(":")[0].replace(".", "").replace("_", "").isalnum():
             key, _, msg = msg.partition(": ")
         raise ConfigError(key or "(root)", msg, source) from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def section(config: Config, name: str, model: type[M]) -> M:
+    """Validate the config section ``name`` (a driver's or link's own) into ``model``.
+
+    Raises :class:`ConfigError` naming the full key, e.g. ``rs485.baudrate``.
+    """
+    try:
+        return model.model_validate(getattr(config, name))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join([name, *(str(p) for p in err["loc"])])
+        raise ConfigError(key, err["msg"].removeprefix("Value error, ")) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

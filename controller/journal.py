@@ -22,7 +22,7 @@ import queue
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,7 @@ class _Job:
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
     recover: bool = False  # a marker: everything before it has been settled
+    call: Callable[[Journal], Any] | None = None  # run on the writer thread, in order
 
 
 @dataclass
@@ -210,6 +211,13 @@ class GroupCommitter:
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.put(_Job(records, snapshot, fut, loop))
         return fut
+
+    async def call(self, fn: Callable[[Journal], Any]) -> Any:
+        """Run ``fn(journal)`` on the writer thread after everything queued before it."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job([], None, fut, loop, call=fn))
+        return await fut
 
     async def recover(self) -> None:
         """Wait until every job submitted so far is settled, then accept commits again."""
@@ -247,13 +255,25 @@ class GroupCommitter:
 
     def _commit(self, jobs: list[_Job]) -> None:
         while jobs:
-            cut = next((i for i, j in enumerate(jobs) if j.recover), len(jobs))
+            cut = next(
+                (i for i, j in enumerate(jobs) if j.recover or j.call is not None), len(jobs)
+            )
             self._commit_run(jobs[:cut])
             if cut < len(jobs):
-                self._broken = None
-                marker = jobs[cut]
-                marker.loop.call_soon_threadsafe(_settle, marker.future, None)
+                self._special(jobs[cut])
             jobs = jobs[cut + 1:]
+
+    def _special(self, job: _Job) -> None:
+        result: Any = None
+        error: BaseException | None = None
+        if job.recover:
+            self._broken = None
+        elif job.call is not None:
+            try:
+                result = job.call(self.journal)
+            except Exception as exc:
+                error = exc
+        job.loop.call_soon_threadsafe(_settle, job.future, error, result)
 
     def _commit_run(self, jobs: list[_Job]) -> None:
         if not jobs:
@@ -274,10 +294,10 @@ class GroupCommitter:
             j.loop.call_soon_threadsafe(_settle, j.future, error)
 
 
-def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(fut: asyncio.Future[Any], error: BaseException | None, result: Any = None) -> None:
     if fut.done():
         return
     if error is None:
-        fut.set_result(None)
+        fut.set_result(result)
     else:
         fut.set_exception(error)

@@ -21,6 +21,7 @@ __all__ = [
     "NoShow",
     "PauseQueue",
     "PauseWindow",
+    "PrintFailed",
     "Rate",
     "Recall",
     "ResumeQueue",
@@ -41,6 +42,14 @@ class IssueTicket:
     kiosk: str = "kiosk"
     channel: str = "kiosk"  # kiosk | button | card | remote | appointment
     appointment: str | None = None  # booking id, when redeeming an appointment (A6)
+
+
+@dataclass(frozen=True, slots=True)
+class PrintFailed:
+    """The ticket was issued (and is durable) but did not print: record why (A4)."""
+
+    number: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +168,7 @@ class Tick:
 
 
 Command = (
-    IssueTicket | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
+    IssueTicket | PrintFailed | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
     | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | PauseQueue
     | ResumeQueue | SignIn | SignOut | Tick
 )

@@ -200,6 +200,11 @@ class Engine:
         if threshold and s.waiting_total > threshold and s.lobby_alert_at is None:
             self._emit(out, now, "lobby_alert", waiting=s.waiting_total, threshold=threshold)
 
+    def _print_failed(self, cmd: c.PrintFailed, now: float, out: list[Event]) -> None:
+        t = self._ticket(cmd.number)
+        self._emit(out, now, "ticket_print_failed", ticket=t.id, number=t.number,
+                   queue=t.queue, reason=cmd.reason[:200])
+
     def _queue(self, queue_id: str) -> QueueConfig:
         queue = self.cfg.queue(queue_id)
         if queue is None:
@@ -233,7 +238,7 @@ class Engine:
     def _check_open(self, queue: QueueConfig, now: float) -> None:
         local = dt.datetime.fromtimestamp(now, self._days.tz)
         kind = self.cfg.calendar.kind(local.date())
-        if queue.days == "workdays" and kind != "workday" or (
+        if (queue.days == "workdays" and kind != "workday") or (
             queue.days == "weekends" and kind == "workday"
         ):
             raise Refused("not_offered_today", queue_name=queue.name)
@@ -423,6 +428,7 @@ class Engine:
 
 _DISPATCH: dict[type, Any] = {
     c.IssueTicket: Engine._issue,
+    c.PrintFailed: Engine._print_failed,
     c.Login: Engine._login,
     c.Logout: Engine._logout,
     c.CallNext: Engine._call_next,

@@ -53,6 +53,7 @@ class Ticket:
     front: int = 0  # >0: inserted at the front (号码插前), in this order
     directed: int | None = None  # transferred to this window (柜面协同)
     rated: int | None = None
+    print_error: str | None = None  # why its paper ticket did not print, if it did not
 
 
 @dataclass(slots=True)
@@ -295,6 +296,10 @@ def _closed(s: State, e: dict[str, Any]) -> None:
     t.finished_at = e["at"]
 
 
+def _print_failed(s: State, e: dict[str, Any]) -> None:
+    s.tickets[e["ticket"]].print_error = e["reason"]
+
+
 def _login(s: State, e: dict[str, Any]) -> None:
     w = s.window(e["window"])
     w.teller, w.paused = e["teller"], False
@@ -344,6 +349,7 @@ _HANDLERS = {
     "ticket_held": _held,
     "ticket_rated": _rated,
     "ticket_closed": _closed,
+    "ticket_print_failed": _print_failed,
     "teller_login": _login,
     "teller_logout": _logout,
     "window_paused": _window_paused,

@@ -363,8 +363,8 @@ class Config(_Model):
         key = tuple(id(x) for x in lists)
         cached = self.__dict__.get("_lookup")
         if cached is not None and cached[0] == key:
-            return cached[1]  # type: ignore[no-any-return]
-        index = {
+            return cached[1]
+        index: dict[str, dict[Any, Any]] = {
             "queues": {q.id: q for q in self.queues},
             "windows": {w.number: w for w in self.windows},
             "tellers": {t.id: t for t in self.tellers},

@@ -118,6 +118,9 @@ class Bus:
         self.gap = 3.5 * self.byte_time if settings.baudrate <= 19200 else 0.00175
         self.idle_after = max(30 * self.byte_time, 0.05)  # USB adapters deliver in bursts
         self._index = {(d.kind, d.wire): d for d in self.devices}
+        # Screens go out displays first: the customer's display is what the teller waits on.
+        order = {"display": 0, "keypad": 1, "evaluator": 2}
+        self._screens_first = sorted(self.devices, key=lambda d: order[d.kind])
         self._link: SerialLink | None = None
         self._rx = bytearray()
         self._swallow = 0
@@ -322,7 +325,7 @@ class Bus:
             if d.beeps and self._reachable(d, now):
                 count, d.beeps = d.beeps, 0
                 return self.profile.beep(self, d, count), now
-        for d in self.devices:
+        for d in self._screens_first:
             if d.dirty and self._reachable(d, now):
                 return self._show(d), now
         for d in self.devices:

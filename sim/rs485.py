@@ -52,6 +52,10 @@ _TYPE = {"keypad": mb.TYPE_KEYPAD, "display": mb.TYPE_DISPLAY, "evaluator": mb.T
 _SCREEN_REGS = 2 + mb.TEXT_REGS  # MODE, TEXT_LEN, TEXT…
 
 
+class Dropped(Exception):
+    """The device threw a report away before the host took it."""
+
+
 class _Report:
     """A key press or score waiting in a device until the host takes it."""
 
@@ -279,12 +283,23 @@ class SimEvaluator(_Reporter):
         self._scored = False
 
     async def rate(self, score: int, timeout: float = 5.0) -> bool:
-        """Press a score key; False if the evaluator was not asking for one."""
+        """Press a score key; False if the evaluator was not asking for one (or dropped it)."""
         if self.mode != "prompt" or (self._scored and self.one_per_prompt):
             return False
         self._scored = True
-        await self.report(score, b"", timeout)
+        try:
+            await self.report(score, b"", timeout)
+        except Dropped:
+            return False
         return True
+
+    def write(self, address: int, value: int, at: float) -> bool:
+        if address == mb.REG_MODE:  # a new screen: scores not yet taken are stale
+            for stale in self.reports:
+                if not stale.taken.done():
+                    stale.taken.set_exception(Dropped())
+            self.reports.clear()
+        return super().write(address, value, at)
 
     def on_68(self, frame: l68.Frame, at: float) -> None:
         modes = {l68.CMD_PROMPT: "prompt", l68.CMD_THANKS: "thanks", l68.CMD_IDLE: "idle"}

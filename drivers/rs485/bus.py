@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .devices import Device, Kind, Screen
+from .errors import BusError
 from .settings import Rs485Settings
 
 if TYPE_CHECKING:
@@ -175,9 +176,10 @@ class Bus:
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
             self._link = None
-        for done in (serve, broken):
+        for done in (broken, serve):
             if done.done() and not done.cancelled() and done.exception() is not None:
                 raise done.exception()  # type: ignore[misc]
+        raise BusError("the line loop stopped")  # never quietly: the supervisor restarts us
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -232,13 +234,13 @@ class Bus:
             try:
                 await self.send(request)
                 wait = (len(request) + reply_len) * self.byte_time + self.gap + device.answer_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(reply, wait)
+                await asyncio.wait([reply], timeout=wait)  # (wait_for would cancel it)
             finally:
                 self._pending = None
             if reply.done():
                 self.heard(device)
                 return reply.result()
+            reply.cancel()
             self.stats["timeouts"] += 1
             self._quiet()  # whatever half-frame is left will not be completed
             if not self._missed(device):

@@ -168,6 +168,7 @@ class _Reporter(SimDevice):
         super().__init__(line, address, wire)
         self.reports: list[_Report] = []  # Modbus FIFO, oldest first
         self.sent = 0  # 68-frame transmissions (resends included)
+        self.lose_acks = 0  # the next n acknowledgements from the host get lost
         self._seq = 0
         self._echo: tuple[l68.Frame, asyncio.Future[float]] | None = None
 
@@ -204,6 +205,9 @@ class _Reporter(SimDevice):
     def echoed(self, frame: l68.Frame, at: float) -> None:
         """The host echoed an upstream frame of ours."""
         if self._echo is not None and self._echo[0] == frame and not self._echo[1].done():
+            if self.lose_acks:
+                self.lose_acks -= 1
+                return
             self._echo[1].set_result(at)
 
     def read(self, address: int) -> int | None:
@@ -222,6 +226,9 @@ class _Reporter(SimDevice):
 
     def write(self, address: int, value: int, at: float) -> bool:
         if address == mb.REG_EVENT_ACK:
+            if self.lose_acks:
+                self.lose_acks -= 1
+                return True
             if self.reports and self.reports[0].seq == value:
                 head = self.reports.pop(0)
                 if not head.taken.done():

@@ -11,16 +11,19 @@ What goes on the line next (highest first)::
 
     1. acknowledgements a device is waiting for (68-frame echoes, Modbus report acks)
     2. beeps, then screens that differ from what the device last acknowledged
-    3. heartbeat polls that are due (a quiet device every ``heartbeat_s``; offline ones too)
+    3. a heartbeat poll that is due (a quiet device every ``heartbeat_s``, offline ones too),
+       at most one per round of regular polls so that heartbeats never starve the keypads
     4. the round of regular polls (Modbus keypads, and evaluators while they ask for a score)
 
 Every request waits for the line to be quiet (3.5 character times), then for its answer
 for the wire time of request and answer plus the device's ``answer_ms``. A device that
 misses ``offline_after`` requests in a row is reported offline and then only probed every
 ``heartbeat_s``, so a dead device costs the others almost nothing; it is reported back
-online (and its screen sent again) when it answers. Garbage, broken frames and bad
-checksums are counted by the decoder and skipped; an unfinished frame is given up once the
-line has been quiet for a while, so nothing can wedge the bus.
+online (and its screen sent again) when it answers. An answer that comes garbled is a
+line fault, not a dead device: it is retried and counted, and ``offline_after`` of them in
+a row raise a ``warning``. Garbage, broken frames and bad checksums are counted by the
+decoder and skipped; an unfinished frame is given up once the line has been quiet for a
+while, so nothing can wedge the bus.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ class Bus:
         self._last_rx = 0.0
         self._tx_end = 0.0
         self._round = 0
+        self._polls = 0  # polls since the last heartbeat
 
     # --- the interface ------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ class Bus:
             if attempt:
                 self.stats["retries"] += 1
             await self._clear_to_send()
+            errors = self._errors()
             reply: asyncio.Future[Any] = loop.create_future()
             self._pending = _Pending(device, match, reply)
             try:
@@ -243,9 +248,15 @@ class Bus:
             reply.cancel()
             self.stats["timeouts"] += 1
             self._quiet()  # whatever half-frame is left will not be completed
-            if not self._missed(device):
+            if self._errors() > errors:  # something answered, garbled: the line, not the device
+                self._garbled(device)
+            elif not self._missed(device):
                 return None
         return None
+
+    def _errors(self) -> int:
+        counters = self.profile.counters()
+        return sum(counters.get(k, 0) for k in ("checksum_errors", "garbage_bytes", "bad_end"))
 
     async def send(self, data: bytes) -> None:
         """Put ``data`` on the line now (after its quiet time); nothing is awaited back."""
@@ -278,7 +289,9 @@ class Bus:
     def heard(self, device: Device) -> None:
         """``device`` answered (or spoke): it is online."""
         loop = asyncio.get_running_loop()
-        device.misses = 0
+        if device.garbled >= self.settings.offline_after and device.online:
+            self.health(device.name, "ok", "answering clearly again")
+        device.misses = device.garbled = 0
         device.answered += 1
         device.next_check = loop.time() + self.settings.heartbeat_s
         if device.online is not True:
@@ -287,6 +300,14 @@ class Bus:
             self.health(device.name, "ok", "answering again" if again else "answering")
             if again:
                 log.info("%s answers again", device.name)
+
+    def _garbled(self, device: Device) -> None:
+        """An answer came but was broken: count it; warn when it keeps happening."""
+        self.stats["garbled_replies"] += 1
+        device.garbled += 1
+        if device.garbled == self.settings.offline_after:
+            self.health(device.name, "warning",
+                        "garbled replies: check the wiring, termination and baud rate")
 
     def _missed(self, device: Device) -> bool:
         """Count a miss; False once ``device`` is offline (no point trying again now)."""
@@ -333,11 +354,15 @@ class Bus:
         for d in self.devices:
             if d.pending_ack and d.online is not False:
                 return self.profile.acknowledge(self, d), now
-        for d in self.devices:
-            if d.next_check <= now and not (self.profile.polled(d) and d.online):
-                return self.profile.check(self, d), now
         polled = [d for d in self.devices if self.profile.polled(d) and d.online]
+        due = next((d for d in self.devices
+                    if d.next_check <= now and not (self.profile.polled(d) and d.online)), None)
+        # At most one heartbeat per round of polls: heartbeats never starve the keypads.
+        if due is not None and (not polled or self._polls >= len(polled)):
+            self._polls = 0
+            return self.profile.check(self, due), now
         if polled:
+            self._polls += 1
             self._round = (self._round + 1) % len(polled)
             return self.profile.poll(self, polled[self._round]), now
         return None, min((d.next_check for d in self.devices), default=now + 1.0)

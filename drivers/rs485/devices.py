@@ -40,6 +40,7 @@ class Device:
     answer_s: float  # time it takes to answer, past the wire time
     online: bool | None = None  # None until it first answers or misses
     misses: int = 0  # consecutive unanswered requests
+    garbled: int = 0  # consecutive answers that came broken
     answered: int = 0
     timeouts: int = 0
     screen: Screen = BLANK  # what it should show

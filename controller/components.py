@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.rs485.component import rs485_components
+
 from .config import Config
 from .supervisor import Component
 
@@ -15,4 +17,5 @@ __all__ = ["build_components"]
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    components.extend(rs485_components(config))
     return components

@@ -181,6 +181,7 @@ class _Reporter(SimDevice):
         if self.line.profile == "modbus":
             self._seq = self._seq % 0xFFFF + 1
             self.reports.append(_Report(code, bytes(digits), self._seq, taken))
+            self._changed()
             return await asyncio.wait_for(taken, timeout)
         command = l68.CMD_KEY if self.kind == "keypad" else l68.CMD_SCORE
         frame = l68.Frame(self.wire, command, bytes(digits) + bytes((code,)))

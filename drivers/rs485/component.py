@@ -8,7 +8,7 @@ starts as its own component. The profile is ``rs485.profile``.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.config import Config
 from controller.errors import ConfigError
@@ -24,7 +24,7 @@ from .windows import Windows
 if TYPE_CHECKING:
     from controller.box import Box
 
-__all__ = ["PortSource", "Rs485", "make_profile"]
+__all__ = ["PortSource", "Rs485", "make_profile", "rs485_components"]
 
 
 class PortSource(Protocol):
@@ -89,3 +89,20 @@ class Rs485:
         finally:
             self.running.clear()
             box.listeners.remove(windows.on_events)
+
+
+def rs485_components(config: Config) -> list[Any]:
+    """The bus's components for this config: none, the driver on ``rs485.port``, or (with
+    ``hardware = "sim"`` and no port) the virtual bus and the driver on its pty.
+
+    Raises ConfigError for a bad ``[rs485]`` section or clashing bus addresses.
+    """
+    settings = load_settings(config)
+    if settings.port is not None:
+        return [Rs485(config)]
+    if config.hardware != "sim":
+        return []
+    from sim.rs485 import SimulatedBus  # the simulator only when asked for
+
+    sim = SimulatedBus(config)
+    return [sim, Rs485(config, port_source=sim)]

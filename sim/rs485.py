@@ -302,8 +302,8 @@ class SimEvaluator(_Reporter):
         return True
 
     def write(self, address: int, value: int, at: float) -> bool:
-        if address == mb.REG_MODE:  # a new screen: scores not yet taken are stale
-            for stale in self.reports:
+        if address == mb.REG_MODE and value == mb.MODE_PROMPT and self.mode != "prompt":
+            for stale in self.reports:  # a new prompt: scores not yet taken are stale
                 if not stale.taken.done():
                     stale.taken.set_exception(Dropped())
             self.reports.clear()

@@ -128,7 +128,7 @@ async def test_pymodbus_agrees_with_the_simulated_nodes() -> None:
             client.close()
 
 
-async def test_an_evaluator_forgets_unread_scores_when_its_screen_changes() -> None:
+async def test_an_evaluator_forgets_unread_scores_when_a_new_prompt_starts() -> None:
     async with VirtualBus("modbus", 115200) as line:
         evaluator = line.add("evaluator", 1, 201)
         assert evaluator.kind == "evaluator"
@@ -137,6 +137,10 @@ async def test_an_evaluator_forgets_unread_scores_when_its_screen_changes() -> N
         rating = asyncio.create_task(ev.rate(5))
         await ev.wait_until(lambda: bool(ev.reports))
         assert ev.read(mb.REG_EVENTS) == 1 and ev.read(mb.REG_EVENT_CODE) == 5
-        assert ev.write(mb.REG_MODE, mb.MODE_BLANK, 0.0)
+        assert ev.write(mb.REG_MODE, mb.MODE_PROMPT, 0.0)  # the same prompt again: kept
+        assert ev.read(mb.REG_EVENTS) == 1
+        assert ev.write(mb.REG_MODE, mb.MODE_THANKS, 0.0)
+        ev.screen_written(0.0)
+        assert ev.write(mb.REG_MODE, mb.MODE_PROMPT, 0.0)  # the next customer's prompt
         assert await rating is False
         assert ev.read(mb.REG_EVENTS) == 0

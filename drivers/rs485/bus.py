@@ -9,14 +9,18 @@ Both device profiles sit behind the same small interface (:class:`Bus`)::
 
 What goes on the line next (highest first)::
 
-    1. acknowledgements a device is waiting for (68-frame echoes, Modbus report acks)
-    2. beeps, then screens that differ from what the device last acknowledged
+    1. acknowledgements a device is waiting for (68-frame echoes); one display screen may
+       go ahead of a single waiting acknowledgement (the number the customer waits for, a
+       frame earlier), never ahead of a crowd of them (the keypads would resend)
+    2. beeps, then screens that differ from what the device last acknowledged (displays
+       first), then Modbus report acknowledgements
     3. a heartbeat poll that is due (a quiet device every ``heartbeat_s``, offline ones too),
        at most one per round of regular polls so that heartbeats never starve the keypads
     4. the round of regular polls (Modbus keypads, and evaluators while they ask for a score)
 
 Every request waits for the line to be quiet (3.5 character times), then for its answer
-for the wire time of request and answer plus the device's ``answer_ms``. A device that
+for the wire time of request and answer plus the device's ``answer_ms`` (counted again
+from the end of any other device's frame that held the line meanwhile, up to 4 times). A device that
 misses ``offline_after`` requests in a row is reported offline and then only probed every
 ``heartbeat_s``, so a dead device costs the others almost nothing; it is reported back
 online (and its screen sent again) when it answers. An answer that comes garbled is a
@@ -131,11 +135,15 @@ class Bus:
         self._pending: _Pending | None = None
         self._acks: list[Device] = []
         self._wake = asyncio.Event()
+        self._rx_seen = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_rx = 0.0
         self._tx_end = 0.0
-        self._round = 0
-        self._polls = 0  # polls since the last heartbeat
+        self._round: list[Device] = []  # what this round of polls has still to poll
+        self._turn = 0  # which waiting evaluators the next round polls
+        self._heartbeat_slot = True
+        self._settle_until = 0.0
+        self._jumped = False  # a display screen went ahead of the acknowledgements
 
     # --- the interface ------------------------------------------------------------------
 
@@ -197,6 +205,7 @@ class Bus:
                 return
         self._rx += data
         self._last_rx = at
+        self._rx_seen.set()
         self._decode(idle=False, at=at)
         if self._rx:
             loop = asyncio.get_running_loop()
@@ -238,8 +247,7 @@ class Bus:
             self._pending = _Pending(device, match, reply)
             try:
                 await self.send(request)
-                wait = (len(request) + reply_len) * self.byte_time + self.gap + device.answer_s
-                await asyncio.wait([reply], timeout=wait)  # (wait_for would cancel it)
+                await self._await_reply(reply, device, len(request), reply_len)
             finally:
                 self._pending = None
             if reply.done():
@@ -253,6 +261,26 @@ class Bus:
             elif not self._missed(device):
                 return None
         return None
+
+    async def _await_reply(self, reply: asyncio.Future[Any], device: Device, sent: int,
+                           reply_len: int) -> None:
+        """Wait for the reply: its wire time and the device's answer time, counted again
+        from the end of any other device's frame that held the line meanwhile (capped)."""
+        loop = asyncio.get_running_loop()
+        answer = reply_len * self.byte_time + self.gap + device.answer_s
+        start = loop.time()
+        deadline = start + sent * self.byte_time + answer
+        cap = start + 4 * (deadline - start)
+        while not reply.done():
+            # (asyncio.wait, not wait_for: wait_for would cancel the reply on a timeout)
+            await asyncio.wait([reply], timeout=max(deadline - loop.time(), 0.0))
+            if reply.done():
+                return
+            await asyncio.sleep(0)  # the loop may have been busy: read what is waiting
+            busy_until = min(self._last_rx + answer, cap) if self._last_rx > start else 0.0
+            if reply.done() or busy_until <= deadline:
+                return
+            deadline = busy_until
 
     def _errors(self) -> int:
         counters = self.profile.counters()
@@ -269,6 +297,8 @@ class Bus:
             self._swallow += len(data)
 
     async def _clear_to_send(self) -> None:
+        """Wait for the line to be quiet: our last frame out, 3.5 characters of silence,
+        and no device part-way through a frame (re-checked as bytes come in)."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
@@ -277,7 +307,9 @@ class Bus:
                 earliest = max(earliest, self._last_rx + self.idle_after)
             if now >= earliest:
                 return
-            await asyncio.sleep(earliest - now)
+            self._rx_seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rx_seen.wait(), earliest - now)
 
     def queue_ack(self, device: Device) -> None:
         """An acknowledgement ``device`` is waiting for: it goes before anything else."""
@@ -326,9 +358,25 @@ class Bus:
 
     # --- the schedule ---------------------------------------------------------------------
 
+    def report(self, report: Report) -> None:
+        """A device reported a key or score (the profiles call this)."""
+        self.reports.put_nowait(report)
+        # Hold the line a moment: the box is about to change a display, and that frame
+        # should not wait behind a poll or an acknowledgement already on its way.
+        self._settle_until = asyncio.get_running_loop().time() + self.settings.settle_ms / 1000
+
+    async def _settle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < self._settle_until and not any(
+                d.dirty for d in self._screens_first if d.kind == "display"):
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settle_until - loop.time())
+
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._settle()
             job, wake_at = self._next_job(loop.time())
             if job is not None:
                 await job
@@ -342,7 +390,13 @@ class Bus:
 
     def _next_job(self, now: float) -> tuple[Any, float]:
         """The next exchange to run (a coroutine), or None and when to look again."""
+        display = next((d for d in self._screens_first if d.kind == "display" and d.dirty
+                        and self._reachable(d, now)), None)
+        if display is not None and len(self._acks) == 1 and not self._jumped:
+            self._jumped = True  # a display may go ahead of one waiting acknowledgement
+            return self._show(display), now
         if self._acks:
+            self._jumped = False
             return self.profile.acknowledge(self, self._acks.pop(0)), now
         for d in self.devices:
             if d.beeps and self._reachable(d, now):
@@ -354,18 +408,44 @@ class Bus:
         for d in self.devices:
             if d.pending_ack and d.online is not False:
                 return self.profile.acknowledge(self, d), now
-        polled = [d for d in self.devices if self.profile.polled(d) and d.online]
         due = next((d for d in self.devices
-                    if d.next_check <= now and not (self.profile.polled(d) and d.online)), None)
-        # At most one heartbeat per round of polls: heartbeats never starve the keypads.
-        if due is not None and (not polled or self._polls >= len(polled)):
-            self._polls = 0
+                    if d.next_check <= now and not self._in_rounds(d)), None)
+        if due is not None and (self._heartbeat_slot or not self._polling()):
+            self._heartbeat_slot = False  # one heartbeat a round: they never starve keypads
             return self.profile.check(self, due), now
-        if polled:
-            self._polls += 1
-            self._round = (self._round + 1) % len(polled)
-            return self.profile.poll(self, polled[self._round]), now
+        polled = self._next_polled()
+        if polled is not None:
+            self.stats["polls"] += 1
+            return self.profile.poll(self, polled), now
         return None, min((d.next_check for d in self.devices), default=now + 1.0)
+
+    def _in_rounds(self, d: Device) -> bool:
+        return bool(d.online) and self.profile.polled(d)
+
+    def _polling(self) -> bool:
+        return any(self._in_rounds(d) for d in self.devices)
+
+    def _next_polled(self) -> Device | None:
+        """The next device of this round of polls; a new round starts when one ends.
+
+        A round is every keypad, plus ``evaluators_per_round`` of the evaluators waiting for
+        a score, in turn (a score can wait a round or two; a teller's key should not).
+        """
+        while True:
+            while self._round:
+                d = self._round.pop(0)
+                if self._in_rounds(d):
+                    return d
+            keypads = [d for d in self.devices if self._in_rounds(d) and d.kind != "evaluator"]
+            waiting = [d for d in self.devices if self._in_rounds(d) and d.kind == "evaluator"]
+            if not keypads and not waiting:
+                return None
+            if waiting:
+                start = self._turn % len(waiting)
+                waiting = (waiting[start:] + waiting[:start])[: self.settings.evaluators_per_round]
+                self._turn += len(waiting)
+            self._round = keypads + waiting
+            self._heartbeat_slot = True
 
     async def _show(self, device: Device) -> None:
         screen = device.screen

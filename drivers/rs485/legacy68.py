@@ -57,8 +57,9 @@ class Legacy68:
             bus.stats["unknown_device"] += 1
             return
         bus.heard(device)
-        device.pending_ack.append(frame)
-        bus.queue_ack(device)
+        if frame not in device.pending_ack:  # a resend of a frame not yet echoed: echo once
+            device.pending_ack.append(frame)
+            bus.queue_ack(device)
         if self._resent(device, frame, at):
             bus.stats["duplicates"] += 1
             return
@@ -66,7 +67,7 @@ class Legacy68:
         if report is None:
             bus.stats["bad_reports"] += 1
         else:
-            bus.reports.put_nowait(report)
+            bus.report(report)
 
     def _resent(self, device: Device, frame: l68.Frame, at: float) -> bool:
         key = bytes((frame.command,)) + frame.data

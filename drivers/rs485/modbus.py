@@ -91,7 +91,7 @@ class Modbus:
         if report is None:
             bus.stats["bad_reports"] += 1
         else:
-            bus.reports.put_nowait(report)
+            bus.report(report)
 
     def _report(self, device: Device, code: int, regs: list[int], count: int
                 ) -> KeyReport | ScoreReport | None:

@@ -64,10 +64,12 @@ class Rs485Settings(_Model):
     retries: int = Field(2, ge=0, le=10)  # extra tries of a screen or beep a device missed
     offline_after: int = Field(3, ge=1, le=100)  # consecutive misses before "offline"
     heartbeat_s: float = Field(5.0, gt=0)  # a quiet device is polled this often (and offline ones)
+    evaluators_per_round: int = Field(4, ge=1, le=64)  # Modbus: prompting evaluators a round
     dedupe_s: float = Field(1.0, ge=0)  # a 68-frame key frame repeated within this is a resend
     evaluator_prompt: Literal["always", "asked"] = "always"  # after every finish, or only 评价
     prompt_text: str = "请您对本次服务做出评价"
     thanks_text: str = "谢谢您对我们工作的支持,再见"
+    settle_ms: float = Field(15.0, ge=0, le=200)  # after a key, wait this long for its screen
     message_s: float = Field(3.0, gt=0)  # a refusal stays on the keypad this long
     thanks_s: float = Field(5.0, gt=0)  # the evaluator's thank-you stays this long
 

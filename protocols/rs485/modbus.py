@@ -28,8 +28,8 @@ Register map (holding registers, big-endian 16-bit), the same block layout on ev
 
 A poll is one read of the five registers 0x0010–0x0014 (8 bytes out, 15 back: about 32 ms
 a node at 9600 baud with the silences, 5.5 ms at 115200). A screen is one write from
-0x0030: mode, length and text. An evaluator forgets the scores not yet taken whenever MODE
-is written: a score pressed before the prompt, or a second one, is stale.
+0x0030: mode, length and text. An evaluator forgets the scores not yet taken when a new
+prompt starts (MODE set to 2 while not 2): a score pressed before it, or twice, is stale.
 
 This module is pure: bytes and ``struct`` only, no I/O.
 """

@@ -116,7 +116,7 @@ async def run(profile: str, baud: int, samples: int, bursts: int, seed: int) -> 
                 await asyncio.wait_for(rs485.running.wait(), 10)
                 assert rs485.bus is not None
                 await settled(rs485.bus.devices)
-                polls0, t0 = rs485.bus.stats["polls"], time.monotonic()
+                rounds0, t0 = rs485.bus.stats["rounds"], time.monotonic()
                 single = []
                 last = dict.fromkeys(range(1, WINDOWS + 1), 0.0)
                 loop = asyncio.get_running_loop()
@@ -129,7 +129,7 @@ async def run(profile: str, baud: int, samples: int, bursts: int, seed: int) -> 
                     window = rng.choice([w for w, t in last.items() if loop.time() - t > 1.2])
                     last[window] = loop.time()
                     single.append(await press_and_wait(line, window))
-                elapsed, polls = time.monotonic() - t0, rs485.bus.stats["polls"] - polls0
+                elapsed, rounds = time.monotonic() - t0, rs485.bus.stats["rounds"] - rounds0
                 burst: list[float] = []
                 for _ in range(bursts):
                     await asyncio.sleep(rng.uniform(1.0, 1.5))  # past the anti-repeat window
@@ -139,7 +139,7 @@ async def run(profile: str, baud: int, samples: int, bursts: int, seed: int) -> 
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-    cycle = elapsed / (polls / WINDOWS) if polls else None
+    cycle = elapsed / rounds if rounds else None
     return {"profile": profile, "baud": baud, "single": single, "burst": burst,
             "cycle": cycle, "counters": counters}
 
@@ -152,7 +152,8 @@ def report(r: dict[str, Any]) -> None:
     if theory is not None:
         measured = r["cycle"] * 1000 if r["cycle"] else float("nan")
         print(f"; poll {poll_s(baud) * 1000:.1f} ms a node, cycle of {WINDOWS} keypads "
-              f"{theory * 1000:.0f} ms (measured {measured:.0f} ms)", end="")
+              f"{theory * 1000:.0f} ms (measured round, with evaluators, screens and "
+              f"acknowledgements between polls: {measured:.0f} ms)", end="")
     print()
     for load in ("single", "burst"):
         values = r[load]

@@ -334,11 +334,13 @@ class VirtualBus:
     """The line and its devices. Use as an async context manager; ``port`` is the pty."""
 
     def __init__(self, profile: str = "legacy68", baudrate: int = 9600, *,
-                 bits_per_char: int = 10, turnaround_s: float | None = None) -> None:
+                 bits_per_char: int = 10, turnaround_s: float | None = None,
+                 local_echo: bool = False) -> None:
         if profile not in ("legacy68", "modbus"):
             raise ValueError(f"unknown profile {profile!r}")
         self.profile = profile
-        self.wire = PtyWire(baudrate, bits_per_char=bits_per_char, receive=self._heard)
+        self.wire = PtyWire(baudrate, bits_per_char=bits_per_char, receive=self._heard,
+                            local_echo=local_echo)
         byte_time = self.wire.byte_time
         gap = 3.5 * byte_time if baudrate <= 19200 else 0.00175
         # A Modbus node answers after the 3.5-character silence that ends a request.
@@ -358,7 +360,8 @@ class VirtualBus:
         from drivers.rs485.settings import bus_devices, load_settings
 
         settings = load_settings(config)
-        line = cls(settings.profile, settings.baudrate, bits_per_char=settings.bits_per_char)
+        line = cls(settings.profile, settings.baudrate, bits_per_char=settings.bits_per_char,
+                   local_echo=settings.local_echo)  # the simulated adapter is the one configured
         for d in bus_devices(config, settings):
             line.add(d.kind, d.address, d.wire)
         return line

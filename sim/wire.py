@@ -32,8 +32,10 @@ Receiver = Callable[[bytes, float], None]
 class PtyWire:
     """The virtual line. ``receive(data, at)`` gets the host's bytes at their wire time."""
 
-    def __init__(self, baudrate: int, *, bits_per_char: int = 10, receive: Receiver) -> None:
+    def __init__(self, baudrate: int, *, bits_per_char: int = 10, receive: Receiver,
+                 local_echo: bool = False) -> None:
         self.baudrate = baudrate
+        self.local_echo = local_echo  # like adapters that hear their own transmissions
         self.byte_time = bits_per_char / baudrate
         self.slice = max(1, int(0.001 / self.byte_time))
         self.receive = receive
@@ -113,6 +115,8 @@ class PtyWire:
         start = self._reserve(len(data), self._loop.time())
         for when, piece in self._slices(data, start):
             self._at(when, self._deliver, piece, when)
+            if self.local_echo:
+                self._at(when, self._write, piece)
 
     def _deliver(self, piece: bytes, when: float) -> None:
         self.receive(piece, when)

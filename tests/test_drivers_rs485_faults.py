@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from controller.engine import IssueTicket
-from drivers.rs485 import PortError, Rs485
+from drivers.rs485 import PortError, Rs485, Rs485Settings
+from drivers.rs485.link import SerialLink
 from protocols.rs485.keys import KEY_CALL
+from sim.rs485 import VirtualBus
 
 from .rs485_branch import Branch, running_branch
 
@@ -128,3 +130,29 @@ async def test_the_port_going_away_raises_for_the_supervisor(
         b.line.close()
         with pytest.raises(PortError):
             await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_adapter_that_hears_itself_works_when_configured(
+    tmp_path: Path, profile: str
+) -> None:
+    async with running_branch(tmp_path, profile, "rs485.local_echo=true") as b:
+        assert b.line.wire.local_echo
+        await ready(b, 1)
+        await b.line.keypad(1).press(KEY_CALL)
+        await b.line.display(1).wait_for(b.number("A001"))
+        assert b.counters()["unexpected"] == 0  # our own bytes were never taken for answers
+
+
+@pytest.mark.parametrize(("mode", "opens"), [("auto", True), ("off", True), ("on", False)])
+async def test_kernel_rs485_mode_where_the_port_has_it(mode: str, opens: bool) -> None:
+    settings = Rs485Settings(kernel_rs485=mode)  # type: ignore[arg-type]
+    async with VirtualBus() as line:  # a pty has no RS485 mode, like many USB adapters
+        link = SerialLink(line.port, settings, receive=lambda data, at: None)
+        if opens:
+            async with link:
+                assert link.kernel_rs485 is False
+        else:
+            with pytest.raises(PortError, match="no kernel RS485 mode"):
+                link.open()
+        link.close()  # safe twice

@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 HealthReport = Callable[[str, Any, str], None]
 
+COUNTERS = (  # besides the decoder's frames, checksum_errors, garbage_bytes (, bad_end)
+    "timeouts", "retries", "garbled_replies", "duplicates", "unexpected", "unknown_device",
+    "bad_reports", "exceptions", "wrong_type", "polls", "rounds",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyReport:
@@ -168,7 +173,7 @@ class Bus:
 
     def counters(self) -> dict[str, int]:
         """Decoder and bus statistics: frames, checksum errors, garbage, timeouts, …"""
-        return {**self.profile.counters(), **self.stats}
+        return {**self.profile.counters(), **{k: self.stats[k] for k in COUNTERS}}
 
     async def run(self, link: SerialLink) -> None:
         """Own ``link`` until cancelled; raises PortError if the port fails."""
@@ -446,6 +451,7 @@ class Bus:
                 self._turn += len(waiting)
             self._round = keypads + waiting
             self._heartbeat_slot = True
+            self.stats["rounds"] += 1
 
     async def _show(self, device: Device) -> None:
         screen = device.screen

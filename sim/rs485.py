@@ -77,6 +77,7 @@ class SimDevice:
         self.shown = ""  # what a person reads on it
         self.history: list[tuple[float, str]] = []  # (loop time it was shown, text)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._watchers: list[Callable[[SimDevice, str, float], None]] = []
         self._screen = [0] * _SCREEN_REGS
 
     def __repr__(self) -> str:
@@ -102,6 +103,10 @@ class SimDevice:
         await self.wait_until(lambda: self.shown == text, timeout)
         return self.history[-1][0] if self.history else 0.0
 
+    def watch(self, callback: Callable[[SimDevice, str, float], None]) -> None:
+        """Call ``callback(device, text, at)`` whenever the device shows something."""
+        self._watchers.append(callback)
+
     def _changed(self) -> None:
         for check, future in list(self._waiters):
             if not future.done() and check():
@@ -110,6 +115,8 @@ class SimDevice:
     def _show(self, text: str, at: float) -> None:
         self.shown = text
         self.history.append((at, text))
+        for watcher in self._watchers:
+            watcher(self, text, at)
         self._changed()
 
     # --- the 68-frame profile ------------------------------------------------------------------

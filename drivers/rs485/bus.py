@@ -12,16 +12,18 @@ What goes on the line next (highest first)::
     1. acknowledgements a device is waiting for (68-frame echoes); one display screen may
        go ahead of a single waiting acknowledgement (the number the customer waits for, a
        frame earlier), never ahead of a crowd of them (the keypads would resend)
-    2. beeps, then screens that differ from what the device last acknowledged (displays
-       first), then Modbus report acknowledgements
-    3. a heartbeat poll that is due (a quiet device every ``heartbeat_s``, offline ones too),
+    2. display screens that differ from what the display last acknowledged
+    3. beeps, keypad and evaluator screens, Modbus report acknowledgements; while these
+       wait, every other exchange is still a poll (a burst of keys must not stall the round)
+    4. a heartbeat poll that is due (a quiet device every ``heartbeat_s``, offline ones too),
        at most one per round of regular polls so that heartbeats never starve the keypads
-    4. the round of regular polls (Modbus keypads, and evaluators while they ask for a score)
+    5. the round of regular polls (Modbus keypads, and evaluators while they ask for a score)
 
 Every request waits for the line to be quiet (3.5 character times), then for its answer
 for the wire time of request and answer plus the device's ``answer_ms`` (counted again
-from the end of any other device's frame that held the line meanwhile, up to 4 times). A device that
-misses ``offline_after`` requests in a row is reported offline and then only probed every
+from the end of any other device's frame that held the line meanwhile, up to 4 times).
+A device that misses ``offline_after`` requests in a row is reported offline and then
+only probed every
 ``heartbeat_s``, so a dead device costs the others almost nothing; it is reported back
 online (and its screen sent again) when it answers. An answer that comes garbled is a
 line fault, not a dead device: it is retried and counted, and ``offline_after`` of them in
@@ -149,6 +151,7 @@ class Bus:
         self._heartbeat_slot = True
         self._settle_until = 0.0
         self._jumped = False  # a display screen went ahead of the acknowledgements
+        self._poll_owed = False  # other work ran: the next exchange is a poll
 
     # --- the interface ------------------------------------------------------------------
 
@@ -403,16 +406,18 @@ class Bus:
         if self._acks:
             self._jumped = False
             return self.profile.acknowledge(self, self._acks.pop(0)), now
-        for d in self.devices:
-            if d.beeps and self._reachable(d, now):
-                count, d.beeps = d.beeps, 0
-                return self.profile.beep(self, d, count), now
-        for d in self._screens_first:
-            if d.dirty and self._reachable(d, now):
-                return self._show(d), now
-        for d in self.devices:
-            if d.pending_ack and d.online is not False:
-                return self.profile.acknowledge(self, d), now
+        if display is not None:
+            return self._show(display), now
+        if self._poll_owed:  # while other work waits, every other exchange is still a poll
+            self._poll_owed = False
+            polled = self._next_polled()
+            if polled is not None:
+                self.stats["polls"] += 1
+                return self.profile.poll(self, polled), now
+        other = self._other_work(now)
+        if other is not None:
+            self._poll_owed = True
+            return other, now
         due = next((d for d in self.devices
                     if d.next_check <= now and not self._in_rounds(d)), None)
         if due is not None and (self._heartbeat_slot or not self._polling()):
@@ -423,6 +428,20 @@ class Bus:
             self.stats["polls"] += 1
             return self.profile.poll(self, polled), now
         return None, min((d.next_check for d in self.devices), default=now + 1.0)
+
+    def _other_work(self, now: float) -> Any:
+        """Beeps, keypad and evaluator screens, Modbus report acknowledgements."""
+        for d in self.devices:
+            if d.beeps and self._reachable(d, now):
+                count, d.beeps = d.beeps, 0
+                return self.profile.beep(self, d, count)
+        for d in self._screens_first:
+            if d.dirty and self._reachable(d, now):
+                return self._show(d)
+        for d in self.devices:
+            if d.pending_ack and d.online is not False:
+                return self.profile.acknowledge(self, d)
+        return None
 
     def _in_rounds(self, d: Device) -> bool:
         return bool(d.online) and self.profile.polled(d)

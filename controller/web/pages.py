@@ -191,6 +191,7 @@ def pages_router(box: Box, web: WebSettings, media: Path) -> APIRouter:
     @router.get("/lobby", response_class=HTMLResponse)
     async def lobby() -> HTMLResponse:
         boot = {**common(), "threshold": cfg.thresholds.lobby_alert_waiting,
+                "tellers": {t.id: t.name for t in cfg.tellers},
                 "rating_levels": [r.model_dump() for r in cfg.rating_levels]}
         return _render("lobby.html", branch=e(cfg.branch.name), boot=_boot_json(boot))
 

@@ -5,11 +5,17 @@
 const PD = (() => {
   const boot = JSON.parse(document.getElementById("boot").textContent);
   let offset = 0;        // box clock minus browser clock, ms
+  let synced = false;
+  const clocks = [];
   let csrf = "";
 
   /** Box time now (the box's clock, which may be a demo clock), as a Date. */
   function now() { return new Date(Date.now() + offset); }
-  function syncClock(iso) { if (iso) offset = Date.parse(iso) - Date.now(); }
+  function syncClock(iso) {
+    if (!iso) return;
+    offset = Date.parse(iso) - Date.now();
+    if (!synced) { synced = true; clocks.forEach((tick) => tick()); }
+  }
   function two(n) { return String(n).padStart(2, "0"); }
   function hhmm(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
   function hhmmss(d) { return hhmm(d) + ":" + two(d.getSeconds()); }
@@ -89,7 +95,7 @@ const PD = (() => {
         link(false);
         if (es.readyState === EventSource.CLOSED) {  // the browser gave up: we do not
           retry = setTimeout(open, backoff);
-          backoff = Math.min(backoff * 2, 30000);
+          backoff = Math.min(backoff * 2, 5000);  // a local box: come back quickly
         }
       };
       es.addEventListener("status", (m) => { touch(); onStatus(JSON.parse(m.data)); });
@@ -144,16 +150,20 @@ const PD = (() => {
 
   /** A clock element showing the box's time. */
   function clock(node, seconds) {
-    const tick = () => { node.textContent = seconds ? hhmmss(now()) : hhmm(now()); };
-    tick();
+    // Blank until the box has said what time it is (its clock, not this PC's).
+    const tick = () => { if (synced) node.textContent = seconds ? hhmmss(now()) : hhmm(now()); };
+    clocks.push(tick);
     setInterval(tick, 1000);
   }
 
   /** A scrolling banner: speed in px/s, restarts when the text changes. */
   function marquee(span, speed) {
     const run = () => {
-      const width = span.scrollWidth + span.parentElement.clientWidth;
-      span.style.animationDuration = Math.max(5, width / (speed || 80)) + "s";
+      const box = span.parentElement.clientWidth, width = span.scrollWidth;
+      const seconds = Math.max(5, width / (speed || 80));
+      span.style.animationDuration = seconds + "s";
+      // Start with the text already at the left edge, not off-screen to the right.
+      span.style.animationDelay = -(seconds * box / Math.max(width, 1)) + "s";
     };
     run();
     window.addEventListener("resize", run);

@@ -6,16 +6,18 @@
 (() => {
   const {boot, $, el} = PD;
   const H = boot.hall;
-  let status = null;
+  let status = null, shown = "";
   const fresh = new Map();  // window -> until (ms), highlighted after a call
 
-  function announce(number, window, windowName) {
+  function announce(number, window, windowName, quiet) {
+    shown = number + "@" + window;
     $("#now-who").textContent = number;
     $("#now-where").textContent = `请 ${number} 号到 ${window} 号窗口`;
     $("#now-en").textContent = `Number ${number}, please go to window ${window}` +
       (windowName ? ` (${windowName})` : "");
     const box = $("#now");
     box.classList.remove("fresh");
+    if (quiet) return;
     void box.offsetWidth;  // restart the flash
     box.classList.add("fresh");
     fresh.set(window, Date.now() + H.highlight_seconds * 1000);
@@ -54,7 +56,12 @@
     const first = status === null;
     status = s;
     const newest = s.calls[0];
-    if (first && newest) announce(newest.number, newest.window, newest.window_name);
+    // A call this page did not see (it was offline, or just opened): show it, flash it
+    // only when it is recent.
+    if (newest && newest.number + "@" + newest.window !== shown) {
+      const recent = PD.since(newest.called_at) < H.highlight_seconds;
+      announce(newest.number, newest.window, newest.window_name, first || !recent);
+    }
     drawCalls(s.calls);
     drawWindows(s.windows);
     drawWaiting(s.queues);

@@ -24,7 +24,8 @@
     closed: ["现在不在营业时间", "We are closed now"],
     hours: ["营业时间:", "Business hours: "],
     rest: ["今日休息", "Closed today"],
-    pausedTag: ["暂停办理", "Paused"],
+    take: ["请取走号票,留意叫号。", "Please take your ticket and listen for your number."],
+    remember: ["请记住您的号码,留意叫号。", "Please remember your number and listen for the call."],
   };
   const t = (pair) => pair[lang === "en" ? 1 : 0];
 
@@ -95,6 +96,8 @@
     const why = failed ? [T.printFailed[0] + (err.message || ""), T.printFailed[1] + (err.message_en || err.message || "")]
       : T.reprinted;
     Object.assign($("#r-fail").dataset, {zh: why[0], en: why[1]});
+    const hint = failed ? ["", ""] : ticket.printed ? T.take : T.remember;  // null: no printer
+    Object.assign($("#r-take").dataset, {zh: hint[0], en: hint[1]});
   }
 
   async function reprint() {

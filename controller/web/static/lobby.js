@@ -145,7 +145,7 @@
       popup("排队提醒 Queue alert", `请注意,目前网点排队等待人数已经超过${e.threshold}个。`);
     } else if (e.type === "ticket_rated" && e.bad) {
       popup("差评提醒 Bad rating",
-        `${e.window}号窗口 柜员${e.teller || ""} 办理的 ${e.number} 号客户评价为“${levelName(e.score)}”,请及时处理。`);
+        `${e.window}号窗口 柜员${boot.tellers[e.teller] || e.teller || ""} 办理的 ${e.number} 号客户评价为“${levelName(e.score)}”,请及时处理。`);
     }
   }
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from .config import Config
 from .supervisor import Component
+from .web.settings import web_settings
 
 __all__ = ["build_components"]
 
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    web_settings(config)  # the screens' [web] section: a mistake stops the start (exit 2)
     return components

@@ -161,7 +161,8 @@ def test_a_failed_print_shows_the_number_large_with_a_reprint_button(
         response = route.fetch()
         body = response.json()
         body.update(printed=False, print_error={
-            "code": "paper_out", "message": "打印机缺纸", "message_en": "The printer is out of paper"})
+            "code": "paper_out", "message": "打印机缺纸",
+            "message_en": "The printer is out of paper"})
         route.fulfill(response=response, json=body)
 
     page.route("**/api/tickets", paper_out)
@@ -328,11 +329,14 @@ def test_staff_pages_refuse_without_login(browser: Any, box: BoxProcess) -> None
         page.context.close()
     kiosk = page_at(browser, box, "/kiosk", PORTRAIT)
     answers = kiosk.evaluate("""async () => {
-        const post = (p, b) => fetch(p, {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                          body: JSON.stringify(b || {})}).then(r => r.status);
-        return [await post('/api/windows/1/call-next'), await post('/api/queues/A/pause', {reason: 'x'}),
-                await post('/api/kiosk/sign-out'), await fetch('/api/lobby/overview').then(r => r.status),
-                await fetch('/api/windows/1/panel').then(r => r.status)];
+        const post = (p, b) => fetch(p, {method: 'POST',
+            headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify(b || {})}).then(r => r.status);
+        const get = (p) => fetch(p).then(r => r.status);
+        return [await post('/api/windows/1/call-next'),
+                await post('/api/queues/A/pause', {reason: 'x'}),
+                await post('/api/kiosk/sign-out'), await get('/api/lobby/overview'),
+                await get('/api/windows/1/panel')];
     }""")
     assert answers == [401, 401, 401, 401, 401]
     kiosk.context.close()

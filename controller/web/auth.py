@@ -257,7 +257,7 @@ def rule_for(method: str, path: str) -> tuple[Role, int | None]:
         return "lobby", None
     if method in SAFE_METHODS:
         return "public", None
-    if _PUBLIC_POST.match(path):
+    if method == "POST" and _PUBLIC_POST.match(path):
         return "public", None
     if _INSERT_FRONT.match(path):
         return "staff", None

@@ -37,7 +37,7 @@ def offered_now(cfg: Config, queue: QueueConfig, now: float) -> bool:
 def latest_calls(state: State, cfg: Config, limit: int = 20) -> list[dict[str, Any]]:
     """Today's most recent calls, newest first (for the hall display)."""
     called = [t for t in state.tickets.values() if t.called_at is not None and t.window]
-    called.sort(key=lambda t: t.called_at or 0.0, reverse=True)
+    called.sort(key=lambda t: (t.called_at or 0.0, t.order), reverse=True)
     out = []
     for t in called[:limit]:
         q, w = cfg.queue(t.queue), cfg.window(t.window or 0)

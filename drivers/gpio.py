@@ -116,7 +116,8 @@ class GpioPanel:
 
     Args:
         settings: the validated ``gpio`` section.
-        pin_factory: a gpiozero pin factory (instance or name); overrides the config.
+        pin_factory: a gpiozero pin factory, or its name (made when the pins are opened);
+            overrides the config's ``pin_factory``.
         ticks: monotonic seconds for the repeat guard; default: the factory's ticks.
     """
 
@@ -125,10 +126,8 @@ class GpioPanel:
     def __init__(self, settings: GpioConfig, *, pin_factory: Any = None,
                  ticks: Callable[[], float] | None = None) -> None:
         self.settings = settings
-        self.pin_factory = (make_pin_factory(pin_factory) if isinstance(pin_factory, str)
-                            else pin_factory)
-        if self.pin_factory is None and settings.pin_factory is not None:
-            self.pin_factory = make_pin_factory(settings.pin_factory)
+        # a name is turned into a factory when the pins are opened, not at construction
+        self.pin_factory: Any = pin_factory if pin_factory is not None else settings.pin_factory
         self._ticks = ticks
         self.presses: Counter[str] = Counter()  # accepted presses per queue
         self.ignored = 0  # presses inside the repeat guard
@@ -170,6 +169,8 @@ class GpioPanel:
     def _open(self) -> None:
         from gpiozero import LED, Button, Buzzer
 
+        if isinstance(self.pin_factory, str):
+            self.pin_factory = make_pin_factory(self.pin_factory)
         s, f = self.settings, self.pin_factory
         bounce = s.bounce_ms / 1000 or None
         for i, b in enumerate(s.buttons):

@@ -511,7 +511,9 @@ class HallDisplay:
         try:
             self._dirty.set()
             while True:
-                await self._dirty.wait()
+                # redraw on a change, and when the minute on the clock line turns
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), 60 - box.clock.now() % 60)
                 self._dirty.clear()
                 await self._frame(box)
                 await asyncio.sleep(self.settings.min_interval_s)

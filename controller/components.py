@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.lobby import build_lobby_devices
+
 from .config import Config
 from .supervisor import Component
 
@@ -15,4 +17,5 @@ __all__ = ["build_components"]
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
     return components

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.printer import printer_component
+
 from .config import Config
 from .supervisor import Component
 
@@ -15,4 +17,6 @@ __all__ = ["build_components"]
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    if (printer := printer_component(config, data_dir)) is not None:
+        components.append(printer)
     return components

@@ -213,7 +213,9 @@ class _Page:
         if self.p.qr == "native":
             self.out += escpos.qr_native(data, self.p.qr_module) + b"\n"
         else:
-            self.out += _qr_image(data, self.p.qr_module, self.p.dots)
+            # Centred by its own left margin: not every firmware applies ESC a to images.
+            self.out += escpos.align("left") + _qr_image(data, self.p.qr_module, self.p.dots)
+            self.out += escpos.align("center")
 
     def end(self) -> bytes:
         if self.p.cutter == "none":

@@ -381,6 +381,7 @@ class SimPrinter:
         self._buf = b""
         self._raw = bytearray()
         self._held = b""
+        self._paper_left: int | None = None
         self._changed = asyncio.Event()  # set whenever a ticket is printed or saved
         self._writes: set[asyncio.Task[Path]] = set()
         self._server: asyncio.Server | None = None
@@ -413,6 +414,10 @@ class SimPrinter:
             self._buf, self._held = b"", b""
             self._interp.reset()
             self._raw.clear()
+
+    def run_out_after(self, nbytes: int) -> None:
+        """Let the roll run out after ``nbytes`` more bytes of print data (mid-ticket)."""
+        self._paper_left = nbytes
 
     def _stopped(self) -> bool:
         return self.paper == "out" or self.cover_open
@@ -452,6 +457,10 @@ class SimPrinter:
         return bytes(answers)
 
     def _print(self, cmd: escpos.Cmd, chunk: bytes) -> None:
+        if self._paper_left is not None:
+            self._paper_left -= len(chunk)
+            if self._paper_left <= 0:
+                self._paper_left, self.paper = None, "out"
         if cmd.op == "unknown":
             self.rejected += 1
         if cmd.op == "init" and self._interp.has_content:

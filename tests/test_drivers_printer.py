@@ -146,7 +146,7 @@ async def test_nobody_listening_is_not_connected(unused_tcp_port: int) -> None:
 
 
 async def test_reconnects_after_the_link_drops(sim: SimPrinter) -> None:
-    async with driver(sim) as (printer, reports):
+    async with driver(sim) as (printer, _):
         assert (await printer.print_ticket(ticket())).ok
         sim.drop_connections()
         outcome = await printer.print_ticket(ticket(number="A024", id="20261125-A024"))

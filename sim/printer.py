@@ -74,10 +74,18 @@ class Row:
     qr: str = ""  # QR payload (native, or read back from the image)
     module: int = 3
     image: PILImage.Image | None = None
+    unread: bool = False  # an image not yet searched for a QR code
 
     @property
     def text(self) -> str:
         return "".join(s.text for s in self.spans)
+
+    def read_qr(self) -> str:
+        """The payload of a QR image (searched once, on first use: it takes milliseconds,
+        so the printer's byte stream is not held up by it)."""
+        if self.unread and self.image is not None:
+            self.qr, self.unread = _read_qr(self.image), False
+        return self.qr
 
 
 @dataclass(slots=True)
@@ -96,9 +104,9 @@ class PrintedTicket:
 
     @property
     def qr(self) -> list[tuple[str, str]]:
-        """``(how, payload)`` of each QR code: ``native``, ``image`` or ``image?``."""
-        return [("native" if r.kind == "qr" else ("image" if r.qr else "image?"), r.qr)
-                for r in self.rows if r.kind == "qr" or (r.kind == "image" and r.qr)]
+        """``(how, payload)`` of each QR code: ``native`` or ``image`` (read back)."""
+        return [("native" if r.kind == "qr" else "image", r.qr)
+                for r in self.rows if r.kind == "qr" or (r.kind == "image" and r.read_qr())]
 
     @property
     def number(self) -> str:
@@ -120,7 +128,7 @@ class PrintedTicket:
             elif r.kind == "qr":
                 out.append(f"[QR native] {r.qr}")
             else:
-                out.append(f"[QR image] {r.qr}" if r.qr else
+                out.append(f"[QR image] {r.qr}" if r.read_qr() else
                            f"[image {r.image.size if r.image else '?'}]")
         out.append(f"[cut {self.cut}]" if self.cut else "[no cut: torn off]")
         return "\n".join(out) + "\n"
@@ -233,7 +241,7 @@ class _Interpreter:
         if self.line:
             self._end_line()
         image = _raster_image(cmd.data, cmd.width, cmd.height)
-        self.rows.append(Row("image", self.align, qr=_read_qr(image), image=image))
+        self.rows.append(Row("image", self.align, image=image, unread=True))
 
 
 def _raster_image(data: bytes, width_bytes: int, height: int) -> PILImage.Image:

@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.box import Box  # noqa: E402
-from controller.clock import ManualClock  # noqa: E402
-from controller.config import load_config  # noqa: E402
-from controller.engine import commands as c  # noqa: E402
-from controller.kiosk import issue_and_print  # noqa: E402
-from drivers.printer import printer_component  # noqa: E402
-from protocols.ticket import get_profile, render_ticket  # noqa: E402
+from controller.box import Box
+from controller.clock import ManualClock
+from controller.config import load_config
+from controller.engine import commands as c
+from controller.kiosk import issue_and_print
+from drivers.printer import printer_component
+from protocols.ticket import get_profile, render_ticket
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "branch.toml"
 T0 = 1795572000.0  # 2026-11-25 10:00 +08:00, a Wednesday, inside hours
@@ -92,7 +92,8 @@ def main() -> None:
     ap.add_argument("--no-png", action="store_true")
     args = ap.parse_args()
     profiles = args.profile or ["kiosk80", "pos58"]
-    print(f"{args.tickets} tickets per profile, one at a time, PNG {'off' if args.no_png else 'on'}")
+    png = "off" if args.no_png else "on"
+    print(f"{args.tickets} tickets per profile, one at a time, PNG {png}")
     print("profile   QR      p50 ms  p99 ms  max ms  mean ms | durable p50/p99 ms | render ms"
           "  bytes  115200 bd ms")
     for name in profiles:

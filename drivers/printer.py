@@ -540,7 +540,7 @@ class PrinterComponent:
         await stack.enter_async_context(sim)
         self.sim = sim
         port = await sim.serve_tcp("127.0.0.1", self.settings.sim_port)
-        log.info("simulated printer on 127.0.0.1:%d, tickets in %s (%s)", port, sim.out_dir,
+        log.info("simulated printer on 127.0.0.1:%d, tickets in %s (font: %s)", port, sim.out_dir,
                  sim.font_note)
         return port
 

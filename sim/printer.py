@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import tty
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -299,19 +300,23 @@ def _font(bold: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _span_image(span: Span) -> PILImage.Image:
+    return _text_image(span.text, span.width, span.height, span.bold)
+
+
+@functools.lru_cache(maxsize=512)  # branch, captions and rules repeat on every ticket
+def _text_image(text: str, width: int, height: int, bold: bool) -> PILImage.Image:
     from PIL import Image, ImageDraw
 
-    font = _font(span.bold)
-    left, _, right, _ = font.getbbox(span.text or " ")
+    font = _font(bold)
+    left, _, right, _ = font.getbbox(text or " ")
     ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (CELL, 4)
     img = Image.new("L", (max(1, int(right - min(left, 0))), ascent + descent), 255)
     draw = ImageDraw.Draw(img)
-    draw.text((-min(left, 0), 0), span.text, font=font, fill=0,
-              stroke_width=1 if span.bold and font is _font(False) else 0, stroke_fill=0)
-    if span.width == span.height == 1:
+    draw.text((-min(left, 0), 0), text, font=font, fill=0,
+              stroke_width=1 if bold and font is _font(False) else 0, stroke_fill=0)
+    if width == height == 1:
         return img
-    return img.resize((img.width * span.width, img.height * span.height),
-                      Image.Resampling.NEAREST)
+    return img.resize((img.width * width, img.height * height), Image.Resampling.NEAREST)
 
 
 def _row_image(row: Row, dots: int) -> PILImage.Image | None:
@@ -320,12 +325,7 @@ def _row_image(row: Row, dots: int) -> PILImage.Image | None:
     if row.kind == "image":
         return row.image
     if row.kind == "qr":
-        import qrcode
-
-        code = qrcode.QRCode(box_size=row.module, border=1)
-        code.add_data(row.qr)
-        code.make(fit=True)
-        return code.make_image().get_image().convert("L")
+        return _qr_picture(row.qr, row.module)
     parts = [_span_image(s) for s in row.spans] or [Image.new("L", (1, CELL + 6), 255)]
     line = Image.new("L", (sum(p.width for p in parts), max(p.height for p in parts)), 255)
     x = 0
@@ -333,6 +333,22 @@ def _row_image(row: Row, dots: int) -> PILImage.Image | None:
         line.paste(p, (x, line.height - p.height))
         x += p.width
     return line
+
+
+def _qr_picture(payload: str, module: int) -> PILImage.Image:
+    """A printer-drawn QR code as it looks on paper."""
+    import qrcode
+    from PIL import Image
+
+    # A fixed mask: any mask scans, and skipping the search makes the picture 5x cheaper
+    # (the printer itself picks the mask of the real one).
+    code = qrcode.QRCode(border=1, mask_pattern=0)
+    code.add_data(payload)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    pixels = bytes(0 if dark else 255 for line in matrix for dark in line)
+    small = Image.frombytes("L", (len(matrix), len(matrix)), pixels)
+    return small.resize((small.width * module, small.height * module), Image.Resampling.NEAREST)
 
 
 def render_png(ticket: PrintedTicket, dots: int) -> PILImage.Image:
@@ -392,6 +408,7 @@ class SimPrinter:
         self._paper_left: int | None = None
         self._changed = asyncio.Event()  # set whenever a ticket is printed or saved
         self._writes: set[asyncio.Task[Path]] = set()
+        self._writer: ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Transport] = set()
         self._pty: tuple[int, int] | None = None
@@ -497,7 +514,10 @@ class SimPrinter:
         except RuntimeError:
             self.save(ticket)
             return
-        task = loop.create_task(asyncio.to_thread(self.save, ticket), name="sim-printer-save")
+        if self._writer is None:  # one thread: drawing PNGs must not crowd the box out
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sim-printer")
+        future = loop.run_in_executor(self._writer, self.save, ticket)
+        task = loop.create_task(_wait(future), name="sim-printer-save")
         self._writes.add(task)
         task.add_done_callback(self._written)
 
@@ -509,13 +529,16 @@ class SimPrinter:
 
     def save(self, ticket: PrintedTicket) -> Path:
         """Write ``<number>.bin``, ``.txt`` and ``.png``; return the ``.bin`` path."""
+        from PIL import Image
+
         assert self.out_dir is not None
         self.out_dir.mkdir(parents=True, exist_ok=True)
         stem = self.out_dir / _safe_name(ticket.number, ticket.seq)
         stem.with_suffix(".bin").write_bytes(ticket.raw)
         stem.with_suffix(".txt").write_text(ticket.text, encoding="utf-8")
-        if self.png:
-            render_png(ticket, self.dots).save(stem.with_suffix(".png"))
+        if self.png:  # thermal paper is black or white: a 1-bit PNG, quickly compressed
+            page = render_png(ticket, self.dots).convert("1", dither=Image.Dither.NONE)
+            page.save(stem.with_suffix(".png"), compress_level=1)
         return stem.with_suffix(".bin")
 
     async def wait_tickets(self, count: int, timeout: float = 5.0) -> list[PrintedTicket]:
@@ -577,12 +600,19 @@ class SimPrinter:
             self._pty = None
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.shutdown)
 
     async def __aenter__(self) -> SimPrinter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _wait(future: asyncio.Future[Path]) -> Path:
+    return await future
 
 
 class _TcpSide(asyncio.Protocol):

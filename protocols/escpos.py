@@ -222,6 +222,10 @@ def _decode_fs(buf: bytes) -> tuple[int, Cmd | None]:
         return 2, Cmd("chinese", arg=int(buf[1] == 0x26))
     if buf[1] != 0x28:
         return 2, Cmd("unknown", data=bytes(buf[:2]))
+    if len(buf) < 3:
+        return 0, None
+    if buf[2] not in b"ACELe":  # not an FS ( function: do not trust a length after it
+        return 2, Cmd("unknown", data=bytes(buf[:2]))
     if len(buf) < 5:
         return 0, None
     n = buf[3] | buf[4] << 8

@@ -12,7 +12,6 @@ import pytest
 
 from controller.box import Box
 from controller.clock import ManualClock
-from controller.components import build_components
 from controller.engine import commands as c
 from controller.errors import ConfigError
 from controller.supervisor import Supervisor
@@ -20,11 +19,12 @@ from drivers.audio import AlsaSink, Announcer, SimSink
 from drivers.card_reader import CardReader
 from drivers.gpio import GpioPanel
 from drivers.hall_display import HallDisplay, PngOutput
+from drivers.lobby import build_lobby_devices
 from tests.conftest import example_config
 
 
 def test_sim_builds_every_lobby_device(tmp_path: Path) -> None:
-    comps = build_components(example_config(), tmp_path)
+    comps = build_lobby_devices(example_config(), tmp_path)
     assert [x.name for x in comps] == ["audio", "hall_display", "card_reader.sim", "gpio"]
     audio, hall, _, gpio = comps
     assert isinstance(audio, Announcer) and isinstance(audio.sink, SimSink)
@@ -36,11 +36,11 @@ def test_sim_builds_every_lobby_device(tmp_path: Path) -> None:
 
 
 def test_no_hardware_no_devices(tmp_path: Path) -> None:
-    assert build_components(example_config('hardware="none"'), tmp_path) == []
+    assert build_lobby_devices(example_config('hardware="none"'), tmp_path) == []
 
 
 def test_real_hardware_uses_configured_sections_only(tmp_path: Path) -> None:
-    comps = build_components(example_config('hardware="real"', 'audio.device="plughw:1,0"'),
+    comps = build_lobby_devices(example_config('hardware="real"', 'audio.device="plughw:1,0"'),
                              tmp_path)
     assert [x.name for x in comps] == ["audio", "hall_display", "gpio"]  # no card reader given
     audio, hall, gpio = comps
@@ -54,7 +54,7 @@ def test_real_hardware_uses_configured_sections_only(tmp_path: Path) -> None:
 def test_real_serial_reader(tmp_path: Path) -> None:
     cfg = example_config('hardware="real"', 'card_reader.readers=[{name="id", kind="serial", '
                          'device="/dev/ttyUSB1", baudrate=115200}]')
-    (reader,) = [x for x in build_components(cfg, tmp_path) if isinstance(x, CardReader)]
+    (reader,) = [x for x in build_lobby_devices(cfg, tmp_path) if isinstance(x, CardReader)]
     assert reader.name == "card_reader.id"
 
 
@@ -73,7 +73,7 @@ def test_real_serial_reader(tmp_path: Path) -> None:
 ])
 def test_bad_config_named(tmp_path: Path, override: str, key: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        build_components(example_config(override), tmp_path)
+        build_lobby_devices(example_config(override), tmp_path)
     assert exc.value.key == key
 
 
@@ -81,7 +81,7 @@ def test_bad_config_named(tmp_path: Path, override: str, key: str) -> None:
 async def test_simulated_branch_end_to_end(clock: ManualClock, tmp_path: Path) -> None:
     data = tmp_path / "data"
     cfg = example_config("audio.sim_pace=0", "hall_display.min_interval_s=0")
-    comps = build_components(cfg, data)
+    comps = build_lobby_devices(cfg, data)
     audio, hall, reader, gpio = comps
     assert isinstance(audio, Announcer) and isinstance(hall, HallDisplay)
     assert isinstance(reader, CardReader) and isinstance(gpio, GpioPanel)

@@ -59,6 +59,9 @@ class Engine:
         self.cfg = config
         self._days = _Days(config)
         self._types = {t.id: t.priority for t in config.customer_types}
+        self._queues = {q.id: q for q in config.queues}
+        self._windows = {w.number: w for w in config.windows}
+        self._open_cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class Engine:
         out.append(e)
 
     def _window(self, number: int) -> Any:
-        wc = self.cfg.window(number)
+        wc = self._windows.get(number)
         if wc is None:
             raise Refused("unknown_window", window=number)
         return wc, self.state.window(number)
@@ -206,7 +209,7 @@ class Engine:
                    queue=t.queue, reason=cmd.reason[:200])
 
     def _queue(self, queue_id: str) -> QueueConfig:
-        queue = self.cfg.queue(queue_id)
+        queue = self._queues.get(queue_id)
         if queue is None:
             if any(m.id == queue_id for m in self.cfg.menus):
                 raise Refused("queue_is_menu", queue=queue_id)

@@ -240,7 +240,7 @@ class Auth:
 _PUBLIC_POST = re.compile(
     r"^/api/(tickets|tickets/[A-Za-z0-9]{1,12}/reprint|appointments/redeem|auth/logout)$"
 )
-_WINDOW = re.compile(r"^/api/windows/(\d{1,3})/([a-z\-]+)$")
+_WINDOW = re.compile(r"^/api/windows/([^/]+)/([a-z\-]+)$")
 _LOGIN = re.compile(r"^/api/(windows/(\d{1,3})/login|auth/lobby)$")
 _INSERT_FRONT = re.compile(r"^/api/tickets/[A-Za-z0-9]{1,12}/insert-front$")
 
@@ -252,7 +252,8 @@ def rule_for(method: str, path: str) -> tuple[Role, int | None]:
         return "login", int(login.group(2)) if login.group(2) else None
     w = _WINDOW.match(path)
     if w:
-        return "teller", int(w.group(1))
+        number = w.group(1)
+        return "teller", int(number) if number.isdigit() and len(number) <= 3 else 0
     if path.startswith("/api/lobby/"):
         return "lobby", None
     if method in SAFE_METHODS:
@@ -277,6 +278,8 @@ class StaffGate:
             return
         request = Request(scope)
         role, window = rule_for(request.method, scope["path"])
+        if role == "teller" and self.auth.box.config.window(window or 0) is None:
+            role = "public"  # no such window: the API refuses it (404/422), nothing happens
         if role == "public":
             await self.app(scope, receive, send)
         elif role == "login":

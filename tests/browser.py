@@ -125,3 +125,49 @@ def running_box(data_dir: Path, *overrides: str) -> Iterator[BoxProcess]:
         yield box
     finally:
         box.stop()
+
+
+class PrinterThread:
+    """The project's virtual ESC/POS printer (sim.printer.SimPrinter) listening on a
+    loopback port in its own thread and event loop, so a box subprocess can print to it as
+    to a network printer while the test drives the browser."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from sim.printer import SimPrinter
+
+        self.sim = SimPrinter(png=False)
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name="sim-printer")
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("the virtual printer did not start")
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self.loop)
+
+        async def start() -> None:
+            self.port = await self.sim.serve_tcp()
+            self._ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.sim.aclose())
+        self.loop.close()
+
+    def overrides(self) -> tuple[str, ...]:
+        return ("printer.backend=\"network\"", "printer.host=\"127.0.0.1\"",
+                f"printer.port={self.port}", "printer.poll_s=0.2")
+
+    def set_paper(self, paper: str) -> None:
+        self.loop.call_soon_threadsafe(self.sim.set_paper, paper)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)

@@ -22,6 +22,7 @@ from .browser import (
     PORTRAIT,
     SCREENSHOTS,
     BoxProcess,
+    PrinterThread,
     need_browser,
     running_box,
 )
@@ -151,29 +152,29 @@ def test_a_card_swipe_takes_a_vip_ticket(browser: Any, box: BoxProcess) -> None:
 
 
 def test_a_failed_print_shows_the_number_large_with_a_reprint_button(
-    browser: Any, box: BoxProcess
+    browser: Any, tmp_path: Path
 ) -> None:
-    # This box has no printer; the answer a printing box gives (printed: false) is fed to
-    # the page for this one request so its failure screen can be seen and tried.
-    page = page_at(browser, box, "/kiosk", PORTRAIT)
-
-    def paper_out(route: Any) -> None:
-        response = route.fetch()
-        body = response.json()
-        body.update(printed=False, print_error={
-            "code": "paper_out", "message": "打印机缺纸",
-            "message_en": "The printer is out of paper"})
-        route.fulfill(response=response, json=body)
-
-    page.route("**/api/tickets", paper_out)
-    page.locator(".k-btn[data-target=A]").click()
-    expect()(page.locator("#r-number")).to_have_text("A001")
-    expect()(page.locator("#r-fail")).to_have_text("取号成功,但号票未能打印:打印机缺纸")
-    expect()(page.locator("#reprint")).to_be_visible()
-    shot(page, "kiosk-print-failed-portrait")
-    page.locator("#reprint").click()  # the real reprint endpoint (no printer: nothing fails)
-    expect()(page.locator("#r-fail")).to_have_text("已重新打印,请取走号票。")
-    page.context.close()
+    printer = PrinterThread()  # the virtual ESC/POS printer, reached over TCP by the box
+    try:
+        with running_box(tmp_path / "data", *printer.overrides()) as box:
+            printer.set_paper("out")
+            page = page_at(browser, box, "/kiosk", PORTRAIT)
+            page.locator(".k-btn[data-target=A]").click()
+            expect()(page.locator("#r-number")).to_have_text("A001")
+            expect()(page.locator("#r-fail")).to_contain_text("取号成功。打印机缺纸,号票未能打印。")
+            expect()(page.locator("#reprint")).to_be_visible()
+            shot(page, "kiosk-print-failed-portrait")
+            printer.set_paper("ok")  # the lobby manager refills the paper
+            page.locator("#reprint").click()
+            expect()(page.locator("#r-fail")).to_have_text("已重新打印,请取走号票。")
+            expect()(page.locator("#reprint")).to_be_hidden()
+            _, ticket = box.call("GET", "/api/tickets/A001")
+            assert ticket["print_error"] == "paper_out"  # journaled (A4)
+            page.context.close()
+    finally:
+        printer.close()
+    printed = [t for t in printer.sim.tickets if any("A001" in line for line in t.lines)]
+    assert len(printed) == 1  # the reprint, on paper
 
 
 def test_a_signed_out_kiosk_says_so(browser: Any, box: BoxProcess) -> None:

@@ -10,7 +10,7 @@
   const T = {
     ahead: (n) => [`您前面还有 ${n} 位客户在等待`, `${n} customer(s) ahead of you`],
     back: (s) => [`${s} 秒后返回首页`, `Back to start in ${s} s`],
-    printFailed: ["取号成功,但号票未能打印:", "Your number is issued, but the ticket did not print: "],
+    printFailed: ["取号成功。", "Your number is issued. "],  // + the printer's own words
     reprinted: ["已重新打印,请取走号票。", "Printed again. Please take your ticket."],
     card: ["刷卡取号", "Swipe a card"],
     cardPrompt: ["请刷卡或插入身份证,也可以输入卡号", "Swipe your card or ID card, or key in its number"],

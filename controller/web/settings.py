@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..config import Config, section
+from ..config import Config, TellerConfig, section
 from ..errors import ConfigError
 
 __all__ = [
@@ -56,21 +56,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LobbyManager(_Model):
-    """A lobby manager (大堂经理) who may log in to the lobby-manager page."""
-
-    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,32}$")
-    name: str = Field(max_length=40)
-    password_hash: str
-
-    @field_validator("password_hash")
-    @classmethod
-    def _hash_format(cls, value: str) -> str:
-        if not value.startswith("scrypt$") or value.count("$") != 5:
-            raise ValueError(
-                "expected 'scrypt$n$r$p$salt$hash' (make one: python -m controller hash-password)"
-            )
-        return value
+class LobbyManager(TellerConfig):
+    """A lobby manager (大堂经理) who may log in to the lobby-manager page: an id, a name
+    and a scrypt password hash, checked like a teller's (``keypad_code`` is unused)."""
 
 
 class KioskButton(_Model):

@@ -145,7 +145,7 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
                 if x.directed == num or (x.directed is None and x.queue in qs)]
         if t.directed == num or (t.directed is None and t.queue in qs):
             kt = key(t)
-            ranked = [(k, x) for x in mine if x is not t and (k := key(x)) < kt]
+            ranked = [(rk, x) for x in mine if x is not t and (rk := key(x)) < kt]
             ranked.sort(key=_first)
             lanes.append(([x for _, x in ranked] + [t], []))
         else:

@@ -136,6 +136,13 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     waiting = list(state.waiting.values())
     if not windows or len(waiting) == 1:
         return len(waiting) - 1
+    if len(windows) == 1 and not windows[0].balancing:
+        w = windows[0]
+        key = rank_key(cfg, w, now)
+        kt = key(t)
+        num, qs = w.number, w.queues
+        return sum(1 for x in waiting if x is not t and key(x) < kt
+                   and (x.directed == num or (x.directed is None and x.queue in qs)))
     threshold = cfg.thresholds.balance_waiting
     lanes: list[tuple[list[Ticket], list[Ticket]]] = []
     for w in windows:

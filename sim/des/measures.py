@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
@@ -103,7 +103,7 @@ def _hour(at: float, period: Period | None) -> str:
 
 
 def day_measures(
-    events: list[Mapping[str, Any]], period: Period, target_s: float, every_s: float = 300.0,
+    events: Sequence[Mapping[str, Any]], period: Period, target_s: float, every_s: float = 300.0,
 ) -> dict[str, Any]:
     """All measures of a day (see the module docstring); JSON-ready."""
     groups = wait_stats(events, period)

@@ -158,21 +158,20 @@ class Scenario:
 
 def open_hours(config: Config, day: dt.date, queue: str | None = None) -> list[int]:
     """Local hours (0–23) during which the branch (or ``queue``) issues tickets on ``day``."""
-    if queue is None:
-        spans = [
-            (_minutes(s[:5]) * 60.0, _minutes(s[6:]) * 60.0)
-            for s in getattr(config.hours, config.calendar.kind(day))
-        ]
-    else:
-        spans = open_spans(config, day, queue)
+    spans = open_spans(config, day, queue) if queue else _branch_spans(config, day)
     return [h for h in range(HOURS) if any(a < (h + 1) * 3600 and b > h * 3600 for a, b in spans)]
 
 
-def default_scenario(config: Config, day: dt.date, customers: float = 1000.0) -> Scenario:
-    """A plausible day for ``config``: ``customers`` expected arrivals shaped like a typical
-    branch day over its opening hours, every window open, log-normal services (cv 0.8)
-    around each business's ``service_minutes``."""
+def default_scenario(config: Config, day: dt.date, customers: float | None = None) -> Scenario:
+    """A plausible day for ``config``: ``customers`` expected arrivals (default: 75 % of
+    what every window could serve over the opening hours) shaped like a typical branch
+    day, every window open, log-normal services (cv 0.8) around each business's
+    ``service_minutes``."""
     weights = _queue_mix(config)
+    if customers is None:
+        mean_min = sum(weights[q.id] * q.service_minutes for q in config.queues)
+        open_h = sum(_open_fraction(config, day, None, h) for h in open_hours(config, day))
+        customers = 0.75 * len(config.windows) * open_h * 60 / mean_min
     streams = []
     for q in config.queues:
         hours = open_hours(config, day, q.id)
@@ -201,10 +200,16 @@ def _queue_mix(config: Config) -> dict[str, float]:
     return {k: v / total for k, v in raw.items()}
 
 
-def _open_fraction(config: Config, day: dt.date, queue: str, hour: int) -> float:
-    """The share of local hour ``hour`` during which ``queue`` issues tickets."""
+def _open_fraction(config: Config, day: dt.date, queue: str | None, hour: int) -> float:
+    """The share of local hour ``hour`` during which ``queue`` (the branch) issues tickets."""
     lo, hi = hour * 3600.0, hour * 3600.0 + 3600.0
-    return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in open_spans(config, day, queue)) / 3600
+    spans = open_spans(config, day, queue) if queue else _branch_spans(config, day)
+    return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in spans) / 3600
+
+
+def _branch_spans(config: Config, day: dt.date) -> list[tuple[float, float]]:
+    kind = config.calendar.kind(day)
+    return [(_minutes(s[:5]) * 60.0, _minutes(s[6:]) * 60.0) for s in getattr(config.hours, kind)]
 
 
 def open_spans(config: Config, day: dt.date, queue: str) -> list[tuple[float, float]]:
@@ -254,7 +259,9 @@ def parse_scenario(data: Mapping[str, Any], config: Config, day: dt.date | None 
         if key not in known:
             raise ScenarioError(str(key), "unknown key")
     date = day or _date(data.get("date"))
-    base = default_scenario(config, date, _number(data.get("customers", 1000), "customers"))
+    customers = data.get("customers")
+    base = default_scenario(config, date, None if customers is None else _number(customers,
+                                                                               "customers"))
     arrivals = base.arrivals
     if "arrivals" in data:
         arrivals = _streams(data["arrivals"], config)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.config import Config, load_config, parse_config  # noqa: E402
-from sim.des.day import DayRun, simulate_day  # noqa: E402
-from sim.des.scenario import Scenario, default_scenario  # noqa: E402
-from sim.des.theory import TheoryCase, theory_config, theory_scenario  # noqa: E402
+from controller.config import Config, load_config, parse_config
+from sim.des.day import DayRun, simulate_day
+from sim.des.scenario import Scenario, default_scenario
+from sim.des.theory import TheoryCase, theory_config, theory_scenario
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "branch.toml"
 DAY = dt.date(2026, 11, 25)

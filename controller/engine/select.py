@@ -26,7 +26,8 @@ rule            comes first
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from operator import itemgetter
 
 from ..config import Config, WindowConfig
 from .state import State, Ticket
@@ -47,27 +48,30 @@ class Ranker:
         prios = window.queues
         number = window.number
         escalate_s = cfg.thresholds.escalate_after_min * 60.0
-        parts: list[Callable[[Ticket], float]] = []
-        for rule in cfg.strategy.order:
-            if rule == "front":
-                parts.append(lambda t: t.front or _INF)
-            elif rule == "directed":
-                parts.append(lambda t: 0.0 if t.directed == number else 1.0)
-            elif rule == "appointment":
-                parts.append(lambda t: 0.0 if t.appointment else 1.0)
-            elif rule == "escalated" and escalate_s > 0:
-                parts.append(lambda t: 0.0 if now - t.issued_at >= escalate_s else 1.0)
-            elif rule == "vip":
-                parts.append(lambda t: -(t.type_priority * 10 + t.stars))
-            elif rule == "high_return":
-                parts.append(lambda t: 0.0 if t.high_return else 1.0)
-            elif rule == "priority":
-                parts.append(lambda t: -prios.get(t.queue, 0))
+        # Every rule's value is computed inline (no call per rule), then the configured
+        # order is picked in C: the same rank tuple as one function per rule, ~3x cheaper.
+        slots = [_SLOT[r] for r in cfg.strategy.order if r != "escalated" or escalate_s > 0]
+        pick = itemgetter(*slots, 7, 8)
 
         def key(t: Ticket) -> Rank:
-            return (*[p(t) for p in parts], t.issued_at, t.order)
+            return pick((
+                t.front or _INF,
+                0.0 if t.directed == number else 1.0,
+                0.0 if t.appointment else 1.0,
+                0.0 if now - t.issued_at >= escalate_s else 1.0,
+                -(t.type_priority * 10 + t.stars),
+                0.0 if t.high_return else 1.0,
+                -prios.get(t.queue, 0),
+                t.issued_at,
+                t.order,
+            ))
 
         self.key = key
+
+
+# Position of each rule's value in the tuple Ranker.key builds (7, 8: issue time, order).
+_SLOT = {rule: i for i, rule in enumerate(
+    ("front", "directed", "appointment", "escalated", "vip", "high_return", "priority"))}
 
 
 def eligible(
@@ -132,6 +136,9 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     # Each window's candidates in its rank order, computed once; taken ones are skipped.
     own: list[list[Ticket]] = []
     borrow: list[list[Ticket]] = []
+    # Counts only fall while draining: with no queue at the threshold now, no window
+    # can ever borrow, so the borrow lists need not be ranked.
+    can_borrow = any(n >= threshold for n in counts.values())
     for w in windows:
         key = Ranker(cfg, w, now).key
         mine = [
@@ -139,8 +146,11 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
             if x.directed == w.number or (x.directed is None and x.queue in w.queues)
         ]
         own.append(sorted(mine, key=key))
-        others = [x for x in waiting if x.directed is None and x.queue not in w.queues]
-        borrow.append(sorted(others, key=key) if w.balancing else [])
+        if w.balancing and can_borrow:
+            others = [x for x in waiting if x.directed is None and x.queue not in w.queues]
+            borrow.append(sorted(others, key=key))
+        else:
+            borrow.append([])
     pos = [0] * len(windows)
     taken: set[str] = set()
     called = 0

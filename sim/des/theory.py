@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
@@ -24,7 +24,7 @@ from .day import DayRun, simulate_day
 from .distributions import Empirical, Exponential, LogNormal, ServiceTime
 from .measures import Period, WaitStats, wait_stats, windows
 from .scenario import HOURS, Behaviour, Scenario, Staffing, Stream
-from .stats import Interval, batch_means, interval
+from .stats import batch_means, interval
 
 __all__ = ["MMc", "TheoryCase", "erlang_c", "theory_config", "theory_run"]
 
@@ -147,7 +147,9 @@ def _service(case: TheoryCase) -> ServiceTime:
                      "deterministic")
 
 
-def theory_run(case: TheoryCase, seed: int = 1, replications: int = 1) -> dict[str, Any]:
+def theory_run(
+    case: TheoryCase, seed: int = 1, replications: int = 1, level: float = 0.95,
+) -> dict[str, Any]:
     """Simulate ``case`` and set the results beside the closed form.
 
     One replication: confidence intervals by batch means (20 batches of consecutive
@@ -160,11 +162,14 @@ def theory_run(case: TheoryCase, seed: int = 1, replications: int = 1) -> dict[s
     parts = [_measure(run, case) for run in runs]
     waits = [w for p in parts for w in p[0].waits]
     over = [1.0 if w > 60 else 0.0 for w in waits]
+    util_ci = None
     if replications == 1:
-        mean_ci, over_ci = batch_means(waits), batch_means(over)
+        mean_ci, over_ci = batch_means(waits, level=level), batch_means(over, level=level)
     else:
-        mean_ci = interval([fmean(p[0].waits) for p in parts])
-        over_ci = interval([fmean([1.0 if w > 60 else 0.0 for w in p[0].waits]) for p in parts])
+        mean_ci = interval([fmean(p[0].waits) for p in parts], level)
+        over_ci = interval([fmean([1.0 if w > 60 else 0.0 for w in p[0].waits]) for p in parts],
+                           level)
+        util_ci = interval([p[1] for p in parts], level).to_json()
     out: dict[str, Any] = {
         "servers": case.servers, "arrivals_per_hour": case.arrivals_per_hour,
         "service_minutes": case.service_minutes, "service_dist": case.service_dist,
@@ -176,8 +181,10 @@ def theory_run(case: TheoryCase, seed: int = 1, replications: int = 1) -> dict[s
         "mean_wait_s": fmean(waits) if waits else None,
         "p_wait_over_60s": fmean(over) if over else None,
         "utilisation": fmean([p[1] for p in parts]),
-        "mean_wait_ci95": _ci(mean_ci),
-        "p_wait_over_60s_ci95": _ci(over_ci),
+        "level": level,
+        "mean_wait_ci": mean_ci.to_json(),
+        "p_wait_over_60s_ci": over_ci.to_json(),
+        "utilisation_ci": util_ci,
         "wall_s": sum(r.wall_s for r in runs),
         "engine_commands": sum(r.commands for r in runs),
     }
@@ -197,18 +204,13 @@ def _measure(run: DayRun, case: TheoryCase) -> tuple[WaitStats, float, int, int]
     return stats, util, issued, served
 
 
-def _ci(ci: Interval) -> dict[str, float | int]:
-    return ci.to_json()
-
-
 def _theory(case: TheoryCase) -> dict[str, Any] | None:
     mmc = MMc(case.servers, case.arrivals_per_hour, case.service_minutes)
     if case.service_dist == "exponential":
         return {"model": "M/M/c (Erlang C, exact)", **mmc.to_json()}
     cv2 = {"lognormal": case.cv**2, "deterministic": 0.0}[case.service_dist]
-    approx = replace(mmc)
     return {
         "model": "M/G/c (Allen–Cunneen approximation)",
-        "utilisation": approx.utilisation,
+        "utilisation": mmc.utilisation,
         "mean_wait_s": mmc.mean_wait_s * (1 + cv2) / 2,
     }

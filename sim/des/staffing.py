@@ -1,13 +1,16 @@
 """Staffing advice: the fewest window-hours that meet a service level, by simulation.
 
 For each hour of the day, in order, the advice finds the fewest windows that serve at
-least ``level`` of that hour's customers within ``target_wait_s`` (pooled over the seeds'
-days), with later hours still fully staffed. Which windows: for a given count, the ones
-that cover the hour's businesses best (greedy cover of the hour's expected customers by
-business, then the remaining windows by how much of the demand they can serve). Because
-a later hour's plan can still delay an earlier hour's customers (a VIP arriving later is
-served first), the whole plan is then re-simulated and any hour that falls short gets one
-more window, until all hours meet the level or the plan stops changing.
+least ``level`` of that hour's customers (by the hour they took their ticket) within
+``target_wait_s``, pooled over the seeds' days, with later hours still fully staffed
+(binary search on the count). Which windows: for a given count, the ones that cover the
+hour's businesses best (greedy cover of the hour's expected customers by business, then
+the remaining windows by how much of the demand they can serve). A later hour's plan can
+still delay an earlier hour's customers (who wait into it, or a VIP arriving later is
+served first), so the whole plan is then re-simulated and any hour that falls short gets
+one more window, for a few rounds; finally one window is taken from any hour while every
+hour still meets the level. The result is locally minimal: one window fewer in any hour
+breaks some hour's level (or the level was out of reach to begin with).
 
 Every simulation serves the same customers (common random numbers), so comparing two plans
 compares plans, not luck.
@@ -115,6 +118,7 @@ def advise_staffing(
         for h in short:
             counts[h] += 1
             plan = plan.with_hour(h, order[h][:counts[h]])
+    plan = search.trim(plan, hours, order, counts)
     shares = search.shares(plan)
     advice = StaffingAdvice(plan, target, level, list(seeds), simulated_days=search.days)
     expected = _expected(scenario)
@@ -163,10 +167,30 @@ class _Search:
                       round(waited.get(h, 0.0) / c, 1) if c else None, n)
         return out
 
+    def meets_all(self, plan: Staffing, hours: Sequence[int]) -> bool:
+        shares = self.shares(plan)
+        return all(shares[h][0] >= self.level for h in hours)
+
+    def trim(self, plan: Staffing, hours: Sequence[int], order: Mapping[int, Sequence[int]],
+             counts: dict[int, int]) -> Staffing:
+        """Take one window from any hour while every hour still meets the level."""
+        if not self.meets_all(plan, hours):
+            return plan  # the level is out of reach somewhere: nothing to trade
+        changed = True
+        while changed:
+            changed = False
+            for h in sorted(hours, key=lambda h: -counts[h]):
+                if counts[h] == 0:
+                    continue
+                fewer = plan.with_hour(h, order[h][:counts[h] - 1])
+                if self.meets_all(fewer, hours):
+                    plan, counts[h], changed = fewer, counts[h] - 1, True
+        return plan
+
     def fewest(self, plan: Staffing, hour: int, order: Sequence[int]) -> int:
         """Binary search for the fewest windows (a prefix of ``order``) meeting the level."""
         lo, hi = 0, len(order)
-        if self._meets(plan, hour, order, hi) is False:
+        if not self._meets(plan, hour, order, hi):
             return hi
         while lo < hi:
             mid = (lo + hi) // 2
@@ -177,8 +201,8 @@ class _Search:
         return lo
 
     def _meets(self, plan: Staffing, hour: int, order: Sequence[int], k: int) -> bool:
-        share, _, n = self.shares(plan.with_hour(hour, order[:k]))[hour]
-        return (n == 0 and k > 0) or (n > 0 and share >= self.level)
+        share, _, _ = self.shares(plan.with_hour(hour, order[:k]))[hour]
+        return share >= self.level  # an hour nobody arrives in meets it with none
 
 
 def _demand_hours(scenario: Scenario) -> list[int]:

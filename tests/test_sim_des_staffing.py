@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,21 @@ def test_windows_open_to_cover_the_hours_businesses() -> None:
     served = {q for n in order[:2] for q in config.window(n).queues}  # type: ignore[union-attr]
     assert {"B", "T"} <= served
     assert sorted(order) == [1, 2, 3, 4, 5, 6]
+
+
+def test_advice_straight_from_a_branchs_history() -> None:
+    from sim.des import advise_from_history, simulate_day
+
+    config = example_config()
+    every = tuple(w.number for w in config.windows)
+    truth = Scenario(
+        DAY, (Stream("A", None, tuple(30.0 if h in (9, 10) else 0.0 for h in range(HOURS))),),
+        {"A": Exponential(240.0)}, Staffing(tuple(every if h in (9, 10) else ()
+                                                  for h in range(HOURS))),
+        Behaviour(no_show=0.0, rating=0.0),
+    )
+    history = [e for seed in (1, 2, 3) for e in simulate_day(
+        config, replace(truth, date=DAY + dt.timedelta(seed)), seed).events]
+    advice = advise_from_history(history, config, DAY, target_wait_s=600, seeds=(1, 2))
+    assert advice.met
+    assert [h["hour"] for h in advice.hours if h["windows"]] == [9, 10]

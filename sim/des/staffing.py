@@ -18,7 +18,8 @@ compares plans, not luck.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ from controller.config import Config
 from .arrivals import Customer, customers
 from .branch import sim_config
 from .day import Day
+from .learn import learn
 from .measures import Period, wait_stats
 from .report import write_tables
 from .scenario import HOURS, Scenario, Staffing
 
-__all__ = ["StaffingAdvice", "advise_staffing", "window_order"]
+__all__ = ["StaffingAdvice", "advise_from_history", "advise_staffing", "window_order"]
 
 
 @dataclass
@@ -131,6 +133,19 @@ def advise_staffing(
             "met": n == 0 or share >= level,
         })
     return advice
+
+
+def advise_from_history(
+    events: Iterable[Mapping[str, Any]], config: Config, day: dt.date, *,
+    target_wait_s: float = 900.0, level: float = 0.85,
+    seeds: Sequence[int | str] = (1, 2, 3, 4, 5), days: Callable[[str], bool] | None = None,
+) -> StaffingAdvice:
+    """Staffing advice for ``day`` from a branch's stored events (the back office's call):
+    :func:`sim.des.learn.learn` then :func:`advise_staffing`. ``days`` picks which
+    history days to learn from (e.g. the same weekday)."""
+    scenario = learn(events, config, day, days=days)
+    return advise_staffing(config, scenario, target_wait_s=target_wait_s, level=level,
+                           seeds=seeds)
 
 
 @dataclass

@@ -155,11 +155,17 @@ def _theory(args: argparse.Namespace) -> int:
                       args.service_dist, args.hours, args.warmup_hours, args.cv)
     result = theory_run(case, args.seed, args.replications)
     theory = result["theory"] or {}
-    human = "\n".join(
-        [f"{k}: {result[k]}" for k in ("served", "mean_wait_s", "p_wait_over_60s",
-                                        "utilisation")]
-        + [f"theory {k}: {v}" for k, v in theory.items()]
-    )
+    lines = [f"served: {result['served']} of {result['customers']} "
+             f"({result['measured']} measured after the warm-up)"]
+    for key, ci_key in (("mean_wait_s", "mean_wait_ci"), ("p_wait_over_60s", "p_wait_over_60s_ci"),
+                        ("utilisation", "utilisation_ci")):
+        ci = result.get(ci_key)
+        band = f"  [{ci['low']:.4g}, {ci['high']:.4g}] {ci['level']:.0%}" if ci else ""
+        exact = theory.get(key)
+        lines.append(f"{key}: {result[key]:.4g}{band}  theory: "
+                     + ("-" if exact is None else f"{exact:.4g}"))
+    lines.append(f"theory model: {theory.get('model', '-')}")
+    human = "\n".join(lines)
     _emit(args, result, human)
     return 0
 

@@ -127,6 +127,8 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     each by its own strategy; the answer is the number of calls before ``t``'s. With one
     window, or windows serving the same queues alike, this is exactly the customer's place.
     """
+    if len(state.waiting) == 1:  # t alone: nobody can be called before it
+        return 0
     windows = serving_windows(state, cfg, t)
     if not windows:
         return len(state.waiting) - 1

@@ -17,7 +17,7 @@ from controller.config import Config
 
 from .scenario import Behaviour, Scenario, Stream, open_spans
 
-__all__ = ["Customer", "customers", "thinning"]
+__all__ = ["Customer", "customers", "recall_limit", "thinning"]
 
 Piece = tuple[float, float, float]  # [start, end) seconds, rate per second
 
@@ -78,7 +78,7 @@ def customers(config: Config, scenario: Scenario, seed: int | str) -> list[Custo
         service = scenario.service[stream.queue]
         svc_rng = random.Random(f"{tag}/service")
         beh_rng = random.Random(f"{tag}/behaviour")
-        limit = _recall_limit(config, scenario.behaviour)
+        limit = recall_limit(config, scenario.behaviour)
         for i, t in enumerate(times):
             c = Customer(0, t, stream.queue, stream.customer_type, service.draw(svc_rng),
                          *_behaviour(scenario.behaviour, limit, beh_rng))
@@ -106,7 +106,7 @@ def _arrival_times(
     return thinning(rate, max(r for _, _, r in parts), parts[0][0], parts[-1][1], rng)
 
 
-def _recall_limit(config: Config, behaviour: Behaviour) -> int:
+def recall_limit(config: Config, behaviour: Behaviour) -> int:
     """How many recalls a teller makes before giving the number up."""
     return config.thresholds.recalls_before_no_show or behaviour.max_recalls
 

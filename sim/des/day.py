@@ -48,7 +48,7 @@ from controller.engine import (
 from controller.engine.commands import Command
 from controller.errors import Refused
 
-from .arrivals import Customer, _recall_limit, customers
+from .arrivals import Customer, customers, recall_limit
 from .branch import SIM_PASSWORD, card_for, sim_config, teller_id
 from .scenario import HOURS, Scenario
 
@@ -115,7 +115,7 @@ class Day:
             w.number: _Teller(w.number, frozenset(w.queues), w.balancing)
             for w in self.cfg.windows
         }
-        self.limit = _recall_limit(self.cfg, self.scenario.behaviour)
+        self.limit = recall_limit(self.cfg, self.scenario.behaviour)
         self._schedule(people)
         self._loop()
         self._close_day()

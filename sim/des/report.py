@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .day import DayRun
 from .measures import Period, day_measures, utilisation
@@ -24,7 +25,8 @@ def day_report(run: DayRun, every_s: float = 300.0) -> dict[str, Any]:
     period = Period(run.t0, run.t0 + 86400, run.config.tz)
     measures = day_measures(run.events, period, run.scenario.target_wait_s, every_s)
     return {
-        "branch": {"code": run.config.branch.code, "name": run.config.branch.name},
+        "branch": {"code": run.config.branch.code, "name": run.config.branch.name,
+                   "timezone": run.config.branch.timezone},
         "date": run.scenario.date.isoformat(),
         "seed": run.seed,
         "expected_customers": round(sum(s.expected for s in run.scenario.arrivals), 1),
@@ -36,6 +38,10 @@ def day_report(run: DayRun, every_s: float = 300.0) -> dict[str, Any]:
         "engine": {"commands": run.commands, "events": len(run.events),
                    "wall_s": round(run.wall_s, 4)},
     }
+
+
+def _tz(report: Mapping[str, Any]) -> dt.tzinfo:
+    return ZoneInfo(report["branch"].get("timezone", "Asia/Shanghai"))
 
 
 def _round(x: float | None) -> float | None:
@@ -114,7 +120,7 @@ def report_sheets(report: Mapping[str, Any]) -> list[Sheet]:
     ]
     handle = report["handle"]
     ql = report["queue_length"]
-    start = dt.datetime.fromtimestamp(ql["start"], dt.timezone(dt.timedelta(hours=8)))
+    start = dt.datetime.fromtimestamp(ql["start"], _tz(report))
     queues = list(ql["by_queue"])
     return [
         ("概要 Summary", ["项目 Item", "值 Value"], summary),
@@ -163,7 +169,7 @@ def write_png(report: Mapping[str, Any], path: str | Path, size: tuple[int, int]
     draw.text((60, 12), f"Waiting tickets, {report['branch']['code']} {report['date']} "
                         f"(seed {report['seed']})", fill="black", font=font)
     ymax = max(1, *(max(v[first:last + 1], default=0) for v in series.values()))
-    _axes(draw, top, font, ymax, first, last, ql["every_s"], ql["start"])
+    _axes(draw, top, font, ymax, first, last, ql["every_s"], ql["start"], _tz(report))
     for i, (name, values) in enumerate(series.items()):
         colour = (0, 0, 0) if name == "total" else _COLOURS[i % len(_COLOURS)]
         pts = [_xy(top, k - first, last - first, v, ymax) for k, v in
@@ -192,14 +198,13 @@ def _xy(box: tuple[int, int, int, int], i: int, n: int, v: float, ymax: float
 
 
 def _axes(draw: Any, box: tuple[int, int, int, int], font: Any, ymax: float, first: int,
-          last: int, every_s: float, start: float) -> None:
+          last: int, every_s: float, start: float, tz: dt.tzinfo) -> None:
     x0, y0, x1, y1 = box
     draw.rectangle(box, outline="black")
     for k in range(5):
         v = ymax * k / 4
         y = y1 - (y1 - y0) * k / 4
         draw.text((x0 - 35, y - 7), f"{v:.0f}", fill="black", font=font)
-    tz = dt.timezone(dt.timedelta(hours=8))
     step = max(1, int(3600 // every_s))
     for i in range(first, last + 1):
         if i % step == 0:

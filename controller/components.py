@@ -7,15 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.lobby import build_lobby_devices
+from drivers.printer import printer_component
 from drivers.rs485.component import rs485_components
 
 from .config import Config
 from .supervisor import Component
+from .web.settings import web_settings
 
 __all__ = ["build_components"]
 
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
-    components.extend(rs485_components(config))
+    web_settings(config)  # the screens' [web] section: a mistake stops the start (exit 2)
+    if (printer := printer_component(config, data_dir)) is not None:
+        components.append(printer)
+    components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    components.extend(rs485_components(config, data_dir))  # keypads, displays, evaluators
     return components

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -517,18 +518,21 @@ def _answer(device: SimDevice, request: mb.ReadRequest | mb.WriteSingle | mb.Wri
 class SimulatedBus:
     """Component ``rs485.sim``: the virtual bus a ``hardware = "sim"`` box runs on.
 
-    The RS485 driver asks :meth:`wait_port` for the pty to open.
+    The RS485 driver asks :meth:`wait_port` for the pty to open. With ``control`` (the box
+    puts it at ``<data-dir>/sim/rs485.sock``) other processes press keys on it
+    (sim/rs485_control.py).
     """
 
     name = "rs485.sim"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, control: Path | None = None) -> None:
         self.config = config
+        self.control = control
         self.line: VirtualBus | None = None
         self._ready = asyncio.Event()
 
     async def run(self, box: Box) -> None:
-        async with VirtualBus.from_config(self.config) as line:
+        async with VirtualBus.from_config(self.config) as line, self._serve_control(line):
             self.line = line
             self._ready.set()
             box.health.report(self.name, "ok", f"virtual {line.profile} bus on {line.port}")
@@ -537,6 +541,17 @@ class SimulatedBus:
             finally:
                 self._ready.clear()
                 self.line = None
+
+    def _serve_control(self, line: VirtualBus) -> contextlib.AbstractAsyncContextManager[Any]:
+        if self.control is None:
+            return contextlib.nullcontext()
+        from .rs485_control import ControlServer
+
+        windows: dict[str, dict[int, int]] = {"keypad": {}, "evaluator": {}}
+        for w in self.config.windows:
+            windows["keypad"][w.number] = w.keypad or w.number
+            windows["evaluator"][w.number] = w.evaluator or w.number
+        return ControlServer(self.control, line, windows)
 
     async def wait_port(self) -> str:
         await self._ready.wait()

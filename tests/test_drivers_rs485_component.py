@@ -4,7 +4,9 @@ stop the box at start, and a ``hardware = "sim"`` box running end to end on its 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,28 +14,33 @@ from controller.__main__ import main
 from controller.box import Box
 from controller.clock import ManualClock
 from controller.components import build_components
+from controller.config import Config
 from controller.engine import IssueTicket
 from controller.errors import ConfigError
 from controller.supervisor import Supervisor
 from drivers.rs485 import Rs485
 from sim.rs485 import SimulatedBus
 
-from .conftest import EXAMPLE, WEDNESDAY_10AM, example_config
+from .conftest import EXAMPLE, ROOT, WEDNESDAY_10AM, example_config
+
+
+def bus_components(config: Config, tmp_path: Path) -> list[Any]:
+    return [c for c in build_components(config, tmp_path) if c.name.startswith("rs485")]
 
 
 def test_a_simulated_box_runs_the_virtual_bus_and_the_driver(tmp_path: Path) -> None:
-    components = build_components(example_config(), tmp_path)
+    components = bus_components(example_config(), tmp_path)
     assert [c.name for c in components] == ["rs485.sim", "rs485"]
 
 
 def test_no_bus_without_a_port_or_the_simulator(tmp_path: Path) -> None:
-    assert build_components(example_config('hardware="none"'), tmp_path) == []
+    assert bus_components(example_config('hardware="none"'), tmp_path) == []
 
 
 def test_a_configured_port_replaces_the_simulator(tmp_path: Path) -> None:
     config = example_config('hardware="real"', "rs485.port=/dev/ttyUSB0",
                             'rs485.profile="legacy68"')
-    (rs485,) = build_components(config, tmp_path)
+    (rs485,) = bus_components(config, tmp_path)
     assert isinstance(rs485, Rs485) and rs485.port == "/dev/ttyUSB0"
     assert [d.name for d in rs485.devices[:3]] == ["keypad.1", "display.1", "evaluator.1"]
 
@@ -70,7 +77,7 @@ def test_the_box_refuses_to_start_on_a_bad_rs485_section(
 @pytest.mark.parametrize("profile", ["legacy68", "modbus"])
 async def test_a_simulated_branch_calls_over_the_virtual_bus(tmp_path: Path, profile: str) -> None:
     config = example_config(f'rs485.profile="{profile}"')
-    components = build_components(config, tmp_path)
+    components = bus_components(config, tmp_path)
     sim, rs485 = components
     assert isinstance(sim, SimulatedBus) and isinstance(rs485, Rs485)
     async with Box(config, tmp_path / "data", ManualClock(WEDNESDAY_10AM)) as box:
@@ -88,3 +95,42 @@ async def test_a_simulated_branch_calls_over_the_virtual_bus(tmp_path: Path, pro
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_another_process_presses_keys_on_a_simulated_box(tmp_path: Path) -> None:
+    config = example_config()
+    data_dir = tmp_path / "data"
+    components = bus_components(config, data_dir)
+    async with Box(config, data_dir, ManualClock(WEDNESDAY_10AM)) as box:
+        await box.execute(IssueTicket(queue="A"))
+        running = asyncio.create_task(Supervisor(box, components).run())
+        script = (
+            "import sys; from sim.rs485_control import press, shown, rate\n"
+            "d = sys.argv[1]\n"
+            "press(d, window=1, keys=['login', '1', '1234', 'call_next'])\n"
+            "print(rate(d, window=1, score=5, wait=0.3))\n"
+            "press(d, window=1, keys=['rate'])\n"
+            "print(rate(d, window=1, score=5))\n"
+            "print(repr(shown(d, 'display', 1)))\n"
+        )
+        try:
+            await asyncio.wait_for(components[1].running.wait(), 5)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", script, str(data_dir), cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, err.decode()
+            # no prompt yet, then a rating after 评价; the display was blank after the finish
+            assert out.decode().split() == ["False", "True", "'", "'"]
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    rated = [e for e in (r.event for r in await _events(config, data_dir))
+             if e["type"] == "ticket_rated"]
+    assert [(e["number"], e["score"]) for e in rated] == [("A001", 5)]
+    assert not (data_dir / "sim" / "rs485.sock").exists()  # cleaned up on the way out
+
+
+async def _events(config: Config, data_dir: Path) -> list[Any]:
+    async with Box(config, data_dir, ManualClock(WEDNESDAY_10AM)) as box:
+        return await box.read_events(0, 1000)

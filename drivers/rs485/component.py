@@ -8,6 +8,7 @@ starts as its own component. The profile is ``rs485.profile``.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.config import Config
@@ -91,9 +92,10 @@ class Rs485:
             box.listeners.remove(windows.on_events)
 
 
-def rs485_components(config: Config) -> list[Any]:
+def rs485_components(config: Config, data_dir: Path | None = None) -> list[Any]:
     """The bus's components for this config: none, the driver on ``rs485.port``, or (with
-    ``hardware = "sim"`` and no port) the virtual bus and the driver on its pty.
+    ``hardware = "sim"`` and no port) the virtual bus and the driver on its pty; the virtual
+    bus then takes key presses from other processes on ``<data_dir>/sim/rs485.sock``.
 
     Raises ConfigError for a bad ``[rs485]`` section or clashing bus addresses.
     """
@@ -103,6 +105,7 @@ def rs485_components(config: Config) -> list[Any]:
     if config.hardware != "sim":
         return []
     from sim.rs485 import SimulatedBus  # the simulator only when asked for
+    from sim.rs485_control import CONTROL
 
-    sim = SimulatedBus(config)
+    sim = SimulatedBus(config, data_dir / CONTROL if data_dir is not None else None)
     return [sim, Rs485(config, port_source=sim)]

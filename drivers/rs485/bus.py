@@ -360,6 +360,9 @@ class Bus:
             device.online = False
             device.shown = None  # it may have lost power: send its screen when it is back
             device.beeps = 0
+            # The first probe comes soon: a busy line or a slow moment is not a dead device.
+            device.next_check = asyncio.get_running_loop().time() + min(
+                1.0, self.settings.heartbeat_s)
             self.health(device.name, "offline", f"no answer to {device.misses} requests")
             log.warning("%s is offline (no answer to %d requests)", device.name, device.misses)
         return False

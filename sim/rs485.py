@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -585,8 +586,11 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - interactiv
     args = p.parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
+        from drivers.rs485.settings import bus_devices, load_settings
+
+        bus_devices(config, load_settings(config))  # a bad [rs485] section stops us here
     except (ConfigError, FrameError) as exc:
-        print(f"config error: {exc}")
+        print(f"config error: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_alone(config))

@@ -12,6 +12,8 @@ from drivers.printer import printer_component
 
 from .config import Config
 from .supervisor import Component
+from .update import update_component
+from .watchdog import Watchdog
 
 __all__ = ["build_components"]
 
@@ -21,4 +23,7 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
     if (printer := printer_component(config, data_dir)) is not None:
         components.append(printer)
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    if (updater := update_component(config, data_dir)) is not None:
+        components.append(updater)  # software updates from the centre (F4)
+    components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     return components

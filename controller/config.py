@@ -299,6 +299,7 @@ class Config(_Model):
     card_reader: dict[str, Any] = {}
     hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
+    update: dict[str, Any] = {}  # software updates from the centre (controller/update.py)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

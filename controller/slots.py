@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SlotError", "Slots", "read_json", "write_json_atomic"]
+__all__ = ["SlotError", "Slots", "file_sha256", "read_json", "write_json_atomic"]
 
 COMPLETE = ".complete"
 STATE = "update-state.json"
@@ -110,12 +111,12 @@ class Slots:
         shutil.rmtree(slot, ignore_errors=True)
         try:
             self._fill(slot, bundle, files)
-            _run([python, "-m", "venv", "--without-pip", str(slot / "venv")], timeout)
+            _run([python, "-m", "venv", "--without-pip", str(slot / "venv")], timeout, cwd=slot)
             wheels = [str(slot / "wheels" / f) for f in files if f.endswith(".whl")]
             _run([str(self.python(version)), str(slot / "wheels" / installer / "pip"), "install",
                   "--no-index", "--no-deps", "--disable-pip-version-check",
                   "--no-warn-script-location", "--quiet",
-                  *([] if compile_bytecode else ["--no-compile"]), *wheels], timeout)
+                  *([] if compile_bytecode else ["--no-compile"]), *wheels], timeout, cwd=slot)
             self._smoke(version, timeout)
             _write_synced(slot / COMPLETE, version + "\n")
         except OSError as exc:
@@ -141,7 +142,9 @@ class Slots:
                 shutil.copyfile(bundle / name, slot / name)
 
     def _smoke(self, version: str, timeout: float) -> None:
-        out = _run([str(self.python(version)), "-c", _SMOKE], timeout).strip()
+        # -I and a neutral cwd: the slot's own code, never a checkout the updater runs from
+        out = _run([str(self.python(version)), "-I", "-c", _SMOKE], timeout,
+                   cwd=self.path(version)).strip()
         if out.splitlines()[-1:] != [version]:
             raise SlotError("install_failed",
                             f"the installed box reports version {out[-40:]!r}, not {version}")
@@ -190,9 +193,10 @@ def _sort_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version))
 
 
-def _run(argv: list[str], timeout: float) -> str:
+def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                              cwd=cwd)
     except subprocess.TimeoutExpired:
         raise SlotError("install_failed", f"{Path(argv[0]).name} took over {timeout:.0f} s") \
             from None
@@ -217,6 +221,16 @@ def _sync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex digest, size) of a file, read a megabyte at a time."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -273,8 +287,6 @@ def install_bundle(slots: Slots, bundle: Path, python: str) -> str:
     The signature was checked by whoever placed the bundle (the installer, on the
     machine that has ``cryptography``); here the files are checked against the manifest.
     """
-    import hashlib
-
     manifest = read_json(bundle / "manifest.json")
     try:
         version, installer = manifest["version"], manifest["installer"]
@@ -282,11 +294,11 @@ def install_bundle(slots: Slots, bundle: Path, python: str) -> str:
     except (KeyError, TypeError) as exc:
         raise SlotError("bad_manifest", f"{bundle}/manifest.json: missing {exc}") from None
     for name, sha in files:
-        digest = hashlib.sha256()
-        with (bundle / name).open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != sha:
+        try:
+            same = file_sha256(bundle / name)[0] == sha
+        except OSError as exc:
+            raise SlotError("install_failed", f"{name}: {exc}") from None
+        if not same:
             raise SlotError("hash_mismatch", f"{name} differs from the manifest")
     slots.install(version, bundle, [n for n, _ in files], installer, python=python)
     slots.switch(version)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import http.client
 import json
 import logging
@@ -68,7 +67,7 @@ from . import __version__
 from .clock import Clock, SystemClock
 from .config import Config, load_config, section
 from .errors import ConfigError, PaiduiError
-from .slots import STATE, SlotError, Slots, read_json, write_json_atomic
+from .slots import STATE, SlotError, Slots, file_sha256, read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -544,7 +543,7 @@ async def download(url: str, dest: Path, entry: ReleaseFile, s: UpdateSettings, 
 
 
 async def _check(path: Path, entry: ReleaseFile) -> None:
-    digest, size = await asyncio.to_thread(_sha256, path)
+    digest, size = await asyncio.to_thread(file_sha256, path)
     check_file(entry, digest, size)
 
 
@@ -655,14 +654,6 @@ def _get(url: str, timeout: float, limit: int) -> tuple[int, bytes]:
     finally:
         conn.close()
 
-
-def _sha256(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 # --- the health check after a restart ------------------------------------------------------

@@ -430,7 +430,8 @@ def releases_router(store: ReleaseStore, *, base_url: str | None = None) -> APIR
 
     @r.get("/offer/{branch}", responses={204: {"description": "nothing to install"}})
     def offer(branch: str, request: Request) -> Any:
-        """What this branch should install (the ``cmd/update`` payload), or 204."""
+        """What this branch should install (the ``cmd/update`` payload), or 204.
+        Read-only: what runs where is learnt from the boxes' authenticated MQTT messages."""
         if not _BRANCH.match(branch):
             raise HTTPException(422, "not an organisation code")
         payload = store.offer_for(branch, base(request))

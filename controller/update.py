@@ -217,6 +217,7 @@ class Updater:
         self._queued: UpdateOffer | None = None
         self._wake = asyncio.Event()
         self._cancel = threading.Event()
+        self._skipped: set[str] = set()
 
     # --- what the uplink calls ---------------------------------------------------------
 
@@ -251,9 +252,13 @@ class Updater:
             raise DownloadError(f"{url}: HTTP {status}")
         payload = json.loads(body)
         version = payload.get("version") if isinstance(payload, dict) else None
+        if version == self.running:
+            return None  # the centre has not heard yet that it runs here
         if version in self._state().get("bad", {}):
-            log.info("update: %s is offered again but failed here before; waiting for an "
-                     "explicit command", version)
+            if version not in self._skipped:
+                self._skipped.add(version)
+                log.warning("update: %s is offered again but failed its health check here; "
+                            "only an explicit command installs it again", version)
             return None
         return await self.offer(payload)
 

@@ -251,7 +251,7 @@ class Updater:
         if status != 200:
             raise DownloadError(f"{url}: HTTP {status}")
         payload = json.loads(body)
-        version = payload.get("version") if isinstance(payload, dict) else None
+        version = str(payload.get("version")) if isinstance(payload, dict) else ""
         if version == self.running:
             return None  # the centre has not heard yet that it runs here
         if version in self._state().get("bad", {}):

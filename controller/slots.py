@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SlotError", "Slots", "file_sha256", "read_json", "write_json_atomic"]
+__all__ = ["SlotError", "Slots", "file_sha256", "read_json", "version_key", "write_json_atomic"]
 
 COMPLETE = ".complete"
 STATE = "update-state.json"
@@ -182,15 +182,21 @@ class Slots:
         """Delete old slots, keeping ``current``, ``previous`` and the newest ``keep``."""
         protected = {self.current(), self.previous()}
         names = sorted((p.name for p in self.slots.iterdir()) if self.slots.is_dir() else [],
-                       key=_sort_key)
+                       key=version_key)
         removed = [n for n in names[:-keep] if n not in protected] if keep else []
         for name in removed:
             shutil.rmtree(self.slots / name, ignore_errors=True)
         return removed
 
 
-def _sort_key(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", version))
+def version_key(version: str) -> tuple[int, ...]:
+    """Orders release versions (``0.2.0rc1`` < ``0.2.0`` < ``0.10.0``); junk sorts first."""
+    m = re.fullmatch(r"([\d.]+?)(?:(a|b|rc)(\d+))?", version)
+    if m is None or not all(p.isdigit() for p in m.group(1).split(".")):
+        return (-1,)
+    release = [int(p) for p in m.group(1).split(".")][:4]
+    tag = ("a", "b", "rc", None).index(m.group(2))
+    return (*release, *[0] * (4 - len(release)), tag, int(m.group(3) or 0))
 
 
 def _run(argv: list[str], timeout: float, cwd: Path | None = None) -> str:

@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${PAIDUI_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 # Debian/Ubuntu packages the box, the centre and the tests use.
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk chromium)
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 die() { printf 'flash.sh: %s\n' "$*" >&2; exit 1; }
@@ -99,11 +99,12 @@ cmd_sim() {
     say "simulated branch: data in $data"
     cat <<EOF
 
-  Branch API      http://127.0.0.1:$port/docs      (OpenAPI: /openapi.json)
-  Status          http://127.0.0.1:$port/api/status
-  Take a ticket   curl -X POST -H 'content-type: application/json' \\
-                       -d '{"queue":"A"}' http://127.0.0.1:$port/api/tickets
-  Demo tellers    t1, t2, t3 — password 1234 (demo only)
+  Kiosk (取号机)        http://127.0.0.1:$port/kiosk
+  Soft caller (软呼叫器) http://127.0.0.1:$port/caller     tellers t1 t2 t3, password 1234 (demo only)
+  Hall display (综合屏)  http://127.0.0.1:$port/hall
+  Lobby manager (大堂经理) http://127.0.0.1:$port/lobby    lm1, password 1234 (demo only)
+  API + OpenAPI         http://127.0.0.1:$port/docs
+  Simulator output      $data/sim/  (printed tickets, announcements, hall display frames)
 
   Stop with Ctrl-C.
 EOF

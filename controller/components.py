@@ -14,12 +14,14 @@ from .config import Config
 from .supervisor import Component
 from .update import update_component
 from .watchdog import Watchdog
+from .web.settings import web_settings
 
 __all__ = ["build_components"]
 
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    web_settings(config)  # the screens' [web] section: a mistake stops the start (exit 2)
     if (printer := printer_component(config, data_dir)) is not None:
         components.append(printer)
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO

@@ -300,6 +300,7 @@ class Config(_Model):
     hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
     update: dict[str, Any] = {}  # software updates from the centre (controller/update.py)
+    web: dict[str, Any] = {}  # the local screens: logins, kiosk layout (controller/web/settings)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

@@ -50,6 +50,9 @@ STAGE = "/var/tmp/paidui-install"
 # Common USB–RS485 adapters: FTDI FT232R, WCH CH340, Silicon Labs CP210x.
 DEFAULT_RS485 = ("0403:6001", "1a86:7523", "10c4:ea60")
 UNITS = ("paidui-box.service", "paidui-update-guard.service", "paidui-firstboot.service")
+# Debian packages a live Pi needs (Pi OS Bookworm): venv for the slots, aplay for the
+# voice, Chromium and the CJK font for the screens, polkit for the box's own restart.
+PI_PACKAGES = ("python3-venv", "alsa-utils", "chromium", "fonts-noto-cjk", "polkitd")
 
 
 @dataclass(frozen=True)
@@ -238,39 +241,19 @@ def _rule(subsystem: str, spec: str, name: str, group: str) -> str:
 
 
 def _screens(o: Options, port: int) -> dict[str, str]:
-    """XDG autostart entries: Chromium full screen on the kiosk and hall display pages."""
+    """XDG autostart entries (``controller.web.autostart``): Chromium full screen on the
+    kiosk and the hall display, each waiting for the box to answer first."""
+    from controller.web.autostart import Screen, desktop_entry
+
     specs = o.screens if o.screens is not None else [
         f"kiosk=http://127.0.0.1:{port}/kiosk", f"hall=http://127.0.0.1:{port}/hall@1920,0"]
     lay = o.layout
-    box_python = f"{lay.prefix}/current/venv/bin/python"
-    try:  # the screens' own generator, once controller/web/autostart.py is on main
-        from controller.web import autostart  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        autostart = None
     entries = {}
     for spec in specs:
-        screen = _parse_screen(spec)
-        if autostart is not None:
-            s = autostart.Screen(screen["name"], screen["url"], screen["x"], screen["y"])
-            entries[s.name] = autostart.desktop_entry(s, browser=lay.browser, python=box_python,
-                                                      profiles=lay.screens)
-            continue
-        status = screen["url"].split("/", 3)
-        text = (TEMPLATES / "screen.desktop").read_text(encoding="utf-8")
-        entries[screen["name"]] = string.Template(text).substitute(
-            **screen, browser=lay.browser, box_python=box_python, screens=lay.screens,
-            status_url="/".join(status[:3]) + "/api/status")
+        s = Screen.parse(spec)
+        entries[s.name] = desktop_entry(s, browser=lay.browser, profiles=lay.screens,
+                                        python=f"{lay.prefix}/current/venv/bin/python")
     return entries
-
-
-def _parse_screen(spec: str) -> dict[str, Any]:
-    name, sep, rest = spec.partition("=")
-    url, _, at = rest.partition("@")
-    x, _, y = (at or "0,0").partition(",")
-    if not (sep and name.isidentifier() and url.startswith(("http://", "https://"))
-            and x.isdigit() and y.isdigit()):
-        raise ValueError(f"--screen {spec!r}: expected NAME=http://HOST:PORT/PAGE[@X,Y]")
-    return {"name": name, "url": url, "x": int(x), "y": int(y)}
 
 
 def _slots_source() -> bytes:
@@ -311,6 +294,8 @@ def apply(payload: Path, root: Path, *, live: bool, install_slot: bool = False,
     lay = Layout(**spec["layout"])
     entries = [Entry(**e) for e in spec["entries"]]
     changes = Changes()
+    if live:
+        _packages(changes)
     for e in entries:
         _sync(e, payload / "root" / e.rel, root / e.rel, changes)
     _users(root, live, changes)
@@ -321,6 +306,18 @@ def apply(payload: Path, root: Path, *, live: bool, install_slot: bool = False,
         _activate(changes)
     print("no changes" if not changes else f"{len(changes)} changes", flush=True)
     return changes
+
+
+def _packages(changes: Changes) -> None:
+    missing = [p for p in PI_PACKAGES if subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True,
+        check=False).stdout != "install ok installed"]
+    if missing:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                       check=True, env=env)
+        changes.note(f"packages {' '.join(missing)}")
 
 
 def _sync(e: Entry, src: Path, dst: Path, changes: Changes) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -12,10 +13,30 @@ from controller.clock import ManualClock
 from controller.web import create_app
 
 
+class StaffTokens(httpx.Auth):
+    """Sends the bearer token the API wants (docs/api.md): the teller's of the window the
+    request is for, else the lobby manager's."""
+
+    def __init__(self) -> None:
+        self.windows: dict[int, str] = {}
+        self.lobby: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        m = re.match(r"^/api/windows/(\d+)/", request.url.path)
+        token = self.windows.get(int(m.group(1))) if m else self.lobby
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 @pytest.fixture
 async def api(box: Box) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(box), raise_app_exceptions=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
+    tokens = StaffTokens()
+    async with httpx.AsyncClient(transport=transport, base_url="http://box",
+                                 auth=tokens) as client:
+        r = await client.post("/api/auth/lobby", json={"user": "lm1", "password": "1234"})
+        tokens.lobby = r.json()["token"]
         yield client
 
 
@@ -28,6 +49,7 @@ async def ticket(api: httpx.AsyncClient, queue: str = "A") -> dict:
 async def login(api: httpx.AsyncClient, window: int = 1, teller: str = "t1") -> None:
     r = await api.post(f"/api/windows/{window}/login", json={"teller": teller, "password": "1234"})
     assert r.status_code == 200, r.text
+    api.auth.windows[window] = r.json()["token"]  # type: ignore[attr-defined]
 
 
 def error(r: httpx.Response, status: int, code: str) -> dict:
@@ -187,10 +209,8 @@ async def test_openapi_and_public_config(api: httpx.AsyncClient) -> None:
         ("post", "/api/windows/99/call-next", None, 404, "unknown_window"),
         ("post", "/api/windows/0/call-next", None, 422, "invalid_request"),
         ("post", "/api/windows/x/call-next", None, 422, "invalid_request"),
-        ("post", "/api/windows/1/call-next", None, 403, "not_logged_in"),
-        ("post", "/api/windows/1/rating", {"score": 0}, 422, "invalid_request"),
-        ("post", "/api/windows/1/rating", {"score": 3}, 404, "no_service_to_rate"),
-        ("post", "/api/windows/1/transfer", {}, 422, "invalid_request"),
+        ("post", "/api/windows/1/call-next", None, 401, "login_required"),
+        ("post", "/api/windows/1/rating", {"score": 3}, 401, "login_required"),
         ("get", "/api/tickets/A999", None, 404, "unknown_ticket"),
         ("get", "/api/tickets/%00", None, 422, "invalid_request"),
         ("get", "/api/tickets?day=yesterday", None, 422, "invalid_request"),
@@ -203,6 +223,21 @@ async def test_bad_requests_get_a_clear_error(api: httpx.AsyncClient, method: st
                                               body: dict | None, status: int, code: str) -> None:
     r = await api.request(method.upper(), path, json=body)
     error(r, status, code)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/api/windows/1/rating", {"score": 0}, 422, "invalid_request"),
+        ("/api/windows/1/rating", {"score": 3}, 404, "no_service_to_rate"),
+        ("/api/windows/1/transfer", {}, 422, "invalid_request"),
+    ],
+)
+async def test_bad_window_requests_of_a_logged_in_teller(
+    api: httpx.AsyncClient, path: str, body: dict, status: int, code: str
+) -> None:
+    await login(api)
+    error(await api.post(path, json=body), status, code)
 
 
 async def test_malformed_json(api: httpx.AsyncClient) -> None:

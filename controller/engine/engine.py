@@ -238,15 +238,24 @@ class Engine:
             "customer_type": ct.customer_type, "stars": ct.stars, "card": masked,
         }
 
+    def _local_minute(self, now: float) -> tuple[str, str]:
+        """(kind of day, "HH:MM") at ``now``, cached for the minute it falls in."""
+        lo, hi, kind, hhmm = self._open_cache
+        if not lo <= now < hi:
+            local = dt.datetime.fromtimestamp(now, self._days.tz)
+            kind = self.cfg.calendar.kind(local.date())
+            hhmm = local.strftime("%H:%M")
+            lo = now - local.second - local.microsecond / 1e6
+            self._open_cache = (lo, lo + 60.0, kind, hhmm)
+        return kind, hhmm
+
     def _check_open(self, queue: QueueConfig, now: float) -> None:
-        local = dt.datetime.fromtimestamp(now, self._days.tz)
-        kind = self.cfg.calendar.kind(local.date())
+        kind, hhmm = self._local_minute(now)
         if (queue.days == "workdays" and kind != "workday") or (
             queue.days == "weekends" and kind == "workday"
         ):
             raise Refused("not_offered_today", queue_name=queue.name)
         spans = getattr(queue.hours or self.cfg.hours, kind)
-        hhmm = local.strftime("%H:%M")
         if not any(span[:5] <= hhmm < span[6:] for span in spans):
             raise Refused("outside_hours", hours=" ".join(spans) or "今日休息")
         reason = self.state.paused_queues.get(queue.id)

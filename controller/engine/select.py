@@ -114,6 +114,10 @@ def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
     return open_ or able
 
 
+def _first(pair: tuple[Rank, Ticket]) -> Rank:
+    return pair[0]
+
+
 def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     """How many waiting tickets will be called before ``t`` if nobody else arrives.
 
@@ -132,6 +136,13 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     waiting = list(state.waiting.values())
     if not windows or len(waiting) == 1:
         return len(waiting) - 1
+    if len(windows) == 1 and not windows[0].balancing:
+        w = windows[0]
+        key = rank_key(cfg, w, now)
+        kt = key(t)
+        num, qs = w.number, w.queues
+        return sum(1 for x in waiting if x is not t and key(x) < kt
+                   and (x.directed == num or (x.directed is None and x.queue in qs)))
     threshold = cfg.thresholds.balance_waiting
     lanes: list[tuple[list[Ticket], list[Ticket]]] = []
     for w in windows:
@@ -139,12 +150,11 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
         num, qs = w.number, w.queues
         mine = [x for x in waiting
                 if x.directed == num or (x.directed is None and x.queue in qs)]
-        if t in mine:
+        if t.directed == num or (t.directed is None and t.queue in qs):
             kt = key(t)
-            before = [x for x in mine if x is not t and key(x) < kt]
-            before.sort(key=key)
-            before.append(t)
-            lanes.append((before, []))
+            ranked = [(rk, x) for x in mine if x is not t and (rk := key(x)) < kt]
+            ranked.sort(key=_first)
+            lanes.append(([x for _, x in ranked] + [t], []))
         else:
             mine.sort(key=key)
             others = [x for x in waiting if x.directed is None and x.queue not in qs]
@@ -153,6 +163,7 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     counts = dict(state.waiting_count)
     taken: set[str] = set()
     pos = [0] * len(lanes)
+    bpos = [0] * len(lanes)
     called = 0
     while True:
         progressed = False
@@ -161,11 +172,17 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
             while j < len(own) and own[j].id in taken:
                 j += 1
             pos[i] = j
-            if j < len(own):
-                pick: Ticket | None = own[j]
-            else:
-                pick = next((x for x in borrow if x.id not in taken
-                             and counts.get(x.queue, 0) >= threshold), None)
+            pick: Ticket | None = own[j] if j < len(own) else None
+            if pick is None and borrow:
+                # Counts only fall during the drain: a ticket skipped because its queue
+                # is under the balancing count stays skipped, so a cursor suffices.
+                k = bpos[i]
+                while k < len(borrow) and (
+                    borrow[k].id in taken or counts.get(borrow[k].queue, 0) < threshold
+                ):
+                    k += 1
+                bpos[i] = k
+                pick = borrow[k] if k < len(borrow) else None
             if pick is None:
                 continue
             if pick is t:

@@ -25,7 +25,7 @@ TERMINAL_STATES = frozenset({"finished", "no_show", "not_served"})
 OPEN_STATES = frozenset({"waiting", "called", "held"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # a ticket is itself: identity, not field-by-field
 class Ticket:
     id: str
     number: str

@@ -214,6 +214,7 @@ class Updater:
         self.last: Report | None = None
         self.box: Box | None = None
         self._job: UpdateOffer | None = None
+        self._restarting: UpdateOffer | None = None  # switched in; this process is ending
         self._queued: UpdateOffer | None = None
         self._wake = asyncio.Event()
         self._cancel = threading.Event()
@@ -228,20 +229,21 @@ class Updater:
             offer = parse_update_command(payload)
         except ReleaseRefused as exc:
             raw = payload if isinstance(payload, dict) else {}
-            return self._refused(str(raw.get("id", "?"))[:64], str(raw.get("version", "?")), exc)
-        busy = self._job or self._queued
+            return self._refused(str(raw.get("id", "?"))[:64], str(raw.get("version", "?")), exc,
+                                 keep=False)
+        busy = self._job or self._queued or self._restarting
         if busy is not None and busy.version == offer.version:
             return self.last or self._report(offer, "offered")
         if busy is not None:
             return self._refused(offer.id, offer.version,
-                                 ReleaseRefused("busy", f"installing {busy.version}"))
+                                 ReleaseRefused("busy", f"installing {busy.version}"), keep=False)
         self._queued = offer
         self._wake.set()
         return self._report(offer, "offered")
 
     async def check(self) -> Report | None:
         """Ask the centre whether a release is offered to this branch; take it if so."""
-        if not self.settings.centre_url:
+        if not self.settings.centre_url or self._restarting is not None:
             return None
         url = (f"{self.settings.centre_url}/api/releases/offer/{quote(self.branch)}"
                f"?running={quote(self.running)}")
@@ -401,6 +403,10 @@ class Updater:
         if current is None:
             raise SlotError("install_failed", f"this box does not run from a slot under "
                                               f"{self.settings.root}: nothing to return to")
+        waiting = self._state().get("pending")
+        if current != self.running or waiting:  # another switch awaits its restart or guard
+            raise ReleaseRefused("busy", f"{current} is switched in and {self.running} runs; "
+                                         f"a restart or its health check is under way")
         await box.settled()
         pending = {
             "id": offer.id, "version": offer.version, "from": current,
@@ -415,11 +421,13 @@ class Updater:
         write_json_atomic(self.state_file, state)
         self.slots.switch(offer.version)
         log.warning("update: %s installed, restarting into it (from %s)", offer.version, current)
+        self._restarting = offer  # no other offer is taken while this process ends
         try:
             if self.settings.guard_command:
                 await _command(self.settings.guard_command)
             await _command(self.settings.restart_command)
         except OSError as exc:
+            self._restarting = None
             self.slots.roll_back(current)
             state = self._state()
             state.pop("pending", None)
@@ -437,12 +445,16 @@ class Updater:
         self._tell(report)
         return report
 
-    def _refused(self, cmd_id: str, version: str, exc: ReleaseRefused) -> Report:
+    def _refused(self, cmd_id: str, version: str, exc: ReleaseRefused, *,
+                 keep: bool = True) -> Report:
+        """Report a refusal; ``keep``: it ends the current job (else it only answers an
+        offer that was not taken, and :attr:`last` stays the job's)."""
         log.warning("update %s refused: %s", version, exc)
         report = update_report(cmd_id, version, "failed", running=self.running,
                                at=self.clock.now(), reason=exc.code,
                                detail=exc.detail or exc.message_en)
-        self.last = report
+        if keep:
+            self.last = report
         self._tell(report)
         return report
 

@@ -231,6 +231,14 @@ async def test_a_signed_release_installs_side_by_side_and_restarts(
         offer = update_command("c1", "0.2.0", f"{url}/api/releases/0.2.0/manifest.json")
         await r.updater.offer(offer)
         reports = await r.until("installed", "failed", timeout=120)
+        # "installed" is said just before the guard and restart commands run: wait for them
+        async with asyncio.timeout(30):
+            while not (ran.exists() and "restart" in ran.read_text()):
+                await asyncio.sleep(0.05)  # another process writes the file
+        # this process is on its way out: nothing else is taken, nothing restarts twice
+        later = await r.updater.offer(update_command("c3", "0.3.0", offer["manifest_url"]))
+        same = await r.updater.offer(offer)
+        assert await r.updater.check() is None
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -239,6 +247,8 @@ async def test_a_signed_release_installs_side_by_side_and_restarts(
     assert (slots.current(), slots.previous()) == ("0.2.0", "0.1.0")
     assert slots.is_complete("0.2.0")
     assert ran.read_text().split() == ["guard", "restart"]
+    assert (later["status"], later["reason"]) == ("failed", "busy")
+    assert same["status"] == "installed"
     state = read_json(root / STATE)
     pending = state["pending"]
     assert (pending["version"], pending["from"], pending["epoch"]) == ("0.2.0", "0.1.0", box.epoch)

@@ -10,6 +10,7 @@ The staged rollout over the broker (only the targeted boxes update) needs the up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -195,6 +196,7 @@ async def test_a_rolled_out_release_installs_restarts_and_is_healthy(branch: Bra
     slots = Slots(b.root)
     assert (slots.current(), slots.previous()) == ("0.2.0", "0.1.0")
     assert (b.state / "restarts.log").read_text().split() == ["slots/0.1.0", "slots/0.2.0"]
+    await until(lambda: (b.state / "guard.exit").exists(), 30, b.logs)  # it ends after saying so
     assert (b.state / "guard.exit").read_text() == "0"
     rows = feed_reports(b)
     assert (rows[BRANCH]["status"], rows[BRANCH]["running_version"]) == ("healthy", "0.2.0")
@@ -240,14 +242,113 @@ def _uplink_missing() -> str:
     return ""
 
 
+@pytest.fixture(scope="module")
+def slot_020(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("slot020")
+    m = Manifest.from_bytes((bundles["0.2.0"] / "manifest.json").read_bytes())
+    Slots(root).install("0.2.0", bundles["0.2.0"], [f.name for f in m.files], m.installer,
+                        python=sys.executable, compile_bytecode=False)
+    return root / "slots" / "0.2.0"
+
+
 @pytest.mark.network
 @pytest.mark.skipif(bool(_uplink_missing()), reason=_uplink_missing() or "uplink present")
-def test_staged_rollout_over_the_broker_updates_only_the_targeted_boxes() -> None:
-    """Once the uplink exists: three boxes (each from its own slot root, as above) with
-    ``[uplink]`` pointing at the broker and ``check_interval_s = 0`` (so only MQTT can
-    tell them); ``central.releases rollout --branch B1 --broker …`` must update B1 only,
-    then ``--org`` the rest. Wiring: ``uplink.register_command("update", lambda box, msg:
-    updater.offer(msg))``."""
-    pytest.fail("write me when controller.uplink is on main (see the docstring)")
+async def test_staged_rollout_over_the_broker_updates_only_the_targeted_boxes(
+        tmp_path: Path, bundles: dict[str, Path], slot_020: Path) -> None:
+    """Three boxes on a private broker (password file + ACL); the centre rolls 0.2.0 out to
+    one branch, then to the 100102 subtree: only those two take it, the third (in 100101,
+    never targeted) stays on 0.1.0. The boxes hold the 0.2.0 slot already, so what is
+    tested is the path: rollout -> cmd/update over MQTT -> Updater -> reply -> centre."""
+    import aiomqtt
+
+    from central.broker import LocalBroker
+    from central.releases import Broker, publish_offers
+    from controller.box import Box
+    from controller.clock import ManualClock
+    from controller.components import build_components
+    from controller.config import load_config
+    from controller.update import Updater
+    from controller.uplink import Uplink
+
+    codes = {"first": "1001010001", "untouched": "1001010002", "subtree": "1001020001"}
+    broker = LocalBroker(tmp_path / "broker")
+    broker.add_user("centre", "centre-pw")
+    broker.start()
+    store = ReleaseStore.open(f"sqlite:///{tmp_path}/centre.sqlite3", tmp_path / "files")
+    store.add(bundles["0.2.0"], [KEY.public_key()])
+    key = write_public_key(tmp_path / "release-key.pub", KEY)
+    boxes: dict[str, tuple[Box, Updater, Path]] = {}
+    touch = tmp_path / "restart.py"  # stands in for systemctl restart: leaves a mark
+    touch.write_text("import pathlib, sys\npathlib.Path(sys.argv[1]).touch()\n")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for name, code in codes.items():
+                store.record_running(code, "0.1.0")
+                root = tmp_path / code / "opt"
+                shutil.copytree(slot_020, root / "slots" / "0.2.0", symlinks=True)
+                (root / "slots" / "0.1.0").mkdir()
+                (root / "slots" / "0.1.0" / ".complete").write_text("0.1.0")
+                Slots(root).switch("0.1.0")
+                ran = tmp_path / code / "restarted"
+                config = load_config(ROOT / "examples" / "branch.toml", [
+                    f"branch.code='{code}'", "hardware=none", f"uplink.broker={broker.url!r}",
+                    f"uplink.password={broker.add_user(code)!r}", "uplink.reconnect_min_s=0.05",
+                    f"update.public_key_file={str(key)!r}", f"update.root={str(root)!r}",
+                    "update.check_interval_s=0", "update.guard_command=[]",
+                    f"update.restart_command=['{sys.executable}', '{touch}', '{ran}']"])
+                components = build_components(config, tmp_path / code / "data")
+                updater = next(c for c in components if isinstance(c, Updater))
+                uplink = next(c for c in components if isinstance(c, Uplink))
+                box = await stack.enter_async_context(
+                    Box(config, tmp_path / code / "data", ManualClock(0)))
+                for comp in (updater, uplink):
+                    stack.push_async_callback(_stop, asyncio.create_task(comp.run(box)))
+                boxes[name] = (box, updater, ran)
+            reports: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+            centre = await stack.enter_async_context(aiomqtt.Client(
+                "127.0.0.1", broker.port, username="centre", password="centre-pw"))
+            await centre.subscribe("qms/v1/+/reply", qos=1)
+            stack.push_async_callback(_stop, asyncio.create_task(_replies(centre, reports)))
+            at = Broker("127.0.0.1", broker.port, "centre", "centre-pw")
+
+            async def installed(code: str) -> None:
+                async with asyncio.timeout(60):
+                    while True:
+                        branch, result = await reports.get()
+                        store.record_report(branch, result)  # the centre's consumer does this
+                        if (branch, result["status"]) == (code, "installed"):
+                            return
+
+            await publish_offers(at, store.roll_out("0.2.0", Target((codes["first"],)),
+                                                    base_url=NOWHERE))
+            await installed(codes["first"])
+            await publish_offers(at, store.roll_out("0.2.0", Target(org="100102"),
+                                                    base_url=NOWHERE))
+            await installed(codes["subtree"])
+            for name in ("first", "subtree"):  # "installed" goes out just before the restart
+                await until(boxes[name][2].exists, 30, lambda n=name: f"{n} did not restart")
+    finally:
+        broker.kill()
+    rows = {s["branch"]: s["status"] for s in store.statuses("0.2.0")}
+    store.close()
+    assert rows == {codes["first"]: "installed", codes["subtree"]: "installed"}
+    for name, (_, updater, ran) in boxes.items():
+        targeted = name != "untouched"
+        assert ran.exists() == targeted, name
+        assert updater.slots.current() == ("0.2.0" if targeted else "0.1.0"), name
 
 
+NOWHERE = "http://127.0.0.1:9"  # the boxes hold the 0.2.0 slot already: nothing is fetched
+
+
+async def _replies(client: Any, out: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    async for msg in client.messages:
+        body = json.loads(msg.payload)
+        if body.get("cmd") == "update" and body.get("ok"):
+            out.put_nowait((str(msg.topic).split("/")[2], body["result"]))
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

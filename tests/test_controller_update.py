@@ -37,7 +37,14 @@ from controller.web import create_app
 from protocols.release import Manifest, sign_manifest, update_command
 
 from .conftest import example_config
-from .update_support import DropOnce, centre_app, make_bundle, serving, write_public_key
+from .update_support import (
+    DropOnce,
+    centre_app,
+    install_slot,
+    make_bundle,
+    serving,
+    write_public_key,
+)
 
 KEY = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()
@@ -52,11 +59,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def slot_020(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A really installed 0.2.0 slot, copied into the tests that need one."""
-    root = tmp_path_factory.mktemp("slots")
-    m = Manifest.from_bytes((bundles["0.2.0"] / "manifest.json").read_bytes())
-    Slots(root).install("0.2.0", bundles["0.2.0"], [f.name for f in m.files], m.installer,
-                        python=sys.executable, compile_bytecode=False)
-    return root / "slots" / "0.2.0"
+    return install_slot(bundles["0.2.0"], tmp_path_factory.mktemp("slots"))
 
 
 def settings(root: Path, **kw: Any) -> UpdateSettings:

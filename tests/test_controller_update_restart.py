@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.releases import ReleaseStore, Target
 from controller.slots import STATE, Slots, read_json
-from protocols.release import Manifest
 
 from .update_support import (
     ROOT,
     DropOnce,
     centre_app,
     free_port,
+    install_slot,
     make_bundle,
     serving,
     write_public_key,
@@ -57,11 +57,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def slot_010(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("slot")
-    m = Manifest.from_bytes((bundles["0.1.0"] / "manifest.json").read_bytes())
-    Slots(root).install("0.1.0", bundles["0.1.0"], [f.name for f in m.files], m.installer,
-                        python=sys.executable, compile_bytecode=False)
-    return root / "slots" / "0.1.0"
+    return install_slot(bundles["0.1.0"], tmp_path_factory.mktemp("slot"))
 
 
 @dataclass
@@ -244,11 +240,7 @@ def _uplink_missing() -> str:
 
 @pytest.fixture(scope="module")
 def slot_020(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("slot020")
-    m = Manifest.from_bytes((bundles["0.2.0"] / "manifest.json").read_bytes())
-    Slots(root).install("0.2.0", bundles["0.2.0"], [f.name for f in m.files], m.installer,
-                        python=sys.executable, compile_bytecode=False)
-    return root / "slots" / "0.2.0"
+    return install_slot(bundles["0.2.0"], tmp_path_factory.mktemp("slot020"))
 
 
 @pytest.mark.network

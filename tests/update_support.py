@@ -18,6 +18,7 @@ import hashlib
 import io
 import re
 import socket
+import sys
 import sysconfig
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from central.releases import ReleaseStore, build_bundle, releases_router
-from protocols.release import public_key_text
+from controller.slots import Slots
+from protocols.release import Manifest, public_key_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("controller", "drivers", "protocols", "central", "sim")
@@ -88,6 +90,15 @@ def make_bundle(out: Path, version: str, key: Ed25519PrivateKey, wheels: Path, *
     box = box_wheel(wheels / (version + ("-broken" if broken else "")), version, broken=broken)
     build_bundle(version, [box, env_wheel(wheels)], key, out)
     return out
+
+
+def install_slot(bundle: Path, root: Path) -> Path:
+    """Really install ``bundle`` as a slot under ``root`` (no bytecode: quicker); its path.
+    Tests copy it (``copytree(symlinks=True)``) rather than install it again."""
+    m = Manifest.from_bytes((bundle / "manifest.json").read_bytes())
+    Slots(root).install(m.version, bundle, [f.name for f in m.files], m.installer,
+                        python=sys.executable, compile_bytecode=False)
+    return root / "slots" / m.version
 
 
 def write_public_key(path: Path, key: Ed25519PrivateKey) -> Path:

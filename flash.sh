@@ -122,7 +122,7 @@ main() {
         test) cmd_test "$@" ;;
         setup) setup ;;
         pi) setup; cd "$ROOT"; exec "$PY" -m deploy.install pi "$@" ;;
-        *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 }
 

@@ -13,6 +13,8 @@ from drivers.rs485.component import rs485_components
 
 from .config import Config
 from .supervisor import Component
+from .update import update_component
+from .watchdog import Watchdog
 from .web.settings import web_settings
 
 __all__ = ["build_components"]
@@ -25,4 +27,7 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
         components.append(printer)
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
     components.extend(rs485_components(config, data_dir))  # keypads, displays, evaluators
+    if (updater := update_component(config, data_dir)) is not None:
+        components.append(updater)  # software updates from the centre (F4)
+    components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     return components

@@ -46,6 +46,7 @@ __all__ = [
     "decode",
     "encode",
     "events_batch",
+    "parse_broker_url",
     "parse_topic",
     "reply",
     "topic",
@@ -155,11 +156,24 @@ def decode(topic_name: str, payload: bytes) -> tuple[Topic, dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise ProtocolError("not_utf8", str(exc)) from None
     try:
-        msg = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        msg = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise ProtocolError("malformed_json", str(exc)[:200]) from None
+    if "\\u0000" in text:  # NUL in a string: no SQL text column takes it
+        raise ProtocolError("invalid", "a string holds a NUL character (\\u0000)")
     validate(where, msg)
     return where, msg
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def validate(where: Topic, msg: Any) -> None:
@@ -387,3 +401,24 @@ def day_totals(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         row(queue)[outcome] += 1
     return {"first_seq": first, "last_seq": last, "events": count,
             "queues": dict(sorted(queues.items()))}
+
+
+# --- broker address ------------------------------------------------------------------------
+
+_URL = re.compile(r"^(mqtts?|ws|wss)://([^:/\s]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?/?$")
+_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 9001, "wss": 9001}
+
+
+def parse_broker_url(url: str) -> tuple[str, str, int]:
+    """``mqtt://HOST:PORT`` (or ``mqtts://`` for TLS) → (scheme, host, port).
+
+    Raises :class:`ValueError` with the reason for anything else.
+    """
+    m = _URL.match(url.strip())
+    if not m:
+        raise ValueError(f"{url!r} is not a broker address like mqtt://127.0.0.1:1883")
+    scheme, host, port = m.group(1), m.group(2).strip("[]"), m.group(3)
+    number = int(port) if port else _DEFAULT_PORTS[scheme]
+    if not 0 < number < 65536:
+        raise ValueError(f"{url!r}: port {number} out of range")
+    return scheme, host, number

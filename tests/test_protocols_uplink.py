@@ -112,7 +112,22 @@ def test_malformed_json_not_utf8_not_an_object() -> None:
     assert reason(t, b'{"v": 1, "branch": ') == "malformed_json"
     assert reason(t, b"\xff\xfe{}") == "not_utf8"
     assert reason(t, b"[1, 2]") == "not_object"
-    assert reason(t, b"NaN") == "not_object"
+    assert reason(t, b"NaN") == "malformed_json"  # Python's json would take it; JSON does not
+    assert reason(t, b'{"v": 1, "at": 1e999}') == "malformed_json"
+
+
+def test_nul_characters_are_refused() -> None:
+    msg = batch(1)
+    msg["events"][0]["number"] = "A\x00"
+    assert reason(p.topic(BRANCH, "events"), json.dumps(msg).encode()) == "invalid"
+
+
+def test_broker_urls() -> None:
+    assert p.parse_broker_url("mqtt://127.0.0.1:1884") == ("mqtt", "127.0.0.1", 1884)
+    assert p.parse_broker_url("mqtts://centre.example") == ("mqtts", "centre.example", 8883)
+    for bad in ("tcp://x:1", "mqtt://", "mqtt://host:0", "host:1883", "mqtt://a b:1"):
+        with pytest.raises(ValueError):
+            p.parse_broker_url(bad)
 
 
 def test_wrong_schema_version() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config
+from .config import Config, section
 from .supervisor import Component
 
 __all__ = ["build_components"]
@@ -15,4 +15,8 @@ __all__ = ["build_components"]
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
+    if config.uplink:
+        from .uplink import Uplink, UplinkSettings
+
+        components.append(Uplink(section(config, "uplink", UplinkSettings)))
     return components

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from central.store import DeadLetter, EventBatch, Inbound, Store, open_store
-from tests.uplink_support import pg_url, store_url  # noqa: F401  (fixtures)
+from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
 
 B1, B2 = "1001010001", "1001010002"
 
@@ -23,7 +23,7 @@ def batch(branch: str, *seqs: int, epoch: str = "e1") -> EventBatch:
 
 
 @pytest.fixture
-def store(store_url: str) -> Any:  # noqa: F811
+def store(store_url: str) -> Any:
     s = open_store(store_url)
     yield s
     s.close()
@@ -114,7 +114,7 @@ def test_live_picture_and_lag(store: Store) -> None:
     assert store.branches()[0]["version"] == "0.1.0"
 
 
-def test_migrations_run_once(store_url: str) -> None:  # noqa: F811
+def test_migrations_run_once(store_url: str) -> None:
     a = open_store(store_url)
     a.ingest(Inbound(batches=[batch(B1, 1)]))
     a.close()

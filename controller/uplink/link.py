@@ -423,6 +423,7 @@ class Uplink:
     async def _due_days(self) -> list[str]:
         """Finished days whose totals are due and not yet sent, oldest first."""
         box, s = self._box(), self.settings
+        await box.settled()  # a day's closing events are applied before they are durable
         now = box.clock.now()
         today = dt.date.fromisoformat(box.engine.day_of(now))
         first = await asyncio.to_thread(self._journal().read, 0, 1)

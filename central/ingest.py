@@ -98,6 +98,7 @@ class Consumer:
         self._live: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in LIVE_KINDS}
         self._gaps: dict[tuple[str, str], Gap] = {}
         self.ready = asyncio.Event()  # set once subscribed
+        self._tag = uuid.uuid4().hex[:6]  # two consumers never share a client id
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class Consumer:
 
     def _make_client(self) -> aiomqtt.Client:
         b = self.config.broker
-        ident = b.client_id or f"centre-{socket.gethostname()}-{os.getpid()}"
+        ident = b.client_id or f"centre-{socket.gethostname()}-{os.getpid()}-{self._tag}"
         tls = ssl.create_default_context(cafile=b.ca_file) \
             if b.url.startswith("mqtts://") else None
         return aiomqtt.Client(

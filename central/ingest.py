@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
+from controller.uplink.link import still_cancelling
 from protocols import uplink as proto
 
 from .config import CentreConfig
@@ -110,6 +111,7 @@ class Consumer:
                                                             max_ahead=ingest.max_ahead))
             delay = 0.2
             while True:
+                still_cancelling()
                 try:
                     async with self._make_client() as client:
                         delay = 0.2
@@ -201,6 +203,7 @@ class Consumer:
     async def _commit(self, client: aiomqtt.Client) -> None:
         limit = self.config.ingest.group_messages
         while True:
+            still_cancelling()
             await self._arrived.wait()
             inbound = self._take(limit)
             if not len(self._inbound):
@@ -273,6 +276,7 @@ class Consumer:
     async def _watch_gaps(self, client: aiomqtt.Client) -> None:
         ingest = self.config.ingest
         while True:
+            still_cancelling()
             await asyncio.sleep(min(0.5, ingest.reorder_timeout_s / 2))  # a timer, not a wait
             now = time.monotonic()
             for key, gap in list(self._gaps.items()):
@@ -308,6 +312,7 @@ class Consumer:
 
     async def _flush_live(self) -> None:
         while True:
+            still_cancelling()
             await asyncio.sleep(self.config.ingest.live_flush_s)  # coalescing timer
             if not any(self._live.values()):
                 continue

@@ -135,6 +135,11 @@ async def running(coro: Awaitable[Any]) -> AsyncIterator[asyncio.Task[Any]]:
         yield task
     finally:
         task.cancel()
+        await asyncio.wait({task}, timeout=15)
+        if not task.done():  # it swallowed the cancellation: fail, do not hang
+            task.print_stack()
+            task.cancel()
+            raise AssertionError(f"{task!r} did not stop when cancelled")
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -138,6 +138,7 @@ class Uplink:
         s = self.settings
         delay = s.reconnect_min_s
         while True:
+            still_cancelling()
             up_since: float | None = None
             try:
                 async with self._make_client(box) as client:
@@ -227,6 +228,7 @@ class Uplink:
         box, s = self._box(), self.settings
         loop = asyncio.get_running_loop()
         while True:
+            still_cancelling()
             self._wake.clear()
             if self.sent > self.acked and loop.time() - self._ack_progress > s.ack_timeout_s:
                 log.warning("uplink: no ack beyond %d for %.0fs; sending again", self.acked,
@@ -244,8 +246,7 @@ class Uplink:
             wait = s.ack_timeout_s if self.sent > self.acked else None
             if wait is not None:
                 wait = max(0.01, self._ack_progress + s.ack_timeout_s - loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await _wait(self._wake, wait)
 
     async def _publish_events(self, client: aiomqtt.Client, after: int, limit: int,
                               through: int | None = None) -> int:
@@ -330,6 +331,7 @@ class Uplink:
         desk = self.desk
         assert desk is not None
         while True:
+            still_cancelling()
             name, msg = await commands.get()
             result, refusal = await desk.run(name, msg)
             now = self._box().clock.now()
@@ -361,6 +363,7 @@ class Uplink:
     async def _live(self, client: aiomqtt.Client) -> None:
         box = self._box()
         while True:
+            still_cancelling()
             await self._live_dirty.wait()
             self._live_dirty.clear()
             await box.settled()
@@ -374,9 +377,8 @@ class Uplink:
     async def _health(self, client: aiomqtt.Client) -> None:
         box = self._box()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._health_dirty.wait(),
-                                       self.settings.health_interval_s)
+            still_cancelling()
+            await _wait(self._health_dirty, self.settings.health_interval_s)
             self._health_dirty.clear()
             await client.publish(proto.topic(box.config.branch.code, "health"),
                                  proto.encode(await self.health_report()), qos=1, retain=True)
@@ -408,8 +410,8 @@ class Uplink:
 
     async def _totals(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._totals_wake.wait(), self.settings.check_every_s)
+            still_cancelling()
+            await _wait(self._totals_wake, self.settings.check_every_s)
             self._totals_wake.clear()
             self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")
             for day in await self._due_days():
@@ -508,3 +510,17 @@ class Uplink:
                            .add(getattr(c, name)))
         return metrics
 
+
+async def _wait(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait for ``event`` at most ``timeout`` seconds (``asyncio.timeout``: unlike
+    ``wait_for`` on Python 3.11 it never loses a cancellation that races the event)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
+def still_cancelling() -> None:
+    """Re-raise a cancellation that a library swallowed (``wait_for`` on 3.11 can)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

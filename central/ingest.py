@@ -39,6 +39,7 @@ from controller.uplink.link import still_cancelling
 from protocols import uplink as proto
 
 from .config import CentreConfig
+from .errors import StoreError
 from .reconcile import check_branch
 from .store import DeadLetter, EventBatch, Inbound, Ingested, Mark, Store, open_store
 
@@ -107,27 +108,48 @@ class Consumer:
         """Consume until cancelled, reconnecting with a capped, randomised back-off."""
         try:
             ingest = self.config.ingest
-            self._store = await self._db(lambda: open_store(self.config.store.url,
-                                                            max_ahead=ingest.max_ahead))
+            self._store = await self._db(open_store, self.config.store.url, ingest.max_ahead)
             delay = 0.2
             while True:
                 still_cancelling()
                 try:
-                    async with self._make_client() as client:
-                        delay = 0.2
-                        await self._session(client)
+                    # Its own task: see controller.uplink.link (3.11 TaskGroup cancel marks).
+                    await asyncio.create_task(self._connection(), name="consumer-connection")
+                    delay = 0.2
                 except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                     log.warning("consumer %d: broker %s:%d: %s", self.index, self.host,
                                 self.port, group.exceptions[0])
-                finally:
-                    if self.client is not None:
-                        self.stats.connected -= 1
-                    self.client = None
-                    self.ready.clear()
+                    if self.ready.is_set():
+                        delay = 0.2  # it was up: reconnect promptly
+                except* Exception as group:  # the store went away, or a bug: never a crash
+                    log.error("consumer %d stopped: %r; starting again", self.index,
+                              group.exceptions[0], exc_info=group.exceptions[0])
+                    await self._reopen_store()
+                self.ready.clear()
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 10.0)
         finally:
             await self._close()
+
+    async def _connection(self) -> None:
+        try:
+            async with self._make_client() as client:
+                await self._session(client)
+        finally:
+            if self.client is not None:
+                self.stats.connected -= 1
+            self.client = None
+
+    async def _reopen_store(self) -> None:
+        old, self._store = self._store, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await self._db(old.close)
+        try:
+            self._store = await self._db(open_store, self.config.store.url,
+                                         self.config.ingest.max_ahead)
+        except Exception as exc:
+            log.error("consumer %d: store unavailable: %s", self.index, exc)
 
     async def _close(self) -> None:
         store, self._store = self._store, None
@@ -322,7 +344,8 @@ class Consumer:
                            taken["health"])
 
     def _storage(self) -> Store:
-        assert self._store is not None
+        if self._store is None:
+            raise StoreError("the store is not open")
         return self._store
 
 

@@ -101,7 +101,7 @@ class Ingested:
     totals: list[tuple[str, str]] = field(default_factory=list)  # (branch, day)
 
 
-def open_store(url: str, *, max_ahead: int = 1_000_000) -> Store:
+def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
     """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
     return Store(url, max_ahead=max_ahead)
 

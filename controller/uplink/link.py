@@ -76,6 +76,7 @@ class Uplink:
         self._totals_wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._ack_progress = 0.0  # loop time of the last ack progress (or first send)
+        self._up_since: float | None = None  # loop time the current connection came up
         self._totals_cache: dict[str, dict[str, Any]] = {}
         self._view: Journal | None = None
         self.box: Box | None = None
@@ -139,20 +140,27 @@ class Uplink:
         delay = s.reconnect_min_s
         while True:
             still_cancelling()
-            up_since: float | None = None
+            self._up_since = None
             try:
-                async with self._make_client(box) as client:
-                    up_since = asyncio.get_running_loop().time()
-                    await self._session(box, client)
+                # In a task of its own: on 3.11 a TaskGroup whose child fails leaves its
+                # parent task marked "cancelling"; this keeps that off the long-lived task.
+                await asyncio.create_task(self._connection(box), name="uplink-connection")
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
-                self._lost(box, group.exceptions[0], up_since is not None)
-            finally:
-                self.connected = False
-                self._client = None
-            if up_since is not None and asyncio.get_running_loop().time() - up_since > 30:
+                self._lost(box, group.exceptions[0], self._up_since is not None)
+            up = self._up_since
+            if up is not None and asyncio.get_running_loop().time() - up > 30:
                 delay = s.reconnect_min_s  # it was up a good while: start the back-off afresh
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, s.reconnect_max_s)
+
+    async def _connection(self, box: Box) -> None:
+        try:
+            async with self._make_client(box) as client:
+                self._up_since = asyncio.get_running_loop().time()
+                await self._session(box, client)
+        finally:
+            self.connected = False
+            self._client = None
 
     def _lost(self, box: Box, exc: BaseException, was_up: bool) -> None:
         self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")

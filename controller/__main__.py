@@ -55,6 +55,7 @@ async def serve(config: Config, data_dir: Path, host: str, port: int,
         app = create_app(box)
         server = uvicorn.Server(uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=2,  # screens' event streams never end by themselves
         ))
         supervisor = Supervisor(box, components)
         log.info("branch %s (%s) epoch %s seq %d, http://%s:%d", config.branch.code,

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.lobby import build_lobby_devices
+from drivers.printer import printer_component
+
 from .config import Config, section
 from .supervisor import Component
+from .web.settings import web_settings
 
 __all__ = ["build_components"]
 
 
 def build_components(config: Config, data_dir: Path) -> list[Component]:
     components: list[Component] = []
-    if config.uplink:
+    web_settings(config)  # the screens' [web] section: a mistake stops the start (exit 2)
+    if (printer := printer_component(config, data_dir)) is not None:
+        components.append(printer)
+    components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    if config.uplink:  # the link to the centre (docs/uplink.md)
         from .uplink import Uplink, UplinkSettings
 
         components.append(Uplink(section(config, "uplink", UplinkSettings)))

@@ -299,6 +299,7 @@ class Config(_Model):
     card_reader: dict[str, Any] = {}
     hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
+    web: dict[str, Any] = {}  # the local screens: logins, kiosk layout (controller/web/settings)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -356,16 +357,22 @@ class Config(_Model):
         return self._index()["ratings"].get(score)
 
     def _index(self) -> dict[str, dict[Any, Any]]:
-        index = self.__dict__.get("_lookup")
-        if index is None:
-            index = {
-                "queues": {q.id: q for q in self.queues},
-                "windows": {w.number: w for w in self.windows},
-                "tellers": {t.id: t for t in self.tellers},
-                "types": {c.id: c for c in self.customer_types},
-                "ratings": {r.score: r for r in self.rating_levels},
-            }
-            self.__dict__["_lookup"] = index
+        # Cached on the instance; keyed on the lists' identities so that a model_copy()
+        # with replaced lists never answers from the original's index.
+        lists = (self.queues, self.windows, self.tellers, self.customer_types,
+                 self.rating_levels)
+        key = tuple(id(x) for x in lists)
+        cached = self.__dict__.get("_lookup")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        index: dict[str, dict[Any, Any]] = {
+            "queues": {q.id: q for q in self.queues},
+            "windows": {w.number: w for w in self.windows},
+            "tellers": {t.id: t for t in self.tellers},
+            "types": {c.id: c for c in self.customer_types},
+            "ratings": {r.score: r for r in self.rating_levels},
+        }
+        self.__dict__["_lookup"] = (key, index)
         return index
 
     @property

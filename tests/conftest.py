@@ -10,7 +10,6 @@ import datetime as dt
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -56,7 +55,7 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     leaked = [
         t for t in threading.enumerate()
-        if t not in before and t.is_alive() and not t.daemon
+        if (t not in before and t.is_alive() and not t.daemon)
         or (t not in before and t.is_alive() and t.name == "journal-writer")
     ]
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"

@@ -59,6 +59,9 @@ class Engine:
         self.cfg = config
         self._days = _Days(config)
         self._types = {t.id: t.priority for t in config.customer_types}
+        self._queues = {q.id: q for q in config.queues}
+        self._windows = {w.number: w for w in config.windows}
+        self._open_cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class Engine:
         out.append(e)
 
     def _window(self, number: int) -> Any:
-        wc = self.cfg.window(number)
+        wc = self._windows.get(number)
         if wc is None:
             raise Refused("unknown_window", window=number)
         return wc, self.state.window(number)
@@ -206,7 +209,7 @@ class Engine:
                    queue=t.queue, reason=cmd.reason[:200])
 
     def _queue(self, queue_id: str) -> QueueConfig:
-        queue = self.cfg.queue(queue_id)
+        queue = self._queues.get(queue_id)
         if queue is None:
             if any(m.id == queue_id for m in self.cfg.menus):
                 raise Refused("queue_is_menu", queue=queue_id)
@@ -235,15 +238,24 @@ class Engine:
             "customer_type": ct.customer_type, "stars": ct.stars, "card": masked,
         }
 
+    def _local_minute(self, now: float) -> tuple[str, str]:
+        """(kind of day, "HH:MM") at ``now``, cached for the minute it falls in."""
+        lo, hi, kind, hhmm = self._open_cache
+        if not lo <= now < hi:
+            local = dt.datetime.fromtimestamp(now, self._days.tz)
+            kind = self.cfg.calendar.kind(local.date())
+            hhmm = local.strftime("%H:%M")
+            lo = now - local.second - local.microsecond / 1e6
+            self._open_cache = (lo, lo + 60.0, kind, hhmm)
+        return kind, hhmm
+
     def _check_open(self, queue: QueueConfig, now: float) -> None:
-        local = dt.datetime.fromtimestamp(now, self._days.tz)
-        kind = self.cfg.calendar.kind(local.date())
+        kind, hhmm = self._local_minute(now)
         if (queue.days == "workdays" and kind != "workday") or (
             queue.days == "weekends" and kind == "workday"
         ):
             raise Refused("not_offered_today", queue_name=queue.name)
         spans = getattr(queue.hours or self.cfg.hours, kind)
-        hhmm = local.strftime("%H:%M")
         if not any(span[:5] <= hhmm < span[6:] for span in spans):
             raise Refused("outside_hours", hours=" ".join(spans) or "今日休息")
         reason = self.state.paused_queues.get(queue.id)

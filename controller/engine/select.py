@@ -27,47 +27,45 @@ rule            comes first
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from ..config import Config, WindowConfig
 from .state import State, Ticket
 
-__all__ = ["Ranker", "ahead_of", "eligible", "select", "serving_windows"]
+__all__ = ["ahead_of", "eligible", "rank_key", "select", "serving_windows"]
 
 Rank = tuple[float, ...]
+KeyFactory = Callable[[dict[str, int], int, float, float], Callable[[Ticket], Rank]]
 
-_INF = float("inf")
+# Each rule's rank component; smaller sorts first (False < True).
+_PARTS = {
+    "front": "t.front or INF",
+    "directed": "t.directed != number",
+    "appointment": "t.appointment is None",
+    "escalated": "now - t.issued_at < escalate_s",
+    "vip": "-(t.type_priority * 10 + t.stars)",
+    "high_return": "not t.high_return",
+    "priority": "-prios.get(t.queue, 0)",
+}
 
 
-class Ranker:
-    """Builds the rank function of one window at one instant."""
+@lru_cache(maxsize=64)
+def _key_factory(order: tuple[str, ...], escalate: bool) -> KeyFactory:
+    # The rank is on the hot path of every call and every ``ahead``: build it once per
+    # strategy as one flat lambda (as collections.namedtuple builds its classes) instead
+    # of a loop over per-rule functions, which cost ten times as much.
+    parts = [_PARTS[r] for r in order if r != "escalated" or escalate]
+    body = ", ".join([*parts, "t.issued_at", "t.order"])
+    src = f"lambda prios, number, escalate_s, now: lambda t: ({body},)"
+    factory: KeyFactory = eval(src, {"INF": float("inf")})  # our own text, never input
+    return factory
 
-    __slots__ = ("key",)
 
-    def __init__(self, cfg: Config, window: WindowConfig, now: float) -> None:
-        prios = window.queues
-        number = window.number
-        escalate_s = cfg.thresholds.escalate_after_min * 60.0
-        parts: list[Callable[[Ticket], float]] = []
-        for rule in cfg.strategy.order:
-            if rule == "front":
-                parts.append(lambda t: t.front or _INF)
-            elif rule == "directed":
-                parts.append(lambda t: 0.0 if t.directed == number else 1.0)
-            elif rule == "appointment":
-                parts.append(lambda t: 0.0 if t.appointment else 1.0)
-            elif rule == "escalated" and escalate_s > 0:
-                parts.append(lambda t: 0.0 if now - t.issued_at >= escalate_s else 1.0)
-            elif rule == "vip":
-                parts.append(lambda t: -(t.type_priority * 10 + t.stars))
-            elif rule == "high_return":
-                parts.append(lambda t: 0.0 if t.high_return else 1.0)
-            elif rule == "priority":
-                parts.append(lambda t: -prios.get(t.queue, 0))
-
-        def key(t: Ticket) -> Rank:
-            return (*[p(t) for p in parts], t.issued_at, t.order)
-
-        self.key = key
+def rank_key(cfg: Config, window: WindowConfig, now: float) -> Callable[[Ticket], Rank]:
+    """The rank function of ``window`` at ``now``: the smallest rank is called first."""
+    escalate_s = cfg.thresholds.escalate_after_min * 60.0
+    factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
+    return factory(window.queues, window.number, escalate_s, now)
 
 
 def eligible(
@@ -94,7 +92,7 @@ def select(state: State, cfg: Config, window: WindowConfig, now: float) -> Ticke
     )
     if not pool:
         return None
-    return min(pool, key=Ranker(cfg, window, now).key)
+    return min(pool, key=rank_key(cfg, window, now))
 
 
 def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
@@ -116,44 +114,75 @@ def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
     return open_ or able
 
 
+def _first(pair: tuple[Rank, Ticket]) -> Rank:
+    return pair[0]
+
+
 def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     """How many waiting tickets will be called before ``t`` if nobody else arrives.
 
     The windows of :func:`serving_windows` call in turn (lowest number first, round-robin),
     each by its own strategy; the answer is the number of calls before ``t``'s. With one
     window, or windows serving the same queues alike, this is exactly the customer's place.
+
+    Each window's calls before it reaches ``t`` form a *lane*. A window calls its own
+    tickets (directed there, or of its businesses) first; a balancing window with none left
+    borrows from queues over the balancing count. So if ``t`` is its own, the lane is its own
+    tickets ranked before ``t``, then ``t``; if it would borrow ``t``, the lane is all its own
+    tickets, then the borrowable ones (``t`` among them) in rank order, each taken only
+    while its queue is still over the count.
     """
     windows = serving_windows(state, cfg, t)
-    if not windows:
-        return len(state.waiting) - 1
-    threshold = cfg.thresholds.balance_waiting
     waiting = list(state.waiting.values())
-    counts = dict(state.waiting_count)
-    # Each window's candidates in its rank order, computed once; taken ones are skipped.
-    own: list[list[Ticket]] = []
-    borrow: list[list[Ticket]] = []
+    if not windows or len(waiting) == 1:
+        return len(waiting) - 1
+    if len(windows) == 1 and not windows[0].balancing:
+        w = windows[0]
+        key = rank_key(cfg, w, now)
+        kt = key(t)
+        num, qs = w.number, w.queues
+        return sum(1 for x in waiting if x is not t and key(x) < kt
+                   and (x.directed == num or (x.directed is None and x.queue in qs)))
+    threshold = cfg.thresholds.balance_waiting
+    lanes: list[tuple[list[Ticket], list[Ticket]]] = []
     for w in windows:
-        key = Ranker(cfg, w, now).key
-        mine = [
-            x for x in waiting
-            if x.directed == w.number or (x.directed is None and x.queue in w.queues)
-        ]
-        own.append(sorted(mine, key=key))
-        others = [x for x in waiting if x.directed is None and x.queue not in w.queues]
-        borrow.append(sorted(others, key=key) if w.balancing else [])
-    pos = [0] * len(windows)
+        key = rank_key(cfg, w, now)
+        num, qs = w.number, w.queues
+        mine = [x for x in waiting
+                if x.directed == num or (x.directed is None and x.queue in qs)]
+        if t.directed == num or (t.directed is None and t.queue in qs):
+            kt = key(t)
+            ranked = [(rk, x) for x in mine if x is not t and (rk := key(x)) < kt]
+            ranked.sort(key=_first)
+            lanes.append(([x for _, x in ranked] + [t], []))
+        else:
+            mine.sort(key=key)
+            others = [x for x in waiting if x.directed is None and x.queue not in qs]
+            others.sort(key=key)
+            lanes.append((mine, others))
+    counts = dict(state.waiting_count)
     taken: set[str] = set()
+    pos = [0] * len(lanes)
+    bpos = [0] * len(lanes)
     called = 0
     while True:
         progressed = False
-        for i, w in enumerate(windows):
-            pick = _next_untaken(own[i], pos, i, taken)
-            if pick is None and w.balancing:
-                pick = next(
-                    (x for x in borrow[i]
-                     if x.id not in taken and counts.get(x.queue, 0) >= threshold),
-                    None,
-                )
+        for i, (own, borrow) in enumerate(lanes):
+            j = pos[i]
+            while j < len(own) and own[j].id in taken:
+                j += 1
+            pos[i] = j
+            pick: Ticket | None = own[j] if j < len(own) else None
+            if pick is None and borrow:
+                # Counts only fall during the drain: a ticket skipped because its queue
+                # is under the balancing count stays skipped, so a cursor suffices.
+                k = bpos[i]
+                while k < len(borrow) and (
+                    borrow[k].id in taken or counts.get(borrow[k].queue, 0) < threshold
+                ):
+                    k += 1
+                bpos[i] = k
+                pick = borrow[k] if k < len(borrow) else None
             if pick is None:
                 continue
             if pick is t:
@@ -164,13 +193,3 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
             progressed = True
         if not progressed:  # t is no longer eligible anywhere (balancing fell away)
             return called
-
-
-def _next_untaken(
-    ranked: list[Ticket], pos: list[int], i: int, taken: set[str]
-) -> Ticket | None:
-    j = pos[i]
-    while j < len(ranked) and ranked[j].id in taken:
-        j += 1
-    pos[i] = j
-    return ranked[j] if j < len(ranked) else None

@@ -25,7 +25,7 @@ TERMINAL_STATES = frozenset({"finished", "no_show", "not_served"})
 OPEN_STATES = frozenset({"waiting", "called", "held"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # a ticket is itself: identity, not field-by-field
 class Ticket:
     id: str
     number: str
@@ -141,7 +141,8 @@ class State:
             "counters": dict(self.counters),
             "tickets": [asdict(t) for t in self.tickets.values()],
             "waiting": list(self.waiting),
-            "windows": [asdict(w) for w in sorted(self.windows.values(), key=_num)],
+            "windows": [asdict(w) for w in sorted(self.windows.values(), key=_num)
+                        if w != WindowState(w.number)],  # untouched windows are implicit
             "paused_queues": dict(self.paused_queues),
             "issued": self.issued,
             "fronts": self.fronts,

@@ -25,6 +25,7 @@ from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import PrintOutcome, issue_and_print, reprint
 from .metrics import install_metrics
+from .pages import mount_screens
 from .views import iso, status_view, ticket_view
 
 __all__ = ["create_app"]
@@ -288,6 +289,7 @@ def create_app(box: Box) -> FastAPI:
             "version": conf.version,
         }
 
+    mount_screens(app, box)  # kiosk, soft caller, hall display, lobby manager, event stream
     return app
 
 

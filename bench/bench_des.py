@@ -1,0 +1,113 @@
+"""Benchmark of the virtual-time simulator (sim/des) running the real engine.
+
+Prints:
+* simulated customers and customer events per second of wall time (theory-check days:
+  one queue, c windows; and the example branch's days);
+* the time of a full 1,000-customer branch-day (the example branch's six window
+  patterns twice: 12 windows, 1,000 expected customers), median of several runs.
+
+Rates use the process's CPU time, which on an otherwise idle machine equals the wall
+time and on a shared one (other jobs on the same two cores) is the honest figure; the
+wall times are printed beside it.
+Where the time goes (cProfile, top functions by own time): ``--profile``.
+
+"Customer events" are the engine's ticket events (issued, called, recalled, no-show,
+finished, rated, closed); engine commands and all events are printed as well.
+
+    python bench/bench_des.py [--runs 5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import platform
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from controller.config import Config, load_config, parse_config
+from sim.des.day import DayRun, simulate_day
+from sim.des.scenario import Scenario, default_scenario
+from sim.des.theory import TheoryCase, theory_config, theory_scenario
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "branch.toml"
+DAY = dt.date(2026, 11, 25)
+
+
+def customer_events(run: DayRun) -> int:
+    return sum(1 for e in run.events if e["type"].startswith("ticket_"))
+
+
+def big_branch() -> Config:
+    """The example branch with its six window patterns twice (12 windows)."""
+    data = load_config(EXAMPLE).model_dump(mode="json")
+    extra = []
+    for w in data["windows"]:
+        twin = dict(w, number=w["number"] + 6, name=f"{w['number'] + 6}号窗口",
+                    keypad=None, display=None, evaluator=None)
+        extra.append(twin)
+    data["windows"] += extra
+    data["thresholds"]["branch_waiting_cap"] = 0
+    return parse_config(data, "bench")
+
+
+def measure(label: str, config: Config, scenario: Scenario, seeds: range) -> list[float]:
+    """Run one day per seed; rates use CPU time (robust on a shared machine), wall shown too."""
+    walls, cpus, people, cev, events, commands = [], [], 0, 0, 0, 0
+    for seed in seeds:
+        t, c = time.perf_counter(), time.process_time()
+        run = simulate_day(config, scenario, seed)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+        people += len(run.customers)
+        cev += customer_events(run)
+        events += len(run.events)
+        commands += run.commands
+    cpu = sum(cpus)
+    print(f"{label}: {len(walls)} days, {people} customers, {commands} commands, "
+          f"{events} events in {cpu:.2f} s CPU ({sum(walls):.2f} s wall) -> "
+          f"{people / cpu:,.0f} customers/s, {cev / cpu:,.0f} customer events/s, "
+          f"{events / cpu:,.0f} engine events/s; day CPU median "
+          f"{statistics.median(cpus) * 1000:.0f} ms, wall median "
+          f"{statistics.median(walls) * 1000:.0f} ms, wall min {min(walls) * 1000:.0f} ms")
+    return cpus
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}, "
+          f"{platform.system()} {platform.release()}")
+    runs = range(1, args.runs + 1)
+    for c, lam, s in ((1, 40, 1.0), (5, 200, 1.2)):
+        case = TheoryCase(c, lam, s, hours=8)
+        measure(f"theory c={c} λ={lam}/h S={s}min 8h", theory_config(c, s),
+                theory_scenario(case), runs)
+    example = load_config(EXAMPLE)
+    measure("example branch, default day", example, default_scenario(example, DAY), runs)
+    big = big_branch()
+    scenario = default_scenario(big, DAY, 1000)
+    cpus = measure("1,000-customer day, 12 windows", big, scenario, runs)
+    print(f"1,000-customer branch-day: CPU median {statistics.median(cpus):.3f} s, "
+          f"min {min(cpus):.3f} s, max {max(cpus):.3f} s")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        for seed in runs:
+            simulate_day(big, scenario, seed)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(18)
+        stats.sort_stats("cumulative").print_stats("engine", 14)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Durable ticket issue through the journal, against the disk's floor, measured together.
+
+    python bench/bench_journal.py [--n 2000] [--clients 50] [--dir DIR]
+
+* floor: a bare SQLite one-row commit with the journal's settings (WAL, synchronous=FULL)
+  on the same disk, p50/p99;
+* one client: ``Box.execute(IssueTicket)`` (engine + group commit on the writer thread +
+  hand-back to the event loop), p50/p99, and p99 as a ratio to the floor's p99;
+* fifty clients: tickets/s with group commit, and the average batch size.
+
+Six tellers call the next customer between issues (untimed), so the queue stays at a
+realistic length, as in a branch; a last line shows fifty clients with nobody serving,
+where the queue grows by the thousand and ``ahead`` costs more with every ticket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from controller.box import Box
+from controller.clock import ManualClock
+from controller.config import load_config
+from controller.engine import CallNext, IssueTicket, Login
+from controller.errors import Refused
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = 1795572000.0  # 2026-11-25 10:00 +08:00
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+def floor(path: Path, n: int) -> list[float]:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, body TEXT)")
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?, ?)", (i, '{"type":"ticket_issued"}' * 8))
+        db.execute("COMMIT")
+        out.append(time.perf_counter() - t)
+    db.close()
+    return out
+
+
+def config() -> object:
+    return load_config(ROOT / "examples" / "branch.toml", [
+        "thresholds.branch_waiting_cap=0", "thresholds.lobby_alert_waiting=0",
+        "queues.0.digits=6", "journal.snapshot_every=100000"])
+
+
+async def staff(box: Box) -> None:
+    for n, teller in ((1, "t1"), (2, "t2"), (3, "t3")):
+        await box.execute(Login(n, teller, "1234"))
+
+
+async def serve(box: Box, window: int) -> None:
+    with contextlib.suppress(Refused):  # nobody for this window just now
+        await box.execute(CallNext(window))
+
+
+async def one_client(data: Path, n: int) -> list[float]:
+    async with Box(config(), data, ManualClock(T0)) as box:  # type: ignore[arg-type]
+        await staff(box)
+        out = []
+        for i in range(n):
+            t = time.perf_counter()
+            await box.execute(IssueTicket(queue="A"))
+            out.append(time.perf_counter() - t)
+            await serve(box, i % 3 + 1)
+        return out
+
+
+async def many_clients(data: Path, clients: int, seconds: float, serving: bool = True
+                       ) -> tuple[float, float]:
+    async with Box(config(), data, ManualClock(T0)) as box:  # type: ignore[arg-type]
+        await staff(box)
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def client(i: int) -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await box.execute(IssueTicket(queue="A"))
+                done += 1
+                if serving:
+                    await serve(box, i % 3 + 1)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+        assert box._committer is not None
+        return done / elapsed, done / max(box._committer.batches, 1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    args = p.parse_args()
+    base = Path(args.dir or tempfile.mkdtemp(prefix="paidui-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    f = floor(base / "floor.sqlite3", args.n)
+    j = asyncio.run(one_client(base / "one", args.n))
+    rate, batch = asyncio.run(many_clients(base / "many", args.clients, args.seconds))
+    grow, _ = asyncio.run(many_clients(base / "grow", args.clients, args.seconds, False))
+    ms = 1000
+    print(f"disk: {base}")
+    print(f"floor  (bare one-row commit, WAL+FULL): p50 {statistics.median(f) * ms:.3f} ms  "
+          f"p99 {pct(f, 99) * ms:.3f} ms")
+    print(f"issue  (durable, one client):          p50 {statistics.median(j) * ms:.3f} ms  "
+          f"p99 {pct(j, 99) * ms:.3f} ms")
+    print(f"ratio  p99 issue / p99 floor: {pct(j, 99) / pct(f, 99):.2f}  (goal <= 2)")
+    print(f"group commit, {args.clients} clients: {rate:,.0f} tickets/s, "
+          f"{batch:.1f} commands per commit  (goal >= 1,000/s)")
+    print(f"  same, nobody serving (queue grows to {grow * args.seconds:,.0f}): "
+          f"{grow:,.0f} tickets/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The push channel from the box to its screens: Server-Sent Events.
+
+``GET /api/events/stream`` sends, in this order:
+
+1. ``retry: 2000`` (how soon a browser reconnects by itself);
+2. the events a reconnecting page missed, when it says where it was (``Last-Event-ID`` or
+   ``?after=epoch:seq``) and the gap is small — each ``event: box`` with ``"replay": true``;
+3. ``event: status`` — the whole :func:`~controller.web.live.live_view` snapshot;
+4. then live: ``event: box`` for every committed event (``id: epoch:seq``), a fresh
+   ``event: status`` after each burst, ``event: health`` when a device changes, and
+   ``event: ping`` every ``web.ping_seconds`` (a named event, not a comment, so the page's
+   watchdog can see it: silence for three pings means the link is dead).
+
+Only committed events are sent — the hub is a :attr:`Box.listeners` callback, which the box
+calls after the journal commit — and a status snapshot is computed only when every event
+applied to the engine has been heard, so nothing is shown before it is durable.
+
+Each client has a bounded queue. The listener never waits: a client whose queue is full
+is dropped (its stream ends), and its browser reconnects and catches up by replay. A slow
+screen therefore never holds up the box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from ..engine import Event
+from ..health import Status
+from .live import live_view
+from .views import iso
+
+if TYPE_CHECKING:
+    from ..box import Box
+
+__all__ = ["Client", "EventHub", "events_router", "public_event"]
+
+log = logging.getLogger(__name__)
+
+PRIVATE_FIELDS = frozenset({"card", "vip", "vip_name"})  # never on a public screen
+_AFTER = re.compile(r"^([0-9A-Za-z_\-]{1,64}):(\d{1,15})$")
+
+
+def public_event(e: Event) -> dict[str, Any]:
+    """An event as screens may see it: no card numbers or VIP identities."""
+    return {k: v for k, v in e.items() if k not in PRIVATE_FIELDS}
+
+
+def sse(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    """One SSE message; ``data`` is one line of JSON."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected screen. ``queue`` holds ``(kind, seq, message)``."""
+
+    page: str
+    queue: asyncio.Queue[tuple[str, int, str]]
+    dropped: bool = False
+
+
+@dataclass
+class _Stats:
+    connected: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0
+    sent: int = 0
+
+
+class EventHub:
+    """Fans committed events out to every connected screen (see the module docstring)."""
+
+    def __init__(self, box: Box, *, queue_size: int = 256, ping_s: float = 15.0,
+                 replay_limit: int = 1000, coalesce_s: float = 0.05) -> None:
+        self.box = box
+        self.queue_size, self.ping_s = queue_size, ping_s
+        self.replay_limit, self.coalesce_s = replay_limit, coalesce_s
+        self.clients: set[Client] = set()
+        self.stats = _Stats()
+        self.heard = box.last_seq  # the last seq the listener has been told of
+        self._dirty = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def attach(self) -> EventHub:
+        self.box.listeners.append(self.on_events)
+        self.box.health.listeners.append(self.on_health)
+        return self
+
+    # --- clients -------------------------------------------------------------------------
+
+    def subscribe(self, page: str) -> Client:
+        client = Client(page, asyncio.Queue(self.queue_size))
+        self.clients.add(client)
+        self.stats.connected[page] += 1
+        self._report()
+        return client
+
+    def unsubscribe(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            self.stats.connected[client.page] -= 1
+            self._report()
+
+    def _report(self) -> None:
+        detail = ", ".join(f"{p} {n}" for p, n in sorted(self.stats.connected.items()) if n)
+        self.box.health.report("screens", "ok", detail or "none connected")
+
+    def _broadcast(self, item: tuple[str, int, str]) -> None:
+        for client in list(self.clients):
+            if client.dropped:
+                continue
+            try:
+                client.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                client.dropped = True  # it reconnects and catches up by replay
+                self.stats.dropped += 1
+                log.warning("screen %s too slow: dropped (it will reconnect)", client.page)
+
+    # --- listeners (called in the event loop; never block) ---------------------------------
+
+    def on_events(self, events: list[Event]) -> None:
+        for e in events:
+            seq = int(e.get("seq", 0))
+            self.heard = max(self.heard, seq)
+            self._broadcast(("box", seq, self._box_message(e)))
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+        self._dirty = True
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.coalesce_s, self._push_status)
+
+    def on_health(self, status: Status) -> None:
+        self._broadcast(("health", 0, sse("health", asdict(status))))
+
+    def _push_status(self) -> None:
+        self._timer = None
+        if not self._dirty or not self._consistent():
+            return  # a commit is in flight: its listener call brings us back
+        self._dirty = False
+        seq = self.heard
+        self._broadcast(("status", seq, sse("status", live_view(self.box, seq))))
+
+    def _consistent(self) -> bool:
+        """True when every event the engine has applied is committed and heard."""
+        return self.heard >= self.box.last_seq
+
+    async def settled(self) -> None:
+        """Wait until the engine's state holds nothing that is not yet durable and heard."""
+        while not self._consistent():
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            # A failed commit rolls last_seq back without a listener call: look again soon.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fut, 0.5)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The live view, once it holds nothing that is not yet durable."""
+        await self.settled()
+        return live_view(self.box, self.heard)
+
+    def _box_message(self, e: Event, replay: bool = False) -> str:
+        data = public_event(e)
+        if replay:
+            data["replay"] = True
+        return sse("box", data, f"{self.box.epoch}:{e.get('seq', 0)}")
+
+    # --- one stream ----------------------------------------------------------------------
+
+    async def stream(self, page: str, after: str | None) -> AsyncIterator[str]:
+        """The messages for one screen (see the module docstring); ends if it is dropped."""
+        client = self.subscribe(page)
+        try:
+            yield "retry: 2000\n\n"
+            last_event = 0
+            async for message, seq in self._replay(after):
+                last_event = seq
+                yield message
+            snap = await self.snapshot()
+            last_status = snap["seq"]
+            last_event = max(last_event, last_status)
+            yield sse("status", snap)
+            while not client.dropped:
+                try:
+                    kind, seq, message = await asyncio.wait_for(client.queue.get(), self.ping_s)
+                except TimeoutError:
+                    yield sse("ping", {"seq": self.heard, "now": iso(self.box.clock.now(),
+                                                                     self.box.config)})
+                    continue
+                if kind == "box" and seq <= last_event:
+                    continue  # already sent by the replay or covered by the snapshot
+                if kind == "status" and seq < last_status:
+                    continue
+                last_event = max(last_event, seq) if kind == "box" else last_event
+                last_status = max(last_status, seq) if kind == "status" else last_status
+                self.stats.sent += 1
+                yield message
+        finally:
+            self.unsubscribe(client)
+
+    async def _replay(self, after: str | None) -> AsyncIterator[tuple[str, int]]:
+        m = _AFTER.match(after or "")
+        if m is None or m.group(1) != self.box.epoch:
+            return  # a new journal, or a first visit: the snapshot is enough
+        since, through = int(m.group(2)), self.heard
+        if not 0 < through - since <= self.replay_limit:
+            return  # nothing missed, or so much that the snapshot is the better catch-up
+        for rec in await self.box.read_events(since, self.replay_limit, through):
+            yield self._box_message(rec.event, replay=True), rec.seq
+
+
+def events_router(hub: EventHub) -> APIRouter:
+    router = APIRouter(tags=["screens"])
+
+    @router.get("/api/events/stream", response_class=StreamingResponse)
+    async def event_stream(
+        request: Request,
+        page: str = Query("other", pattern=r"^[a-z]{1,16}$", description="kiosk, hall, …"),
+        after: str | None = Query(None, max_length=90, description="epoch:seq seen last"),
+    ) -> StreamingResponse:
+        """Server-Sent Events of the committed events (see controller/web/events.py)."""
+        since = request.headers.get("last-event-id") or after
+        return StreamingResponse(
+            hub.stream(page, since), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get("/api/live")
+    async def live() -> dict[str, Any]:
+        """The snapshot the screens draw from: /api/status plus calls, hours and devices."""
+        return await hub.snapshot()
+
+    return router
+

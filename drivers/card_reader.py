@@ -1,0 +1,372 @@
+"""Card readers at the kiosk: a swipe or tap becomes a ticket (SPEC A5) or redeems an
+appointment (A6).
+
+Readers deliver one line of text per card. Two real kinds exist in branches:
+
+* **keyboard-emulating** readers (USB HID "keyboard wedge": mag-stripe, IC and ID card
+  readers alike) read through Linux input events (``evdev``, imported when used), with
+  the device grabbed so swipes do not type into the kiosk browser;
+* **serial** readers (RS232 or USB-serial, ``pyserial``), a line per card.
+
+The simulator's reader (:class:`sim.card_swipes.SimSwipes`) is fed in-process or through
+a named pipe. Every line goes the same way (:meth:`CardReader.handle`):
+
+1. :func:`protocols.cards.parse_swipe` checks it; a misread or bad checksum is refused,
+   counted in :attr:`CardReader.rejections` and logged, and nothing is issued.
+2. An appointment redeemer, if one is registered (``CardReader(redeemer=…)`` or a
+   ``box.appointment_redeemer`` attribute), is offered the card first (A6).
+3. Otherwise the card issues a ticket through :func:`controller.kiosk.issue_and_print`
+   (``IssueTicket(card=…, channel="card")``): the engine maps card → queue, VIP stars.
+
+Listeners (:attr:`CardReader.listeners`) hear every :class:`SwipeOutcome`, so a kiosk
+page can show the ticket number or the reason it was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.engine import commands as c
+from controller.errors import JournalError, Refused
+from controller.kiosk import PrintOutcome, issue_and_print
+from protocols.cards import CardError, CardRead, parse_swipe
+
+if TYPE_CHECKING:
+    from controller.box import Box
+
+__all__ = [
+    "CardReader",
+    "CardReaderConfig",
+    "CardRedeemer",
+    "KeyDecoder",
+    "KeyboardSource",
+    "LineBuffer",
+    "ReaderConfig",
+    "SerialSource",
+    "SwipeOutcome",
+    "SwipeSource",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 512  # longer than any track or number: a stuck key or line noise
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+class ReaderConfig(BaseModel):
+    """One reader at a kiosk (``[[card_reader.readers]]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("reader", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    kind: Literal["keyboard", "serial", "sim"]
+    device: str = ""  # keyboard: /dev/input/by-id/…-event-kbd; serial: /dev/ttyUSB1
+    baudrate: int = Field(9600, gt=0)
+    grab: bool = True  # keyboard: take the device so swipes do not type into the browser
+    kiosk: str = "kiosk"
+
+
+class CardReaderConfig(BaseModel):
+    """The ``card_reader`` config section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    readers: list[ReaderConfig] = []
+
+
+# --- outcomes and the appointment hook ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SwipeOutcome:
+    """What became of one read, for the kiosk screen and the counters.
+
+    ``code`` is ``issued`` or ``redeemed`` when a ticket came out, else the reason:
+    ``bad_checksum``, ``bad_format`` (unreadable), a refusal code of the engine
+    (``unknown_card``, ``queue_paused`` …) or ``journal``.
+    """
+
+    ok: bool
+    code: str
+    message: str = ""
+    message_en: str = ""
+    card: CardRead | None = None
+    ticket: dict[str, Any] | None = None
+    printed: PrintOutcome | None = None
+    reader: str = ""
+
+
+class CardRedeemer(Protocol):
+    """Appointment redemption (A6) hooks in here: offered every good read first.
+
+    Return ``None`` when the card holds no appointment for now (the card then issues an
+    ordinary ticket), else the outcome of the redemption.
+    """
+
+    async def redeem(self, box: Box, card: CardRead, kiosk: str) -> SwipeOutcome | None: ...
+
+
+# --- line sources -------------------------------------------------------------------------
+
+
+class SwipeSource(Protocol):
+    """Where lines come from: a keyboard reader, a serial reader or the simulator.
+
+    ``opened`` is set once the device is open and reads are not lost (a serial port
+    flushes its input when opened).
+    """
+
+    opened: asyncio.Event
+
+    def lines(self) -> AsyncIterator[str]:
+        """Yield one line per card until cancelled; raise OSError when the device is gone."""
+        ...
+
+
+class LineBuffer:
+    """Splits a byte or character stream into lines at CR or LF; drops overlong junk."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self.dropped = 0
+        self._buf: list[str] = []
+        self._skipping = False
+
+    def feed(self, text: str) -> list[str]:
+        out = []
+        for ch in text:
+            if ch in "\r\n":
+                line = "".join(self._buf).strip()
+                self._buf.clear()
+                if line and not self._skipping:
+                    out.append(line)
+                self._skipping = False
+            elif self._skipping:
+                continue
+            elif len(self._buf) < self.max_line:
+                self._buf.append(ch)
+            else:  # no reader sends this much: drop the whole line, up to its end
+                self._buf.clear()
+                self._skipping = True
+                self.dropped += 1
+        return out
+
+
+_PLAIN = {
+    **{f"KEY_{d}": d for d in "0123456789"},
+    **{f"KEY_KP{d}": d for d in "0123456789"},
+    **{f"KEY_{a}": a.lower() for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+    "KEY_SEMICOLON": ";", "KEY_EQUAL": "=", "KEY_SLASH": "/", "KEY_MINUS": "-",
+    "KEY_SPACE": " ", "KEY_DOT": ".", "KEY_COMMA": ",", "KEY_APOSTROPHE": "'",
+    "KEY_KPMINUS": "-", "KEY_KPPLUS": "+", "KEY_KPDOT": ".", "KEY_KPSLASH": "/",
+    "KEY_KPASTERISK": "*",
+}
+_SHIFTED = {
+    **{f"KEY_{a}": a for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+    "KEY_1": "!", "KEY_2": "@", "KEY_3": "#", "KEY_4": "$", "KEY_5": "%", "KEY_6": "^",
+    "KEY_7": "&", "KEY_8": "*", "KEY_9": "(", "KEY_0": ")", "KEY_SEMICOLON": ":",
+    "KEY_EQUAL": "+", "KEY_SLASH": "?", "KEY_MINUS": "_", "KEY_APOSTROPHE": '"',
+}
+_SHIFTS = {"KEY_LEFTSHIFT", "KEY_RIGHTSHIFT"}
+_ENTERS = {"KEY_ENTER", "KEY_KPENTER"}
+
+
+class KeyDecoder:
+    """Key events of a keyboard-emulating reader (US layout) → lines. Pure.
+
+    Feed it evdev key names and values (1 down, 0 up, 2 auto-repeat); it returns a line
+    when Enter goes down. Unknown keys are counted and ignored.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.shift = False
+        self.unknown = 0
+        self._line = LineBuffer(max_line)
+
+    def feed(self, key: str, value: int) -> str | None:
+        if key in _SHIFTS:
+            self.shift = value != 0
+            return None
+        if value != 1:
+            return None
+        if key in _ENTERS:
+            lines = self._line.feed("\n")
+            return lines[0] if lines else None
+        ch = (_SHIFTED if self.shift else _PLAIN).get(key) or _PLAIN.get(key)
+        if ch is None:
+            self.unknown += 1
+            return None
+        self._line.feed(ch)
+        return None
+
+
+class KeyboardSource:
+    """A keyboard-emulating reader read through ``evdev`` (Linux input events)."""
+
+    def __init__(self, device: str, *, grab: bool = True) -> None:
+        self.device, self.grab = device, grab
+        self.decoder = KeyDecoder()
+        self.opened = asyncio.Event()
+
+    async def lines(self) -> AsyncIterator[str]:
+        try:
+            import evdev
+        except ImportError as exc:  # pragma: no cover - depends on the machine
+            raise OSError("keyboard card readers need the 'evdev' package "
+                          "(pip install evdev)") from exc
+        dev = evdev.InputDevice(self.device)
+        try:
+            if self.grab:
+                dev.grab()
+            self.opened.set()
+            async for ev in dev.async_read_loop():
+                if ev.type != evdev.ecodes.EV_KEY:
+                    continue
+                name = evdev.ecodes.KEY.get(ev.code, "")
+                line = self.decoder.feed(name[0] if isinstance(name, list) else name, ev.value)
+                if line is not None:
+                    yield line
+        finally:
+            dev.close()
+
+
+class SerialSource:
+    """A serial card reader: one line per card, CR and/or LF terminated.
+
+    The port is read without threads: the event loop watches its file descriptor.
+    """
+
+    def __init__(self, port: str, *, baudrate: int = 9600) -> None:
+        self.port, self.baudrate = port, baudrate
+        self.buffer = LineBuffer()
+        self.opened = asyncio.Event()
+
+    async def lines(self) -> AsyncIterator[str]:
+        import serial  # pyserial, imported when used
+
+        try:
+            ser = serial.Serial(self.port, self.baudrate, timeout=0)
+        except serial.SerialException as exc:
+            raise OSError(f"cannot open {self.port}: {exc}") from exc
+        self.opened.set()
+        try:
+            async for chunk in _fd_chunks(ser.fileno(), lambda: ser.read(4096)):
+                for line in self.buffer.feed(chunk.decode("ascii", "replace")):
+                    yield line
+        finally:
+            ser.close()
+
+
+async def _fd_chunks(fd: int, read: Callable[[], bytes]) -> AsyncIterator[bytes]:
+    """Yield what ``read`` returns whenever ``fd`` is readable (no threads)."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            try:
+                data = read()
+            except OSError:
+                raise
+            except Exception as exc:  # pyserial wraps EIO in SerialException
+                raise OSError(str(exc)) from exc
+            if data:
+                yield data
+    finally:
+        loop.remove_reader(fd)
+
+
+# --- the reader component -----------------------------------------------------------------
+
+
+class CardReader:
+    """One card reader at a kiosk: reads, checks, redeems or issues, and counts.
+
+    Args:
+        source: where the lines come from (keyword-only backend choice is the caller's).
+        name: reader name; its health is reported as ``card_reader.<name>``.
+        kiosk: the kiosk id the tickets are issued at.
+        redeemer: appointment redemption, offered each good read first (A6).
+    """
+
+    def __init__(self, *, source: SwipeSource, name: str = "reader", kiosk: str = "kiosk",
+                 redeemer: CardRedeemer | None = None) -> None:
+        self.source = source
+        self.reader = name
+        self.name = f"card_reader.{name}"
+        self.kiosk = kiosk
+        self.redeemer = redeemer
+        self.reads = 0
+        self.rejections: Counter[str] = Counter()
+        self.listeners: list[Callable[[SwipeOutcome], None]] = []
+        self.last: SwipeOutcome | None = None
+
+    async def run(self, box: Box) -> None:
+        """Read until cancelled; a vanished device is reported offline and raised."""
+        box.health.report(self.name, "ok")
+        try:
+            async with contextlib.aclosing(self.source.lines()) as lines:  # type: ignore[type-var]
+                async for line in lines:
+                    await self.handle(box, line)
+        except OSError as exc:
+            box.health.report(self.name, "offline", str(exc))
+            raise
+
+    async def handle(self, box: Box, line: str) -> SwipeOutcome:
+        """Turn one read into a ticket, a redemption, or a counted refusal."""
+        self.reads += 1
+        try:
+            card = parse_swipe(line)
+        except CardError as exc:
+            log.warning("%s: refused read (%s): %s", self.name, exc.code, exc.detail)
+            return self._done(SwipeOutcome(False, exc.code, exc.message, exc.message_en,
+                                           reader=self.reader))
+        outcome = await self._redeem(box, card) or await self._issue(box, card)
+        return self._done(outcome)
+
+    async def _redeem(self, box: Box, card: CardRead) -> SwipeOutcome | None:
+        redeemer: CardRedeemer | None = self.redeemer or getattr(box, "appointment_redeemer",
+                                                                 None)
+        if redeemer is None:
+            return None
+        return await redeemer.redeem(box, card, self.kiosk)
+
+    async def _issue(self, box: Box, card: CardRead) -> SwipeOutcome:
+        cmd = c.IssueTicket(card=card.number, channel="card", kiosk=self.kiosk)
+        try:
+            info, printed = await issue_and_print(box, cmd)
+        except Refused as exc:
+            log.info("%s: card %s refused: %s", self.name, card.masked, exc.code)
+            return SwipeOutcome(False, exc.code, exc.message, exc.message_en, card, None,
+                                None, self.reader)
+        except JournalError as exc:
+            log.error("%s: card %s not issued: %s", self.name, card.masked, exc)
+            return SwipeOutcome(False, "journal", "系统忙,请稍后再试。",
+                                "The system is busy, please try again.", card, None, None,
+                                self.reader)
+        log.info("%s: card %s -> %s", self.name, card.masked, info["number"])
+        return SwipeOutcome(True, "issued", "", "", card, info, printed, self.reader)
+
+    def _done(self, outcome: SwipeOutcome) -> SwipeOutcome:
+        if not outcome.ok:
+            self.rejections[outcome.code] += 1
+        self.last = outcome
+        for listener in self.listeners:
+            try:
+                listener(outcome)
+            except Exception:
+                log.exception("card outcome listener %r failed", listener)
+        return outcome

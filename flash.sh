@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# paidui's one installer and launcher.
+#
+#   ./flash.sh sim     set up, then run a simulated branch on this machine
+#   ./flash.sh test    set up, then run every check and test (what CI runs)
+#   ./flash.sh setup   only set up (apt packages, venv, Python packages)
+#
+# Each command installs what it needs by itself and is safe to run twice.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${PAIDUI_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+# Debian/Ubuntu packages the box, the centre and the tests use.
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk chromium)
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+die() { printf 'flash.sh: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root for: $*"; fi
+}
+
+apt_setup() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
+    say "installing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+}
+
+venv_setup() {
+    local python="${PYTHON:-python3}"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "Python 3.11 or newer is needed ($python is $("$python" -V 2>&1))"
+    [ -x "$PY" ] || { say "creating $VENV"; "$python" -m venv "$VENV"; }
+    local stamp="$VENV/.paidui-installed"
+    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        say "installing Python packages"
+        "$PY" -m pip install -q --upgrade pip
+        "$PY" -m pip install -q -e "$ROOT[dev]"
+        touch "$stamp"
+    fi
+}
+
+setup() {
+    apt_setup
+    venv_setup
+}
+
+# Start the local services the tests use when they are not already running.
+services_up() {
+    if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+        say "starting mosquitto on 127.0.0.1:1883"
+        if [ -f /etc/mosquitto/mosquitto.conf ]; then
+            as_root mosquitto -d -c /etc/mosquitto/mosquitto.conf
+        else
+            mosquitto -d -p 1883
+        fi
+        for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done
+    fi
+    if command -v pg_ctlcluster >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+        say "starting PostgreSQL"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start \
+            || say "PostgreSQL could not be started: its tests will be skipped"
+    fi
+}
+
+cmd_test() {
+    setup
+    services_up
+    cd "$ROOT"
+    say "ruff"
+    "$PY" -m ruff check .
+    say "mypy"
+    "$PY" -m mypy
+    say "pytest"
+    "$PY" -m pytest "$@"
+}
+
+cmd_sim() {
+    setup
+    cd "$ROOT"
+    local data="${PAIDUI_DATA:-$ROOT/var/sim}"
+    local port="${PAIDUI_HTTP_PORT:-8080}"
+    # Start the box's clock at 10:00 today (Beijing time), inside business hours whatever
+    # the hour here, and let it run on in real time.
+    local start
+    start="$(TZ=Asia/Shanghai date +%Y-%m-%d)T10:00:00+08:00"
+    mkdir -p "$data"
+    say "simulated branch: data in $data"
+    cat <<EOF
+
+  Kiosk (取号机)        http://127.0.0.1:$port/kiosk
+  Soft caller (软呼叫器) http://127.0.0.1:$port/caller     tellers t1 t2 t3, password 1234 (demo only)
+  Hall display (综合屏)  http://127.0.0.1:$port/hall
+  Lobby manager (大堂经理) http://127.0.0.1:$port/lobby    lm1, password 1234 (demo only)
+  API + OpenAPI         http://127.0.0.1:$port/docs
+  Simulator output      $data/sim/  (printed tickets, announcements, hall display frames)
+
+  Stop with Ctrl-C.
+EOF
+    exec "$PY" -m controller --config examples/branch.toml --data-dir "$data" \
+        --http "127.0.0.1:$port" --set "clock.start=$start" "$@"
+}
+
+main() {
+    local cmd="${1:-}"
+    shift || true
+    case "$cmd" in
+        sim) cmd_sim "$@" ;;
+        test) cmd_test "$@" ;;
+        setup) setup ;;
+        *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,25 @@
+"""``python -m sim <command> …``: the simulators.
+
+Each command is a module with ``main(argv) -> int``; add one line to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "des": "sim.des.cli",  # a branch-day in virtual time (docs/simulation.md)
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in COMMANDS:
+        print(f"usage: python -m sim {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    return int(importlib.import_module(COMMANDS[args[0]]).main(args[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Out of paper mid-day, through the HTTP API, the real driver and the virtual printer.
+
+The customer always gets a number (on screen when not on paper), the journal records why
+it did not print, a reprint after the refill prints it, and no number is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from controller.box import Box
+from controller.web import create_app
+from drivers.printer import PrinterComponent, printer_component
+from sim.printer import SimPrinter
+from tests.test_drivers_printer import wait_health
+
+
+@pytest.fixture
+async def running(box: Box) -> AsyncIterator[tuple[PrinterComponent, SimPrinter]]:
+    comp = printer_component(box.config, box.data_dir)
+    assert comp is not None
+    task = asyncio.create_task(comp.run(box), name="printer-under-test")
+    try:
+        await wait_health(box, "printer", "ok")
+        assert comp.sim is not None
+        yield comp, comp.sim
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def http(box: Box) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(box))
+    async with httpx.AsyncClient(transport=transport, base_url="http://box") as client:
+        yield client
+
+
+async def take(http: httpx.AsyncClient, queue: str = "A") -> dict[str, Any]:
+    r = await http.post("/api/tickets", json={"queue": queue})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_out_of_paper_mid_day(box: Box, running: tuple[PrinterComponent, SimPrinter],
+                                    http: httpx.AsyncClient) -> None:
+    comp, sim = running
+    first = await take(http)
+    assert (first["number"], first["printed"]) == ("A001", True)
+
+    sim.set_paper("out")  # the roll runs out between two customers
+    second = await take(http)
+    third = await take(http, "T")
+    for view, number in ((second, "A002"), (third, "T0001")):
+        assert view["number"] == number  # the customer still has a number, on screen
+        assert view["printed"] is False
+        assert view["print_error"]["code"] == "paper_out"
+        assert "缺纸" in view["print_error"]["message"]
+        assert "out of paper" in view["print_error"]["message_en"]
+    health = (await http.get("/api/health")).json()["devices"]
+    assert {"name": "printer", "state": "fault", "detail": "paper_out"}.items() <= \
+        next(d for d in health if d["name"] == "printer").items()
+
+    records = await box.read_events(0, 1000)
+    failed = [r.event for r in records if r.event["type"] == "ticket_print_failed"]
+    assert [(e["number"], e["reason"]) for e in failed] == [("A002", "paper_out"),
+                                                           ("T0001", "paper_out")]
+    listed = (await http.get("/api/tickets/A002")).json()
+    assert listed["print_error"] == "paper_out"
+
+    sim.set_paper("ok")  # the lobby manager refills the printer
+    assert comp.printer is not None
+    assert await comp.printer.check() == "ok"
+    for number in ("A002", "T0001"):
+        r = await http.post(f"/api/tickets/{number}/reprint")
+        assert r.status_code == 200, r.text
+        assert (r.json()["number"], r.json()["printed"], r.json()["reprint"]) == (
+            number, True, True)
+    fourth = await take(http)
+    assert (fourth["number"], fourth["printed"]) == ("A003", True)
+
+    await sim.wait_tickets(4)
+    assert [t.number for t in sim.tickets] == ["A001", "A002", "T0001", "A003"]
+    assert ["补打" in t.lines for t in sim.tickets] == [False, True, True, False]
+    numbers = [t["number"] for t in (await http.get("/api/tickets")).json()["tickets"]]
+    assert sorted(numbers) == ["A001", "A002", "A003", "T0001"]  # none lost, none doubled
+    assert box.health.devices["printer"].state == "ok"
+
+
+async def test_printer_unplugged_the_number_still_stands(
+        box: Box, running: tuple[PrinterComponent, SimPrinter], http: httpx.AsyncClient) -> None:
+    _, sim = running
+    sim.set_power(False)
+    view = await take(http)
+    assert (view["number"], view["printed"]) == ("A001", False)
+    assert view["print_error"]["code"] == "no_answer"
+    assert box.health.devices["printer"].state == "offline"
+    sim.set_power(True)
+    r = await http.post("/api/tickets/A001/reprint")
+    assert r.json()["printed"] is True
+    [t] = await sim.wait_tickets(1)
+    assert t.number == "A001"
+
+
+async def test_without_a_printer_the_api_says_so(box: Box, http: httpx.AsyncClient) -> None:
+    view = await take(http)
+    assert view["printed"] is None  # no printer component: the kiosk shows the number only

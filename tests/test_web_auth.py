@@ -1,0 +1,180 @@
+"""Staff logins and who may do what (controller/web/auth.py; contract in docs/api.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from controller.box import Box
+from controller.clock import ManualClock
+from controller.engine import IssueTicket, Logout
+from controller.web import create_app
+from controller.web.auth import Auth, load_secret, rule_for
+
+
+@pytest.fixture
+async def client(box: Box) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(box)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://box") as c:
+        yield c
+
+
+async def teller_login(client: httpx.AsyncClient, window: int = 1, teller: str = "t1"
+                       ) -> dict[str, str]:
+    r = await client.post(f"/api/windows/{window}/login",
+                          json={"teller": teller, "password": "1234"})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_window_routes_need_that_windows_teller(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/windows/1/call-next")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "login_required"
+    login = await teller_login(client, 1, "t1")
+    assert login["window"] == 1 and login["teller"] == "t1" and login["token"]
+    r = await client.post("/api/windows/1/call-next", headers=bearer(login["token"]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_waiting"  # the engine's
+    r = await client.post("/api/windows/2/call-next", headers=bearer(login["token"]))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_window"
+
+
+async def test_a_wrong_password_gets_no_token(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/windows/1/login", json={"teller": "t1", "password": "x"})
+    assert r.status_code == 401 and "token" not in r.json()
+    assert "set-cookie" not in r.headers
+
+
+async def test_a_page_session_is_an_httponly_strict_cookie_needing_a_csrf_token(
+    client: httpx.AsyncClient, box: Box
+) -> None:
+    login = await teller_login(client)
+    cookie = client.cookies.get("paidui_teller")
+    assert cookie == login["token"]
+    r = await client.post("/api/windows/1/login", json={"teller": "t1", "password": "1234"})
+    header = r.headers["set-cookie"]
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Path=/" in header
+    await box.execute(IssueTicket(queue="A"))
+    r = await client.post("/api/windows/1/call-next")  # the cookie alone is not enough
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed"
+    session = (await client.get("/api/auth/session?kind=teller")).json()
+    assert session["window"] == 1 and session["name"] == "王丽"
+    csrf = {"X-CSRF-Token": session["csrf_token"]}
+    r = await client.post("/api/windows/1/call-next", headers={**csrf, "Origin": "http://evil"})
+    assert r.status_code == 403
+    r = await client.post("/api/windows/1/call-next", headers=csrf)
+    assert r.status_code == 200 and r.json()["current"]["number"] == "A001"
+    assert (await client.get("/api/windows/1/panel")).json()["current"]["number"] == "A001"
+
+
+async def test_a_logout_at_the_keypad_ends_the_page_session(
+    client: httpx.AsyncClient, box: Box
+) -> None:
+    token = (await teller_login(client))["token"]
+    await box.execute(Logout(1))
+    r = await client.get("/api/windows/1/panel", headers=bearer(token))
+    assert r.status_code == 401
+
+
+async def test_a_logout_through_the_api_ends_the_session_even_after_a_new_login(
+    client: httpx.AsyncClient,
+) -> None:
+    token = (await teller_login(client))["token"]
+    r = await client.post("/api/windows/1/logout", headers=bearer(token))
+    assert r.status_code == 200 and "Max-Age=0" in r.headers["set-cookie"]
+    await teller_login(client)  # logged in again: the old token stays revoked
+    assert (await client.get("/api/windows/1/panel", headers=bearer(token))).status_code == 401
+
+
+async def test_branch_controls_need_a_lobby_manager(client: httpx.AsyncClient) -> None:
+    teller = (await teller_login(client))["token"]
+    pause = {"reason": "系统升级"}
+    r = await client.post("/api/queues/A/pause", json=pause, headers=bearer(teller))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = await client.post("/api/auth/lobby", json={"user": "lm1", "password": "1234"})
+    assert r.status_code == 200 and r.json()["name"] == "赵经理"
+    lobby = r.json()["token"]
+    assert (await client.post("/api/queues/A/pause", json=pause,
+                              headers=bearer(lobby))).status_code == 200
+    assert (await client.post("/api/kiosk/sign-out", headers=bearer(lobby))).status_code == 200
+    overview = (await client.get("/api/lobby/overview", headers=bearer(lobby))).json()
+    assert overview["queues"][0]["paused"] and not overview["kiosk_open"]
+    r = await client.get("/api/windows/1/panel", headers=bearer(lobby))
+    assert r.status_code == 401  # a lobby manager is not the teller of a window
+
+
+async def test_the_kiosk_can_take_tickets_and_read_but_change_nothing_else(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/api/tickets", json={"queue": "A"})
+    assert r.status_code == 201
+    assert (await client.post("/api/tickets/A001/reprint")).status_code == 200
+    assert (await client.get("/api/status")).status_code == 200
+    assert (await client.get("/api/tickets/A001")).status_code == 200
+    for path in ("/api/queues/A/pause", "/api/kiosk/sign-out", "/api/tickets/A001/insert-front",
+                 "/api/windows/1/rating", "/api/anything/new"):
+        r = await client.post(path, json={"reason": "x", "score": 1})
+        assert r.status_code == 401, path
+
+
+async def test_insert_front_takes_any_staff_session(client: httpx.AsyncClient) -> None:
+    await client.post("/api/tickets", json={"queue": "A"})
+    token = (await teller_login(client, 3, "t3"))["token"]
+    r = await client.post("/api/tickets/A001/insert-front", headers=bearer(token))
+    assert r.status_code == 200 and r.json()["front"] is True
+
+
+async def test_failed_logins_are_throttled_then_forgiven(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    wrong = {"teller": "t1", "password": "nope"}
+    for _ in range(5):
+        assert (await client.post("/api/windows/1/login", json=wrong)).status_code == 401
+    r = await client.post("/api/windows/1/login", json={"teller": "t1", "password": "1234"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert r.json()["error"]["message"].startswith("登录失败次数过多")
+    r = await client.post("/api/auth/lobby", json={"user": "lm1", "password": "1234"})
+    assert r.status_code == 429  # the same address, whichever login
+    clock.advance(301)
+    await teller_login(client)
+
+
+async def test_tokens_outlive_a_restart_but_not_their_expiry_or_a_forger(
+    box: Box, clock: ManualClock
+) -> None:
+    web = create_app(box).state.screens["web"]
+    auth = Auth(box, web, load_secret(box.data_dir))
+    again = Auth(box, web, load_secret(box.data_dir))  # a restarted box reads the same secret
+    s = auth.issue("lobby", "lm1")
+    token = auth.token(s)
+    assert again.parse(token) == s
+    head, body, mac = token.split(".")
+    assert again.parse(f"{head}.{body}x.{mac}") is None
+    assert again.parse(f"{head}.{body}.{mac[:-2]}AA") is None
+    clock.advance(web.session_hours * 3600 + 1)
+    assert again.parse(token) is None
+    assert (box.data_dir / "web.secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("method,path,role", [
+    ("POST", "/api/windows/3/login", "login"),
+    ("POST", "/api/auth/lobby", "login"),
+    ("POST", "/api/windows/3/call-next", "teller"),
+    ("GET", "/api/windows/3/panel", "teller"),
+    ("POST", "/api/tickets", "public"),
+    ("POST", "/api/appointments/redeem", "public"),
+    ("GET", "/api/tickets", "public"),
+    ("GET", "/api/events/stream", "public"),
+    ("POST", "/api/tickets/A001/insert-front", "staff"),
+    ("GET", "/api/lobby/overview", "lobby"),
+    ("POST", "/api/queues/A/resume", "lobby"),
+    ("DELETE", "/api/tickets", "lobby"),
+])
+def test_who_may_do_what(method: str, path: str, role: str) -> None:
+    assert rule_for(method, path)[0] == role

@@ -1,0 +1,141 @@
+"""The push channel (controller/web/events.py): what a screen receives, and when."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from controller.box import Box
+from controller.clock import ManualClock
+from controller.engine import IssueTicket, Login
+from controller.engine.commands import CallNext
+from controller.web import create_app
+from controller.web.events import EventHub
+
+
+def parse(message: str) -> dict[str, Any]:
+    """One SSE message as {'event', 'id', 'data'}."""
+    out: dict[str, Any] = {}
+    for line in message.strip().splitlines():
+        key, _, value = line.partition(": ")
+        out[key] = json.loads(value) if key == "data" else value
+    return out
+
+
+async def take(stream: AsyncIterator[str], kind: str) -> dict[str, Any]:
+    """The next message of ``kind`` (others, e.g. health, are skipped)."""
+    while True:
+        msg = parse(await anext(stream))
+        if msg.get("event") == kind:
+            return msg
+
+
+async def test_a_stream_starts_with_the_retry_time_and_a_status_snapshot(box: Box) -> None:
+    await box.execute(IssueTicket(queue="A"))
+    stream = EventHub(box).attach().stream("hall", None)
+    assert await anext(stream) == "retry: 2000\n\n"
+    status = await take(stream, "status")
+    assert status["data"]["waiting_total"] == 1
+    assert status["data"]["seq"] == box.last_seq
+    assert {q["id"]: q["waiting"] for q in status["data"]["queues"]}["A"] == 1
+    await stream.aclose()
+
+
+async def test_committed_events_are_pushed_without_card_or_vip_identity(box: Box) -> None:
+    hub = EventHub(box).attach()
+    stream = hub.stream("hall", None)
+    await take(stream, "status")
+    await box.execute(IssueTicket(card="6225880137001237", channel="card"))
+    msg = await take(stream, "box")
+    assert msg["data"]["type"] == "ticket_issued" and msg["data"]["number"] == "V001"
+    assert msg["id"] == f"{box.epoch}:{box.last_seq}"
+    assert not {"card", "vip", "vip_name"} & set(msg["data"])
+    status = await take(stream, "status")  # a fresh snapshot follows the burst
+    assert status["data"]["waiting_total"] == 1
+    await stream.aclose()
+
+
+async def test_calls_appear_in_the_snapshot_newest_first(box: Box, clock: ManualClock) -> None:
+    hub = EventHub(box).attach()
+    for _ in range(2):
+        await box.execute(IssueTicket(queue="A"))
+    await box.execute(Login(1, "t1", "1234"))
+    await box.execute(Login(2, "t2", "1234"))
+    await box.execute(CallNext(2))
+    clock.advance(30)
+    await box.execute(CallNext(1))
+    calls = (await hub.snapshot())["calls"]
+    assert [(c["number"], c["window"]) for c in calls] == [("A002", 1), ("A001", 2)]
+
+
+async def test_a_reconnecting_screen_gets_what_it_missed_then_the_snapshot(box: Box) -> None:
+    hub = EventHub(box).attach()
+    first = hub.stream("hall", None)
+    await take(first, "status")
+    await box.execute(IssueTicket(queue="A"))
+    seen = (await take(first, "box"))["id"]
+    await first.aclose()
+    await box.execute(IssueTicket(queue="A"))
+    await box.execute(IssueTicket(queue="B"))
+    again = hub.stream("hall", seen)
+    assert await anext(again) == "retry: 2000\n\n"
+    missed = [parse(await anext(again)) for _ in range(2)]
+    assert [m["data"]["number"] for m in missed] == ["A002", "B001"]
+    assert all(m["data"]["replay"] for m in missed)
+    assert (await take(again, "status"))["data"]["waiting_total"] == 3
+    await again.aclose()
+
+
+async def test_an_unknown_position_gets_only_the_snapshot(box: Box) -> None:
+    await box.execute(IssueTicket(queue="A"))
+    stream = EventHub(box).attach().stream("hall", "another-journal:1")
+    await anext(stream)
+    assert parse(await anext(stream))["event"] == "status"
+    await stream.aclose()
+
+
+async def test_a_slow_screen_is_dropped_and_never_holds_up_the_box(box: Box) -> None:
+    hub = EventHub(box, queue_size=4).attach()
+    stream = hub.stream("hall", None)
+    await take(stream, "status")
+    for _ in range(20):  # the screen reads nothing meanwhile
+        await box.execute(IssueTicket(queue="A"))
+    assert box.engine.state.waiting_total == 20
+    assert hub.stats.dropped == 1
+    left = [m async for m in stream]  # what was queued, then the stream ends
+    assert len(left) <= 4
+    assert not hub.clients  # it reconnects and catches up by replay
+
+
+async def test_an_idle_stream_sends_pings_with_the_box_time(box: Box) -> None:
+    hub = EventHub(box, ping_s=0.05).attach()
+    stream = hub.stream("kiosk", None)
+    await take(stream, "status")
+    ping = await take(stream, "ping")
+    assert ping["data"] == {"seq": box.last_seq, "now": "2026-11-25T10:00:00+08:00"}
+    await stream.aclose()
+
+
+async def test_screens_connected_are_reported_as_device_health(box: Box) -> None:
+    hub = EventHub(box).attach()
+    stream = hub.stream("hall", None)
+    await take(stream, "status")
+    assert box.health.devices["screens"].detail == "hall 1"
+    await stream.aclose()
+    assert box.health.devices["screens"].detail == "none connected"
+
+
+async def test_the_live_view_is_served_over_http(box: Box) -> None:
+    app = create_app(box)
+    await box.execute(IssueTicket(queue="F"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://box") as client:
+        live = (await client.get("/api/live")).json()
+    queues = {q["id"]: q for q in live["queues"]}
+    assert queues["F"]["waiting"] == 1 and queues["F"]["hours"] == ["09:00-16:00"]
+    assert queues["F"]["offered_now"] is True
+    assert live["hours_today"] == ["08:30-17:00"]
+    assert live["config_version"] == box.config.version and live["epoch"] == box.epoch

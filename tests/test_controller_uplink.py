@@ -125,6 +125,23 @@ async def test_a_box_keeps_serving_while_the_broker_is_unreachable(
         assert report["link"]["connection_failures"] >= 2
 
 
+async def test_events_whose_caller_gave_up_are_sent_all_the_same(
+        box: Box, broker: LocalBroker, tmp_path: Path) -> None:
+    """A request cancelled mid-commit: its event is durable, no listener heard of it."""
+    uplink = uplink_for(broker)
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with centre_running(broker, store_url), running(uplink.run(box)):
+        await settled_everything(box, uplink)
+        request = asyncio.ensure_future(box.execute(c.IssueTicket(queue="A")))
+        await asyncio.sleep(0)  # it reaches the commit and waits there
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+        await box.settled()
+        assert journal_rows(box.data_dir)[-1][1]["number"] == "A001"
+        await settled_everything(box, uplink, timeout=10)
+
+
 # --- status, live, health ------------------------------------------------------------------
 
 

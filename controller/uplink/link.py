@@ -54,6 +54,7 @@ __all__ = ["Uplink"]
 log = logging.getLogger(__name__)
 
 MAX_REPLAY = 200_000  # events one replay command sends at most
+IDLE_LOOK_S = 2.0  # the sender looks at the journal at least this often
 
 
 class Uplink:
@@ -249,12 +250,16 @@ class Uplink:
             if self.sent < box.last_seq and room > 0:
                 if self.sent == self.acked:
                     self._ack_progress = loop.time()
-                await self._publish_events(client, self.sent, min(s.batch_size, room))
+                if await self._publish_events(client, self.sent, min(s.batch_size, room)) \
+                        == self.sent:
+                    await box.settled()  # numbered, not yet committed: wait for the disk
                 continue
-            wait = s.ack_timeout_s if self.sent > self.acked else None
-            if wait is not None:
+            # Woken by the box's listener; but a caller cancelled mid-commit leaves its
+            # events durable and unheard of, so look at the journal now and then anyway.
+            wait = IDLE_LOOK_S
+            if self.sent > self.acked:
                 wait = max(0.01, self._ack_progress + s.ack_timeout_s - loop.time())
-            await _wait(self._wake, wait)
+            await _wait(self._wake, min(wait, IDLE_LOOK_S))
 
     async def _publish_events(self, client: aiomqtt.Client, after: int, limit: int,
                               through: int | None = None) -> int:

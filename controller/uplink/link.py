@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import ssl
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,6 @@ __all__ = ["Uplink"]
 log = logging.getLogger(__name__)
 
 MAX_REPLAY = 200_000  # events one replay command sends at most
-IDLE_LOOK_S = 2.0  # the sender looks at the journal at least this often
 
 
 class Uplink:
@@ -79,6 +79,9 @@ class Uplink:
         self._ack_progress = 0.0  # loop time of the last ack progress (or first send)
         self._up_since: float | None = None  # loop time the current connection came up
         self._totals_cache: dict[str, dict[str, Any]] = {}
+        self._tail: deque[Event] = deque()  # committed events heard of, not yet acked
+        self._first_day: str | None = None  # the journal's first day (totals start there)
+        self._sent: set[str] | None = None
         self._view: Journal | None = None
         self.box: Box | None = None
         self.state_dir = Path("uplink")
@@ -223,6 +226,10 @@ class Uplink:
     # --- listeners (called in the box's commit path: never block) ------------------------
 
     def _on_events(self, events: list[Event]) -> None:
+        tail = self._tail
+        tail.extend(events)
+        while len(tail) > self.settings.window:
+            tail.popleft()
         self._wake.set()
         self._live_dirty.set()
         if any(e["type"] == "day_opened" for e in events):
@@ -256,26 +263,43 @@ class Uplink:
                 continue
             # Woken by the box's listener; but a caller cancelled mid-commit leaves its
             # events durable and unheard of, so look at the journal now and then anyway.
-            wait = IDLE_LOOK_S
+            wait = s.idle_look_s
             if self.sent > self.acked:
                 wait = max(0.01, self._ack_progress + s.ack_timeout_s - loop.time())
-            await _wait(self._wake, min(wait, IDLE_LOOK_S))
+            await _wait(self._wake, min(wait, s.idle_look_s))
 
     async def _publish_events(self, client: aiomqtt.Client, after: int, limit: int,
                               through: int | None = None) -> int:
         box = self._box()
-        records = await box.read_events(after, limit, through)
-        if not records:
+        events = self._from_tail(after, limit) if through is None else None
+        if not events:
+            events = [r.event for r in await box.read_events(after, limit, through)]
+        if not events:
             return after
-        msg = proto.events_batch(box.config.branch.code, box.epoch, [r.event for r in records])
+        msg = proto.events_batch(box.config.branch.code, box.epoch, events)
         await client.publish(proto.topic(box.config.branch.code, "events"), proto.encode(msg),
                              qos=1)
         self.counters.batches_sent += 1
-        self.counters.events_sent += len(records)
-        last = records[-1].seq
+        self.counters.events_sent += len(events)
+        last = int(events[-1]["seq"])
         if through is None:  # the outbox's own progress (replays leave it alone)
             self.sent = max(self.sent, last)
         return last
+
+    def _from_tail(self, after: int, limit: int) -> list[Event]:
+        """Events ``after+1…`` from those the box's listener handed over (committed), without
+        a journal read; empty when they are not all there (the journal has them)."""
+        tail = self._tail
+        while tail and tail[0]["seq"] <= min(after, self.acked):
+            tail.popleft()
+        out: list[Event] = []
+        for e in tail:
+            if e["seq"] <= after:
+                continue
+            if e["seq"] != after + len(out) + 1 or len(out) == limit:
+                break
+            out.append(e)
+        return out
 
     async def replay(self, first: int, through: int) -> dict[str, Any]:
         """Send events ``first..through`` again (a replay command); returns what went."""
@@ -438,15 +462,16 @@ class Uplink:
     async def _due_days(self) -> list[str]:
         """Finished days whose totals are due and not yet sent, oldest first."""
         box, s = self._box(), self.settings
-        await box.settled()  # a day's closing events are applied before they are durable
         now = box.clock.now()
         today = dt.date.fromisoformat(box.engine.day_of(now))
-        first = await asyncio.to_thread(self._journal().read, 0, 1)
-        if not first:
-            return []
-        start = max(dt.date.fromisoformat(first[0].event["day"]),
+        if self._first_day is None:
+            first = await asyncio.to_thread(self._journal().read, 0, 1)
+            if not first:
+                return []
+            self._first_day = str(first[0].event["day"])
+        start = max(dt.date.fromisoformat(self._first_day),
                     today - dt.timedelta(days=s.totals_days))
-        sent = set(self._sent_days())
+        sent = self._sent_days()
         hh, mm = map(int, s.totals_at.split(":"))
         due = []
         day = start
@@ -461,6 +486,9 @@ class Uplink:
     async def _day_totals(self, day: str) -> dict[str, Any]:
         cached = self._totals_cache.get(day)
         if cached is None:
+            # The engine applies a day's closing events before they are durable: wait for
+            # them, or the day would be read without its end.
+            await self._box().settled()
             records = await asyncio.to_thread(self._journal().day, day)
             cached = proto.day_totals(r.event for r in records)
             self._totals_cache = {day: cached}  # one closed day at a time is enough
@@ -480,15 +508,19 @@ class Uplink:
         log.info("totals for %s sent: %d events", day, totals["events"])
         return {"day": day, "events": totals["events"]}
 
-    def _sent_days(self) -> list[str]:
-        try:
-            data = json.loads((self.state_dir / "totals-sent.json").read_text())
-            return [d for d in data if isinstance(d, str)]
-        except (OSError, ValueError):
-            return []
+    def _sent_days(self) -> set[str]:
+        """Days whose totals went out (kept in ``uplink/totals-sent.json``)."""
+        if self._sent is None:
+            try:
+                data = json.loads((self.state_dir / "totals-sent.json").read_text())
+                self._sent = {d for d in data if isinstance(d, str)}
+            except (OSError, ValueError):
+                self._sent = set()
+        return self._sent
 
     def _mark_sent(self, day: str) -> None:
         days = sorted({*self._sent_days(), day})[-120:]
+        self._sent = set(days)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "totals-sent.json").write_text(json.dumps(days))
 

@@ -29,6 +29,7 @@ class UplinkSettings(BaseModel):
     window: int = Field(5000, ge=1)  # events sent and not yet acknowledged, at most
     ack_timeout_s: float = Field(20.0, gt=0)  # no ack progress this long: send again
     publish_timeout_s: float = Field(10.0, gt=0)
+    idle_look_s: float = Field(5.0, gt=0)  # the sender looks at the journal at least this often
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
     live_interval_s: float = Field(0.5, ge=0.05)  # live snapshots at most 1/this per second

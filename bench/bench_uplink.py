@@ -223,7 +223,8 @@ def main() -> int:
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     raise_file_limit()
-    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, {sys.platform}"}
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, {sys.platform}",
+                               "load_average_at_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-uplink-") as tmp:
         work = Path(tmp)
         broker = LocalBroker(work / "broker", anonymous=True)
@@ -260,6 +261,7 @@ def main() -> int:
             broker.kill()
             for schema in schemas:
                 drop_schema(args.pg, schema)
+    results["load_average_at_end"] = os.getloadavg()[0]
     print(json.dumps(results, indent=2))
     return 0
 

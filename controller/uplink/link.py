@@ -266,7 +266,7 @@ class Uplink:
             wait = s.idle_look_s
             if self.sent > self.acked:
                 wait = max(0.01, self._ack_progress + s.ack_timeout_s - loop.time())
-            await _wait(self._wake, min(wait, s.idle_look_s))
+            await _wait(self._wake, min(wait, s.idle_look_s * _jitter()))
 
     async def _publish_events(self, client: aiomqtt.Client, after: int, limit: int,
                               through: int | None = None) -> int:
@@ -415,7 +415,7 @@ class Uplink:
         box = self._box()
         while True:
             still_cancelling()
-            await _wait(self._health_dirty, self.settings.health_interval_s)
+            await _wait(self._health_dirty, self.settings.health_interval_s * _jitter())
             self._health_dirty.clear()
             await client.publish(proto.topic(box.config.branch.code, "health"),
                                  proto.encode(await self.health_report()), qos=1, retain=True)
@@ -448,7 +448,7 @@ class Uplink:
     async def _totals(self) -> None:
         while True:
             still_cancelling()
-            await _wait(self._totals_wake, self.settings.check_every_s)
+            await _wait(self._totals_wake, self.settings.check_every_s * _jitter())
             self._totals_wake.clear()
             self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")
             for day in await self._due_days():
@@ -554,6 +554,12 @@ class Uplink:
                                   f"uplink {name.replace('_', ' ')} today ({c.day})")
                            .add(getattr(c, name)))
         return metrics
+
+
+def _jitter() -> float:
+    """Spread periodic work: boxes started together (a power cut, a broker restart) must not
+    all report in the same second."""
+    return random.uniform(0.75, 1.25)
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:

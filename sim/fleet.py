@@ -282,6 +282,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # paho reports every socket of thousands of simulated links closing at the end
+    logging.getLogger("mqtt").setLevel(logging.CRITICAL)
     raise_file_limit()
     try:
         result = run_split(args) if args.procs > 1 else asyncio.run(_main(args))

@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 from protocols import uplink as proto
 from protocols.metrics import Metric
 
-from .. import __version__
+from .. import __version__, metrics
 from ..engine import Event
 from ..journal import Journal
 from ..web.views import status_view
@@ -117,15 +117,11 @@ class Uplink:
         self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")
         box.listeners.append(self._on_events)
         box.health.listeners.append(self._on_health)
-        from ..metrics import register
-
-        register(box, self.metrics)
+        metrics.register(box, self.metrics)
         box.health.report(self.name, "offline", "connecting")
 
     def _detach(self, box: Box) -> None:
-        from ..metrics import unregister
-
-        unregister(box, self.metrics)
+        metrics.unregister(box, self.metrics)
         with contextlib.suppress(ValueError):
             box.listeners.remove(self._on_events)
         with contextlib.suppress(ValueError):
@@ -538,7 +534,7 @@ class Uplink:
         """The uplink's part of the box's ``/metrics``."""
         out = await self.outbox()
         c = self.counters
-        metrics = [
+        found = [
             Metric("paidui_uplink_connected", "gauge", "1 when the link to the broker is up")
             .add(1 if self.connected else 0),
             Metric("paidui_outbox_backlog_events", "gauge",
@@ -550,10 +546,10 @@ class Uplink:
         ]
         for name in ("connects", "connection_failures", "disconnects", "timeouts", "retries",
                      "replays", "events_sent"):
-            metrics.append(Metric(f"paidui_uplink_{name}_today", "gauge",
-                                  f"uplink {name.replace('_', ' ')} today ({c.day})")
-                           .add(getattr(c, name)))
-        return metrics
+            found.append(Metric(f"paidui_uplink_{name}_today", "gauge",
+                                f"uplink {name.replace('_', ' ')} today ({c.day})")
+                         .add(getattr(c, name)))
+        return found
 
 
 def _jitter() -> float:

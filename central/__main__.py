@@ -61,8 +61,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def _run_centre(args: argparse.Namespace) -> None:
     from .config import load_centre_config
     from .service import Centre
+    from .store import open_store
 
     config = load_centre_config(args.config, args.overrides)
+    store = await asyncio.to_thread(open_store, config.store.url)  # migrated, reachable
+    store.close()
     centre = Centre(config)
     main = asyncio.current_task()
     if not config.http.enabled and main is not None:  # uvicorn handles signals otherwise

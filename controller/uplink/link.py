@@ -8,7 +8,8 @@ connected it runs, under one TaskGroup:
   ``ack_timeout_s`` → go back and send again from the last ack (a *timeout* and a
   *retry* in the day's counters). Every connect starts again from the last ack.
 * the receiver: ``ack`` (cumulative, for this journal's epoch; stored with
-  :meth:`Box.acknowledge`) and ``cmd/…`` (handed to the command desk, answered on ``reply``).
+  :meth:`Box.acknowledge` at most every ``ack_persist_s``) and ``cmd/…`` (handed to the
+  command desk, answered on ``reply``).
 * ``live``: the status view, retained, after each change, at most every ``live_interval_s``.
 * ``health``: devices, link counters, outbox; retained; on change and periodically.
 * ``totals``: each finished day's totals, once all its events are acknowledged, at or
@@ -75,6 +76,8 @@ class Uplink:
         self._live_dirty = asyncio.Event()
         self._health_dirty = asyncio.Event()
         self._totals_wake = asyncio.Event()
+        self._ack_dirty = asyncio.Event()  # an ack not yet stored in the journal
+        self._persisted = 0  # acked_through as stored in the journal
         self._client: aiomqtt.Client | None = None
         self._ack_progress = 0.0  # loop time of the last ack progress (or first send)
         self._up_since: float | None = None  # loop time the current connection came up
@@ -101,6 +104,8 @@ class Uplink:
         try:
             await self._keep_connected(box)
         finally:
+            with contextlib.suppress(Exception):
+                await self._store_ack()  # what the centre acknowledged last, on the way out
             self._detach(box)
 
     async def _attach(self, box: Box) -> None:
@@ -108,7 +113,7 @@ class Uplink:
         assert box.journal is not None
         self._view = await asyncio.to_thread(Journal, box.journal.path)
         self.acked = await asyncio.to_thread(lambda: self._journal().acked_through)
-        self.sent = self.acked
+        self.sent = self._persisted = self.acked
         self.state_dir = box.data_dir / "uplink"
         self.desk = CommandDesk(box, self.state_dir, replay=self.replay,
                                 totals=self.send_totals, on_config=self._config_changed)
@@ -218,6 +223,7 @@ class Uplink:
             tg.create_task(self._live(client), name="uplink-live")
             tg.create_task(self._health(client), name="uplink-health")
             tg.create_task(self._totals(), name="uplink-totals")
+            tg.create_task(self._keep_acks(), name="uplink-acks")
 
     # --- listeners (called in the box's commit path: never block) ------------------------
 
@@ -352,12 +358,29 @@ class Uplink:
         through = min(msg["acked_through"], box.last_seq)
         if through <= self.acked:
             return
-        await box.acknowledge(through)
         self.acked = through
+        self._ack_dirty.set()
         self.sent = max(self.sent, through)
         self._ack_progress = asyncio.get_running_loop().time()
         self._wake.set()
         self._totals_wake.set()
+
+    async def _keep_acks(self) -> None:
+        """Store the centre's acks in the journal, at most every ``ack_persist_s``: one
+        write per ack would double the box's disk writes. Losing the latest on a crash
+        only means those events go again, and the centre ignores them."""
+        while True:
+            still_cancelling()
+            await self._ack_dirty.wait()
+            self._ack_dirty.clear()
+            await self._store_ack()
+            await asyncio.sleep(self.settings.ack_persist_s)
+
+    async def _store_ack(self) -> None:
+        if self.acked > self._persisted:
+            through = self.acked
+            await self._box().acknowledge(through)
+            self._persisted = through
 
     async def _commands(self, client: aiomqtt.Client,
                         commands: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:

@@ -51,6 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     b.add_argument("--tls-key", default=None)
     b.add_argument("--tls-ca", default=None)
     b.add_argument("--log-file", default=None)
+    b.add_argument("--run-as", default=None,
+                   help="account to keep when started as root (default: mosquitto)")
     v = sub.add_parser("provision", help="add a user to the broker's password file")
     v.add_argument("--passwd", required=True, help="the broker's password file")
     v.add_argument("user", help="branch code, 'centre' or 'dashboard'")
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             files = render_config(args.dir, port=args.port, host=args.host,
                                   ws_port=args.ws_port or None, tls_port=args.tls_port,
                                   tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                  tls_ca=args.tls_ca, log_file=args.log_file)
+                                  tls_ca=args.tls_ca, log_file=args.log_file,
+                                  run_as=args.run_as)
             print(files.conf)
             return 0
         if args.command == "provision":

@@ -156,6 +156,7 @@ def fleet_latency(broker: LocalBroker, store_url: str, branches: int, rate: floa
     procs = [start_centre(broker, store_url, log, "fleet") for _ in range(consumers)]
     try:
         wait_subscribed(log, consumers)
+        before = [_cpu_s(p.pid) for p in procs] + [_cpu_s(broker_pid(broker))]
         out = subprocess.run([PY, "-m", "sim", "fleet", "--branches", str(branches),
                               "--broker", broker.url, "--rate", str(rate), "--duration",
                               str(duration), "--drain", "120", "--procs", str(fleet_procs)],
@@ -164,6 +165,9 @@ def fleet_latency(broker: LocalBroker, store_url: str, branches: int, rate: floa
         if out.returncode not in (0, 1):
             raise RuntimeError(out.stderr[-2000:])
         fleet = json.loads(out.stdout.strip().splitlines()[-1])
+        after = [_cpu_s(p.pid) for p in procs] + [_cpu_s(broker_pid(broker))]
+        fleet["centre_cpu_s"] = round(sum(after[:-1]) - sum(before[:-1]), 1)
+        fleet["broker_cpu_s"] = round(after[-1] - before[-1], 1)
     finally:
         for p in procs:
             p.terminate()
@@ -176,11 +180,28 @@ def fleet_latency(broker: LocalBroker, store_url: str, branches: int, rate: floa
     finally:
         store.close()
     lat = sorted(float(d) for d, _ in rows)
-    span = float(rows[-1][1]) - float(rows[0][1]) if rows else 1.0
+    start = float(rows[0][1]) if rows else 0.0
+    span = float(rows[-1][1]) - start if rows else 1.0
+    windows: dict[int, list[float]] = {}
+    for d, at in rows:  # p99 per 10 s of traffic: is the tail one moment or everywhere?
+        windows.setdefault(int((float(at) - start) // 10), []).append(float(d))
     return {**fleet, "measured_events": len(lat), "events_per_s": round(len(lat) / span, 1),
             "p50_ms": round(_pct(lat, 50) * 1000), "p99_ms": round(_pct(lat, 99) * 1000),
             "max_ms": round(lat[-1] * 1000) if lat else None,
-            "mean_ms": round(statistics.fmean(lat) * 1000) if lat else None}
+            "mean_ms": round(statistics.fmean(lat) * 1000) if lat else None,
+            "p99_ms_per_10s": [round(_pct(sorted(v), 99) * 1000) for _, v in
+                               sorted(windows.items())]}
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(broker: LocalBroker) -> int:
+    assert broker.process is not None
+    return broker.process.pid
 
 
 def _pct(values: list[float], p: float) -> float:

@@ -272,10 +272,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     async with Fleet(settings) as fleet:
         await fleet.connected()
         ready = time.monotonic() - started
+        cpu = time.process_time()
         await fleet.run(args.duration)
+        cpu = time.process_time() - cpu  # what the simulated branches cost during traffic
         drained = await fleet.drained(args.drain)
         return {**fleet.stats(), "start_s": round(ready, 1), "duration_s": args.duration,
-                "drained": drained}
+                "traffic_cpu_s": round(cpu, 1), "drained": drained}
 
 
 def main(argv: list[str]) -> int:

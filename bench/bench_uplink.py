@@ -174,6 +174,7 @@ def fleet_latency(broker: LocalBroker, store_url: str, branches: int, rate: floa
             p.wait(30)
     store = open_store(store_url)
     try:
+        fleet["dead_letters"] = store.dead_letter_counts()
         rows = [(d, at) for d, at, etype in store.execute(
             "SELECT stored_at - at, at, type FROM events ORDER BY at").fetchall()
             if etype.startswith("ticket_")]

@@ -196,6 +196,8 @@ class Fleet:
             "acked": acked,
             "backlog": journaled - acked,
             "retries": sum(u.counters.retries for u in self.uplinks),
+            "timeouts": sum(u.counters.timeouts for u in self.uplinks),
+            "disconnects": sum(u.counters.disconnects for u in self.uplinks),
             "connection_failures": sum(u.counters.connection_failures for u in self.uplinks),
         }
 

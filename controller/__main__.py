@@ -17,6 +17,7 @@ from .components import build_components
 from .config import Config, load_config
 from .errors import ConfigError, JournalError
 from .supervisor import Component
+from .uplink.commands import load_pushed
 
 log = logging.getLogger("controller")
 
@@ -77,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config, args.overrides)
-        host, port = http_address(args, config)
         data_dir = Path(args.data_dir or "data")
+        config = load_pushed(data_dir, config, args.overrides) or config
+        host, port = http_address(args, config)
         components = build_components(config, data_dir)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ import sys
 
 COMMANDS = {
     "des": "sim.des.cli",  # a branch-day in virtual time (docs/simulation.md)
+    "fleet": "sim.fleet",  # N branches against a broker and the centre (docs/uplink.md)
 }
 
 

@@ -24,6 +24,7 @@ from ..engine import Event
 from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import PrintOutcome, issue_and_print, reprint
+from .metrics import install_metrics
 from .pages import mount_screens
 from .views import iso, status_view, ticket_view
 
@@ -94,6 +95,7 @@ def create_app(box: Box) -> FastAPI:
     )
     app.state.box = box
     _install_error_handlers(app)
+    install_metrics(app, box)
 
     def cfg() -> Any:
         return box.config

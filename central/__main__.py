@@ -1,0 +1,143 @@
+"""``python -m central [--config FILE] [--set k=v …]`` runs the centre (consumers + HTTP API).
+
+Other commands:
+
+* ``python -m central reconcile --day YYYY-MM-DD [--replay]`` — the day's reconciliation
+  (F3/F5) and long-wait exceptions (E5) as JSON; ``--replay`` asks the disagreeing
+  branches for their missing events.
+* ``python -m central broker-config --dir DIR [--port 1883] [--ws-port 9001] …`` — write
+  the shipped Mosquitto configuration (password file + ACL) into DIR.
+* ``python -m central provision --passwd FILE USER [--password PW]`` — add a branch
+  (user = branch code) or ``centre``/``dashboard`` to the broker's password file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+
+from .errors import CentreError
+
+log = logging.getLogger("central")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="centre config file (TOML)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   dest="overrides", help="override a config key (repeatable)")
+    p.add_argument("--log-level", default="INFO")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m central", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command")
+    _common(p)
+    r = sub.add_parser("reconcile", help="a day's reconciliation and long waits (JSON)")
+    _common(r)
+    r.add_argument("--day", required=True, help="YYYY-MM-DD")
+    r.add_argument("--replay", action="store_true", help="ask for the missing events")
+    b = sub.add_parser("broker-config", help="write the shipped Mosquitto configuration")
+    b.add_argument("--dir", required=True)
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--port", type=int, default=1883)
+    b.add_argument("--ws-port", type=int, default=9001, help="0: no websockets listener")
+    b.add_argument("--tls-port", type=int, default=None)
+    b.add_argument("--tls-cert", default=None)
+    b.add_argument("--tls-key", default=None)
+    b.add_argument("--tls-ca", default=None)
+    b.add_argument("--log-file", default=None)
+    b.add_argument("--run-as", default=None,
+                   help="account to keep when started as root (default: mosquitto)")
+    v = sub.add_parser("provision", help="add a user to the broker's password file")
+    v.add_argument("--passwd", required=True, help="the broker's password file")
+    v.add_argument("user", help="branch code, 'centre' or 'dashboard'")
+    v.add_argument("--password", default=None, help="default: a new random one")
+    return p.parse_args(argv)
+
+
+async def _run_centre(args: argparse.Namespace) -> None:
+    from .config import load_centre_config
+    from .service import Centre
+    from .store import open_store
+
+    config = load_centre_config(args.config, args.overrides)
+    store = await asyncio.to_thread(open_store, config.store.url)  # migrated, reachable
+    store.close()
+    centre = Centre(config)
+    main = asyncio.current_task()
+    if not config.http.enabled and main is not None:  # uvicorn handles signals otherwise
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, main.cancel)
+    log.info("centre: store %s, broker %s, %d consumer(s) in group %s",
+             config.store.url.split("@")[-1], config.broker.url, config.ingest.consumers,
+             config.broker.group)
+    with contextlib.suppress(asyncio.CancelledError):
+        await centre.run()
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .config import load_centre_config
+    from .ingest import Consumer
+    from .reconcile import reconcile_day
+    from .store import open_store
+
+    dt.date.fromisoformat(args.day)
+    config = load_centre_config(args.config, args.overrides)
+    store = await asyncio.to_thread(open_store, config.store.url)
+    try:
+        report = await asyncio.to_thread(reconcile_day, store, args.day,
+                                         config.reconcile.long_wait_minutes)
+    finally:
+        store.close()
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    if args.replay and report["mismatch"]:
+        consumer = Consumer(config)
+        async with consumer._make_client() as client:
+            for r in report["mismatch"]:
+                for epoch, first, last in r["replay"]:
+                    await consumer.request_replay(client, r["branch"], epoch, first, last)
+        await asyncio.to_thread(consumer._executor.shutdown)
+    return 1 if report["mismatch"] or report["no_data"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "broker-config":
+            from .broker import render_config
+
+            files = render_config(args.dir, port=args.port, host=args.host,
+                                  ws_port=args.ws_port or None, tls_port=args.tls_port,
+                                  tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                  tls_ca=args.tls_ca, log_file=args.log_file,
+                                  run_as=args.run_as)
+            print(files.conf)
+            return 0
+        if args.command == "provision":
+            from .broker import provision
+
+            password = provision(args.passwd, args.user, args.password)
+            print(f"uplink.username={args.user}\nuplink.password={password}")
+            return 0
+        if args.command == "reconcile":
+            return asyncio.run(_reconcile(args))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run_centre(args))
+    except (CentreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

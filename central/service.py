@@ -1,0 +1,127 @@
+"""One centre process: its consumers (in the shared group) and its HTTP API.
+
+Run several processes with the same ``broker.group`` to share the load; give each its own
+``http.port`` or ``--set http.enabled=false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from protocols import uplink as proto
+from protocols.metrics import Metric
+
+from .config import CentreConfig
+from .ingest import Consumer, IngestStats
+from .store import Store, open_store
+
+__all__ = ["Centre"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Centre:
+    """Consumers + a reading store connection + the HTTP API, for one process."""
+
+    def __init__(self, config: CentreConfig) -> None:
+        self.config = config
+        self.stats = IngestStats()
+        self.consumers = [Consumer(config, index=i, stats=self.stats)
+                          for i in range(config.ingest.consumers)]
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="centre-reader")
+        self._reader: Store | None = None
+        self.started = time.time()
+
+    async def run(self) -> None:
+        """Run until cancelled (or until the HTTP server is stopped by a signal)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(c.run(), name=f"consumer-{c.index}")
+                         for c in self.consumers]
+                if self.config.http.enabled:
+                    await self._serve_http()  # returns on SIGINT/SIGTERM
+                    for t in tasks:
+                        t.cancel()
+        finally:
+            await self.close()
+
+    async def _serve_http(self) -> None:
+        import uvicorn
+
+        from .web import create_app
+
+        http = self.config.http
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(self), host=http.host, port=http.port, log_level="warning",
+            access_log=False, lifespan="off",
+        ))
+        log.info("centre HTTP API on http://%s:%d", http.host, http.port)
+        await server.serve()
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, reader.close)
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+    async def read(self, fn: Callable[[Store], T]) -> T:
+        """Run ``fn(store)`` on the reading connection's thread."""
+        def call() -> T:
+            if self._reader is None:
+                self._reader = open_store(self.config.store.url)
+            return fn(self._reader)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def send_command(self, branch: str, name: str, args: dict[str, Any]) -> str:
+        """Publish command ``name`` to ``branch``; returns its id. ValueError if invalid."""
+        client = next((c.client for c in self.consumers if c.client is not None), None)
+        if client is None:
+            raise ConnectionError("the centre is not connected to the broker")
+        cmd_id = str(args.pop("id", "") or f"{name}-{uuid.uuid4().hex[:12]}")
+        msg = proto.command(cmd_id, **args)
+        topic = proto.topic(branch, "cmd", name)
+        try:
+            proto.validate(proto.parse_topic(topic), msg)
+        except proto.ProtocolError as exc:
+            raise ValueError(str(exc)) from None
+        await client.publish(topic, proto.encode(msg), qos=1)
+        log.info("command %s %s sent to %s", name, cmd_id, branch)
+        return cmd_id
+
+    async def metrics(self) -> list[Metric]:
+        s = self.stats
+        lags = await self.read(lambda st: st.lags())
+        dead = await self.read(lambda st: st.dead_letter_counts())
+        lag = Metric("paidui_centre_branch_lag_events", "gauge",
+                     "events a branch has that the centre has not yet stored contiguously")
+        for branch, _, _, behind in lags:
+            lag.add(behind, branch=branch)
+        dead_m = Metric("paidui_centre_dead_letters_total", "counter",
+                        "messages rejected into the dead-letter table, by reason")
+        for reason, n in dead.items():
+            dead_m.add(n, reason=reason)
+        return [
+            Metric("paidui_centre_events_ingested_total", "counter",
+                   "events stored by this process").add(s.inserted),
+            Metric("paidui_centre_events_duplicate_total", "counter",
+                   "events received again and ignored").add(s.duplicates),
+            Metric("paidui_centre_ingest_rate", "gauge",
+                   "events stored per second, last 10 s").add(round(s.rate(), 3)),
+            Metric("paidui_centre_messages_total", "counter", "MQTT messages received")
+            .add(s.messages),
+            Metric("paidui_centre_commits_total", "counter", "store transactions").add(s.commits),
+            Metric("paidui_centre_replay_requests_total", "counter",
+                   "replays asked of branches").add(s.replay_requests),
+            Metric("paidui_centre_consumers_connected", "gauge", "consumers connected")
+            .add(s.connected),
+            lag, dead_m,
+        ]

@@ -1,0 +1,511 @@
+"""The centre's store: SQLite by default, PostgreSQL at scale; one schema (docs/store.md).
+
+:meth:`Store.ingest` commits one group of received messages in one transaction and
+returns each touched branch's contiguous mark, which the consumer then acknowledges:
+an ``ack`` is never sent for anything not yet committed.
+
+Ingest is idempotent on (branch, epoch, seq) and order-free: a batch may arrive twice,
+late, or before the one it follows; the contiguous mark only moves over stored rows.
+A branch's mark row is locked for the transaction (PostgreSQL ``FOR UPDATE``; SQLite
+writes are serial), so several consumers can share one branch's batches.
+
+The store is synchronous and owned by one thread at a time; the consumer runs it on its
+own worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+__all__ = [
+    "DeadLetter",
+    "EventBatch",
+    "Inbound",
+    "Ingested",
+    "Mark",
+    "Store",
+    "open_store",
+    "sqlite_path",
+]
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+PAYLOAD_KEEP = 64 * 1024
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """One received ``events`` message, already validated."""
+
+    branch: str
+    epoch: str
+    events: list[dict[str, Any]]
+    topic: str = ""
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    branch: str | None = None
+
+
+@dataclass
+class Inbound:
+    """What one transaction takes: event batches, totals, replies and rejections."""
+
+    batches: list[EventBatch] = field(default_factory=list)
+    totals: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.batches) + len(self.totals) + len(self.replies) + len(self.dead)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A branch journal's state at the centre: everything through ``contiguous`` is stored;
+    ``next_present`` is the first stored seq after a gap (None: no gap)."""
+
+    branch: str
+    epoch: str
+    contiguous: int
+    max_seen: int
+    next_present: int | None = None
+
+
+@dataclass
+class Ingested:
+    marks: list[Mark] = field(default_factory=list)
+    inserted: int = 0
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    totals: list[tuple[str, str]] = field(default_factory=list)  # (branch, day)
+
+
+def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
+    return Store(url, max_ahead=max_ahead)
+
+
+class Store:
+    """One connection to the centre's database. Not thread-safe: one owner at a time."""
+
+    def __init__(self, url: str, *, max_ahead: int = 1_000_000) -> None:
+        self.url = url
+        self.max_ahead = max_ahead
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self.db: Any = self._connect_postgres(url) if self.postgres else self._connect_sqlite(url)
+        self.migrate()
+
+    # --- connection ----------------------------------------------------------------------
+
+    @staticmethod
+    def _connect_sqlite(url: str) -> sqlite3.Connection:
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an ack promises the row is on disk
+            db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {path}: {exc}") from exc
+        return db
+
+    @staticmethod
+    def _connect_postgres(url: str) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise StoreError(f"store {_redact(url)}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        return self.db.execute(self._sql(sql), args)
+
+    def _many(self, sql: str, rows: list[Any]) -> int:
+        """executemany; returns the number of rows changed."""
+        if not rows:
+            return 0
+        if self.postgres:
+            with self.db.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+                return int(cur.rowcount)
+        before = self.db.total_changes
+        self.db.executemany(sql, rows)
+        return int(self.db.total_changes - before)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.postgres:
+            with self.db.transaction():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def retrying(self, fn: Callable[[], Any], attempts: int = 5) -> Any:
+        """Run ``fn`` in a transaction; retry on a deadlock or serialisation failure."""
+        for attempt in range(attempts):
+            try:
+                with self.transaction():
+                    return fn()
+            except Exception as exc:
+                if not _retryable(exc) or attempt == attempts - 1:
+                    raise
+                log.info("store: retrying after %s", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    # --- migrations ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply the versioned SQL files not yet applied; return the schema version."""
+        folder = MIGRATIONS / ("postgres" if self.postgres else "sqlite")
+        files = sorted(folder.glob("*.sql"))
+
+        def run() -> int:
+            if self.postgres:
+                self.execute("SELECT pg_advisory_xact_lock(4242001)")
+            self.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                         "applied_at DOUBLE PRECISION NOT NULL)")
+            done = {r[0] for r in self.execute("SELECT version FROM schema_migrations")}
+            for f in files:
+                version = int(f.name.split("_", 1)[0])
+                if version in done:
+                    continue
+                for statement in _statements(f.read_text()):
+                    self.execute(statement)
+                self.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                             (version, f.name, time.time()))
+                log.info("store: applied migration %s", f.name)
+            return max((int(f.name.split("_", 1)[0]) for f in files), default=0)
+
+        try:
+            return int(self.retrying(run))
+        except Exception as exc:
+            raise StoreError(f"store migration failed: {exc}") from exc
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    def ingest(self, inbound: Inbound, now: float | None = None) -> Ingested:
+        """Commit ``inbound`` in one transaction; return the marks to acknowledge."""
+        stamp = time.time() if now is None else now
+        result: Ingested = self.retrying(lambda: self._ingest(inbound, stamp))
+        return result
+
+    def _ingest(self, inbound: Inbound, now: float) -> Ingested:
+        out = Ingested(dead=list(inbound.dead))
+        keys = sorted({(b.branch, b.epoch) for b in inbound.batches})
+        branches = sorted({b for b, _ in keys} | {t["branch"] for t in inbound.totals}
+                          | {b for b, _ in inbound.replies})
+        self._many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
+                   "ON CONFLICT (branch) DO NOTHING", [(b, now) for b in branches])
+        self._many("INSERT INTO marks (branch, epoch, contiguous, max_seen, updated_at) "
+                   "VALUES (?, ?, 0, 0, 0) ON CONFLICT (branch, epoch) DO NOTHING", keys)
+        pending = self._accept(inbound.batches, self._marks_of(keys),
+                               self._last_seqs([b for b, _ in keys]), out)
+        rows = [(b, e, ev["seq"], ev["day"], ev["type"], ev["at"], _dumps(ev), now)
+                for (b, e), events in pending.items() for ev in events.values()]
+        out.inserted = self._many(
+            "INSERT INTO events (branch, epoch, seq, day, type, at, body, stored_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (branch, epoch, seq) DO NOTHING", rows)
+        out.duplicates = len(rows) - out.inserted
+        # Lock the marks only now, for the short rest of the transaction: whichever
+        # consumer locks a branch's mark last sees the others' committed rows and moves it.
+        marks = self._marks_of(keys, lock=True)
+        out.marks = [self._advance(key, marks[key], sorted(pending.get(key, {})))
+                     for key in keys]
+        self._many("UPDATE marks SET contiguous = ?, max_seen = ?, updated_at = ? "
+                   "WHERE branch = ? AND epoch = ?",
+                   [(m.contiguous, m.max_seen, now, m.branch, m.epoch) for m in out.marks])
+        self._save_totals(inbound.totals, now, out)
+        self._many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (branch, id) DO UPDATE SET "
+                   "cmd = excluded.cmd, ok = excluded.ok, body = excluded.body, "
+                   "received_at = excluded.received_at",
+                   [(b, r["id"], r["cmd"], r["ok"], _dumps(r), now) for b, r in inbound.replies])
+        self._save_dead(out.dead, now)
+        return out
+
+    def _marks_of(self, keys: list[tuple[str, str]], lock: bool = False
+                  ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(contiguous, max_seen) of each key; ``lock`` holds the rows to the commit."""
+        if not keys:
+            return {}
+        names = sorted({b for b, _ in keys})
+        if self.postgres:
+            rows = self.execute(
+                "SELECT branch, epoch, contiguous, max_seen FROM marks WHERE branch = ANY(?) "
+                "ORDER BY branch, epoch" + (" FOR UPDATE" if lock else ""), (names,))
+        else:  # SQLite: the transaction already holds the only write lock
+            rows = self.execute("SELECT branch, epoch, contiguous, max_seen FROM marks "
+                                f"WHERE branch IN ({','.join('?' * len(names))})", names)
+        return {(b, e): (int(c), int(m)) for b, e, c, m in rows.fetchall()}
+
+    def _last_seqs(self, branches: list[str]) -> dict[str, int]:
+        names = sorted(set(branches))
+        if not names:
+            return {}
+        if self.postgres:
+            rows = self.execute("SELECT branch, last_seq FROM branches WHERE branch = ANY(?)",
+                                (names,))
+        else:
+            rows = self.execute("SELECT branch, last_seq FROM branches WHERE branch IN "
+                                f"({','.join('?' * len(names))})", names)
+        return {b: int(s or 0) for b, s in rows.fetchall()}
+
+    def _accept(self, batches: list[EventBatch], marks: dict[tuple[str, str], tuple[int, int]],
+                last_seqs: dict[str, int], out: Ingested
+                ) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+        """Merge the batches per (branch, epoch); dead-letter those far beyond the mark."""
+        pending: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+        for b in batches:
+            key = (b.branch, b.epoch)
+            limit = max(marks[key][0], last_seqs.get(b.branch, 0)) + self.max_ahead
+            top = b.events[-1]["seq"]
+            if top > limit:
+                out.dead.append(DeadLetter(b.topic, "seq_far_ahead",
+                                           f"seq {top} > {limit} (mark + max_ahead)",
+                                           b.payload, b.branch))
+                continue
+            for ev in b.events:
+                pending[key][ev["seq"]] = ev
+        return pending
+
+    def _advance(self, key: tuple[str, str], mark: tuple[int, int], seqs: list[int]) -> Mark:
+        contiguous, max_seen = mark
+        for s in seqs:
+            if s == contiguous + 1:
+                contiguous = s
+            elif s > contiguous:
+                break
+        max_seen = max([max_seen, *seqs[-1:]])
+        next_present = None
+        if max_seen > contiguous:  # rows stored earlier, beyond a gap, may join up now
+            contiguous, next_present = self._walk(key, contiguous)
+        return Mark(key[0], key[1], contiguous, max_seen, next_present)
+
+    def _walk(self, key: tuple[str, str], contiguous: int, chunk: int = 5000
+              ) -> tuple[int, int | None]:
+        while True:
+            rows = self.execute("SELECT seq FROM events WHERE branch = ? AND epoch = ? "
+                                "AND seq > ? ORDER BY seq LIMIT ?",
+                                (*key, contiguous, chunk)).fetchall()
+            for (s,) in rows:
+                if s != contiguous + 1:
+                    return contiguous, int(s)
+                contiguous = int(s)
+            if len(rows) < chunk:
+                return contiguous, None
+
+    def _save_totals(self, totals: list[dict[str, Any]], now: float, out: Ingested) -> None:
+        self._many("INSERT INTO totals (branch, day, epoch, body, received_at) "
+                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (branch, day) DO UPDATE SET "
+                   "epoch = excluded.epoch, body = excluded.body, "
+                   "received_at = excluded.received_at",
+                   [(t["branch"], t["day"], t["epoch"], _dumps(t), now) for t in totals])
+        out.totals = [(t["branch"], t["day"]) for t in totals]
+
+    def _save_dead(self, dead: list[DeadLetter], now: float) -> None:
+        if not dead:
+            return
+        self._many("INSERT INTO dead_letters (topic, branch, reason, detail, payload, "
+                   "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(d.topic[:300], d.branch, d.reason, d.detail[:500],
+                     _printable(d.payload), now) for d in dead])
+        counts: dict[str, int] = defaultdict(int)
+        for d in dead:
+            counts[d.reason] += 1
+        self._many("INSERT INTO dead_letter_counts (reason, count) VALUES (?, ?) "
+                   "ON CONFLICT (reason) DO UPDATE SET "
+                   "count = dead_letter_counts.count + excluded.count", sorted(counts.items()))
+
+    def dead_letter(self, dead: list[DeadLetter], now: float | None = None) -> None:
+        """Record rejections on their own (when a whole group could not be stored)."""
+        stamp = time.time() if now is None else now
+        self.retrying(lambda: self._save_dead(dead, stamp))
+
+    # --- the live picture ------------------------------------------------------------------
+
+    def save_live(self, status: dict[str, dict[str, Any]], live: dict[str, dict[str, Any]],
+                  health: dict[str, dict[str, Any]], now: float | None = None) -> None:
+        """Upsert the latest status / live / health message of each branch (by branch)."""
+        stamp = time.time() if now is None else now
+
+        def run() -> None:
+            every = sorted(set(status) | set(live) | set(health))
+            self._many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
+                       "ON CONFLICT (branch) DO NOTHING", [(b, stamp) for b in every])
+            self._many(
+                "UPDATE branches SET online = ?, epoch = COALESCE(?, epoch), "
+                "last_seq = COALESCE(?, last_seq), version = COALESCE(?, version), "
+                "config_version = COALESCE(?, config_version), status_at = ? WHERE branch = ?",
+                [(m["online"], m.get("epoch"), m.get("last_seq"), m.get("version"),
+                  m.get("config_version"), stamp, b) for b, m in sorted(status.items())])
+            self._many("UPDATE branches SET live = ?, live_at = ? WHERE branch = ?",
+                       [(_dumps(m), stamp, b) for b, m in sorted(live.items())])
+            self._many("UPDATE branches SET health = ?, health_at = ?, "
+                       "last_seq = GREATEST(COALESCE(last_seq, 0), ?) WHERE branch = ?"
+                       if self.postgres else
+                       "UPDATE branches SET health = ?, health_at = ?, "
+                       "last_seq = MAX(COALESCE(last_seq, 0), ?) WHERE branch = ?",
+                       [(_dumps(m), stamp, m.get("last_seq", 0), b)
+                        for b, m in sorted(health.items())])
+
+        self.retrying(run)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def mark(self, branch: str, epoch: str) -> Mark:
+        row = self.execute("SELECT contiguous, max_seen FROM marks WHERE branch = ? "
+                           "AND epoch = ?", (branch, epoch)).fetchone()
+        contiguous, max_seen = (int(row[0]), int(row[1])) if row else (0, 0)
+        next_present = None
+        if max_seen > contiguous:
+            contiguous, next_present = self._walk((branch, epoch), contiguous)
+        return Mark(branch, epoch, contiguous, max_seen, next_present)
+
+    def marks(self) -> list[Mark]:
+        rows = self.execute("SELECT branch, epoch, contiguous, max_seen FROM marks "
+                            "ORDER BY branch, epoch").fetchall()
+        return [Mark(b, e, int(c), int(m)) for b, e, c, m in rows]
+
+    def events(self, branch: str, epoch: str | None = None) -> list[dict[str, Any]]:
+        """A branch's stored events (of one epoch), in seq order."""
+        sql, args = "SELECT body FROM events WHERE branch = ?", [branch]
+        if epoch is not None:
+            sql += " AND epoch = ?"
+            args.append(epoch)
+        return [_json(r[0]) for r in self.execute(sql + " ORDER BY epoch, seq", args)]
+
+    def count_events(self, branch: str | None = None) -> int:
+        if branch is None:
+            return int(self.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self.execute("SELECT count(*) FROM events WHERE branch = ?",
+                                (branch,)).fetchone()[0])
+
+    def day_events(self, branch: str, day: str, epoch: str | None = None
+                   ) -> list[dict[str, Any]]:
+        sql, args = "SELECT body FROM events WHERE branch = ? AND day = ?", [branch, day]
+        if epoch is not None:
+            sql += " AND epoch = ?"
+            args.append(epoch)
+        return [_json(r[0]) for r in self.execute(sql + " ORDER BY epoch, seq", args)]
+
+    def seqs(self, branch: str, epoch: str, low: int, high: int) -> list[int]:
+        rows = self.execute("SELECT seq FROM events WHERE branch = ? AND epoch = ? AND seq >= ? "
+                            "AND seq <= ? ORDER BY seq", (branch, epoch, low, high))
+        return [int(r[0]) for r in rows]
+
+    def branches(self) -> list[dict[str, Any]]:
+        cur = self.execute("SELECT * FROM branches ORDER BY branch")
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            rec["online"] = None if rec["online"] is None else bool(rec["online"])
+            rec["live"] = _json(rec["live"]) if rec["live"] is not None else None
+            rec["health"] = _json(rec["health"]) if rec["health"] is not None else None
+            out.append(rec)
+        return out
+
+    def totals(self, day: str) -> dict[str, dict[str, Any]]:
+        rows = self.execute("SELECT branch, body FROM totals WHERE day = ?", (day,))
+        return {b: _json(body) for b, body in rows}
+
+    def branches_with_events(self, day: str) -> set[str]:
+        rows = self.execute("SELECT DISTINCT branch FROM events WHERE day = ?", (day,))
+        return {r[0] for r in rows}
+
+    def reply(self, branch: str, cmd_id: str) -> dict[str, Any] | None:
+        row = self.execute("SELECT body FROM replies WHERE branch = ? AND id = ?",
+                           (branch, cmd_id)).fetchone()
+        return _json(row[0]) if row else None
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        cur = self.execute("SELECT id, topic, branch, reason, detail, payload, received_at "
+                           "FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        rows = self.execute("SELECT reason, count FROM dead_letter_counts ORDER BY reason")
+        return {r: int(c) for r, c in rows}
+
+    def lags(self) -> list[tuple[str, str, int, int]]:
+        """(branch, epoch, contiguous, behind) for each branch's current epoch."""
+        rows = self.execute(
+            "SELECT m.branch, m.epoch, m.contiguous, m.max_seen, b.last_seq, b.epoch "
+            "FROM marks m JOIN branches b ON b.branch = m.branch ORDER BY m.branch").fetchall()
+        out = []
+        for branch, epoch, contiguous, max_seen, last_seq, current in rows:
+            if current is not None and epoch != current:
+                continue
+            top = max(int(max_seen), int(last_seq or 0))
+            out.append((branch, epoch, int(contiguous), max(0, top - int(contiguous))))
+        return out
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:////abs/file`` → /abs/file; ``sqlite:///rel/file`` → rel/file; else a path."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return Path(url.removeprefix("sqlite:"))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _printable(payload: bytes) -> str:
+    return payload[:PAYLOAD_KEEP].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def _statements(sql: str) -> list[str]:
+    text = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _retryable(exc: Exception) -> bool:
+    name = type(exc).__name__
+    return name in ("DeadlockDetected", "SerializationFailure") or (
+        isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:@/]+):[^@/]+@", r"://\1:***@", url)

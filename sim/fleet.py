@@ -1,0 +1,298 @@
+"""``python -m sim fleet --branches N``: N simulated branches against a broker and a centre.
+
+Each branch is a real box core — engine, journal (SQLite) and uplink (its own MQTT
+connection) — without device drivers. Customers arrive at random (Poisson, ``--rate``
+tickets per hour per branch, a busy hour by default) in four businesses; three tellers
+call the next customer after an exponential service time. The boxes run on the system
+clock (open all day, every day) so that event times compare with the centre's commit
+times: that is the end-to-end latency the benchmark reports.
+
+Start a broker and a centre first, e.g.::
+
+    python -m central --set broker.url=mqtt://127.0.0.1:1883 --set http.port=8090 &
+    python -m sim fleet --branches 200 --rate 120 --duration 60 --broker mqtt://127.0.0.1:1883
+
+The broker must accept the branches' logins: user name = branch code, no password (a
+test broker with ``allow_anonymous true``), or ``--password`` for all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.box import Box
+from controller.clock import Clock, SystemClock
+from controller.config import Config, load_config, parse_config
+from controller.engine import commands as c
+from controller.errors import JournalError, Refused
+from controller.passwords import hash_password
+from controller.uplink import Uplink, UplinkSettings
+
+__all__ = ["Fleet", "FleetSettings", "branch_config", "main"]
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "branch.toml"
+BUSINESSES = (("A", 0.55), ("B", 0.2), ("V", 0.1), ("T", 0.15))
+WINDOWS = ((1, "t1"), (3, "t2"), (5, "t3"))
+
+
+@dataclass
+class FleetSettings:
+    branches: int = 10
+    broker: str = "mqtt://127.0.0.1:1883"
+    password: str | None = None
+    rate: float = 120.0  # tickets per hour per branch (a busy hour)
+    service_minutes: float = 1.5  # a teller's mean handling time
+    first_code: int = 9_000_000_001
+    data_dir: Path | None = None  # default: a temporary folder (in /dev/shm when there)
+    seed: int = 1
+    uplink: dict[str, Any] = field(default_factory=dict)  # extra [uplink] settings
+
+
+def branch_config(code: str, base: Config | None = None) -> Config:
+    """The example branch as branch ``code``: open all day every day, quick teller logins."""
+    data = (base or load_config(EXAMPLE)).model_dump(mode="json")
+    data["branch"].update(code=code, name=f"模拟网点{code[-4:]}", name_en=f"Sim {code}")
+    data.update(hardware="none", calendar={"holidays": [], "workdays": []},
+                hours={"workday": ["00:00-24:00"], "weekend": ["00:00-24:00"],
+                       "holiday": ["00:00-24:00"]}, kiosk={})
+    for q in data["queues"]:
+        q.update(hours=None, days="all", daily_limit=0, digits=4)
+    quick = hash_password("1234", n=2)  # simulated tellers: a cheap hash
+    for t in data["tellers"]:
+        t["password_hash"] = quick
+    data["thresholds"]["branch_waiting_cap"] = 0
+    data.pop("uplink", None)
+    return parse_config(data, f"fleet:{code}")
+
+
+class Fleet:
+    """N simulated branches; ``async with Fleet(...) as f: await f.run(seconds)``."""
+
+    def __init__(self, settings: FleetSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.rng = random.Random(settings.seed)
+        self.boxes: list[Box] = []
+        self.uplinks: list[Uplink] = []
+        self.tickets = 0
+        self.refused = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._made_dir: Path | None = None
+
+    async def __aenter__(self) -> Fleet:
+        s = self.settings
+        root = s.data_dir or self._temp_dir()
+        base = load_config(EXAMPLE)
+        link = UplinkSettings(broker=s.broker, password=s.password, **s.uplink)
+        codes = [str(s.first_code + i) for i in range(s.branches)]
+        for start in range(0, len(codes), 50):  # open the journals 50 at a time
+            chunk = codes[start:start + 50]
+            boxes = [Box(branch_config(code, base), root / code, self.clock) for code in chunk]
+            await asyncio.gather(*(b.__aenter__() for b in boxes))
+            self.boxes += boxes
+        for box in self.boxes:
+            uplink = Uplink(link)
+            self.uplinks.append(uplink)
+            self._tasks.append(asyncio.create_task(uplink.run(box), name="fleet-uplink"))
+        return self
+
+    def _temp_dir(self) -> Path:
+        shm = Path("/dev/shm")
+        self._made_dir = Path(tempfile.mkdtemp(prefix="paidui-fleet-",
+                                               dir=shm if shm.is_dir() else None))
+        return self._made_dir
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the traffic and the uplinks, close the journals. Safe twice."""
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        boxes, self.boxes = self.boxes, []
+        await asyncio.gather(*(b.close() for b in boxes), return_exceptions=True)
+        if self._made_dir is not None:
+            shutil.rmtree(self._made_dir, ignore_errors=True)
+            self._made_dir = None
+
+    async def connected(self, timeout: float = 120.0) -> None:
+        """Wait until every uplink is connected."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(u.connected for u in self.uplinks):
+            if loop.time() > deadline:
+                up = sum(u.connected for u in self.uplinks)
+                raise TimeoutError(f"{up}/{len(self.uplinks)} uplinks connected")
+            await asyncio.sleep(0.1)  # polling many links: there is no single event
+
+    async def run(self, seconds: float) -> None:
+        """Customers and tellers at every branch for ``seconds``."""
+        for box in self.boxes:
+            await self._login(box)
+        traffic = [asyncio.create_task(self._arrivals(box), name="fleet-arrivals")
+                   for box in self.boxes]
+        traffic += [asyncio.create_task(self._window(box, n), name="fleet-window")
+                    for box in self.boxes for n, _ in WINDOWS]
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            for t in traffic:
+                t.cancel()
+            await asyncio.gather(*traffic, return_exceptions=True)
+
+    async def _login(self, box: Box) -> None:
+        for window, teller in WINDOWS:
+            with contextlib.suppress(Refused):
+                await box.execute(c.Login(window, teller, "1234"))
+
+    async def _arrivals(self, box: Box) -> None:
+        rng = random.Random(self.rng.random())
+        queues = [q for q, _ in BUSINESSES]
+        weights = [w for _, w in BUSINESSES]
+        mean = 3600.0 / self.settings.rate
+        await asyncio.sleep(rng.uniform(0, mean))  # branches out of step
+        while True:
+            try:
+                await box.execute(c.IssueTicket(queue=rng.choices(queues, weights)[0]))
+                self.tickets += 1
+            except (Refused, JournalError):
+                self.refused += 1
+            await asyncio.sleep(rng.expovariate(1 / mean))
+
+    async def _window(self, box: Box, window: int) -> None:
+        rng = random.Random(self.rng.random())
+        mean = self.settings.service_minutes * 60
+        while True:
+            await asyncio.sleep(rng.expovariate(1 / mean))
+            with contextlib.suppress(Refused, JournalError):
+                await box.execute(c.CallNext(window))
+
+    def stats(self) -> dict[str, Any]:
+        journaled = sum(b.last_seq for b in self.boxes)
+        acked = sum(u.acked for u in self.uplinks)
+        return {
+            "branches": len(self.boxes),
+            "connected": sum(u.connected for u in self.uplinks),
+            "tickets": self.tickets,
+            "refused": self.refused,
+            "events": journaled,
+            "acked": acked,
+            "backlog": journaled - acked,
+            "retries": sum(u.counters.retries for u in self.uplinks),
+            "timeouts": sum(u.counters.timeouts for u in self.uplinks),
+            "disconnects": sum(u.counters.disconnects for u in self.uplinks),
+            "connection_failures": sum(u.counters.connection_failures for u in self.uplinks),
+        }
+
+    async def drained(self, timeout: float = 120.0) -> bool:
+        """Wait until the centre has acknowledged every journaled event."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all(u.acked == b.last_seq for u, b in zip(self.uplinks, self.boxes,
+                                                           strict=True)):
+                return True
+            await asyncio.sleep(0.2)  # polling many links: there is no single event
+        return False
+
+
+def raise_file_limit() -> None:
+    """Thousands of branches need thousands of sockets and SQLite files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m sim fleet", description=__doc__.splitlines()[0])
+    p.add_argument("--branches", type=int, default=10)
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    p.add_argument("--password", default=None, help="every branch's broker password")
+    p.add_argument("--rate", type=float, default=120.0, help="tickets/hour per branch")
+    p.add_argument("--service-minutes", type=float, default=1.5)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
+    p.add_argument("--first-code", type=int, default=9_000_000_001)
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--drain", type=float, default=60.0, help="seconds to wait for acks")
+    p.add_argument("--procs", type=int, default=1,
+                   help="split the branches over this many processes (one event loop each)")
+    p.add_argument("--log-level", default="WARNING")
+    return p.parse_args(argv)
+
+
+def run_split(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the fleet as ``args.procs`` processes of about equal size; add up their figures."""
+    import subprocess
+
+    share, extra = divmod(args.branches, args.procs)
+    base = ["--broker", args.broker, "--rate", str(args.rate), "--service-minutes",
+            str(args.service_minutes), "--duration", str(args.duration), "--drain",
+            str(args.drain), "--log-level", args.log_level]
+    if args.password is not None:
+        base += ["--password", args.password]
+    procs, first = [], args.first_code
+    for i in range(args.procs):
+        n = share + (i < extra)
+        cmd = [sys.executable, "-m", "sim", "fleet", *base, "--branches", str(n),
+               "--first-code", str(first), "--seed", str(args.seed + i)]
+        if args.data_dir is not None:
+            cmd += ["--data-dir", str(args.data_dir / f"part{i}")]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+        first += n
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    total: dict[str, Any] = {k: sum(r[k] for r in results) for k in results[0]
+                             if isinstance(results[0][k], int | float)
+                             and not isinstance(results[0][k], bool)}
+    total.update(drained=all(r["drained"] for r in results), procs=args.procs,
+                 start_s=max(r["start_s"] for r in results), duration_s=args.duration)
+    return total
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    settings = FleetSettings(branches=args.branches, broker=args.broker, password=args.password,
+                             rate=args.rate, service_minutes=args.service_minutes,
+                             first_code=args.first_code, data_dir=args.data_dir, seed=args.seed)
+    started = time.monotonic()
+    async with Fleet(settings) as fleet:
+        await fleet.connected()
+        ready = time.monotonic() - started
+        cpu = time.process_time()
+        await fleet.run(args.duration)
+        cpu = time.process_time() - cpu  # what the simulated branches cost during traffic
+        drained = await fleet.drained(args.drain)
+        return {**fleet.stats(), "start_s": round(ready, 1), "duration_s": args.duration,
+                "traffic_cpu_s": round(cpu, 1), "drained": drained}
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # paho reports every socket of thousands of simulated links closing at the end
+    logging.getLogger("mqtt").setLevel(logging.CRITICAL)
+    raise_file_limit()
+    try:
+        result = run_split(args) if args.procs > 1 else asyncio.run(_main(args))
+    except (TimeoutError, JournalError, ValueError) as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0 if result["drained"] else 1

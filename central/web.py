@@ -32,6 +32,11 @@ Code = Annotated[str, Path(pattern=r"^\d{4,16}$", description="branch code")]
 
 def create_app(centre: Centre) -> FastAPI:
     app = FastAPI(title="paidui centre", description="排队联网 centre: ingest, live, reconcile.")
+    if centre.releases is not None:  # /api/releases: files, manifests, offers (F4)
+        from .releases import releases_router
+
+        app.include_router(releases_router(centre.releases,
+                                           base_url=centre.config.releases.base_url))
 
     @app.get("/api/branches", tags=["live"])
     async def branches() -> dict[str, Any]:

@@ -27,16 +27,14 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
         components.append(printer)
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
     components.extend(rs485_components(config, data_dir))  # keypads, displays, evaluators
-    updater = update_component(config, data_dir)
-    if updater is not None:
+    if (updater := update_component(config, data_dir)) is not None:
         components.append(updater)  # software updates from the centre (F4)
-    components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     if config.uplink:  # the link to the centre (docs/uplink.md)
         from .uplink import Uplink, UplinkSettings
 
         uplink = Uplink(section(config, "uplink", UplinkSettings))
         if updater is not None:
-            uplink.register_command("update", lambda box, msg: updater.offer(msg))
-            updater.listeners.append(uplink.send_update_report)
+            uplink.use_updater(updater)  # cmd/update in, its reports out on reply
         components.append(uplink)
+    components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     return components

@@ -279,6 +279,35 @@ async def test_software_update_is_a_hook(box: Box, broker: LocalBroker) -> None:
         assert done["ok"] is True and done["result"] == {"installing": "0.2.0"}
 
 
+async def test_update_commands_reach_the_updater_and_its_reports_the_centre(
+        box: Box, broker: LocalBroker, tmp_path: Path) -> None:
+    """With the real updater wired in (as build_components does): an offer it cannot take
+    is answered with its report, and a report it makes later goes out on reply too."""
+    import sys
+
+    from controller.slots import write_json_atomic
+    from controller.update import Updater, UpdateSettings
+
+    updater = Updater(UpdateSettings(root=tmp_path / "opt", python=sys.executable), [],
+                      branch=BRANCH)
+    uplink = uplink_for(broker)
+    uplink.use_updater(updater)
+    async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/reply") as q:
+        await wait_for(lambda: _true(uplink.connected), 10, "connected")
+        await command(broker, "update", cmd_id="up-1", version="0.2.0",
+                      manifest_url="ftp://nowhere/manifest.json")
+        answer = await next_on(q, "reply", lambda m: m["id"] == "up-1")
+        assert answer["cmd"] == "update" and answer["result"]["status"] == "failed"
+        assert answer["result"]["reason"] == "bad_command"
+        # A report kept across a restart (the new version judged healthy) is told on start.
+        write_json_atomic(updater.state_file, {"reports": [{
+            "id": "up-0", "version": "0.1.9", "status": "healthy", "running": "0.1.9",
+            "at": 1.0}]})
+        assert updater.deliver_kept_reports() == 1
+        kept = await next_on(q, "reply", lambda m: m["id"] == "up-0")
+        assert kept["result"]["status"] == "healthy"
+
+
 async def test_replay_sends_a_range_again(
         box: Box, clock: ManualClock, broker: LocalBroker) -> None:
     uplink = uplink_for(broker)

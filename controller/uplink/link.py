@@ -50,6 +50,7 @@ from .settings import UplinkSettings
 
 if TYPE_CHECKING:
     from ..box import Box
+    from ..update import Updater
 
 __all__ = ["Uplink"]
 
@@ -77,6 +78,8 @@ class Uplink:
         self._health_dirty = asyncio.Event()
         self._totals_wake = asyncio.Event()
         self._ack_dirty = asyncio.Event()  # an ack not yet stored in the journal
+        self._reports: deque[dict[str, Any]] = deque()  # the updater's, not yet sent
+        self._reports_ready = asyncio.Event()
         self._persisted = 0  # acked_through as stored in the journal
         self._client: aiomqtt.Client | None = None
         self._ack_progress = 0.0  # loop time of the last ack progress (or first send)
@@ -89,26 +92,27 @@ class Uplink:
         self.box: Box | None = None
         self.state_dir = Path("uplink")
         self.desk: CommandDesk | None = None
-        self._late: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+
+    def use_updater(self, updater: Updater) -> None:
+        """Wire the software updater (F4): ``cmd/update`` goes to :meth:`Updater.offer`,
+        and every report it makes (offered, downloading, …, healthy or failed) goes to the
+        centre on ``reply`` as the ``result`` for that command id."""
+        async def offer(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+            return await updater.offer(msg)
+
+        self.register_command("update", offer)
+        updater.listeners.append(self._on_update_report)
+
+    def _on_update_report(self, report: dict[str, Any]) -> None:
+        if len(self._reports) < 200:  # kept while offline; the updater keeps them too
+            self._reports.append(report)
+            self._reports_ready.set()
 
     def register_command(self, name: str, handler: Handler) -> None:
         """Handle centre command ``name`` (e.g. ``update``) with ``handler(box, msg)``."""
         self._extra[name] = handler
         if self.desk is not None:
             self.desk.register(name, handler)
-
-    def send_update_report(self, report: dict[str, Any]) -> None:
-        """A software update's later progress (controller.update), sent on ``reply`` as the
-        ``result`` of its ``cmd/update``; held while disconnected (the newest 100)."""
-        if self._late.full():
-            self._late.get_nowait()
-        self._late.put_nowait(proto.reply(report["id"], "update", result=report,
-                                          at=report.get("at")))
-
-    async def _late_replies(self, client: aiomqtt.Client) -> None:
-        while True:
-            answer = await self._late.get()
-            await self._reply(client, answer)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -238,7 +242,7 @@ class Uplink:
             tg.create_task(self._health(client), name="uplink-health")
             tg.create_task(self._totals(), name="uplink-totals")
             tg.create_task(self._keep_acks(), name="uplink-acks")
-            tg.create_task(self._late_replies(client), name="uplink-late-replies")
+            tg.create_task(self._send_reports(client), name="uplink-update-reports")
 
     # --- listeners (called in the box's commit path: never block) ------------------------
 
@@ -411,6 +415,19 @@ class Uplink:
             log.info("command %s %s: %s", name, msg["id"],
                      refusal.code if refusal else "done")
             await self._reply(client, answer)
+
+    async def _send_reports(self, client: aiomqtt.Client) -> None:
+        """The updater's reports, in order, as replies to their ``cmd/update``."""
+        while True:
+            still_cancelling()
+            await self._reports_ready.wait()
+            while self._reports:
+                report = self._reports[0]
+                answer = proto.reply(str(report.get("id", "update")), "update", result=report,
+                                     at=self._box().clock.now())
+                await self._reply(client, answer)
+                self._reports.popleft()
+            self._reports_ready.clear()
 
     async def _reply(self, client: aiomqtt.Client, answer: dict[str, Any]) -> None:
         branch = self._box().config.branch.code

@@ -10,6 +10,7 @@ from pathlib import Path
 from drivers.lobby import build_lobby_devices
 from drivers.printer import printer_component
 
+from .appointments import build_appointments
 from .config import Config, section
 from .supervisor import Component
 from .web.settings import web_settings
@@ -27,4 +28,5 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
         from .uplink import Uplink, UplinkSettings
 
         components.append(Uplink(section(config, "uplink", UplinkSettings)))
+    components += build_appointments(config, data_dir, components)  # docs/appointments.md
     return components

@@ -306,7 +306,7 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "ticket": {**_CMD_ID, "queue": (_text(_QUEUE), True), "expires_at": (_number, True)},
     "rate": {**_CMD_ID, "number": (_text(re.compile(r"^[A-Z]{0,3}\d{1,6}$")), True),
              "score": (_int(1, 9), True), "expires_at": (_number, True)},
-    "track": {**_CMD_ID},
+    "track": {**_CMD_ID, "numbers": (_list, False)},
 }
 
 

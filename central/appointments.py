@@ -49,7 +49,7 @@ from .store import Store, open_store, sqlite_path
 
 if TYPE_CHECKING:
     from .service import Centre
-    from .sms import SmsGateway
+    from .sms_commands import SmsGateway
 
 __all__ = ["Appointments", "CustomerRefused", "StorePool", "booking_view"]
 
@@ -203,7 +203,7 @@ class Appointments:
 
     def __init__(self, centre: Centre, *, clock: Callable[[], float] = time.time,
                  sms: SmsGateway | None = None) -> None:
-        from .sms import gateway_for
+        from .sms_commands import gateway_for
 
         self.centre = centre
         self.settings: CustomerSettings = centre.config.customers

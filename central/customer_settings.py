@@ -31,7 +31,7 @@ class BranchEntry(_Model):
 
 
 class SmsSettings(_Model):
-    """The SMS gateway (central/sms.py): ``log`` keeps messages in the log (and optionally
+    """The SMS gateway (central/sms_commands.py): ``log`` keeps messages in the log (and optionally
     a JSON-lines file); ``http`` posts them to an operator's gateway."""
 
     gateway: Literal["log", "http"] = "log"

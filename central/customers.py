@@ -41,7 +41,7 @@ from protocols import appointment as ap
 from .appointments import Appointments, Customer, CustomerRefused, refused
 from .public import PublicStatus, least_busy
 from .remote import BranchLink, RemoteTickets
-from .sms import SmsDesk
+from .sms_commands import SmsDesk
 
 if TYPE_CHECKING:
     from .service import Centre

@@ -17,7 +17,7 @@ import httpx
 from central.broker import LocalBroker
 from central.customers import CustomerChannels
 from central.service import Centre
-from central.sms import LogGateway
+from central.sms_commands import LogGateway
 from central.web import create_app
 from controller.appointments import Appointments
 from controller.box import Box

@@ -1,5 +1,5 @@
--- Customers, appointments and remote tickets (SQLite). central/appointments.py, central/remote.py;
--- docs/appointments.md. Keep in step with postgres/0002_customers.sql.
+-- Customers, appointments and remote tickets (PostgreSQL). central/appointments.py, central/remote.py;
+-- docs/appointments.md. Keep in step with sqlite/0020_customers.sql.
 -- Phone, ID and card numbers: *_digest = keyed HMAC (exact lookup), *_sealed = AES-GCM,
 -- *_masked = what pages, exports and logs show. Never a readable number in a column.
 CREATE TABLE customers (
@@ -17,7 +17,7 @@ CREATE TABLE customers (
     card_digest   TEXT,
     card_sealed   TEXT,
     card_masked   TEXT,
-    created_at    REAL NOT NULL
+    created_at    DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX customers_name ON customers (name);
 CREATE INDEX customers_region ON customers (id_region);
@@ -27,15 +27,15 @@ CREATE TABLE customer_sessions (
     token_digest TEXT PRIMARY KEY,        -- SHA-256 of the bearer token
     phone_digest TEXT NOT NULL,
     phone_sealed TEXT NOT NULL,
-    created_at   REAL NOT NULL,
-    expires_at   REAL NOT NULL
+    created_at   DOUBLE PRECISION NOT NULL,
+    expires_at   DOUBLE PRECISION NOT NULL
 );
 
 CREATE TABLE login_codes (
     phone_digest TEXT PRIMARY KEY,
     code_digest  TEXT NOT NULL,
-    sent_at      REAL NOT NULL,
-    expires_at   REAL NOT NULL,
+    sent_at      DOUBLE PRECISION NOT NULL,
+    expires_at   DOUBLE PRECISION NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0
 );
 
@@ -49,10 +49,10 @@ CREATE TABLE bookings (
     code         TEXT NOT NULL,           -- 6 digits, the first the slot (A6)
     state        TEXT NOT NULL,           -- booked / cancelled
     channel      TEXT NOT NULL,           -- web / sms
-    created_at   REAL NOT NULL,
-    cancelled_at REAL,
+    created_at   DOUBLE PRECISION NOT NULL,
+    cancelled_at DOUBLE PRECISION,
     ticket       TEXT,                    -- the ticket the branch issued for it (from events)
-    redeemed_at  REAL,
+    redeemed_at  DOUBLE PRECISION,
     UNIQUE (branch, day, code)
 );
 CREATE INDEX bookings_customer ON bookings (customer, day);
@@ -75,7 +75,7 @@ CREATE TABLE appointment_days (           -- each branch-day's list, as pushed t
     revision       INTEGER NOT NULL,      -- bumped by each booking and cancellation
     sent_revision  INTEGER NOT NULL DEFAULT 0,
     acked_revision INTEGER NOT NULL DEFAULT 0,  -- what the box said it keeps
-    sent_at        REAL,
+    sent_at        DOUBLE PRECISION,
     refused        TEXT,                  -- the box's refusal of the last one sent
     PRIMARY KEY (branch, day)
 );
@@ -83,7 +83,7 @@ CREATE TABLE appointment_days (           -- each branch-day's list, as pushed t
 CREATE TABLE branch_catalogue (           -- what each box offers (its answer to a push)
     branch     TEXT PRIMARY KEY,
     body       TEXT NOT NULL,             -- JSON: branch, hours, days, queues
-    updated_at REAL NOT NULL
+    updated_at DOUBLE PRECISION NOT NULL
 );
 
 CREATE TABLE remote_tickets (             -- H3: tickets taken from a phone
@@ -97,6 +97,6 @@ CREATE TABLE remote_tickets (             -- H3: tickets taken from a phone
     number       TEXT,
     ticket       TEXT,
     body         TEXT,                    -- the branch's answer (JSON)
-    created_at   REAL NOT NULL
+    created_at   DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX remote_tickets_customer ON remote_tickets (customer, day);

@@ -8,8 +8,10 @@ as JSON to the operator's URL with a bearer token). Received messages come in on
 ``POST /api/sms/inbound {"from", "text"}`` (the gateway's own token required); the reply
 is sent back through the gateway and also returned in the response.
 
-(The alerts issue needs a gateway too, for the lobby manager's SMS (A8, C2); if it brings
-its own interface, the two are to be made one.)
+(The reports/alerts branch brings ``central/sms.py`` with the same ``SmsGateway`` protocol
+— ``send(phone, text)`` — and its own log and HTTP adapters under ``[alerts.sms]``. Once
+both are merged, :func:`gateway_for` should hand out that module's gateway and the two
+adapters here go; they are here only so this branch stands on its own.)
 
 **Commands.** :func:`protocols.sms.parse` reads the message; :class:`SmsDesk` answers it
 from the sender's own bookings and the public status. See docs/sms.md.

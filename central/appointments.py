@@ -201,13 +201,15 @@ class Customer:
 class Appointments:
     """Customers, bookings and the push to the branches, for one centre process."""
 
-    def __init__(self, centre: Centre, *, clock: Callable[[], float] = time.time,
+    def __init__(self, centre: Centre, *, clock: Callable[[], float] | None = None,
                  sms: SmsGateway | None = None) -> None:
+        from controller.clock import clock_for
+
         from .sms_commands import gateway_for
 
         self.centre = centre
         self.settings: CustomerSettings = centre.config.customers
-        self.clock = clock
+        self.clock = clock or clock_for(self.settings.clock_start).now
         self._vault: Vault | None = None  # read on first use (a file, maybe created)
         self.pool = StorePool(centre.config.store.url, self.settings.pool)
         self.sms = sms or gateway_for(self.settings.sms)

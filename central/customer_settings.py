@@ -5,6 +5,7 @@ Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.m
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,7 @@ class CustomerSettings(_Model):
     secret_file: str | None = None  # default: customers.key beside a SQLite store, else
     # data/customers.key; created (0600) if missing. Back it up with the database.
     timezone: str = "Asia/Shanghai"
+    clock_start: dt.datetime | None = None  # demos: "today" starts here and runs on (as a box's)
     public_url: str = "http://127.0.0.1:8090"  # links and QR codes sent to customers
     capacity: int = Field(10, ge=0)  # bookings per business per slot, unless a branch says
     days_ahead: int = Field(7, ge=0, le=60)  # booking up to this many days ahead
@@ -80,6 +82,13 @@ class CustomerSettings(_Model):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
         return value
 
     @field_validator("staff_tokens")

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LIST_BRANCHES_S = 5.0  # new branches get their day lists within this
+SESSION_TTL_S = 30.0  # a registered customer's session, remembered
+CATALOGUE_TTL_S = 10.0  # what a branch offers, remembered
 SENT_CODE = "【排队预约】您的验证码是{code},{minutes}分钟内有效。如非本人操作,请忽略。"
 
 
@@ -163,6 +165,27 @@ class StorePool:
                 store.close()
 
 
+class Recent(dict[Any, tuple[float, Any]]):
+    """Values remembered for ``ttl`` seconds (monotonic): what a busy centre need not
+    read from the store on every request."""
+
+    def __init__(self, ttl: float) -> None:
+        super().__init__()
+        self.ttl = ttl
+
+    def fresh(self, key: Any) -> Any:
+        hit = self.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return None
+        return hit[1]
+
+    def keep(self, key: Any, value: Any) -> Any:
+        if len(self) > 10_000:
+            self.clear()
+        self[key] = (time.monotonic(), value)
+        return value
+
+
 # --- rows --------------------------------------------------------------------------------
 
 
@@ -214,6 +237,9 @@ class Appointments:
         self.pool = StorePool(centre.config.store.url, self.settings.pool)
         self.sms = sms or gateway_for(self.settings.sms)
         self._wake = asyncio.Event()
+        # Another centre process may end a session: it lives on here for at most SESSION_TTL.
+        self._sessions = Recent(SESSION_TTL_S)
+        self._catalogues = Recent(CATALOGUE_TTL_S)
         self._known: tuple[str, float] = ("", 0.0)  # (days pushed for, when branches listed)
 
     @property
@@ -286,7 +312,12 @@ class Appointments:
         """The customer of a session token; :class:`CustomerRefused` ``not_logged_in``."""
         if not token:
             raise refused("not_logged_in")
-        found = await self.pool.read(self._session, _sha(token))
+        digest = _sha(token)
+        found = self._sessions.fresh(digest)
+        if found is None:
+            found = await self.pool.read(self._session, digest)
+            if found is not None and found.id is not None:  # registered: stable for a while
+                self._sessions.keep(digest, found)
         if found is None:
             raise refused("not_logged_in")
         return found
@@ -309,6 +340,7 @@ class Appointments:
         return Customer(digest, number, row["id"] if row else None, row["name"] if row else None)
 
     async def sign_out(self, token: str) -> None:
+        self._sessions.pop(_sha(token), None)
         await self.pool.run(lambda st: st.execute(
             "DELETE FROM customer_sessions WHERE token_digest = ?", (_sha(token),)))
 
@@ -370,7 +402,10 @@ class Appointments:
 
     async def catalogue(self, branch: str) -> dict[str, Any] | None:
         """What a branch's box last said it offers (businesses, hours, coordinates)."""
-        return await self.pool.read(_catalogue, branch)
+        cat = self._catalogues.fresh(branch)
+        if cat is None:
+            cat = self._catalogues.keep(branch, await self.pool.read(_catalogue, branch))
+        return cat
 
     async def bookable(self, branch: str, day: str | None = None) -> dict[str, Any]:
         """Each business of a branch with, per slot of ``day``, the places left."""

@@ -65,12 +65,14 @@ class CustomerSettings(_Model):
     login_code_ttl_s: float = Field(300, gt=0)
     login_code_every_s: float = Field(60, gt=0)  # at most one code per phone this often
     login_attempts: int = Field(5, ge=1)  # wrong codes before the code is void
+    codes_per_address: int = Field(10, ge=1)  # sign-in codes one client address may ask
+    # for in 10 minutes (SMS bombing); the whole centre: 100 times that
     remote_timeout_s: float = Field(5.0, gt=0)  # waiting for a branch's answer
     remote_expiry_s: float = Field(30.0, gt=0)  # a remote request is void after this
     remote_per_customer: int = Field(2, ge=1)  # open remote tickets per customer per day
     track_ttl_s: float = Field(5.0, gt=0)  # a branch is asked where tickets stand ≤ 1/this
     status_ttl_s: float = Field(2.0, gt=0)  # the public status is read from the store ≤ 1/this
-    pool: int = Field(4, ge=1, le=64)  # store connections for customer requests
+    pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
     staff_tokens: list[str] = []  # SHA-256 (hex) of bearer tokens for the staff routes
     branches: list[BranchEntry] = []
     sms: SmsSettings = SmsSettings()

@@ -62,7 +62,8 @@ class CustomerChannels:
         self.remote = RemoteTickets(self.appointments, self.link)
         self.status = PublicStatus(self.appointments)
         self.sms = SmsDesk(self.appointments, self.status)
-        self.code_throttle = Throttle(per_source=10, per_box=1000, window_s=600)
+        per = self.appointments.settings.codes_per_address
+        self.code_throttle = Throttle(per_source=per, per_box=100 * per, window_s=600)
 
     async def run(self) -> None:
         """The push of bookings to the branches, until cancelled."""

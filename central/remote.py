@@ -3,7 +3,7 @@ branch over MQTT and waits for its answer.
 
 A request goes as a command (``cmd/ticket``, ``cmd/track``, ``cmd/rate``) and the box answers
 on ``reply``; whichever centre consumer receives the answer stores it, and :class:`BranchLink`
-polls the store for the ids it waits on (one query for all of them, every 20 ms), so any
+polls the store for the ids it waits on (one query for all of them, every 10 ms), so any
 centre process can wait for an answer another one received. A branch the centre knows to
 be offline is not asked: the phone is told at once. Each request carries ``expires_at``;
 a box that receives it late (it was offline and its broker session kept the command)
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from protocols import appointment as ap
 
-from .appointments import Customer, CustomerRefused, StorePool, refused
+from .appointments import Customer, CustomerRefused, Recent, StorePool, refused
 from .store import Store
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ __all__ = ["BranchLink", "RemoteTickets", "Tracker"]
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.02
+POLL_S = 0.01
+ONLINE_TTL_S = 1.0
 MESSAGES = {
     "branch_offline": (503, "网点暂时无法连接,请到网点取号或稍后再试。",
                        "The branch cannot be reached now; take a ticket there or try later."),
@@ -66,14 +67,22 @@ class BranchLink:
 
     def __init__(self, centre: Centre, pool: StorePool) -> None:
         self.centre, self.pool = centre, pool
+        self.replies = StorePool(pool.url, 1)  # its own connection: never queued behind others
         self._waiting: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._online = Recent(ONLINE_TTL_S)
 
     async def online(self, branch: str) -> bool | None:
-        """What the branch's retained status last said (None: never heard of)."""
+        """What the branch's retained status last said (None: never heard of); the store
+        has it within ``ingest.live_flush_s``, and it is read at most once per second."""
+        hit = self._online.fresh(branch)
+        if hit is not None:
+            return hit[0]
         row = await self.pool.read(lambda st: st.execute(
             "SELECT online FROM branches WHERE branch = ?", (branch,)).fetchone())
-        return None if row is None or row[0] is None else bool(row[0])
+        state = None if row is None or row[0] is None else bool(row[0])
+        self._online.keep(branch, (state,))
+        return state
 
     async def ask(self, branch: str, name: str, args: dict[str, Any], timeout: float
                   ) -> dict[str, Any] | None:
@@ -97,7 +106,7 @@ class BranchLink:
             await asyncio.sleep(POLL_S)  # the store is the rendezvous: a timer, not a signal
             keys = list(self._waiting)
             try:
-                found = await self.pool.read(_replies, keys)
+                found = await self.replies.read(_replies, keys)
             except Exception as exc:  # the store hiccuped: the waiters time out on their own
                 log.warning("reading replies: %s", exc)
                 continue
@@ -111,6 +120,7 @@ class BranchLink:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        await self.replies.close()
 
 
 def _replies(st: Store, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -205,20 +215,33 @@ class RemoteTickets:
         if not await self.link.online(branch):
             raise _refused("branch_offline")
         token, request = secrets.token_urlsafe(24), f"ticket-{uuid.uuid4().hex[:16]}"
-        await self.pool.run(_new_remote, token, request, who.id, branch, queue.upper(), day,
-                            self.clock())
+        now = self.clock()
         reply = await self.link.ask(branch, "ticket", {
-            "id": request, "queue": queue.upper(),
-            "expires_at": self.clock() + s.remote_expiry_s}, s.remote_timeout_s)
+            "id": request, "queue": queue.upper(), "expires_at": now + s.remote_expiry_s},
+            s.remote_timeout_s)
+        # One write, after the answer (or its absence: a late answer is matched by the
+        # request id when the ticket's link is opened).
+        state = "no_answer" if reply is None else "issued" if reply.get("ok") else "refused"
+        await self.pool.run(_new_remote, token, request, who.id, branch, queue.upper(), day,
+                            now, state, reply)
         if reply is None:
-            await self.pool.run(_settle, request, "no_answer", None)
             raise _refused("branch_no_answer")
-        await self.pool.run(_settle, request, "issued" if reply.get("ok") else "refused", reply)
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise CustomerRefused(str(err.get("code", "refused")), 409,
                                   str(err.get("message", "")), str(err.get("message_en", "")))
-        return {**(await self.view(token)), "token": token}
+        return {**self._issued_view(reply["result"], branch), "token": token,
+                "branch_name": await self.appointments.branch_name(branch)}
+
+    def _issued_view(self, result: dict[str, Any], branch: str) -> dict[str, Any]:
+        """The answer to a fresh ticket, from the branch's reply alone (no second ask)."""
+        ahead = int(result.get("ahead", 0))
+        return {"branch": branch, "queue": result.get("queue"), "day": result.get("day"),
+                "number": result.get("number"), "queue_name": result.get("queue_name"),
+                "issued_at": result.get("issued_at"), "state": "waiting", "ahead": ahead,
+                "window": None, "rated": False, "can_rate": False, "live": True,
+                "wait_minutes": ap.wait_minutes(ahead, float(result.get("service_minutes", 5)),
+                                                int(result.get("windows_open", 0)))}
 
     async def view(self, token: str) -> dict[str, Any]:
         """A remote ticket by its token: number, state, ahead, "about N minutes", rating."""
@@ -278,10 +301,13 @@ def _open_remote(st: Store, cid: str, branch: str, day: str) -> int:
 
 
 def _new_remote(st: Store, token: str, request: str, cid: str, branch: str, queue: str,
-                day: str, now: float) -> None:
+                day: str, now: float, state: str, reply: dict[str, Any] | None) -> None:
+    result = (reply or {}).get("result") or {}
     st.execute("INSERT INTO remote_tickets (token_digest, request, customer, branch, queue, day, "
-               "state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-               (_sha(token), request, cid, branch, queue, day, now))
+               "state, number, ticket, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (_sha(token), request, cid, branch, queue, day, state, result.get("number"),
+                result.get("ticket"), json.dumps(reply, ensure_ascii=False) if reply else None,
+                now))
 
 
 def _settle(st: Store, request: str, state: str, reply: dict[str, Any] | None) -> None:

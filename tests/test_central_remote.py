@@ -126,6 +126,11 @@ async def test_an_offline_branch_is_reported_at_once_and_a_silent_one_in_time(
         store = centre.customers.appointments.pool
         await store.run(lambda st: st.execute("UPDATE branches SET online = ? WHERE branch = ?",
                                               (True, BRANCH)))
+
+        async def online() -> bool:
+            return await link.online(BRANCH) is True
+
+        await wait_for(online, 5, "the centre to read the branch online (read ≤ 1/s)")
         started = time.monotonic()
         r = await api.post("/api/public/tickets", headers=bearer(token),
                            json={"branch": BRANCH, "queue": "A"})

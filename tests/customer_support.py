@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from central.appointments import Appointments as Appointments_
 from central.broker import LocalBroker
 from central.customers import CustomerChannels
 from central.service import Centre
@@ -65,6 +66,40 @@ async def linked_box(box: Box, broker: LocalBroker, **link: Any
     async with running(appointments.run(box)), running(uplink.run(box)):
         await asyncio.wait_for(appointments.ready.wait(), 10)
         yield uplink, appointments
+
+
+@contextlib.asynccontextmanager
+async def plain_centre(store_url: str, tmp_path: Path, clock: ManualClock, *sets: str
+                       ) -> AsyncIterator[tuple[Centre, httpx.AsyncClient]]:
+    """A centre's customer channels and HTTP API on ``store_url``, without a broker (what
+    needs no branch: registration, bookings, staff search, the public status)."""
+    from central.config import load_centre_config
+
+    cfg = load_centre_config(None, [f"store.url={store_url}", "http.enabled=false",
+                                    f"customers.secret_file={tmp_path / 'customers.key'}",
+                                    *CUSTOMER_SETS, *sets])
+    centre = Centre(cfg)
+    centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogGateway())
+    try:
+        async with http(centre) as api:
+            yield centre, api
+    finally:
+        await centre.customers.link.close()
+        await centre.customers.appointments.pool.close()
+
+
+async def put_catalogue(a: Appointments_, clock: ManualClock, branch: str = BRANCH,
+                        **changes: Any) -> None:
+    """Store what the example branch's box answers to a push (its catalogue)."""
+    import json
+
+    from controller.appointments import catalogue
+    from tests.conftest import example_config
+
+    body = {**catalogue(example_config(), clock.now()), **changes}
+    await a.pool.run(lambda st: st.execute(
+        "INSERT INTO branch_catalogue (branch, body, updated_at) VALUES (?, ?, 0) ON CONFLICT "
+        "(branch) DO UPDATE SET body = excluded.body", (branch, json.dumps(body))))
 
 
 def http(centre: Centre) -> httpx.AsyncClient:

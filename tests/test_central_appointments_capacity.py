@@ -4,17 +4,14 @@ each booking is its own connection and transaction, all started together."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from central.appointments import Appointments, Customer, CustomerRefused
 from central.config import load_centre_config
 from central.service import Centre
 from central.store import open_store
-from controller.appointments import catalogue
 from controller.clock import ManualClock
-from tests.conftest import example_config
-from tests.customer_support import an_id
+from tests.customer_support import an_id, put_catalogue
 from tests.uplink_support import BRANCH, pg_url_fixture, store_url_fixture  # noqa: F401
 
 DAY, SLOT, CAPACITY, CROWD = "2026-11-25", 4, 10, 50
@@ -29,12 +26,7 @@ def centre_for(store_url: str, tmp_path: Path) -> Centre:
 
 
 async def crowd(a: Appointments, clock: ManualClock) -> list[Customer]:
-    st = open_store(a.pool.url)
-    try:
-        st.execute("INSERT INTO branch_catalogue (branch, body, updated_at) VALUES (?, ?, 0)",
-                   (BRANCH, json.dumps(catalogue(example_config(), clock.now()))))
-    finally:
-        st.close()
+    await put_catalogue(a, clock)
     people = []
     for i in range(CROWD):
         phone = f"1390000{i:04d}"

@@ -426,7 +426,7 @@ class Appointments:
             queues.append({"id": q["id"], "name": q["name"], "name_en": q.get("name_en", ""),
                            "slots": slots})
         return {"branch": branch, "name": self._branch_name(branch, cat), "day": day,
-                "queues": queues}
+                "days": self.days(self.settings.days_ahead + 1), "queues": queues}
 
     async def branch_name(self, branch: str) -> str:
         return self._branch_name(branch, await self.catalogue(branch))
@@ -811,6 +811,9 @@ def booking_view(r: dict[str, Any], s: CustomerSettings, now: float, own: bool =
             "ticket_number": r.get("ticket_number"), "rating": r.get("rating"),
             "channel": r["channel"], "booked_at": _iso(r["created_at"], s)}
     if own:
+        view["can_rate"] = bool(r.get("served") and r.get("rating") is None
+                                and r["day"] == dt.datetime.fromtimestamp(now, s.tz)
+                                .date().isoformat())
         view["code"] = r["code"]
         view["qr"] = ap.qr_payload(s.public_url, r["branch"], r["day"], r["code"])
         view["ticket"] = r.get("ticket")
@@ -859,17 +862,21 @@ def _redeemed(st: Store, branch: str, day: str) -> dict[str, dict[str, Any]]:
     """booking id → its ticket (id, number, when) and rating, from the branch's events."""
     found: dict[str, dict[str, Any]] = {}
     ratings: dict[str, int] = {}
+    finished: set[str] = set()
     for (body,) in st.execute("SELECT body FROM events WHERE branch = ? AND day = ? AND type IN "
-                              "('ticket_issued', 'ticket_rated') ORDER BY epoch, seq",
-                              (branch, day)):
+                              "('ticket_issued', 'ticket_finished', 'ticket_rated') "
+                              "ORDER BY epoch, seq", (branch, day)):
         e = _json(body)
         if e["type"] == "ticket_rated":
             ratings[e["ticket"]] = e["score"]
+        elif e["type"] == "ticket_finished":
+            finished.add(e["ticket"])
         elif e.get("appointment"):
             found[e["appointment"]] = {"ticket": e["ticket"], "ticket_number": e["number"],
                                        "redeemed_at": e["at"]}
     for f in found.values():
         f["rating"] = ratings.get(f["ticket"])
+        f["served"] = f["ticket"] in finished
     return found
 
 

@@ -266,7 +266,8 @@ def customer_router(ch: CustomerChannels) -> APIRouter:
         found = await a.my_bookings(me, only=booking)
         if not found:
             raise refused("booking_unknown")
-        return {**found[0], "qr_svg": qr_svg(found[0]["qr"])}
+        return {**found[0], "qr_svg": qr_svg(found[0]["qr"]),
+                **(await ch.remote.branch_words(found[0]["branch"]))}
 
     @r.post("/bookings/{booking}/cancel")
     async def cancel(booking: str, me: Who) -> dict[str, Any]:
@@ -300,7 +301,8 @@ def qr_svg(text: str) -> str:
     img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
     out = io.BytesIO()
     img.save(out)
-    return out.getvalue().decode()
+    text = out.getvalue().decode()
+    return text[text.index("<svg"):]  # inline: no XML declaration
 
 
 # --- staff ---------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ class PublicStatus:
             "online": bool(r["online"]), "day": st.get("day"),
             "waiting_total": int(st.get("waiting_total") or 0),
             "queues": queues, "windows": windows,
-            "updated_at": _iso(r["live_at"], self.settings.tz),
+            "updated_at": _iso(live.get("at") or r["live_at"], self.settings.tz),  # branch's
         }
 
 

@@ -40,6 +40,8 @@ __all__ = ["BranchLink", "RemoteTickets", "Tracker"]
 log = logging.getLogger(__name__)
 
 POLL_S = 0.01
+DEFAULT_RATINGS = [{"score": n, "name": name} for n, name in
+                   enumerate(("很不满意", "不满意", "一般", "满意", "非常满意"), 1)]
 ONLINE_TTL_S = 1.0
 MESSAGES = {
     "branch_offline": (503, "网点暂时无法连接,请到网点取号或稍后再试。",
@@ -231,7 +233,13 @@ class RemoteTickets:
             raise CustomerRefused(str(err.get("code", "refused")), 409,
                                   str(err.get("message", "")), str(err.get("message_en", "")))
         return {**self._issued_view(reply["result"], branch), "token": token,
-                "branch_name": await self.appointments.branch_name(branch)}
+                **(await self.branch_words(branch))}
+
+    async def branch_words(self, branch: str) -> dict[str, Any]:
+        """The branch's name and its rating levels (its own words, from its catalogue)."""
+        cat = await self.appointments.catalogue(branch) or {}
+        return {"branch_name": await self.appointments.branch_name(branch),
+                "rating_levels": cat.get("ratings") or DEFAULT_RATINGS}
 
     def _issued_view(self, result: dict[str, Any], branch: str) -> dict[str, Any]:
         """The answer to a fresh ticket, from the branch's reply alone (no second ask)."""
@@ -249,7 +257,7 @@ class RemoteTickets:
         if row is None:
             raise _refused("remote_unknown")
         view = _remote_view(row)
-        view["branch_name"] = await self.appointments.branch_name(row["branch"])
+        view.update(await self.branch_words(row["branch"]))
         if row["state"] == "issued" and row["day"] == self.appointments.today():
             answer, fresh = await self.tracker.where(row["branch"], row["number"])
             view.update(ticket_position(answer, row["number"]), live=fresh)
@@ -284,7 +292,7 @@ class RemoteTickets:
         day, _, number = ticket_id.partition("-")
         today = self.appointments.today().replace("-", "")
         view: dict[str, Any] = {"branch": branch, "number": number, "day": day,
-                                "branch_name": await self.appointments.branch_name(branch)}
+                                **(await self.branch_words(branch))}
         if day != today:
             return {**view, "state": "expired"}
         answer, fresh = await self.tracker.where(branch, number)

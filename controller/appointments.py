@@ -569,6 +569,8 @@ def catalogue(cfg: Config, now: float, days: int = 14) -> dict[str, Any]:
                    "longitude": cfg.branch.longitude},
         "hours": cfg.hours.model_dump(),
         "days": kinds,
+        "ratings": [{"score": r.score, "name": r.name, "name_en": r.name_en}
+                    for r in cfg.rating_levels],
         "queues": [{"id": q.id, "name": q.name, "name_en": q.name_en, "days": q.days,
                     "hours": q.hours.model_dump() if q.hours else None,
                     "service_minutes": q.service_minutes} for q in cfg.queues],

@@ -157,3 +157,68 @@ async def pushed(centre: Centre, day: str, branch: str = BRANCH, timeout: float 
         return bool(row and row["acked_revision"] >= row["revision"])
 
     await wait_for(acked, timeout, f"the bookings of {branch} {day} acknowledged")
+
+
+class CentreProcess:
+    """``python -m central`` with its HTTP API on a free port, as a real subprocess; its
+    customer channels on ``clock_start`` and its SMS to a JSON-lines outbox file."""
+
+    def __init__(self, work: Path, broker: LocalBroker, *sets: str,
+                 clock_start: str = "2026-11-25T10:00:00+08:00") -> None:
+        from tests.browser import free_port
+
+        self.work, self.port = work, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.outbox = work / "sms.jsonl"
+        self.args = ["--set", f"broker.url={broker.url}", "--set", "broker.username=centre",
+                     "--set", "broker.password=centre-pw",
+                     "--set", f"store.url=sqlite:///{work / 'centre.sqlite3'}",
+                     "--set", f"http.port={self.port}",
+                     "--set", f"customers.secret_file={work / 'customers.key'}",
+                     "--set", f"customers.clock_start={clock_start}",
+                     "--set", f"customers.sms.outbox_file={self.outbox}",
+                     *[x for s in (*CUSTOMER_SETS, *sets) for x in ("--set", s)]]
+        self.proc: Any = None
+
+    def start(self, timeout: float = 30.0) -> CentreProcess:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        from tests.browser import ROOT
+
+        log = (self.work / "centre.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "central", "--log-level", "INFO",
+                                      *self.args], cwd=ROOT, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the centre exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/api/public/branches", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)  # another process starting: polling its port
+        raise TimeoutError("the centre did not answer in time")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def last_code(self) -> str:
+        """The sign-in code in the last SMS the centre sent."""
+        import json
+
+        line = self.outbox.read_text(encoding="utf-8").splitlines()[-1]
+        return str(json.loads(line)["text"].split("验证码是")[1][:6])

@@ -204,16 +204,9 @@ class CentreProcess:
         raise TimeoutError("the centre did not answer in time")
 
     def stop(self) -> None:
-        import signal
-        import subprocess
+        from tests.browser import stop_process
 
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def last_code(self) -> str:

@@ -9,7 +9,6 @@ and follows it. Screenshots land in docs/screenshots/customer-*.png.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,12 @@ from typing import Any
 import pytest
 
 from central.broker import LocalBroker
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, BoxProcess, need_browser
+from tests.browser import SCREENSHOTS, BoxProcess, browser_fixture, need_browser  # noqa: F401
 from tests.customer_support import ID_NUMBER, CentreProcess, an_id
 from tests.uplink_support import BRANCH
 
 pytestmark = pytest.mark.browser
 PHONE_SIZE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    api = need_browser()
-    before = set(threading.enumerate())
-    with api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-    for t in set(threading.enumerate()) - before:
-        if t.name.startswith("asyncio_"):
-            t.join(10)
 
 
 @pytest.fixture

@@ -215,3 +215,38 @@ async def test_registration_checks_the_id_number_and_gender_once_per_person(
             r = await api.post("/api/public/register", headers=bearer(token), json=body)
             assert r.json()["error"]["code"] == err, r.text
         await asyncio.sleep(0)
+
+
+async def test_a_card_registered_at_the_centre_redeems_by_swipe_at_the_kiosk(
+        box: Box, clock: ManualClock, broker: LocalBroker, tmp_path: Path) -> None:
+    from drivers.card_reader import CardReader, SwipeOutcome
+    from protocols.cards import luhn_check_digit
+    from sim.card_swipes import SimSwipes
+
+    card = "621700000012345" + luhn_check_digit("621700000012345")
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with customer_centre(broker, store_url, clock, tmp_path) as centre, \
+            linked_box(box, broker), http(centre) as api:
+        await bookable(centre)
+        r = await api.post("/api/public/login/code", json={"phone": "13600000000"})
+        assert r.status_code == 200
+        assert centre.customers is not None
+        text = centre.customers.appointments.sms.sent[-1][1]  # type: ignore[attr-defined]
+        token = (await api.post("/api/public/login", json={
+            "phone": "13600000000", "code": text.split("验证码是")[1][:6]})).json()["token"]
+        r = await api.post("/api/public/register", headers=bearer(token),
+                           json={"name": "钱七", "id_number": ID_NUMBER, "card": card})
+        assert r.status_code == 201 and r.json()["card"] == card[:4] + "********" + card[-4:]
+        booking = (await api.post("/api/public/bookings", headers=bearer(token), json={
+            "branch": BRANCH, "queue": "B", "day": TODAY, "slot": 3})).json()
+        await pushed(centre, TODAY)
+        swipes = SimSwipes()
+        reader = CardReader(source=swipes, kiosk="kiosk1")
+        outcomes: asyncio.Queue[SwipeOutcome] = asyncio.Queue()
+        reader.listeners.append(outcomes.put_nowait)
+        async with running(reader.run(box)):
+            swipes.swipe_card(card)
+            got = await asyncio.wait_for(outcomes.get(), 10)
+        assert got.ok and got.code == "redeemed" and got.ticket is not None
+        t = box.engine.state.by_num(got.ticket["number"])
+        assert t is not None and t.appointment == booking["id"] and t.queue == "B"

@@ -17,6 +17,7 @@ from controller.config import apply_overrides
 from controller.errors import ConfigError
 from protocols.uplink import parse_broker_url
 
+from .customer_settings import CustomerSettings
 from .errors import CentreConfigError
 
 __all__ = ["CentreConfig", "load_centre_config"]
@@ -80,6 +81,7 @@ class CentreConfig(_Model):
     ingest: IngestSettings = IngestSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     releases: ReleasesSettings = ReleasesSettings()
+    customers: CustomerSettings = CustomerSettings()  # appointments, remote, public, SMS
 
 
 def load_centre_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentreConfig:

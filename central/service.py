@@ -18,6 +18,7 @@ from protocols import uplink as proto
 from protocols.metrics import Metric
 
 from .config import CentreConfig
+from .customers import CustomerChannels
 from .ingest import Consumer, IngestStats
 from .store import Store, open_store
 
@@ -43,6 +44,7 @@ class Centre:
         self._reader: Store | None = None
         self.releases: ReleaseStore | None = None
         self.started = time.time()
+        self.customers = CustomerChannels(self) if config.customers.enabled else None
 
     async def run(self) -> None:
         """Run until cancelled (or until the HTTP server is stopped by a signal)."""
@@ -58,6 +60,8 @@ class Centre:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(c.run(), name=f"consumer-{c.index}")
                          for c in self.consumers]
+                if self.customers is not None:  # bookings pushed to the branches
+                    tasks.append(tg.create_task(self.customers.run(), name="customers"))
                 if self.config.http.enabled:
                     await self._serve_http()  # returns on SIGINT/SIGTERM
                     for t in tasks:

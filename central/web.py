@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse
 from protocols import uplink as proto
 from protocols.metrics import CONTENT_TYPE, render
 
+from .customers import mount_customers
 from .reconcile import reconcile_day
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ def create_app(centre: Centre) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(render(await centre.metrics()), media_type=CONTENT_TYPE)
 
+    if centre.customers is not None:  # appointments, remote tickets, public status, SMS
+        mount_customers(app, centre.customers)
     return app
 
 

@@ -11,6 +11,7 @@ from drivers.lobby import build_lobby_devices
 from drivers.printer import printer_component
 from drivers.rs485.component import rs485_components
 
+from .appointments import build_appointments
 from .config import Config, section
 from .supervisor import Component
 from .update import update_component
@@ -36,5 +37,6 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
         if updater is not None:
             uplink.use_updater(updater)  # cmd/update in, its reports out on reply
         components.append(uplink)
+    components += build_appointments(config, data_dir, components)  # docs/appointments.md
     components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     return components

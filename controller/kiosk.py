@@ -19,7 +19,8 @@ from .errors import JournalError, Refused
 if TYPE_CHECKING:
     from .box import Box
 
-__all__ = ["PrintOutcome", "TicketPrinter", "issue_and_print", "reprint", "ticket_info"]
+__all__ = ["PrintOutcome", "TicketPrinter", "issue_and_print", "issued_view", "reprint",
+           "ticket_info"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,21 @@ def ticket_info(box: Box, event: dict[str, Any], *, reprint: bool = False) -> di
         "vip_name": event.get("vip_name"),
         "reprint": reprint,
     }
+
+
+def issued_view(box: Box, info: dict[str, Any], outcome: PrintOutcome | None
+                ) -> dict[str, Any]:
+    """The answer of ``POST /api/tickets`` (and of an appointment redemption): the ticket,
+    whether it printed, and the printer's words when it did not."""
+    from .web.views import iso
+
+    view = {k: v for k, v in info.items() if k not in ("timezone", "branch_code")}
+    view["issued_at"] = iso(info["issued_at"], box.config)
+    view["printed"] = outcome.ok if outcome else None
+    if outcome is not None and not outcome.ok:
+        view["print_error"] = {"code": outcome.reason, "message": outcome.message,
+                               "message_en": outcome.message_en}
+    return view
 
 
 async def issue_and_print(box: Box, cmd: c.IssueTicket, timeout: float = 10.0

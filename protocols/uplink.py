@@ -61,7 +61,8 @@ MAX_BATCH_EVENTS = 5000
 
 BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box → centre
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
-COMMANDS = ("pause", "resume", "replay", "config", "update", "totals")
+COMMANDS = ("pause", "resume", "replay", "config", "update", "totals",
+            "appointments", "ticket", "rate", "track")  # the last four: docs/appointments.md
 
 _BRANCH = re.compile(r"^\d{4,16}$")
 _ORG = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
@@ -298,6 +299,15 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "update": {**_CMD_ID, "version": (_text(), True), "manifest_url": (_text(None, 2000), True),
                "rollback": (_bool, False)},
     "totals": {**_CMD_ID, "day": (_text(_DAY), True)},
+    # Customer channels (H2, H3, C3; controller/appointments.py checks each booking).
+    "appointments": {**_CMD_ID, "day": (_text(_DAY), True), "revision": (_int(), True),
+                     "key": (_text(re.compile(r"^[0-9a-f]{64}$")), True),
+                     "bookings": (_list, True), "early_s": (_number, False),
+                     "late_s": (_number, False)},
+    "ticket": {**_CMD_ID, "queue": (_text(_QUEUE), True), "expires_at": (_number, True)},
+    "rate": {**_CMD_ID, "number": (_text(re.compile(r"^[A-Z]{0,3}\d{1,6}$")), True),
+             "score": (_int(1, 9), True), "expires_at": (_number, True)},
+    "track": {**_CMD_ID, "numbers": (_list, False)},
 }
 
 

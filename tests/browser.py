@@ -47,10 +47,39 @@ def need_browser() -> Any:
     return playwright.sync_api
 
 
+@pytest.fixture(name="browser")
+def browser_fixture() -> Iterator[Any]:
+    """Chromium for one test. Playwright's own event loop runs a worker-thread pool; closing
+    Playwright shuts it down, and its threads are joined so no test leaks them.
+    (Import it into the test module: ``from tests.browser import browser_fixture``.)"""
+    import threading
+
+    api = need_browser()
+    before = set(threading.enumerate())
+    with api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+    for t in set(threading.enumerate()) - before:
+        if t.name.startswith("asyncio_"):
+            t.join(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM and wait (a SIGKILL after 15 s). Safe when it is not running."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 class BoxProcess:
@@ -83,13 +112,7 @@ class BoxProcess:
         raise TimeoutError("the box did not answer in time")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,

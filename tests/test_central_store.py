@@ -117,9 +117,10 @@ def test_live_picture_and_lag(store: Store) -> None:
 def test_migrations_run_once(store_url: str) -> None:
     a = open_store(store_url)
     a.ingest(Inbound(batches=[batch(B1, 1)]))
+    latest = a.migrate()  # the newest migration's number (each issue may add one)
     a.close()
     b = open_store(store_url)  # reopening keeps the data and does not re-apply
-    assert b.migrate() == 1 and b.count_events() == 1
+    assert b.migrate() == latest >= 1 and b.count_events() == 1
     b.close()
 
 

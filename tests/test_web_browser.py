@@ -7,7 +7,6 @@ of every page at the kiosk resolutions land in docs/screenshots/.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,34 +14,18 @@ from typing import Any
 
 import pytest
 
-from .browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
     LANDSCAPE,
     PORTRAIT,
     SCREENSHOTS,
     BoxProcess,
     PrinterThread,
+    browser_fixture,
     need_browser,
     running_box,
 )
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Chromium for one test. Playwright's own event loop runs a worker-thread pool; closing
-    Playwright shuts it down, and its threads are joined so no test leaks them."""
-    api = need_browser()
-    before = set(threading.enumerate())
-    with api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-    for t in set(threading.enumerate()) - before:
-        if t.name.startswith("asyncio_"):
-            t.join(10)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ __all__ = [
     "PauseWindow",
     "PrintFailed",
     "Rate",
+    "RateTicket",
     "Recall",
     "ResumeQueue",
     "ResumeWindow",
@@ -142,6 +143,19 @@ class Rate:
 
 
 @dataclass(frozen=True, slots=True)
+class RateTicket:
+    """Rate one of today's finished services by its number, from a phone (C3).
+
+    The same one-rating rule as :class:`Rate`: a service rated on the window's evaluator
+    cannot be rated again here, and the other way round.
+    """
+
+    number: str
+    score: int
+    channel: str = "remote"
+
+
+@dataclass(frozen=True, slots=True)
 class PauseQueue:
     queue: str
     reason: str
@@ -169,6 +183,6 @@ class Tick:
 
 Command = (
     IssueTicket | PrintFailed | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
-    | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | PauseQueue
+    | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | RateTicket | PauseQueue
     | ResumeQueue | SignIn | SignOut | Tick
 )

@@ -413,6 +413,21 @@ class Engine:
             window=cmd.window, teller=t.teller, score=cmd.score, bad=level.bad,
         )
 
+    def _rate_ticket(self, cmd: c.RateTicket, now: float, out: list[Event]) -> None:
+        level = self.cfg.rating_level(cmd.score)
+        if level is None:
+            raise Refused("bad_score", score=cmd.score)
+        t = self._ticket(cmd.number)
+        if t.rated is not None:
+            raise Refused("already_rated")
+        if t.state != "finished" or t.window is None:
+            raise Refused("no_service_to_rate")
+        self._emit(
+            out, now, "ticket_rated", ticket=t.id, number=t.number, queue=t.queue,
+            window=t.window, teller=t.teller, score=cmd.score, bad=level.bad,
+            channel=cmd.channel,
+        )
+
     def _last_service(self, window: int) -> Ticket | None:
         done = [
             t for t in self.state.tickets.values()
@@ -459,6 +474,7 @@ _DISPATCH: dict[type, Any] = {
     c.Hold: Engine._hold,
     c.CallBack: Engine._call_back,
     c.Rate: Engine._rate,
+    c.RateTicket: Engine._rate_ticket,
     c.PauseQueue: Engine._pause_queue,
     c.ResumeQueue: Engine._resume_queue,
     c.SignIn: Engine._sign_in,

@@ -115,8 +115,12 @@ class CommandDesk:
         if seen is not None:
             err = seen.get("error")
             return seen.get("result"), CommandRefused(**err) if err else None
+        handler = self.handlers.get(name)
+        if handler is None:  # a command this box has no component for: say so, not crash
+            return None, CommandRefused("unknown_command", "本机不支持该命令",
+                                        f"this box does not handle {name!r}")
         try:
-            result, refusal = await self.handlers[name](self.box, msg), None
+            result, refusal = await handler(self.box, msg), None
         except CommandRefused as exc:
             result, refusal = None, exc
         except Refused as exc:

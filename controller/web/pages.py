@@ -38,12 +38,14 @@ VIDEO = frozenset({".mp4", ".webm", ".ogv"})
 
 def mount_screens(app: FastAPI, box: Box) -> None:
     """Add the screens, the event stream and the staff gate to the box's app."""
+    from ..appointments import appointments_router  # it imports the uplink, which imports us
+
     web = web_settings(box.config)
     hub = EventHub(box, ping_s=web.ping_seconds).attach()
     auth = Auth(box, web, load_secret(box.data_dir))
     media = web.media_path(box.data_dir)
     for router in (events_router(hub), auth_router(auth), staff_router(box, hub),
-                   pages_router(box, web, media)):
+                   pages_router(box, web, media), appointments_router(box)):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/media", StaticFiles(directory=media, check_dir=False), name="media")

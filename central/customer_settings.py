@@ -1,0 +1,109 @@
+"""The centre's ``[customers]`` section: appointments, remote tickets, public status, SMS.
+
+Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["BranchEntry", "CustomerSettings", "SmsSettings"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BranchEntry(_Model):
+    """What the centre is told about a branch beyond what the box reports (optional)."""
+
+    code: str = Field(pattern=r"^\d{4,16}$")
+    name: str | None = None  # default: the box's own name
+    address: str = ""
+    latitude: float | None = Field(None, ge=-90, le=90)  # default: the box's config
+    longitude: float | None = Field(None, ge=-180, le=180)
+    capacity: int | None = Field(None, ge=0)  # bookings per business per slot; 0 = none
+    bookable: list[str] | None = None  # businesses open to booking (default: all)
+
+
+class SmsSettings(_Model):
+    """The SMS gateway (central/sms_commands.py): ``log`` keeps messages in the log (and optionally
+    a JSON-lines file); ``http`` posts them to an operator's gateway."""
+
+    gateway: Literal["log", "http"] = "log"
+    url: str | None = None  # http: POST {"to", "text"} here
+    token: str | None = None  # http: sent as "Authorization: Bearer …"
+    inbound_token: str | None = None  # the gateway's token on POST /api/sms/inbound
+    outbox_file: str | None = None  # log: also append {"to" (masked), "text"} here
+    timeout_s: float = Field(10.0, gt=0)
+    max_length: int = Field(70, ge=20, le=1000)  # characters per message (70: one GSM SMS)
+
+
+class CustomerSettings(_Model):
+    """Appointments (H2, A6), remote tickets (H3), remote rating (C3), public status (H1)."""
+
+    enabled: bool = True  # customer routes and the push of bookings to the branches
+    secret_file: str | None = None  # default: customers.key beside a SQLite store, else
+    # data/customers.key; created (0600) if missing. Back it up with the database.
+    timezone: str = "Asia/Shanghai"
+    clock_start: dt.datetime | None = None  # demos: "today" starts here and runs on (as a box's)
+    public_url: str = "http://127.0.0.1:8090"  # links and QR codes sent to customers
+    capacity: int = Field(10, ge=0)  # bookings per business per slot, unless a branch says
+    days_ahead: int = Field(7, ge=0, le=60)  # booking up to this many days ahead
+    max_active: int = Field(3, ge=1, le=50)  # a customer's bookings still to come
+    early_minutes: float = Field(30, ge=0, le=240)  # redeem from slot start − this
+    late_minutes: float = Field(15, ge=0, le=240)  # … until slot end + this
+    push_days: int = Field(2, ge=1, le=7)  # today and the next days go to the branches
+    push_every_s: float = Field(2.0, gt=0)  # the push loop's look (new bookings wake it)
+    resend_s: float = Field(60.0, gt=0)  # a push not answered: again after this (online)
+    session_days: float = Field(30, gt=0)
+    login_code_ttl_s: float = Field(300, gt=0)
+    login_code_every_s: float = Field(60, gt=0)  # at most one code per phone this often
+    login_attempts: int = Field(5, ge=1)  # wrong codes before the code is void
+    codes_per_address: int = Field(10, ge=1)  # sign-in codes one client address may ask
+    # for in 10 minutes (SMS bombing); the whole centre: 100 times that
+    remote_timeout_s: float = Field(5.0, gt=0)  # waiting for a branch's answer
+    remote_expiry_s: float = Field(30.0, gt=0)  # a remote request is void after this
+    remote_per_customer: int = Field(2, ge=1)  # open remote tickets per customer per day
+    track_ttl_s: float = Field(5.0, gt=0)  # a branch is asked where tickets stand ≤ 1/this
+    status_ttl_s: float = Field(2.0, gt=0)  # the public status is read from the store ≤ 1/this
+    pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
+    staff_tokens: list[str] = []  # SHA-256 (hex) of bearer tokens for the staff routes
+    branches: list[BranchEntry] = []
+    sms: SmsSettings = SmsSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
+        return value
+
+    @field_validator("staff_tokens")
+    @classmethod
+    def _hashes(cls, value: list[str]) -> list[str]:
+        for v in value:
+            if not re.fullmatch(r"[0-9a-f]{64}", v):
+                raise ValueError("a staff token is listed by its SHA-256 (64 hex characters)")
+        return value
+
+    def branch(self, code: str) -> BranchEntry | None:
+        return next((b for b in self.branches if b.code == code), None)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

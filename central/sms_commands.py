@@ -1,0 +1,200 @@
+"""Short messages: the gateway the centre sends through, and the customers' SMS commands (H4).
+
+**Gateway.** :class:`SmsGateway` is all the centre needs of an operator's SMS platform:
+``await send(phone, text)``. Two adapters: :class:`LogGateway` (the default: the message
+goes to the log with the number masked, to :attr:`LogGateway.sent`, and optionally to a
+JSON-lines file, for trying out and tests) and :class:`HttpGateway` (``POST {"to", "text"}``
+as JSON to the operator's URL with a bearer token). Received messages come in on
+``POST /api/sms/inbound {"from", "text"}`` (the gateway's own token required); the reply
+is sent back through the gateway and also returned in the response.
+
+(The reports/alerts branch brings ``central/sms.py`` with the same ``SmsGateway`` protocol
+— ``send(phone, text)`` — and its own log and HTTP adapters under ``[alerts.sms]``. Once
+both are merged, :func:`gateway_for` should hand out that module's gateway and the two
+adapters here go; they are here only so this branch stands on its own.)
+
+**Commands.** :func:`protocols.sms.parse` reads the message; :class:`SmsDesk` answers it
+from the sender's own bookings and the public status. See docs/sms.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from protocols import appointment as ap
+from protocols import sms
+
+from .customer_settings import SmsSettings
+from .errors import CentreError
+
+if TYPE_CHECKING:
+    from .appointments import Appointments
+    from .public import PublicStatus
+
+__all__ = ["HttpGateway", "LogGateway", "SmsDesk", "SmsError", "SmsGateway", "gateway_for"]
+
+log = logging.getLogger(__name__)
+
+
+class SmsError(CentreError, OSError):
+    """The gateway did not take a message."""
+
+
+class SmsGateway(Protocol):
+    """What the centre needs of an SMS platform."""
+
+    async def send(self, phone: str, text: str) -> None: ...
+
+
+class LogGateway:
+    """Messages to the log (number masked), kept in :attr:`sent`, optionally to a file."""
+
+    def __init__(self, outbox: str | Path | None = None) -> None:
+        self.outbox = Path(outbox) if outbox else None
+        self.sent: list[tuple[str, str]] = []  # (masked number, text)
+
+    async def send(self, phone: str, text: str) -> None:
+        masked = ap.mask_phone(phone)
+        self.sent.append((masked, text))
+        log.info("SMS to %s: %s", masked, text)
+        if self.outbox is not None:
+            line = json.dumps({"to": masked, "text": text}, ensure_ascii=False) + "\n"
+            await asyncio.to_thread(_append, self.outbox, line)
+
+
+def _append(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
+
+
+class HttpGateway:
+    """An operator's HTTP SMS API: ``POST url {"to", "text"}``, ``Authorization: Bearer``."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url, self.token, self.timeout = url, token, timeout
+
+    async def send(self, phone: str, text: str) -> None:
+        await asyncio.to_thread(self._post, phone, text)
+        log.info("SMS to %s sent via %s", ap.mask_phone(phone), self.url.split("?")[0])
+
+    def _post(self, phone: str, text: str) -> None:
+        body = json.dumps({"to": phone, "text": text}, ensure_ascii=False).encode()
+        req = urllib.request.Request(self.url, data=body, method="POST")
+        req.add_header("Content-Type", "application/json; charset=utf-8")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                if not 200 <= r.status < 300:
+                    raise SmsError(f"SMS gateway answered {r.status}")
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise SmsError(f"SMS gateway {self.url.split('?')[0]}: {exc}") from exc
+
+
+def gateway_for(settings: SmsSettings) -> SmsGateway:
+    if settings.gateway == "http":
+        if not settings.url:
+            raise CentreError("customers.sms.url: the http gateway needs a url")
+        return HttpGateway(settings.url, settings.token, settings.timeout_s)
+    return LogGateway(settings.outbox_file)
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+class SmsDesk:
+    """Answers customers' SMS commands (the sender's number is who they are)."""
+
+    def __init__(self, appointments: Appointments, status: PublicStatus) -> None:
+        self.appointments = appointments
+        self.status = status
+        self.limit = appointments.settings.sms.max_length
+
+    async def handle(self, phone: str, text: str) -> list[str]:
+        """The reply messages to one received message (also sent through the gateway)."""
+        from .appointments import CustomerRefused
+
+        command = sms.parse(text)
+        try:
+            reply = await self._answer(phone, command)
+        except CustomerRefused as exc:
+            reply = exc.message
+        except ap.AppointmentFormatError as exc:
+            reply = exc.message
+        parts = sms.split(reply, self.limit)
+        for part in parts:
+            await self.appointments.sms.send(phone, part)
+        log.info("SMS command %s from %s: %d message(s) back", type(command).__name__,
+                 ap.mask_phone(phone), len(parts))
+        return parts
+
+    async def _answer(self, phone: str, command: sms.SmsCommand) -> str:
+        if isinstance(command, sms.Help):
+            return sms.HELP if command.problem is None else f"{command.problem}。{sms.HELP}"
+        if isinstance(command, sms.QueueStatus):
+            return await self._queue_status(command.branch)
+        who = await self.appointments.customer_by_phone(phone)
+        if isinstance(command, sms.Register):
+            await self.appointments.register(who, command.name, None, command.id_number)
+            return "注册成功。预约:YY 网点号 业务 时段;查询:CXYY"
+        if who.id is None:
+            return "您尚未注册,请发送:ZC 姓名 身份证号"
+        if isinstance(command, sms.Book):
+            return await self._book(who, command)
+        if isinstance(command, sms.MyBookings):
+            return await self._mine(who)
+        done = await self.appointments.cancel(who, command.code)
+        return f"已取消{done['day']} {done['slot_label']}的预约({done['branch_name']})。"
+
+    async def _queue_status(self, branch: str) -> str:
+        b = await self.status.branch(branch)
+        if b is None:
+            return f"没有网点{branch}的排队信息。"
+        if not b["online"]:
+            return f"{b['name']}暂时无法连接,请稍后再试。"
+        parts = [f"{q['name']}{q['waiting']}人约{q['wait_minutes']}分"
+                 + ("(暂停)" if q["paused"] else "") for q in b["queues"]]
+        return f"{b['name']}当前等待{b['waiting_total']}人:" + ";".join(parts)
+
+    async def _book(self, who: Any, c: sms.Book) -> str:
+        day = self._day_for(c)
+        done = await self.appointments.book(who, c.branch, c.queue, day, c.slot, channel="sms")
+        return (f"预约成功:{done['branch_name']} {done['queue_name']} {done['day']} "
+                f"{done['slot_label']},预约码{done['code']}。请在时段内到网点取号机输入预约码。")
+
+    def _day_for(self, c: sms.Book) -> str:
+        """The given date (this year, or next if passed), else today or tomorrow: the first
+        day the slot has not yet ended."""
+        today = dt.date.fromisoformat(self.appointments.today())
+        if c.month_day is not None:
+            month, day = c.month_day
+            try:
+                wanted = dt.date(today.year, month, day)
+                if wanted < today:
+                    wanted = dt.date(today.year + 1, month, day)
+            except ValueError:
+                raise ap.AppointmentFormatError("bad_date", "日期无效。", "Invalid date.") \
+                    from None
+            return wanted.isoformat()
+        _, last = ap.redeem_window(today.isoformat(), c.slot, self.appointments.settings.tz,
+                                   0, 0)
+        if self.appointments.clock() < last:
+            return today.isoformat()
+        return (today + dt.timedelta(days=1)).isoformat()
+
+    async def _mine(self, who: Any) -> str:
+        items = [b for b in await self.appointments.my_bookings(who)
+                 if b["state"] == "booked"]
+        if not items:
+            return "您没有待办理的预约。"
+        return "您的预约:" + ";".join(
+            f"{b['day'][5:]} {b['slot_label']} {b['branch_name']}{b['queue_name']} "
+            f"码{b['code']}" for b in items[:5])

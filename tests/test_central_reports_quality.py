@@ -20,7 +20,7 @@ from central.reports.scope import Period, Scope
 from central.store import EventBatch, Inbound, Store, open_store
 from protocols.uplink import day_totals
 from sim.des.day import simulate_day
-from sim.des.scenario import Behaviour, default_scenario
+from sim.des.scenario import default_scenario
 from tests.conftest import example_config
 from tests.reports_support import B1, B2, B3, B4
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401

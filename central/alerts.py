@@ -53,16 +53,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .reports.api import allowed_prefixes
 from .reports.labels import Labels, labels_from_store
-from .reports.scope import Period, Scope
+from .reports.scope import OutOfScope, Period, Scope, ScopeError, resolve_scope
 from .reports.summary import report_timezone
 from .sms import SmsError, SmsGateway, make_gateway, mask_phone
 
 if TYPE_CHECKING:
-    from fastapi import APIRouter
-
     from .config import AlertSettings
     from .service import Centre
     from .store import Store
@@ -439,8 +439,7 @@ def list_alerts(store: Store, scope: Scope, *, state: str = "all", kinds: Iterab
     ``state``: ``unacked``, ``open`` (not resolved), ``all``.
     """
     where, args = scope.where(queue=False, ctype=False)
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE id > ?{where}"
-    params: list[Any] = [after, *args]
+    sql, params = f"id > ?{where}", [after, *args]
     if state == "unacked":
         sql += " AND acked_at IS NULL"
     elif state == "open":
@@ -449,9 +448,14 @@ def list_alerts(store: Store, scope: Scope, *, state: str = "all", kinds: Iterab
     if kinds:
         sql += f" AND kind IN ({', '.join('?' * len(kinds))})"
         params += kinds
-    sql += f" ORDER BY id {'ASC' if after else 'DESC'} LIMIT ?"
-    rows = [dict(zip(_COLUMNS, r, strict=True))
-            for r in store.execute(sql, [*params, limit]).fetchall()]
+    return _select(store, sql, params, "ASC" if after else "DESC", limit)
+
+
+def _select(store: Store, where: str, params: list[Any], order: str, limit: int
+            ) -> list[dict[str, Any]]:
+    cur = store.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts WHERE {where} "
+                        f"ORDER BY id {order} LIMIT ?", [*params, limit])
+    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in cur.fetchall()]
     sms = _sms_of(store, [r["id"] for r in rows])
     for r in rows:
         r["detail"] = json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]
@@ -474,8 +478,7 @@ def _sms_of(store: Store, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
 
 
 def get_alert(store: Store, alert_id: int) -> dict[str, Any] | None:
-    found = [r for r in list_alerts(store, Scope(), after=alert_id - 1, limit=1)
-             if r["id"] == alert_id]
+    found = _select(store, "id = ?", [alert_id], "ASC", 1)
     return found[0] if found else None
 
 
@@ -677,6 +680,11 @@ def acting_user() -> str | None:
     return None
 
 
+Allowed = Annotated[list[str] | None, Depends(allowed_prefixes)]
+User = Annotated[str | None, Depends(acting_user)]
+OrgPath = Annotated[str, Path(description="org code, or 'province' for every branch")]
+
+
 class AckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: str | None = Field(None, min_length=1, max_length=64)
@@ -692,15 +700,7 @@ def _org_key(org: str) -> str:
 
 def alerts_router(centre: Centre) -> APIRouter:
     """``/api/alerts``: list, one, acknowledge; ``/api/alerts/thresholds``: per org node."""
-    from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
-
-    from .reports.api import allowed_prefixes
-    from .reports.scope import OutOfScope, ScopeError, resolve_scope
-
     router = APIRouter(tags=["alerts"])
-    Allowed = Annotated[list[str] | None, Depends(allowed_prefixes)]
-    User = Annotated[str | None, Depends(acting_user)]
-    OrgPath = Annotated[str, Path(description="org code, or 'province' for every branch")]
 
     def scope_of(org: list[str] | None, branch: list[str] | None,
                  allowed: list[str] | None) -> Scope:
@@ -762,8 +762,8 @@ def alerts_router(centre: Centre) -> APIRouter:
         try:
             settings = Thresholds.model_validate(body).set_keys()
         except ValidationError as exc:
-            raise HTTPException(422, exc.errors(include_url=False, include_input=False)
-                                ) from None
+            raise HTTPException(422, [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                      for e in exc.errors()]) from None
         await centre.read(lambda s: set_thresholds(s, code, settings, user))
         return await thresholds_at(org, allowed)
 

@@ -150,3 +150,6 @@ def ingest_all(store: Store, *days: DayLog, now: float | None = None) -> None:
     """Ingest each day whole, in one transaction per day."""
     for d in days:
         store.ingest(Inbound(batches=[d.batch()]), now)
+
+
+T0_ALERTS = at("2026-11-25", 30)  # 09:30 local: before the alert desk's daily check (10:00)

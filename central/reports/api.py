@@ -77,6 +77,11 @@ class ReportQuery:
         self.queue, self.customer_type, self.limit = queue, customer_type, limit
 
 
+Allowed = Annotated[list[str] | None, Depends(allowed_prefixes)]
+Names = Annotated[Labels | None, Depends(report_labels)]
+Q = Annotated[ReportQuery, Depends()]
+
+
 def head_office_router(centre: Centre) -> APIRouter:
     """Reports and alerts; ``app.include_router(head_office_router(centre))``."""
     from ..alerts import alerts_router
@@ -105,10 +110,6 @@ def head_office_router(centre: Centre) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         return await centre.read(lambda s: run_report(s, report, period, scope, labels,
                                                       limit=q.limit))
-
-    Allowed = Annotated[list[str] | None, Depends(allowed_prefixes)]
-    Names = Annotated[Labels | None, Depends(report_labels)]
-    Q = Annotated[ReportQuery, Depends()]
 
     @router.get("/api/reports/{report}", tags=["reports"])
     async def report_json(report: ReportId, q: Q, allowed: Allowed, labels: Names

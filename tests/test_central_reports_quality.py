@@ -134,13 +134,12 @@ def test_today_is_not_judged(store: Store) -> None:
     assert r.rows == []
 
 
-def test_two_journals_in_one_day_fall_back_to_the_events(store: Store) -> None:
-    events = engine_day(8)
-    half = len(events) // 2
-    ingest(store, B1, events[:half], totals=False, epoch="e1")
-    second = [{**e, "seq": e["seq"] - half} for e in events[half:]]
-    ingest(store, B1, second, totals=False, epoch="e2")
-    day2 = [e for e in second if e["day"] == DAY.isoformat()]
-    store.ingest(Inbound(totals=[{"branch": B1, "epoch": "e2", "day": DAY.isoformat(),
-                                  **day_totals(day2)}]), 0.0)
-    assert B1 not in quality(store)  # the reconciliation of epoch e2 agrees
+def test_a_journal_recreated_mid_day_is_compared_by_its_epoch(store: Store) -> None:
+    ingest(store, B1, engine_day(8), totals=False, epoch="e1")  # the old journal, lost
+    ingest(store, B1, engine_day(9), totals=True, epoch="e2")  # a fresh one, same day
+    assert check_branch(store, B1, DAY.isoformat())["status"] == "ok"
+    assert B1 not in quality(store)
+    summary_issued = summary(store, B1)["issued"]  # the reports count both journals
+    assert summary_issued == sum(
+        e["type"] == "ticket_issued" and e["day"] == DAY.isoformat()
+        for e in engine_day(8) + engine_day(9))

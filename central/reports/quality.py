@@ -2,12 +2,13 @@
 
 The reconciliation (:mod:`central.reconcile`) compares a branch's daily totals with the
 events the centre stored, reading every event of the day. For a month of 2,000 branches
-that is too slow for a report, so this module compares the same totals with the summary
-tables, which hold the same figures: per business issued (by the business issued for),
+that is too slow for a report, so this module compares the same totals with what the
+ingest summed up (``rpt_recon``): per business issued (by the business issued for),
 transferred (out of), and each ticket's final outcome (served, no-show, not served) by the
 business it ended in; plus the day's number of events and seq range per journal epoch.
-The comparison itself is the reconciliation's own (:func:`central.reconcile._differences`);
-a day whose events span two journal epochs falls back to the reconciliation proper.
+Both are kept per journal epoch (``rpt_recon``, ``rpt_branch_day``), so a day that spans
+two journals is compared for the epoch its totals name, as the reconciliation does. The
+comparison itself is the reconciliation's own (:func:`central.reconcile._differences`).
 
 Statuses: ``no_data`` (a known branch sent nothing for the day), ``no_totals`` (events but
 no totals), ``mismatch`` (they disagree). Days that agree are not listed. Today and later
@@ -21,9 +22,9 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from ..reconcile import _differences, check_branch
+from ..reconcile import _differences
 from .scope import Period, Scope
-from .summary import report_timezone
+from .summary import RECON, report_timezone
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -35,7 +36,6 @@ STATUS_NAMES = {
     "no_totals": "未上传数据总量 no totals",
     "mismatch": "数据总量不一致 totals disagree",
 }
-OUTCOMES = ("issued", "served", "no_show", "transferred", "not_served")
 
 
 def data_quality(store: Store, period: Period, scope: Scope, now: float | None = None
@@ -60,26 +60,24 @@ def data_quality(store: Store, period: Period, scope: Scope, now: float | None =
         for branch in sorted(known):
             if known[branch] >= end:
                 continue  # not known yet that day
-            found = _judge(store, branch, day, sent.get((day, branch)),
+            found = _judge(branch, day, sent.get((day, branch)),
                            counts.get((day, branch), {}), queues.get((day, branch), {}))
             if found is not None:
                 out.append(found)
     return out
 
 
-def _judge(store: Store, branch: str, day: str, totals: dict[str, Any] | None,
-           epochs: dict[str, tuple[int, int, int]], queues: dict[str, dict[str, int]]
-           ) -> dict[str, Any] | None:
+def _judge(branch: str, day: str, totals: dict[str, Any] | None,
+           epochs: dict[str, tuple[int, int, int]],
+           queues: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any] | None:
     problems: list[str] = []
     if totals is None:
         status = "no_totals" if epochs else "no_data"
-    elif set(epochs) - {totals["epoch"]}:  # two journals in one day: ask the events
-        report = check_branch(store, branch, day, sent=totals, has_events=True)
-        status, problems = report["status"], report["problems"]
     else:
-        events, first_seq, last_seq = epochs.get(totals["epoch"], (0, None, None))
+        epoch = totals["epoch"]
+        events, first_seq, last_seq = epochs.get(epoch, (0, None, None))
         ours = {"events": events, "first_seq": first_seq, "last_seq": last_seq,
-                "queues": queues}
+                "queues": queues.get(epoch, {})}
         problems = _differences(totals, ours)
         status = "mismatch" if problems else "ok"
     if status == "ok":
@@ -110,13 +108,13 @@ def _event_counts(store: Store, first: str, last: str, scope: Scope
 
 
 def _queue_figures(store: Store, first: str, last: str, scope: Scope
-                   ) -> dict[tuple[str, str], dict[str, dict[str, int]]]:
+                   ) -> dict[tuple[str, str], dict[str, dict[str, dict[str, int]]]]:
+    """(day, branch) → epoch → business → the reconciliation's figures."""
     where, args = scope.where(queue=False, ctype=False)
-    sums = ", ".join(f"SUM({o})" for o in OUTCOMES)
-    rows = store.execute(f"SELECT day, branch, queue, {sums} FROM rpt_day "
-                         f"WHERE day >= ? AND day <= ?{where} GROUP BY day, branch, queue",
-                         [first, last, *args])
-    out: dict[tuple[str, str], dict[str, dict[str, int]]] = defaultdict(dict)
-    for d, b, q, *figures in rows:
-        out[(d, b)][q] = {o: int(v or 0) for o, v in zip(OUTCOMES, figures, strict=True)}
+    rows = store.execute(f"SELECT day, branch, epoch, queue, {', '.join(RECON)} FROM rpt_recon "
+                         f"WHERE day >= ? AND day <= ?{where}", [first, last, *args])
+    out: dict[tuple[str, str], dict[str, dict[str, dict[str, int]]]] = defaultdict(dict)
+    for d, b, epoch, q, *figures in rows:
+        out[(d, b)].setdefault(epoch, {})[q] = {
+            o: int(v or 0) for o, v in zip(RECON, figures, strict=True)}
     return out

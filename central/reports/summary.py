@@ -73,6 +73,7 @@ CUBES = {
     "rpt_hour": ("month", "branch", "hour", "queue", "ctype"),
 }
 RATINGS = {"rpt_rating_day": "day", "rpt_rating_month": "month"}
+RECON = ("issued", "served", "no_show", "transferred", "not_served")  # rpt_recon
 
 Measures = dict[str, float]
 
@@ -120,14 +121,15 @@ class Fold:
     tickets: dict[tuple[str, str, str], Ticket] = field(default_factory=dict)
     dirty: set[tuple[str, str, str]] = field(default_factory=set)
     days: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    recon: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
     inbox: list[tuple[str, str, float, str]] = field(default_factory=list)
     missing: int = 0  # events naming a ticket never issued
     unusable: int = 0  # events missing a field the summaries need
 
     # --- adding --------------------------------------------------------------------------
 
-    def add(self, branch: str, day: str, at: float, queue: str, ctype: str, teller: str,
-            measures: Measures) -> None:
+    def add(self, branch: str, epoch: str, day: str, at: float, queue: str, ctype: str,
+            teller: str, measures: Measures) -> None:
         """Add ``measures`` to every summary table's row for this moment and business."""
         local = dt.datetime.fromtimestamp(at, self.tz)
         minute = local.hour * 60 + local.minute // 15 * 15
@@ -144,6 +146,11 @@ class Fold:
                 self.cubes[name][key] = dict(measures)
             else:
                 _merge(row, measures)
+        outcomes = [k for k in RECON if k in measures]
+        if outcomes:
+            counts = self.recon.setdefault((day, branch, epoch, queue), dict.fromkeys(RECON, 0))
+            for k in outcomes:
+                counts[k] += int(measures[k])
 
     def rate(self, branch: str, day: str, teller: str, queue: str, ctype: str, score: int,
              bad: bool) -> None:
@@ -290,7 +297,7 @@ def _issued(fold: Fold, branch: str, epoch: str, e: dict[str, Any]) -> None:
     key = (branch, epoch, t.ticket)
     fold.tickets[key] = t
     fold.dirty.add(key)
-    fold.add(branch, t.day, t.issued_at, t.queue, ctype, "", {"issued": 1})
+    fold.add(branch, epoch, t.day, t.issued_at, t.queue, ctype, "", {"issued": 1})
 
 
 def _called(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
@@ -306,7 +313,7 @@ def _called(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
         wait = e.get("wait_s")
         t.wait_s = float(wait) if isinstance(wait, int | float) else max(0.0, at - t.issued_at)
         m.update(_wait_measures(t.wait_s))
-    fold.add(t.branch, e["day"], at, queue, ctype, teller, m)
+    fold.add(t.branch, t.epoch, e["day"], at, queue, ctype, teller, m)
 
 
 def _wait_measures(wait: float) -> Measures:
@@ -322,14 +329,14 @@ def _long_wait_measures(wait: float) -> Measures:
 
 
 def _undo_no_show(fold: Fold, t: Ticket) -> None:
-    fold.add(t.branch, t.day, t.outcome_at or t.issued_at, t.outcome_queue or t.queue_now,
+    fold.add(t.branch, t.epoch, t.day, t.outcome_at or t.issued_at, t.outcome_queue or t.queue_now,
              t.ctype, t.outcome_teller or "", {"no_show": -1})
     t.outcome, t.outcome_at, t.outcome_queue, t.outcome_teller = "", None, None, None
 
 
 def _recalled(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     t.calls += 1
-    fold.add(t.branch, e["day"], float(e["at"]), t.queue_now, t.ctype,
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), t.queue_now, t.ctype,
              str(e.get("teller") or ""), {"recalled": 1})
 
 
@@ -343,7 +350,7 @@ def _outcome(t: Ticket, e: dict[str, Any], outcome: str, teller: str) -> str:
 def _no_show(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     teller = str(e.get("teller") or "")
     queue = _outcome(t, e, "no_show", teller)
-    fold.add(t.branch, e["day"], float(e["at"]), queue, t.ctype, teller, {"no_show": 1})
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), queue, t.ctype, teller, {"no_show": 1})
 
 
 def _finished(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
@@ -354,7 +361,7 @@ def _finished(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
         handle = float(e["at"]) - (t.called_at or float(e["at"]))
     t.handle_s = float(handle)
     ctype = str(e.get("customer_type") or t.ctype)
-    fold.add(t.branch, e["day"], float(e["at"]), queue, ctype, teller, {
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), queue, ctype, teller, {
         "served": 1, "handle_n": 1, "handle_sum": t.handle_s, "handle_min": t.handle_s,
         "handle_max": t.handle_s, "calls_max": t.calls,
     })
@@ -362,7 +369,7 @@ def _finished(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
 
 def _transferred(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     from_queue = str(e.get("from_queue") or t.queue_now)
-    fold.add(t.branch, e["day"], float(e["at"]), from_queue, t.ctype,
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), from_queue, t.ctype,
              str(e.get("teller") or ""), {"transferred": 1})
     if e.get("to_queue"):
         t.queue_now = str(e["to_queue"])
@@ -373,7 +380,7 @@ def _rated(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     teller = str(e.get("teller") or t.outcome_teller or "")
     t.score, t.bad, t.rated_at = score, int(bad), float(e["at"])
     queue = str(e.get("queue") or t.queue_now)
-    fold.add(t.branch, e["day"], float(e["at"]), queue, t.ctype, teller,
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), queue, t.ctype, teller,
              {"rated": 1, "rating_sum": score, "rating_bad": int(bad)})
     fold.rate(t.branch, e["day"], teller, queue, t.ctype, score, bad)
     if bad:
@@ -388,7 +395,7 @@ def _closed(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     m: Measures = {"not_served": 1}
     if t.called_at is None:  # never called: its wait ran until the day closed (E5)
         m.update(_long_wait_measures(float(e["at"]) - t.issued_at))
-    fold.add(t.branch, e["day"], float(e["at"]), queue, t.ctype, "", m)
+    fold.add(t.branch, t.epoch, e["day"], float(e["at"]), queue, t.ctype, "", m)
 
 
 _TICKET_HANDLERS = {
@@ -414,6 +421,11 @@ def _write(store: Store, fold: Fold, todo: list[tuple[str, str, int, int]]) -> N
                     f"({grain}, branch, teller, queue, ctype, score) DO UPDATE SET "
                     f"n = {name}.n + excluded.n, bad = {name}.bad + excluded.bad",
                     [(*k, n, bad) for k, (n, bad) in sorted(fold.ratings[name].items())])
+    store._many("INSERT INTO rpt_recon (day, branch, epoch, queue, " + ", ".join(RECON)
+                + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, branch, epoch, queue) "
+                "DO UPDATE SET " + ", ".join(f"{k} = rpt_recon.{k} + excluded.{k}"
+                                             for k in RECON),
+                [(*k, *(v[c] for c in RECON)) for k, v in sorted(fold.recon.items())])
     store._many("INSERT INTO rpt_branch_day (day, branch, epoch, events, first_seq, last_seq) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, branch, epoch) DO UPDATE SET "
                 "events = rpt_branch_day.events + excluded.events, "

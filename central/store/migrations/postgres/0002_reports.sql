@@ -153,3 +153,14 @@ CREATE TABLE rpt_branch_day (
     events INTEGER NOT NULL DEFAULT 0, first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL,
     PRIMARY KEY (day, branch, epoch)
 );
+
+-- The day's totals per business as the reconciliation counts them (protocols.uplink.
+-- day_totals), per journal epoch: issued (by the business issued for), transferred (out
+-- of), and each ticket's final outcome by the business it ended in.
+CREATE TABLE rpt_recon (
+    day TEXT NOT NULL, branch TEXT NOT NULL, epoch TEXT NOT NULL, queue TEXT NOT NULL,
+    issued INTEGER NOT NULL DEFAULT 0, served INTEGER NOT NULL DEFAULT 0,
+    no_show INTEGER NOT NULL DEFAULT 0, transferred INTEGER NOT NULL DEFAULT 0,
+    not_served INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, branch, epoch, queue)
+);

@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import logging
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,18 +111,20 @@ TICKET_COLUMNS = tuple(Ticket.__dataclass_fields__)
 
 @dataclass
 class Fold:
-    """What one transaction adds: measure deltas per table key, tickets, bookkeeping."""
+    """What one transaction adds: measure deltas per moment and business (rolled up into
+    each summary table when written), tickets, bookkeeping."""
 
     tz: ZoneInfo
-    cubes: dict[str, dict[tuple[Any, ...], Measures]] = field(
-        default_factory=lambda: {name: {} for name in CUBES})
+    # (day, branch, epoch, slot start minute, hour, queue, ctype, teller) -> measures
+    fine: dict[tuple[str, str, str, int, int, str, str, str], Measures] = field(
+        default_factory=dict)
     ratings: dict[str, dict[tuple[Any, ...], list[int]]] = field(
         default_factory=lambda: {name: {} for name in RATINGS})
     tickets: dict[tuple[str, str, str], Ticket] = field(default_factory=dict)
     dirty: set[tuple[str, str, str]] = field(default_factory=set)
     days: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
-    recon: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
     inbox: list[tuple[str, str, float, str]] = field(default_factory=list)
+    slots: dict[int, tuple[int, int]] = field(default_factory=dict)  # at // 900 -> local
     missing: int = 0  # events naming a ticket never issued
     unusable: int = 0  # events missing a field the summaries need
 
@@ -130,27 +132,26 @@ class Fold:
 
     def add(self, branch: str, epoch: str, day: str, at: float, queue: str, ctype: str,
             teller: str, measures: Measures) -> None:
-        """Add ``measures`` to every summary table's row for this moment and business."""
-        local = dt.datetime.fromtimestamp(at, self.tz)
-        minute = local.hour * 60 + local.minute // 15 * 15
-        month = day[:7]
-        keys = {
-            "rpt_slot": (day, branch, minute, queue, ctype),
-            "rpt_day": (day, branch, queue, ctype, teller),
-            "rpt_month": (month, branch, queue, ctype, teller),
-            "rpt_hour": (month, branch, local.hour, queue, ctype),
-        }
-        for name, key in keys.items():
-            row = self.cubes[name].get(key)
-            if row is None:
-                self.cubes[name][key] = dict(measures)
-            else:
-                _merge(row, measures)
-        outcomes = [k for k in RECON if k in measures]
-        if outcomes:
-            counts = self.recon.setdefault((day, branch, epoch, queue), dict.fromkeys(RECON, 0))
-            for k in outcomes:
-                counts[k] += int(measures[k])
+        """Add ``measures`` to the summaries of this moment and business."""
+        minute, hour = self._local(at)
+        key = (day, branch, epoch, minute, hour, queue, ctype, teller)
+        row = self.fine.get(key)
+        if row is None:
+            self.fine[key] = dict(measures)
+        else:
+            _merge(row, measures)
+
+    def _local(self, at: float) -> tuple[int, int]:
+        """(local minute of day the 15-minute slot starts at, local hour) of ``at``.
+
+        Cached per UTC quarter-hour: zones move in whole quarter-hours, so a UTC slot is
+        one local slot."""
+        quarter = int(at // 900)
+        hit = self.slots.get(quarter)
+        if hit is None:
+            local = dt.datetime.fromtimestamp(quarter * 900, self.tz)
+            hit = self.slots[quarter] = (local.hour * 60 + local.minute // 15 * 15, local.hour)
+        return hit
 
     def rate(self, branch: str, day: str, teller: str, queue: str, ctype: str, score: int,
              bad: bool) -> None:
@@ -168,6 +169,35 @@ class Fold:
             row[0] += 1
             row[1], row[2] = min(row[1], seq), max(row[2], seq)
 
+    # --- rolling up ----------------------------------------------------------------------
+
+    def cubes(self) -> dict[str, dict[tuple[Any, ...], Measures]]:
+        """The deltas of each summary table, by its key."""
+        out: dict[str, dict[tuple[Any, ...], Measures]] = {name: {} for name in CUBES}
+        for (day, branch, _, minute, hour, queue, ctype, teller), m in self.fine.items():
+            month = day[:7]
+            for name, key in (("rpt_slot", (day, branch, minute, queue, ctype)),
+                              ("rpt_day", (day, branch, queue, ctype, teller)),
+                              ("rpt_month", (month, branch, queue, ctype, teller)),
+                              ("rpt_hour", (month, branch, hour, queue, ctype))):
+                row = out[name].get(key)
+                if row is None:
+                    out[name][key] = dict(m)
+                else:
+                    _merge(row, m)
+        return out
+
+    def recon(self) -> dict[tuple[str, str, str, str], list[int]]:
+        """``rpt_recon`` deltas: (day, branch, epoch, queue) -> RECON counts."""
+        out: dict[tuple[str, str, str, str], list[int]] = {}
+        for (day, branch, epoch, _, _, queue, _, _), m in self.fine.items():
+            if not any(k in m for k in RECON):
+                continue
+            row = out.setdefault((day, branch, epoch, queue), [0] * len(RECON))
+            for i, k in enumerate(RECON):
+                row[i] += int(m.get(k, 0))
+        return out
+
 
 def _merge(row: Measures, more: Measures) -> None:
     for k, v in more.items():
@@ -175,9 +205,11 @@ def _merge(row: Measures, more: Measures) -> None:
         if old is None:
             row[k] = v
         elif k in MAX_MEASURES:
-            row[k] = max(old, v)
+            if v > old:
+                row[k] = v
         elif k in MIN_MEASURES:
-            row[k] = min(old, v)
+            if v < old:
+                row[k] = v
         else:
             row[k] = old + v
 
@@ -185,10 +217,14 @@ def _merge(row: Measures, more: Measures) -> None:
 # --- the entry point -------------------------------------------------------------------------
 
 
-def summarize(store: Store, marks: Iterable[Mark]) -> int:
+def summarize(store: Store, marks: Iterable[Mark],
+              arrived: Mapping[tuple[str, str], Mapping[int, dict[str, Any]]] | None = None
+              ) -> int:
     """Fold each journal's events from its summary cursor to its contiguous mark.
 
     Runs inside the caller's transaction; returns the number of events folded.
+    ``arrived`` — the events this transaction stored, by (branch, epoch) and seq — saves
+    reading them back; whatever it lacks is read from the ``events`` table.
     """
     todo = []
     for m in marks:
@@ -200,7 +236,8 @@ def summarize(store: Store, marks: Iterable[Mark]) -> int:
     fold = Fold(report_timezone(store))
     folded = 0
     for branch, epoch, low, high in todo:
-        for events in _read(store, branch, epoch, low, high):
+        here = (arrived or {}).get((branch, epoch)) or {}
+        for events in _events(store, branch, epoch, low, high, here):
             _load_tickets(store, fold, branch, epoch, events)
             for e in events:
                 fold.count_event(branch, epoch, e["day"], e["seq"])
@@ -215,6 +252,24 @@ def summarize(store: Store, marks: Iterable[Mark]) -> int:
     if fold.missing:
         log.warning("summaries: %d events named a ticket never issued", fold.missing)
     return folded
+
+
+def _events(store: Store, branch: str, epoch: str, low: int, high: int,
+            here: Mapping[int, dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Events low+1..high in seq order: from ``here`` while it has them, else the table."""
+    while low < high:
+        run = []
+        while low < high and (low + 1) in here and len(run) < CHUNK:
+            low += 1
+            run.append(here[low])
+        if run:
+            yield run
+            continue
+        stop = low
+        while stop < high and (stop + 1) not in here:
+            stop += 1
+        yield from _read(store, branch, epoch, low, stop)
+        low = stop
 
 
 def report_timezone(store: Store) -> ZoneInfo:
@@ -413,7 +468,7 @@ _TICKET_HANDLERS = {
 
 
 def _write(store: Store, fold: Fold, todo: list[tuple[str, str, int, int]]) -> None:
-    for name, rows in fold.cubes.items():
+    for name, rows in fold.cubes().items():
         _upsert_cube(store, name, CUBES[name], rows)
     for name, grain in RATINGS.items():
         store._many(f"INSERT INTO {name} ({grain}, branch, teller, queue, ctype, score, n, "
@@ -425,7 +480,7 @@ def _write(store: Store, fold: Fold, todo: list[tuple[str, str, int, int]]) -> N
                 + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, branch, epoch, queue) "
                 "DO UPDATE SET " + ", ".join(f"{k} = rpt_recon.{k} + excluded.{k}"
                                              for k in RECON),
-                [(*k, *(v[c] for c in RECON)) for k, v in sorted(fold.recon.items())])
+                [(*k, *v) for k, v in sorted(fold.recon().items())])
     store._many("INSERT INTO rpt_branch_day (day, branch, epoch, events, first_seq, last_seq) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, branch, epoch) DO UPDATE SET "
                 "events = rpt_branch_day.events + excluded.events, "

@@ -258,7 +258,7 @@ def _events(store: Store, branch: str, epoch: str, low: int, high: int,
             here: Mapping[int, dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Events low+1..high in seq order: from ``here`` while it has them, else the table."""
     while low < high:
-        run = []
+        run: list[dict[str, Any]] = []
         while low < high and (low + 1) in here and len(run) < CHUNK:
             low += 1
             run.append(here[low])

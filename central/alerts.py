@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import aiomqtt
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -630,7 +631,12 @@ class AlertDesk:
                 "message_en": message_en[:200], "at": float(raised_at)}
         try:
             cmd_id = await self.publish(branch, args)
-        except (ConnectionError, OSError, ValueError) as exc:
+        except (ConnectionError, aiomqtt.MqttError) as exc:  # no broker link: not a try
+            log.info("alert %s not pushed yet: %s", alert_id, exc)
+            await self._db(lambda: self.store().execute(
+                "UPDATE alerts SET push_next = ? WHERE id = ?", (now, alert_id)))
+            return
+        except (OSError, ValueError) as exc:
             await self._db(self._retry, "alerts", "push", alert_id, attempts, now, str(exc))
             return
         await self._db(lambda: self.store().execute(

@@ -58,11 +58,14 @@ class Publish:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.down = False
+        self.down = False  # not connected to the broker (Centre.send_command's error)
+        self.refuse = False  # the publish itself fails
 
     async def __call__(self, branch: str, args: dict[str, Any]) -> str:
         if self.down:
             raise ConnectionError("the centre is not connected to the broker")
+        if self.refuse:
+            raise OSError("publish failed")
         self.sent.append((branch, args))
         return str(args["id"])
 
@@ -278,11 +281,23 @@ async def test_lobby_push_and_sms_carry_the_seed_words(store: Store, desk: Desk,
     assert [m["phone"] for m in a["sms_messages"]] == ["138****5678", "139****1111"]
 
 
+async def test_a_push_waits_for_the_broker_link(store: Store, desk: Desk) -> None:
+    desk.publish.down = True
+    live(store, B1, T0, waiting=35)
+    await desk.round()
+    await desk.round(T0 + 5)
+    a = alerts(store)[0]
+    assert (a["push"], a["push_attempts"]) == ("pending", 0)  # not a try: no link yet
+    desk.publish.down = False
+    await desk.round(T0 + 10)
+    assert alerts(store)[0]["push"] == "sent" and len(desk.publish.sent) == 1
+
+
 async def test_a_push_that_fails_is_tried_again_then_given_up(store_url: str, store: Store
                                                               ) -> None:
     d = Desk(store_url, T0, "alerts.max_attempts=2")
     try:
-        d.publish.down = True
+        d.publish.refuse = True
         live(store, B1, T0, waiting=35)
         await d.round()
         a = alerts(store)[0]
@@ -291,7 +306,7 @@ async def test_a_push_that_fails_is_tried_again_then_given_up(store_url: str, st
         assert alerts(store)[0]["push_attempts"] == 1
         await d.round(T0 + 31)
         assert (alerts(store)[0]["push"], alerts(store)[0]["push_attempts"]) == ("failed", 2)
-        d.publish.down = False
+        d.publish.refuse = False
         await d.round(T0 + 3600)
         assert d.publish.sent == []
     finally:

@@ -107,3 +107,51 @@ async def test_an_sms_the_gateway_refuses_is_sent_again(store_url: str) -> None:
         await desk.close()
         store.close()
         gateway.close()
+
+
+async def test_python_m_central_runs_the_alert_desk(broker: LocalBroker, tmp_path: Any
+                                                    ) -> None:
+    """The centre process evaluates and delivers alerts next to its consumers, and stops
+    cleanly on SIGTERM."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_central_ingest import as_branch
+
+    url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    store = open_store(url)
+    store.save_live({B1: {"online": True}}, {B1: {"status": {"waiting_total": 44}}}, {})
+    store.close()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([
+        sys.executable, "-m", "central", "--set", f"store.url={url}",
+        "--set", f"broker.url={broker.url}", "--set", "broker.username=centre",
+        "--set", "broker.password=centre-pw", "--set", "http.enabled=false",
+        "--set", "alerts.interval_s=0.2", "--log-level", "WARNING"], cwd=root,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async with as_branch(broker, B1) as branch:
+            await branch.subscribe(f"qms/v1/{B1}/cmd/alert", qos=1)
+
+            async def first() -> dict[str, Any]:
+                async for m in branch.messages:
+                    return json.loads(bytes(m.payload or b"{}"))  # type: ignore[no-any-return]
+                raise AssertionError("no message")
+
+            try:
+                msg = await asyncio.wait_for(first(), 30)
+            except TimeoutError:
+                proc.kill()
+                raise AssertionError(proc.communicate(timeout=5)[1][-3000:]) from None
+        assert msg["message"] == "请注意,目前网点排队等待人数已经超过30个。"
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0, err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            proc.communicate(timeout=5)

@@ -155,3 +155,19 @@ async def test_python_m_central_runs_the_alert_desk(broker: LocalBroker, tmp_pat
             proc.kill()
         with contextlib.suppress(Exception):
             proc.communicate(timeout=5)
+
+
+def test_the_alert_command_schema() -> None:
+    import pytest
+
+    from protocols import uplink as proto
+
+    topic = proto.topic(B1, "cmd", "alert")
+    good = proto.command("alert-1", kind="waiting_over", level="warning",
+                         message="请注意,目前网点排队等待人数已经超过30个。", alert_id=1, at=1.0)
+    where, msg = proto.decode(topic, proto.encode(good))
+    assert where.name == "alert" and msg["message"].startswith("请注意")
+    for bad in ({"level": "loud"}, {"message": "x" * 201}, {"kind": "Bad Kind"},
+                {"message": None}):
+        with pytest.raises(proto.ProtocolError):
+            proto.decode(topic, proto.encode({**good, **bad}))

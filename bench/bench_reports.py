@@ -17,8 +17,9 @@ How the data is made (docs/performance.md, "Reports"):
    ``rpt_rating_day`` for every day; ``rpt_month``, ``rpt_hour``, ``rpt_rating_month``
    summed over the month exactly as the ingest would have summed them; ``rpt_slot`` and
    ``rpt_ticket`` for the one day the day reports read; the branches' totals (1 % of
-   branch-days disagree, 1 % sent none). 88 million events' worth of summaries without
-   ingesting 88 million events.
+   branch-days disagree, 1 % sent none) and their verdicts (``rpt_quality``, compared as
+   the ingest compares them). 88 million events' worth of summaries without ingesting
+   88 million events.
 3. Every report is computed for the month over all branches, for one day over all
    branches, and for the month over one city (~200 branches): the median of ``--runs``
    after one warm-up, computing the report and serialising its JSON (what the API does).
@@ -44,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import central.store as store_module
+from central.reconcile import _differences
 from central.reports.catalog import REPORTS, run_report
 from central.reports.export import to_csv, to_xlsx
 from central.reports.labels import Labels
@@ -182,7 +184,7 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
     month_acc: dict[str, dict[tuple[Any, ...], list[Any]]] = {t: {} for t in MONTH_TABLES}
     for di, day in enumerate(days):
         batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        totals_rows = []
+        totals_rows, quality_rows = [], []
         for bi, b in enumerate(codes):
             k = (bi * 7 + di) % k_count
             tpl = templates[k]
@@ -205,14 +207,21 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
             body = json.loads(json.dumps(totals[k]))
             body["first_seq"] += seq0
             body["last_seq"] += seq0
+            ours = {**body, "queues": totals[k]["queues"]}
             if roll == 1:  # disagreeing totals (1 %)
                 body["queues"]["A"]["served"] += 1
             totals_rows.append((b, day, "e1", json.dumps({"branch": b, "epoch": "e1",
                                                           "day": day, **body}), 0.0))
+            problems = _differences(body, ours)  # what judge_days stores at ingest
+            quality_rows.append((day, b, "e1", "mismatch" if problems else "ok",
+                                 "; ".join(problems)))
         for table, rows in batch.items():
             written[table] += load.write(table, cols[table], rows)
         written["totals"] += load.write("totals", ["branch", "day", "epoch", "body",
                                                    "received_at"], totals_rows)
+        written["rpt_quality"] += load.write("rpt_quality", ["day", "branch", "epoch",
+                                                             "status", "problems"],
+                                             quality_rows)
     for table, acc in month_acc.items():
         written[table] += load.write(table, cols[table], (tuple(v) for v in acc.values()))
     target.execute("ANALYZE")
@@ -282,7 +291,8 @@ def bench_reports(store: Store, runs: int) -> Iterator[tuple[str, str, float, in
 
 def row_counts(store: Store) -> dict[str, int]:
     return {t: int(store.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-            for t in (*CUBES, *RATINGS, "rpt_recon", "rpt_branch_day", "rpt_ticket", "totals")}
+            for t in (*CUBES, *RATINGS, "rpt_recon", "rpt_branch_day", "rpt_ticket", "totals",
+                      "rpt_quality")}
 
 
 def pg_schema_url() -> tuple[str, str]:

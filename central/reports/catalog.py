@@ -153,9 +153,6 @@ def _agg(m: str) -> str:
     return f"SUM({m})"
 
 
-_MEASURE_SQL = ", ".join(f"{_agg(m)} AS {m}" for m in MEASURES)
-
-
 def _period_sql(period: Period, table: str) -> tuple[str, list[Any]]:
     if table in ("rpt_day", "rpt_slot", "rpt_rating_day"):
         return "day = ?", [period.value]
@@ -165,21 +162,24 @@ def _period_sql(period: Period, table: str) -> tuple[str, list[Any]]:
     return "month >= ? AND month <= ?", [first, last]
 
 
-def _cube(ctx: Ctx, by: Sequence[str], *, hourly: bool = False) -> list[dict[str, Any]]:
-    """Summed measures grouped by ``by`` (branch, queue, ctype, teller, hour)."""
+def _cube(ctx: Ctx, by: Sequence[str], measures: Sequence[str] = MEASURES, *,
+          hourly: bool = False) -> list[dict[str, Any]]:
+    """Summed ``measures`` grouped by ``by`` (branch, queue, ctype, teller, hour)."""
     tables = {(True, True): "rpt_slot", (True, False): "rpt_hour",
               (False, True): "rpt_day", (False, False): "rpt_month"}
     table = tables[(hourly, ctx.period.kind == "day")]
     dims = [("minute / 60" if d == "hour" and table == "rpt_slot" else d) for d in by]
     where, args = _period_sql(ctx.period, table)
     scope_sql, scope_args = ctx.scope.where()
-    select = ", ".join([*(f"{e} AS {d}" for e, d in zip(dims, by, strict=True)), _MEASURE_SQL])
+    sums = [f"{_agg(m)} AS {m}" for m in measures]
+    select = ", ".join([*(f"{e} AS {d}" for e, d in zip(dims, by, strict=True)), *sums,
+                        "COUNT(*) AS n_rows"])
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(by)))}" if by else ""
     cur = ctx.store.execute(f"SELECT {select} FROM {table} WHERE {where}{scope_sql}{group}",
                             [*args, *scope_args])
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    return [r for r in rows if r.get("issued") is not None or r.get("called") is not None]
+    return [r for r in rows if r["n_rows"]]
 
 
 def _zero() -> dict[str, Any]:
@@ -214,33 +214,60 @@ def _pct(part: float, whole: float) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
-def figures(m: dict[str, Any]) -> dict[str, Any]:
-    """The shown figures of summed measures (see docs/reports.md for each)."""
-    wait_n, handle_n = int(m["wait_n"] or 0), int(m["handle_n"] or 0)
-    served = int(m["served"] or 0)
-    calls = int(m["called"] or 0) + int(m["recalled"] or 0)
-    out: dict[str, Any] = {
-        "issued": int(m["issued"] or 0), "served": served, "no_show": int(m["no_show"] or 0),
-        "not_served": int(m["not_served"] or 0), "transferred": int(m["transferred"] or 0),
-        "calls": calls, "waited": wait_n,
-        "avg_wait": _avg_min(m["wait_sum"] or 0.0, wait_n),
-        "max_wait": _minutes(m["wait_max"]) if wait_n else None,
-        "total_wait": round((m["wait_sum"] or 0.0) / 60.0, 2),
-        "handled": handle_n,
-        "avg_handle": _avg_min(m["handle_sum"] or 0.0, handle_n),
-        "max_handle": _minutes(m["handle_max"]) if handle_n else None,
-        "min_handle": _minutes(m["handle_min"]) if handle_n else None,
-        "total_handle": round((m["handle_sum"] or 0.0) / 60.0, 2),
-        "avg_calls": round(calls / served, 2) if served else None,
-        "max_calls": int(m["calls_max"] or 0) if served else None,
-        "rated": int(m["rated"] or 0), "rating_bad": int(m["rating_bad"] or 0),
-    }
-    for band in ("le2", "le5", "le10", "gt10"):
-        out[band] = int(m[f"wait_{band}"] or 0)
-        out[f"{band}_pct"] = _pct(out[band], wait_n)
-    for limit in (15, 30, 60):
-        out[f"over{limit}"] = int(m[f"over{limit}"] or 0)
-    return out
+def _n(m: dict[str, Any], key: str) -> int:
+    return int(m[key] or 0)
+
+
+def _count(key: str) -> Callable[[dict[str, Any]], int]:
+    return lambda m: _n(m, key)
+
+
+def _share(part: str, whole: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda m: _pct(_n(m, part), _n(m, whole))
+
+
+Figure = tuple[tuple[str, ...], Callable[[dict[str, Any]], Any]]
+# shown figure -> (the measures it needs, how it is computed); docs/reports.md defines each
+FIGURES: dict[str, Figure] = {
+    **{k: ((k,), _count(k))
+       for k in ("issued", "served", "no_show", "not_served", "transferred", "rated",
+                 "rating_bad", "over15", "over30", "over60")},
+    "calls": (("called", "recalled"), lambda m: _n(m, "called") + _n(m, "recalled")),
+    "waited": (("wait_n",), lambda m: _n(m, "wait_n")),
+    "avg_wait": (("wait_sum", "wait_n"),
+                 lambda m: _avg_min(m["wait_sum"] or 0.0, _n(m, "wait_n"))),
+    "max_wait": (("wait_max", "wait_n"),
+                 lambda m: _minutes(m["wait_max"]) if _n(m, "wait_n") else None),
+    "total_wait": (("wait_sum",), lambda m: round((m["wait_sum"] or 0.0) / 60.0, 2)),
+    "handled": (("handle_n",), lambda m: _n(m, "handle_n")),
+    "avg_handle": (("handle_sum", "handle_n"),
+                   lambda m: _avg_min(m["handle_sum"] or 0.0, _n(m, "handle_n"))),
+    "max_handle": (("handle_max", "handle_n"),
+                   lambda m: _minutes(m["handle_max"]) if _n(m, "handle_n") else None),
+    "min_handle": (("handle_min", "handle_n"),
+                   lambda m: _minutes(m["handle_min"]) if _n(m, "handle_n") else None),
+    "total_handle": (("handle_sum",), lambda m: round((m["handle_sum"] or 0.0) / 60.0, 2)),
+    "avg_calls": (("called", "recalled", "served"),
+                  lambda m: round((_n(m, "called") + _n(m, "recalled")) / _n(m, "served"), 2)
+                  if _n(m, "served") else None),
+    "max_calls": (("calls_max", "served"),
+                  lambda m: _n(m, "calls_max") if _n(m, "served") else None),
+    **{band: ((f"wait_{band}",), _count(f"wait_{band}"))
+       for band in ("le2", "le5", "le10", "gt10")},
+    **{f"{band}_pct": ((f"wait_{band}", "wait_n"), _share(f"wait_{band}", "wait_n"))
+       for band in ("le2", "le5", "le10", "gt10")},
+}
+
+
+def figures(m: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The shown figures ``keys`` of summed measures ``m``."""
+    return {k: FIGURES[k][1](m) for k in keys}
+
+
+def needs(keys: Iterable[str]) -> tuple[str, ...]:
+    """The measures the figures ``keys`` are computed from."""
+    wanted = {x for k in keys for x in FIGURES[k][0]}
+    return tuple(m for m in MEASURES if m in wanted)
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -313,19 +340,16 @@ def _dims(row: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
 def _table(ctx: Ctx, by: Sequence[str], keys: Sequence[str], *, total: bool = True,
            keep: Callable[[dict[str, Any]], bool] | None = None
            ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows grouped ``by`` with figures ``keys``, sorted, and a total row."""
-    raw = _cube(ctx, by)
+    """Rows grouped ``by`` with figures ``keys`` (``keep`` may look at their measures),
+    sorted, and a total row."""
+    raw = _cube(ctx, by, needs(keys))
     if keep is not None:
         raw = [r for r in raw if keep(r)]
     order = _sort_key(ctx, by)
     raw.sort(key=order)
-    rows = [_named(ctx, {**_dims(r, by), **_pick(figures(r), keys)}) for r in raw]
-    tot = {"label": "合计 Total", **_pick(figures(_sum_rows(raw)), keys)} if total else None
+    rows = [_named(ctx, {**_dims(r, by), **figures(r, keys)}) for r in raw]
+    tot = {"label": "合计 Total", **figures(_sum_rows(raw), keys)} if total else None
     return rows, tot
-
-
-def _pick(fig: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    return {k: fig[k] for k in keys}
 
 
 def _sort_key(ctx: Ctx, by: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -347,14 +371,14 @@ def _pivot(ctx: Ctx, by: Sequence[str], across: str, measure: str,
            label: Callable[[str], str]) -> tuple[list[Column], list[dict[str, Any]],
                                                  dict[str, Any], list[str]]:
     """Rows ``by``, one column per value of ``across`` holding ``measure``, plus a total."""
-    raw = _cube(ctx, [*by, across])
+    raw = _cube(ctx, [*by, across], needs([measure]))
     values = (ctx.labels.ctype_order({r[across] for r in raw}) if across == "ctype"
               else sorted({r[across] for r in raw}))
     grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in raw:
         key = tuple(r[d] for d in by)
         row = grouped.setdefault(key, {**_dims(r, by), "all": 0})
-        n = int(figures(r)[measure])
+        n = int(FIGURES[measure][1](r))
         row[f"{across}:{r[across]}"] = row.get(f"{across}:{r[across]}", 0) + n
         row["all"] += n
     rows = []
@@ -437,8 +461,8 @@ def _branch_types(ctx: Ctx) -> Built:
     return [*BRANCH, *cols], rows, total, None, []
 
 
-def _hours(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
-    return _cube(ctx, ["hour", *by], hourly=True)
+def _hours(ctx: Ctx, by: Sequence[str], keys: Sequence[str]) -> list[dict[str, Any]]:
+    return _cube(ctx, ["hour", *by], needs(keys), hourly=True)
 
 
 def _hour_label(h: int) -> str:
@@ -446,12 +470,11 @@ def _hour_label(h: int) -> str:
 
 
 def _hourly_arrivals(ctx: Ctx) -> Built:
-    raw = sorted(_hours(ctx, []), key=lambda r: r["hour"])
-    rows = [{"hour": r["hour"], "hours": _hour_label(r["hour"]),
-             **_pick(figures(r), ("issued", "served", "avg_wait"))}
+    keys = ("issued", "served", "avg_wait")
+    raw = sorted(_hours(ctx, [], keys), key=lambda r: r["hour"])
+    rows = [{"hour": r["hour"], "hours": _hour_label(r["hour"]), **figures(r, keys)}
             for r in raw if r["issued"] or r["served"]]
-    total = {"label": "合计 Total", **_pick(figures(_sum_rows(raw)),
-                                           ("issued", "served", "avg_wait"))}
+    total = {"label": "合计 Total", **figures(_sum_rows(raw), keys)}
     cols = [C("hour", "小时", "Hour"), C("hours", "时段", "Hours"),
             *_cols("issued", "served", "avg_wait")]
     chart = Chart("column", "分时段人流量 Hourly arrivals", "hours", ("issued",),
@@ -460,7 +483,7 @@ def _hourly_arrivals(ctx: Ctx) -> Built:
 
 
 def _hourly_business(ctx: Ctx) -> Built:
-    raw = _hours(ctx, ["queue"])
+    raw = _hours(ctx, ["queue"], ("issued", "served"))
     queues = sorted({r["queue"] for r in raw})
     by_hour: dict[int, dict[str, Any]] = defaultdict(lambda: {"issued": 0, "served": 0})
     for r in raw:
@@ -502,17 +525,18 @@ def _long_waits(ctx: Ctx) -> Built:
         "Includes customers never called (issue to the day's close)."]
 
 
-def _ticket_rows(ctx: Ctx, extra: str, args: list[Any], order: str
-                 ) -> list[dict[str, Any]]:
+def _ticket_rows(ctx: Ctx, extra: str, order: str) -> list[dict[str, Any]]:
+    """``rpt_ticket`` rows of the period and scope matching ``extra``, in ``order`` (an
+    index's order: the listing stops after ``limit`` rows without sorting them all)."""
     first, last = ctx.period.days
     scope_sql, scope_args = ctx.scope.where(queue=False, ctype=False)
     queue_sql, queue_args = Scope(queues=ctx.scope.queues, ctypes=ctx.scope.ctypes).where()
     queue_sql = queue_sql.replace("queue IN", "queue_now IN")
     cur = ctx.store.execute(
-        "SELECT branch, day, number, queue_now AS queue, ctype, issued_at, called_at, wait_s, "
-        "outcome, outcome_at, teller, win, score, bad, rated_at FROM rpt_ticket "
+        "SELECT branch, day, number, queue_now AS queue, ctype, issued_at, called_at, "
+        "long_wait, outcome, teller, win, score, bad, rated_at FROM rpt_ticket "
         f"WHERE day >= ? AND day <= ?{scope_sql}{queue_sql}{extra} ORDER BY {order} LIMIT ?",
-        [first, last, *scope_args, *queue_args, *args, ctx.limit + 1])
+        [first, last, *scope_args, *queue_args, ctx.limit + 1])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -532,13 +556,11 @@ def _truncated(rows: list[dict[str, Any]], ctx: Ctx) -> list[str]:
 
 
 def _long_wait_tickets(ctx: Ctx) -> Built:
-    raw = _ticket_rows(ctx, " AND (wait_s > ? OR (called_at IS NULL AND outcome = 'not_served'"
-                            " AND outcome_at - issued_at > ?))", [900.0, 900.0],
-                       "branch, issued_at")
+    raw = _ticket_rows(ctx, " AND long_wait IS NOT NULL", "branch, day, issued_at")
     notes = _truncated(raw, ctx)
     rows = []
     for r in raw:
-        wait = r["wait_s"] if r["called_at"] is not None else r["outcome_at"] - r["issued_at"]
+        wait = r["long_wait"]
         rows.append(_named(ctx, {
             "branch": r["branch"], "day": r["day"], "number": r["number"],
             "queue": r["queue"], "ctype": r["ctype"], "issued_at": _clock(r["issued_at"], ctx),
@@ -613,7 +635,7 @@ def _satisfaction_branches(ctx: Ctx) -> Built:
 
 
 def _rating_flow(ctx: Ctx) -> Built:
-    raw = _ticket_rows(ctx, " AND score IS NOT NULL", [], "rated_at, branch")
+    raw = _ticket_rows(ctx, " AND score IS NOT NULL", "branch, day, rated_at")
     notes = _truncated(raw, ctx)
     rows = [_named(ctx, {
         "branch": r["branch"], "rated_at": _clock(r["rated_at"], ctx), "window": r["win"],

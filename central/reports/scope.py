@@ -110,9 +110,14 @@ class Scope:
             if not self.prefixes:
                 return " AND 1 = 0", []
             ors = []
-            for p in self.prefixes:
-                ors.append(f"substr({a}branch, 1, {len(p)}) = ?")
-                args.append(p)
+            for p in self.prefixes:  # a key range, so an index on branch can seek it
+                upper = _after_prefix(p)
+                if upper is None:
+                    ors.append(f"{a}branch >= ?")
+                    args.append(p)
+                else:
+                    ors.append(f"({a}branch >= ? AND {a}branch < ?)")
+                    args += [p, upper]
             sql.append("(" + " OR ".join(ors) + ")")
         for column, values, wanted in (("branch", self.branches, True),
                                        ("queue", self.queues, queue),
@@ -143,6 +148,15 @@ class Scope:
         if self.ctypes is not None:
             parts.append("客户类型 customer type " + ", ".join(self.ctypes))
         return ";".join(parts)
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least digit string above every code that starts with ``prefix``:
+    ``1001`` → ``1002``, ``1009`` → ``101``; None for ``99…``."""
+    kept = prefix.rstrip("9")
+    if not kept:
+        return None
+    return kept[:-1] + chr(ord(kept[-1]) + 1)
 
 
 def resolve_scope(orgs: Sequence[str] | None = None, branches: Sequence[str] | None = None,

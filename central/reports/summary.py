@@ -104,6 +104,7 @@ class Ticket:
     score: int | None = None
     bad: int | None = None
     rated_at: float | None = None
+    long_wait: float | None = None  # the E5 wait, when over the first band (15 min)
 
 
 TICKET_COLUMNS = tuple(Ticket.__dataclass_fields__)
@@ -218,20 +219,25 @@ def _merge(row: Measures, more: Measures) -> None:
 
 
 def summarize(store: Store, marks: Iterable[Mark],
-              arrived: Mapping[tuple[str, str], Mapping[int, dict[str, Any]]] | None = None
-              ) -> int:
-    """Fold each journal's events from its summary cursor to its contiguous mark.
+              arrived: Mapping[tuple[str, str], Mapping[int, dict[str, Any]]] | None = None,
+              totals: Iterable[Mapping[str, Any]] = ()) -> int:
+    """Fold each journal's events from its summary cursor to its contiguous mark, and
+    judge the totals of the days they touch and of the ``totals`` that came in.
 
     Runs inside the caller's transaction; returns the number of events folded.
     ``arrived`` — the events this transaction stored, by (branch, epoch) and seq — saves
     reading them back; whatever it lacks is read from the ``events`` table.
     """
+    from .quality import judge_days
+
     todo = []
     for m in marks:
         through = _cursor(store, m.branch, m.epoch)
         if m.contiguous > through:
             todo.append((m.branch, m.epoch, through, m.contiguous))
+    sent = {(str(t["day"]), str(t["branch"])): t for t in totals}
     if not todo:
+        judge_days(store, sent, sent)
         return 0
     fold = Fold(report_timezone(store))
     folded = 0
@@ -249,6 +255,7 @@ def summarize(store: Store, marks: Iterable[Mark],
                                 e.get("seq"), e.get("type"), exc)
             folded += len(events)
     _write(store, fold, todo)
+    judge_days(store, {(d, b) for d, b, _ in fold.days} | set(sent), sent)
     if fold.missing:
         log.warning("summaries: %d events named a ticket never issued", fold.missing)
     return folded
@@ -368,6 +375,7 @@ def _called(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
         wait = e.get("wait_s")
         t.wait_s = float(wait) if isinstance(wait, int | float) else max(0.0, at - t.issued_at)
         m.update(_wait_measures(t.wait_s))
+        t.long_wait = t.wait_s if t.wait_s > LONG_WAITS[0][1] else None
     fold.add(t.branch, t.epoch, e["day"], at, queue, ctype, teller, m)
 
 
@@ -449,7 +457,9 @@ def _closed(fold: Fold, t: Ticket, e: dict[str, Any]) -> None:
     queue = _outcome(t, e, "not_served", "")
     m: Measures = {"not_served": 1}
     if t.called_at is None:  # never called: its wait ran until the day closed (E5)
-        m.update(_long_wait_measures(float(e["at"]) - t.issued_at))
+        waited = float(e["at"]) - t.issued_at
+        m.update(_long_wait_measures(waited))
+        t.long_wait = waited if waited > LONG_WAITS[0][1] else None
     fold.add(t.branch, t.epoch, e["day"], float(e["at"]), queue, t.ctype, "", m)
 
 

@@ -246,8 +246,8 @@ class Store:
         self._many("UPDATE marks SET contiguous = ?, max_seen = ?, updated_at = ? "
                    "WHERE branch = ? AND epoch = ?",
                    [(m.contiguous, m.max_seen, now, m.branch, m.epoch) for m in out.marks])
-        summarize(self, out.marks, pending)  # report summaries, same transaction (reports.md)
         self._save_totals(inbound.totals, now, out)
+        summarize(self, out.marks, pending, inbound.totals)  # reports, same transaction
         self._many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) "
                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (branch, id) DO UPDATE SET "
                    "cmd = excluded.cmd, ok = excluded.ok, body = excluded.body, "

@@ -40,9 +40,11 @@ CREATE TABLE rpt_ticket (
     score          INTEGER,
     bad            INTEGER,
     rated_at       DOUBLE PRECISION,
+    long_wait      DOUBLE PRECISION,     -- the E5 wait when over 15 min (else NULL)
     PRIMARY KEY (branch, epoch, ticket)
 );
-CREATE INDEX rpt_ticket_day ON rpt_ticket (day, branch);
+CREATE INDEX rpt_ticket_long ON rpt_ticket (branch, day, issued_at) WHERE long_wait IS NOT NULL;
+CREATE INDEX rpt_ticket_rated ON rpt_ticket (branch, day, rated_at) WHERE score IS NOT NULL;
 CREATE INDEX rpt_ticket_open ON rpt_ticket (issued_at) WHERE called_at IS NULL AND outcome = '';
 
 -- The measures (same columns in every summary table; docs/reports.md says what each means).
@@ -163,4 +165,13 @@ CREATE TABLE rpt_recon (
     no_show INTEGER NOT NULL DEFAULT 0, transferred INTEGER NOT NULL DEFAULT 0,
     not_served INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, branch, epoch, queue)
+);
+
+-- Each branch-day's totals compared with the above (F3/F5), judged at ingest when the
+-- totals arrive and again whenever that day's events change.
+CREATE TABLE rpt_quality (
+    day TEXT NOT NULL, branch TEXT NOT NULL, epoch TEXT NOT NULL,
+    status TEXT NOT NULL,                 -- ok, mismatch
+    problems TEXT NOT NULL,               -- the differences, as the reconciliation words them
+    PRIMARY KEY (day, branch)
 );

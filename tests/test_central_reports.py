@@ -297,3 +297,18 @@ def test_a_scope_outside_the_allowed_prefixes_is_refused() -> None:
     with pytest.raises(OutOfScope):
         resolve_scope(branches=["1002010001"], allowed=["1001"])
     assert resolve_scope(orgs=["1001", "100101", "1002"]).prefixes == ("1001", "1002")
+
+
+def test_names_come_from_the_branches_live_snapshots(store: Store) -> None:
+    ingest_all(store, hand_day())
+    store.save_live({}, {B1: {"status": {
+        "branch_name": "郑州金水路支行", "queues": [{"id": "A", "name": "个人业务"}],
+        "windows": [{"number": 1, "teller": "t1", "teller_name": "张三"}]}}}, {})
+    r = run_report(store, "tellers", Period.parse("day", DAY), resolve_scope(branches=[B1]))
+    t1 = rows_by(r, "teller")["t1"]
+    assert (t1["branch_name"], t1["teller_name"]) == ("郑州金水路支行", "张三")
+    assert rows_by(r, "teller")["t2"]["teller_name"] == "t2"  # not logged in: its id
+    q = run_report(store, "branch-business", Period.parse("day", DAY),
+                   resolve_scope(branches=[B1]))
+    assert {row["queue"]: row["queue_name"] for row in q.rows} == {
+        "A": "个人业务", "B": "B", "V": "V"}

@@ -8,6 +8,7 @@ configuration, can pass a richer :class:`Labels`; a code without a name shows as
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,8 +73,11 @@ def labels_from_store(store: Store, max_age_s: float = 60.0) -> Labels:
     if hit is not None and time.monotonic() - hit[0] < max_age_s:
         return hit[1]
     labels = Labels()
-    for row in store.branches():
-        _absorb(labels, row["branch"], (row.get("live") or {}).get("status") or {})
+    for branch, live in store.execute("SELECT branch, live FROM branches "
+                                      "WHERE live IS NOT NULL ORDER BY branch").fetchall():
+        snap = json.loads(live) if isinstance(live, str | bytes) else live
+        status = snap.get("status") if isinstance(snap, dict) else None
+        _absorb(labels, branch, status if isinstance(status, dict) else {})
     _cache[store.url] = (time.monotonic(), labels)
     return labels
 

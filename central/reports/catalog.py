@@ -186,10 +186,11 @@ def _zero() -> dict[str, Any]:
     return {m: (None if m in MIN_MEASURES else 0) for m in MEASURES}
 
 
-def _sum_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def _sum_rows(rows: Iterable[dict[str, Any]], measures: Sequence[str] = MEASURES
+              ) -> dict[str, Any]:
     out = _zero()
     for r in rows:
-        for m in MEASURES:
+        for m in measures:
             v = r.get(m)
             if v is None:
                 continue
@@ -348,7 +349,8 @@ def _table(ctx: Ctx, by: Sequence[str], keys: Sequence[str], *, total: bool = Tr
     order = _sort_key(ctx, by)
     raw.sort(key=order)
     rows = [_named(ctx, {**_dims(r, by), **figures(r, keys)}) for r in raw]
-    tot = {"label": "合计 Total", **figures(_sum_rows(raw), keys)} if total else None
+    tot = {"label": "合计 Total", **figures(_sum_rows(raw, needs(keys)), keys)} \
+        if total else None
     return rows, tot
 
 
@@ -374,19 +376,18 @@ def _pivot(ctx: Ctx, by: Sequence[str], across: str, measure: str,
     raw = _cube(ctx, [*by, across], needs([measure]))
     values = (ctx.labels.ctype_order({r[across] for r in raw}) if across == "ctype"
               else sorted({r[across] for r in raw}))
+    blank = {f"{across}:{v}": 0 for v in values}
+    count = FIGURES[measure][1]
     grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in raw:
         key = tuple(r[d] for d in by)
-        row = grouped.setdefault(key, {**_dims(r, by), "all": 0})
-        n = int(FIGURES[measure][1](r))
-        row[f"{across}:{r[across]}"] = row.get(f"{across}:{r[across]}", 0) + n
+        row = grouped.get(key)
+        if row is None:
+            row = grouped[key] = {**_dims(r, by), **blank, "all": 0}
+        n = int(count(r))
+        row[f"{across}:{r[across]}"] += n
         row["all"] += n
-    rows = []
-    for key in sorted(grouped):
-        row = grouped[key]
-        for v in values:
-            row.setdefault(f"{across}:{v}", 0)
-        rows.append(_named(ctx, row))
+    rows = [_named(ctx, grouped[key]) for key in sorted(grouped)]
     unit = COL[measure].unit
     cols = [C(f"{across}:{v}", label(v), v, unit) for v in values]
     cols.append(C("all", "合计", "Total", unit))
@@ -591,21 +592,23 @@ def _rating_cube(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
 def _satisfaction(ctx: Ctx, by: Sequence[str]) -> Built:
     raw = _rating_cube(ctx, by)
     scores = sorted({int(r["score"]) for r in raw} | set(ctx.labels.levels))
+    blank = {f"score:{s}": 0 for s in scores}
     grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in raw:
         key = tuple(r[d] for d in by)
-        row = grouped.setdefault(key, {**_dims(r, by), "rated": 0, "satisfied": 0,
-                                       "rating_bad": 0})
-        n = int(r["n"])
-        row[f"score:{r['score']}"] = row.get(f"score:{r['score']}", 0) + n
+        row = grouped.get(key)
+        if row is None:
+            row = grouped[key] = {**_dims(r, by), **blank, "rated": 0, "satisfied": 0,
+                                  "rating_bad": 0}
+        n, score = int(r["n"]), int(r["score"])
+        row[f"score:{score}"] += n
         row["rated"] += n
-        row["satisfied"] += n if int(r["score"]) >= SATISFIED_FROM else 0
+        if score >= SATISFIED_FROM:
+            row["satisfied"] += n
         row["rating_bad"] += int(r["bad"])
     rows = []
     for key in sorted(grouped):
         row = grouped[key]
-        for s in scores:
-            row.setdefault(f"score:{s}", 0)
         row["satisfaction"] = _pct(row["satisfied"], row["rated"])
         row["bad_pct"] = _pct(row["rating_bad"], row["rated"])
         rows.append(_named(ctx, row))

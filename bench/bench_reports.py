@@ -2,7 +2,7 @@
 cost at ingest.
 
     python bench/bench_reports.py [--branches 2000] [--days 30] [--db both|sqlite|postgres]
-                                  [--templates 7] [--runs 3] [--keep DIR]
+                                  [--templates 7] [--runs 3] [--keep DIR [--reuse]]
 
 How the data is made (docs/performance.md, "Reports"):
 
@@ -329,6 +329,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--db", choices=("both", "sqlite", "postgres"), default="both")
     p.add_argument("--keep", default=None, help="keep the SQLite files in this folder")
+    p.add_argument("--reuse", action="store_true",
+                   help="time the SQLite month already in --keep instead of writing it")
     args = p.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-reports-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -337,6 +339,9 @@ def main() -> None:
     print(f"  {sum(map(len, days)) / len(days):.0f} events, "
           f"{sum(sum(e['type'] == 'ticket_issued' for e in d) for d in days) / len(days):.0f}"
           " customers per day on average")
+    for name in ("templates", "bare"):  # the ingest is timed into empty stores
+        for f in folder.glob(f"{name}.sqlite3*"):
+            f.unlink()
     source_url = f"sqlite:///{folder / 'templates.sqlite3'}"
     with_s, without = ingest_cost(days, source_url,
                                   f"sqlite:///{folder / 'bare.sqlite3'}")
@@ -350,10 +355,12 @@ def main() -> None:
         schema, url = pg_schema_url()
         targets.append(("PostgreSQL", url, schema))
     for name, url, schema in targets:
+        reuse = args.reuse and schema is None and (folder / "month.sqlite3").exists()
         target = open_store(url)
         t = time.perf_counter()
-        written = generate(target, source, args.templates, args.branches, args.days, days)
-        print(f"\n{name}: wrote {sum(written.values()):,} rows in "
+        if not reuse:
+            generate(target, source, args.templates, args.branches, args.days, days)
+        print(f"\n{name}: {'reused' if reuse else 'wrote'} the month in "
               f"{time.perf_counter() - t:.0f} s: {json.dumps(row_counts(target))}")
         print(f"{'case':18} {'report':34} {'wall ms':>8} {'CPU ms':>8} {'rows':>6}")
         for case, rid, seconds, cpu, n in bench_reports(target, args.runs):

@@ -137,7 +137,7 @@ DEFAULTS: dict[str, Any] = {
     "waiting_over": 30, "wait_over_min": 30.0, "bad_rating": True, "device_fault": True,
     "device_states": ["fault", "offline"], "offline_after_s": 120.0, "no_data": True,
     "totals_mismatch": True, "sms_to": [], "sms_kinds": list(KINDS),
-    "push_kinds": ["waiting_over", "long_wait"], "max_per_hour": 20, "sms_per_hour": 10,
+    "push_kinds": ["long_wait"], "max_per_hour": 20, "sms_per_hour": 10,
 }
 
 

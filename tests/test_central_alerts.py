@@ -44,6 +44,7 @@ from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
 
 PHONE, PHONE2 = "13812345678", "13900001111"
 SEED_A8 = "请注意,目前网点排队等待人数已经超过30个。"  # the seed's words (A8)
+PUSH_A8 = ["waiting_over", "long_wait"]  # the centre's A8 pop-up too (the box has its own)
 
 
 @pytest.fixture
@@ -166,6 +167,7 @@ async def test_a_customer_waiting_too_long_without_a_call(store: Store, desk: De
     [a] = alerts(store, "long_wait")
     assert a["detail"]["number"] == "A001"
     assert a["message"] == "请注意,A001号客户已等待超过30分钟,仍未叫号。"
+    assert [args["kind"] for _, args in desk.publish.sent] == ["long_wait"]  # to the lobby
     sent = len(d.events)
     d.call(46, "A001", 1, "t1")
     store.ingest(Inbound(batches=[d.batch(d.events[sent:])]))
@@ -266,7 +268,7 @@ async def test_sms_to_one_phone_are_limited_per_hour(store: Store, desk: Desk) -
 async def test_lobby_push_and_sms_carry_the_seed_words(store: Store, desk: Desk,
                                                        caplog: pytest.LogCaptureFixture
                                                        ) -> None:
-    set_thresholds(store, "1001", {"sms_to": [PHONE, PHONE2]}, "admin")
+    set_thresholds(store, "1001", {"sms_to": [PHONE, PHONE2], "push_kinds": PUSH_A8}, "admin")
     live(store, B1, T0, waiting=35)
     with caplog.at_level(logging.INFO):
         await desk.round()
@@ -283,6 +285,7 @@ async def test_lobby_push_and_sms_carry_the_seed_words(store: Store, desk: Desk,
 
 async def test_a_push_waits_for_the_broker_link(store: Store, desk: Desk) -> None:
     desk.publish.down = True
+    set_thresholds(store, "", {"push_kinds": PUSH_A8}, "admin")
     live(store, B1, T0, waiting=35)
     await desk.round()
     await desk.round(T0 + 5)
@@ -298,6 +301,7 @@ async def test_a_push_that_fails_is_tried_again_then_given_up(store_url: str, st
     d = Desk(store_url, T0, "alerts.max_attempts=2")
     try:
         d.publish.refuse = True
+        set_thresholds(store, "", {"push_kinds": PUSH_A8}, "admin")
         live(store, B1, T0, waiting=35)
         await d.round()
         a = alerts(store)[0]
@@ -318,6 +322,7 @@ async def test_two_desks_deliver_each_alert_once(store_url: str, store: Store) -
     try:
         b.publish = a.publish
         b.desk.publish = a.publish
+        set_thresholds(store, "", {"push_kinds": PUSH_A8}, "admin")
         live(store, B1, T0, waiting=35)
         await a.desk._db(a.desk.evaluate, T0)
         await b.desk._db(b.desk.evaluate, T0)  # the same alert: a repeat, not a new one

@@ -43,7 +43,7 @@ async def test_an_alert_pops_up_on_the_lobby_screen(box: Box, broker: LocalBroke
                                                     store_url: str) -> None:
     assert BRANCH == B1
     store = open_store(store_url)
-    set_thresholds(store, "1001", {"waiting_over": 2}, "admin")
+    set_thresholds(store, "1001", {"waiting_over": 2, "push_kinds": ["waiting_over"]}, "admin")
     hub = EventHub(box).attach()  # the screens' push channel, as the lobby page gets it
     screen = hub.subscribe("lobby")
     uplink = uplink_for(broker)
@@ -124,6 +124,7 @@ async def test_python_m_central_runs_the_alert_desk(broker: LocalBroker, tmp_pat
     url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
     store = open_store(url)
     store.save_live({B1: {"online": True}}, {B1: {"status": {"waiting_total": 44}}}, {})
+    set_thresholds(store, "", {"push_kinds": ["waiting_over"]}, "admin")
     store.close()
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen([

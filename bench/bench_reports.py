@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -97,7 +98,7 @@ def ingest_cost(days: list[list[dict[str, Any]]], url: str, bare_url: str
     with_s = ingest_templates(store, days)
     store.close()
     real = store_module.summarize
-    store_module.summarize = lambda *args: 0  # type: ignore[assignment]
+    store_module.summarize = lambda *args: 0
     try:
         bare = open_store(bare_url)
         without = ingest_templates(bare, days)
@@ -173,7 +174,7 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
     codes = branches(n_branches)
     days = [f"{MONTH}-{d:02d}" for d in range(1, n_days + 1)]
     load, written = Loader(target), defaultdict(int)
-    live = {"branch": "", "status": {"queues": [
+    live: dict[str, Any] = {"branch": "", "status": {"queues": [
         {"id": q, "name": n} for q, n in (("A", "个人业务"), ("B", "对公业务"), ("V", "VIP业务"),
                                            ("T", "挂失改密"), ("F", "外汇业务"))]}}
     target.execute("DELETE FROM report_settings")
@@ -288,8 +289,9 @@ def bench_reports(store: Store, runs: int
             seconds, cpu, r = timed(run, runs)
             yield label, rid, seconds, cpu, len(r.rows)
     big = run_report(store, "branch-summary", Period("month", MONTH), Scope(), labels)
-    for name, fn in (("xlsx", to_xlsx), ("csv", to_csv)):
-        seconds, cpu, data = timed(lambda fn=fn: fn(big), runs)
+    exports: list[tuple[str, Callable[[Any], bytes]]] = [("xlsx", to_xlsx), ("csv", to_csv)]
+    for name, fn in exports:
+        seconds, cpu, data = timed(functools.partial(fn, big), runs)
         yield f"export {name}", f"branch-summary ({len(data) // 1024} KiB)", seconds, cpu, \
             len(big.rows)
 
@@ -300,14 +302,20 @@ def row_counts(store: Store) -> dict[str, int]:
                       "rpt_quality")}
 
 
-def pg_schema_url() -> tuple[str, str]:
-    schema = f"bench_{secrets.token_hex(4)}"
+KEPT_SCHEMA = "bench_reports_kept"
+
+
+def pg_schema_url(name: str | None = None) -> tuple[str, str, bool]:
+    """(schema, URL, whether it existed already); a fresh random schema without ``name``."""
+    schema = name or f"bench_{secrets.token_hex(4)}"
     import psycopg
 
     with psycopg.connect(PG, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
+        existed = admin.execute("SELECT 1 FROM information_schema.schemata WHERE "
+                                "schema_name = %s", (schema,)).fetchone() is not None
+        admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     sep = "&" if "?" in PG else "?"
-    return schema, f"{PG}{sep}options=-csearch_path%3D{schema}"
+    return schema, f"{PG}{sep}options=-csearch_path%3D{schema}", existed
 
 
 def drop_schema(schema: str) -> None:
@@ -328,9 +336,11 @@ def main() -> None:
     p.add_argument("--templates", type=int, default=7)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--db", choices=("both", "sqlite", "postgres"), default="both")
-    p.add_argument("--keep", default=None, help="keep the SQLite files in this folder")
+    p.add_argument("--keep", default=None,
+                   help=f"keep the SQLite files in this folder and the PostgreSQL month in "
+                        f"schema {KEPT_SCHEMA}")
     p.add_argument("--reuse", action="store_true",
-                   help="time the SQLite month already in --keep instead of writing it")
+                   help="time the months kept by an earlier --keep instead of writing them")
     args = p.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-reports-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -348,14 +358,21 @@ def main() -> None:
     print(f"ingest (SQLite, batches of 200): {_speed(with_s)} with the summaries, "
           f"{_speed(without)} without")
     source = open_store(source_url)
-    targets = []
+    targets: list[tuple[str, str, str | None, bool]] = []
     if args.db in ("both", "sqlite"):
-        targets.append(("SQLite", f"sqlite:///{folder / 'month.sqlite3'}", None))
+        kept = (folder / "month.sqlite3").exists()
+        targets.append(("SQLite", f"sqlite:///{folder / 'month.sqlite3'}", None, kept))
     if args.db in ("both", "postgres"):
-        schema, url = pg_schema_url()
-        targets.append(("PostgreSQL", url, schema))
-    for name, url, schema in targets:
-        reuse = args.reuse and schema is None and (folder / "month.sqlite3").exists()
+        pg_schema, url, kept = pg_schema_url(KEPT_SCHEMA if args.keep else None)
+        targets.append(("PostgreSQL", url, pg_schema, kept))
+    for name, url, schema, kept in targets:
+        reuse = args.reuse and kept
+        if not reuse and schema is None and kept:  # an old kept SQLite month
+            for f in folder.glob("month.sqlite3*"):
+                f.unlink()
+        if kept and not reuse and schema is not None:  # an old kept month: write afresh
+            drop_schema(schema)
+            schema, url, _ = pg_schema_url(schema)
         target = open_store(url)
         t = time.perf_counter()
         if not reuse:
@@ -368,11 +385,11 @@ def main() -> None:
                   flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         target.close()
-        if schema is not None:
+        if schema is not None and not args.keep:
             drop_schema(schema)
     source.close()
     if args.db in ("both", "postgres"):
-        schemas = [pg_schema_url(), pg_schema_url()]
+        schemas = [pg_schema_url()[:2], pg_schema_url()[:2]]
         try:
             with_s, without = ingest_cost(days, schemas[0][1], schemas[1][1])
         finally:

@@ -218,13 +218,13 @@ def _clock(ts: float, tz: Any) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime("%m-%d %H:%M")
 
 
-def live_rules(store: Store, nodes: dict[str, dict[str, Any]], labels: Labels, now: float,
-               verdict: Verdict) -> None:
+def live_rules(store: Store, branches: list[dict[str, Any]], nodes: dict[str, dict[str, Any]],
+               labels: Labels, now: float, verdict: Verdict) -> None:
     """waiting_over, device_fault and offline, from the branches' latest messages."""
     tz = report_timezone(store)
     for kind in ("waiting_over", "device_fault", "offline"):
         verdict.looked_at.setdefault(kind, set())
-    for row in store.branches():
+    for row in branches:
         branch = row["branch"]
         t = effective_thresholds(nodes, branch)
         _offline(row, t, labels, now, tz, verdict)
@@ -282,10 +282,11 @@ def _devices(row: dict[str, Any], t: dict[str, Any], labels: Labels, verdict: Ve
             {"device": name, "state": d.get("state"), "detail": detail}))
 
 
-def long_wait_rule(store: Store, nodes: dict[str, dict[str, Any]], labels: Labels, now: float,
+def long_wait_rule(store: Store, branches: list[dict[str, Any]],
+                   nodes: dict[str, dict[str, Any]], labels: Labels, now: float,
                    verdict: Verdict) -> None:
     """Customers still waiting, never called, for longer than ``wait_over_min``."""
-    online = {r["branch"] for r in store.branches() if r["online"] is not False}
+    online = {r["branch"] for r in branches if r["online"] is not False}
     limits = {b: float(effective_thresholds(nodes, b)["wait_over_min"]) for b in online}
     verdict.looked_at["long_wait"] = {b for b, m in limits.items() if m}
     if not verdict.looked_at["long_wait"]:
@@ -572,8 +573,9 @@ class AlertDesk:
         def run() -> list[int]:
             nodes = load_thresholds(store)
             verdict = Verdict()
-            live_rules(store, nodes, labels, now, verdict)
-            long_wait_rule(store, nodes, labels, now, verdict)
+            branches = store.branches()
+            live_rules(store, branches, nodes, labels, now, verdict)
+            long_wait_rule(store, branches, nodes, labels, now, verdict)
             bad_rating_rule(store, nodes, labels, verdict)
             if day is not None:
                 daily_rules(store, nodes, labels, day, now, verdict)

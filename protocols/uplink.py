@@ -295,7 +295,8 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "replay": {**_CMD_ID, "from": (_SEQ, True), "through": (_SEQ, True),
                "epoch": (_text(_EPOCH), False)},
     "config": {**_CMD_ID, "config": (_obj, True)},
-    "update": {**_CMD_ID, "version": (_text(), False)},
+    "update": {**_CMD_ID, "version": (_text(), True), "manifest_url": (_text(None, 2000), True),
+               "rollback": (_bool, False)},
     "totals": {**_CMD_ID, "day": (_text(_DAY), True)},
     # an alert for the lobby manager's screen (central/alerts.py, docs/alerts.md)
     "alert": {**_CMD_ID, "kind": (_text(re.compile(r"^[a-z_]{1,40}$")), True),

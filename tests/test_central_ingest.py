@@ -284,8 +284,11 @@ async def test_live_picture_commands_and_metrics_through_the_api(
             await wait_for(offline, 10, "the Last Will at the centre")
 
 
-@pytest.mark.parametrize("argv", [["--set", "store.url=sqlite:///x", "--set", "broker.url=x"],
-                                  ["--config", "/nonexistent.toml"]])
+@pytest.mark.parametrize("argv", [
+    ["--set", "store.url=sqlite:///x", "--set", "broker.url=x"],
+    ["--config", "/nonexistent.toml"],
+    ["--set", "store.url=postgresql://nobody@127.0.0.1:1/none", "--set", "http.enabled=false"],
+])
 def test_a_bad_centre_config_exits_2(argv: list[str]) -> None:
     r = subprocess.run([sys.executable, "-m", "central", *argv], capture_output=True,
                        text=True, cwd=ROOT, timeout=60)

@@ -78,7 +78,19 @@ async def _run_centre(args: argparse.Namespace) -> None:
              config.store.url.split("@")[-1], config.broker.url, config.ingest.consumers,
              config.broker.group)
     with contextlib.suppress(asyncio.CancelledError):
-        await centre.run()
+        if not config.alerts.enabled:
+            await centre.run()
+            return
+        from .alerts import AlertDesk
+
+        desk = AlertDesk(config.alerts, config.store.url,
+                         publish=lambda branch, args: centre.send_command(branch, "alert", args))
+        async with asyncio.TaskGroup() as tg:
+            alerts = tg.create_task(desk.run(), name="alerts")
+            try:
+                await centre.run()
+            finally:
+                alerts.cancel()
 
 
 async def _reconcile(args: argparse.Namespace) -> int:

@@ -9,9 +9,16 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.config import apply_overrides
 from controller.errors import ConfigError
@@ -74,6 +81,37 @@ class ReleasesSettings(_Model):
     base_url: str | None = None  # how boxes reach this centre's HTTP API (default: as asked)
 
 
+class SmsSettings(_Model):
+    """The SMS gateway (docs/alerts.md): ``log`` writes each message to the log (numbers
+    masked); ``http`` calls the operator's gateway."""
+
+    adapter: Literal["log", "http"] = "log"
+    url: str | None = None  # http: {phone} and {text} are filled in (URL-encoded)
+    method: Literal["GET", "POST"] = "POST"
+    body: str = '{"to": "{phone}", "text": "{text}"}'  # POST body; {phone}, {text}
+    content_type: str = "application/json; charset=utf-8"  # json: values JSON-escaped;
+    # application/x-www-form-urlencoded: values URL-encoded
+    headers: dict[str, str] = {}
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    success_contains: str | None = None  # a 2xx answer must also contain this text
+    template: str = "【{branch_name}】{message}"  # the SMS text; {branch}, {branch_name}
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> SmsSettings:
+        if self.adapter == "http" and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError("the http adapter needs url = http://… or https://…")
+        return self
+
+
+class AlertSettings(_Model):
+    enabled: bool = True
+    interval_s: float = Field(5.0, gt=0, le=3600)  # rules evaluated and deliveries tried
+    daily_check_at: str = Field("10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time
+    # after which yesterday's missing or disagreeing data raises alerts (F5)
+    max_attempts: int = Field(8, ge=1, le=100)  # push / SMS tries before giving up
+    sms: SmsSettings = SmsSettings()
+
+
 class CentreConfig(_Model):
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
@@ -82,6 +120,7 @@ class CentreConfig(_Model):
     reconcile: ReconcileSettings = ReconcileSettings()
     releases: ReleasesSettings = ReleasesSettings()
     customers: CustomerSettings = CustomerSettings()  # appointments, remote, public, SMS
+    alerts: AlertSettings = AlertSettings()
 
 
 def load_centre_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentreConfig:

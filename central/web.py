@@ -22,6 +22,7 @@ from protocols.metrics import CONTENT_TYPE, render
 
 from .customers import mount_customers
 from .reconcile import reconcile_day
+from .reports.api import head_office_router
 
 if TYPE_CHECKING:
     from .service import Centre
@@ -88,6 +89,8 @@ def create_app(centre: Centre) -> FastAPI:
         counts = await centre.read(lambda s: s.dead_letter_counts())
         rows = await centre.read(lambda s: s.dead_letters(limit))
         return {"counts": counts, "latest": rows}
+
+    app.include_router(head_office_router(centre))  # reports and alerts (central/reports)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> PlainTextResponse:

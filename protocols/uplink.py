@@ -11,7 +11,7 @@ Topic tree (ARCHITECTURE, "Topic tree")::
     qms/v1/{branch}/totals        box → centre              a day's totals and seq range
     qms/v1/{branch}/health        box → centre   retained   devices, link counters, outbox
     qms/v1/{branch}/ack           centre → box              acked_through per epoch
-    qms/v1/{branch}/cmd/{name}    centre → box              pause, resume, replay, ...
+    qms/v1/{branch}/cmd/{name}    centre → box              pause, resume, replay, alert, ...
     qms/v1/{branch}/reply         box → centre              a command's result, by id
     qms/v1/agg/{org}              centre → any   retained   aggregates per org node
 
@@ -61,7 +61,7 @@ MAX_BATCH_EVENTS = 5000
 
 BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box → centre
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
-COMMANDS = ("pause", "resume", "replay", "config", "update", "totals",
+COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "alert",
             "appointments", "ticket", "rate", "track")  # the last four: docs/appointments.md
 
 _BRANCH = re.compile(r"^\d{4,16}$")
@@ -308,6 +308,11 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "rate": {**_CMD_ID, "number": (_text(re.compile(r"^[A-Z]{0,3}\d{1,6}$")), True),
              "score": (_int(1, 9), True), "expires_at": (_number, True)},
     "track": {**_CMD_ID, "numbers": (_list, False)},
+    # an alert for the lobby manager's screen (central/alerts.py, docs/alerts.md)
+    "alert": {**_CMD_ID, "kind": (_text(re.compile(r"^[a-z_]{1,40}$")), True),
+              "message": (_text(None, 200), True), "message_en": (_text(None, 200), False),
+              "level": (_text(re.compile(r"^(info|warning|critical)$")), False),
+              "alert_id": (_int(), False), "at": (_number, False)},
 }
 
 

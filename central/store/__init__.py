@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..reports.summary import summarize
 
 __all__ = [
     "DeadLetter",
@@ -251,6 +252,7 @@ class Store:
                    "WHERE branch = ? AND epoch = ?",
                    [(m.contiguous, m.max_seen, now, m.branch, m.epoch) for m in out.marks])
         self._save_totals(inbound.totals, now, out)
+        summarize(self, out.marks, pending, inbound.totals)  # reports, same transaction
         self._many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) "
                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (branch, id) DO UPDATE SET "
                    "cmd = excluded.cmd, ok = excluded.ok, body = excluded.body, "

@@ -12,6 +12,8 @@ is sent again (the centre may re-send after a lost reply). The answers of the la
   ``{data_dir}/pushed-config.json`` first, so a restart keeps it (see :func:`load_pushed`).
 * ``totals`` — send a day's totals again.
 * ``update`` — a hook: another component registers the software-update handler.
+* ``alert`` — an alert from the centre for the lobby manager (central/alerts.py): posted
+  on the box's notice board (:mod:`controller.notices`), which the screens show.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, apply_overrides, parse_config
 from ..engine import commands as c
 from ..errors import ConfigError, JournalError, PaiduiError, Refused
+from ..notices import notices
 
 if TYPE_CHECKING:
     from ..box import Box
@@ -102,6 +105,7 @@ class CommandDesk:
         self.handlers: dict[str, Handler] = {
             "pause": self._pause, "resume": self._resume, "replay": self._replay_cmd,
             "config": self._config, "totals": self._totals_cmd, "update": _no_update,
+            "alert": _alert,
         }
 
     def register(self, name: str, handler: Handler) -> None:
@@ -189,6 +193,14 @@ class CommandDesk:
             _write_atomic(self.file, self.answers)
         except OSError as exc:
             log.warning("cannot keep command answers in %s: %s", self.file, exc)
+
+
+async def _alert(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+    """The centre's alert for the lobby manager: shown on the branch's open screens."""
+    notice = {"id": msg["id"], "kind": msg["kind"], "level": msg.get("level") or "warning",
+              "message": msg["message"], "message_en": msg.get("message_en") or "",
+              "alert_id": msg.get("alert_id"), "at": msg.get("at")}
+    return {"screens": notices(box).post(notice)}
 
 
 async def _no_update(box: Box, msg: dict[str, Any]) -> dict[str, Any]:

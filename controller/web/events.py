@@ -9,7 +9,8 @@
 4. then live: ``event: box`` for every committed event (``id: epoch:seq``), a fresh
    ``event: status`` after each burst, ``event: health`` when a device changes, and
    ``event: ping`` every ``web.ping_seconds`` (a named event, not a comment, so the page's
-   watchdog can see it: silence for three pings means the link is dead).
+   watchdog can see it: silence for three pings means the link is dead), and
+   ``event: notice`` for each alert the centre sends the branch (controller/notices.py).
 
 Only committed events are sent — the hub is a :attr:`Box.listeners` callback, which the box
 calls after the journal commit — and a status snapshot is computed only when every event
@@ -37,6 +38,7 @@ from fastapi.responses import StreamingResponse
 
 from ..engine import Event
 from ..health import Status
+from ..notices import notices
 from .live import live_view
 from .views import iso
 
@@ -96,6 +98,7 @@ class EventHub:
     def attach(self) -> EventHub:
         self.box.listeners.append(self.on_events)
         self.box.health.listeners.append(self.on_health)
+        notices(self.box).listeners.append(self.on_notice)
         return self
 
     # --- clients -------------------------------------------------------------------------
@@ -145,6 +148,10 @@ class EventHub:
 
     def on_health(self, status: Status) -> None:
         self._broadcast(("health", 0, sse("health", asdict(status))))
+
+    def on_notice(self, notice: dict[str, Any]) -> None:
+        """The centre's alert (controller/notices.py): ``event: notice`` to every page."""
+        self._broadcast(("notice", 0, sse("notice", notice)))
 
     def _push_status(self) -> None:
         self._timer = None

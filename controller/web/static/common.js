@@ -64,8 +64,9 @@ const PD = (() => {
   /**
    * Keep a live link to the box: an EventSource on /api/events/stream that reconnects by
    * itself (box restart, network drop, days idle). handlers: status(snapshot), event(e),
-   * health(device), link(up). A watchdog reopens the stream when no message (not even a
-   * ping) came for three ping periods, and re-fetches /api/live whenever it reconnects.
+   * health(device), link(up), notice(an alert from the centre). A watchdog reopens the
+   * stream when no message (not even a ping) came for three ping periods, and re-fetches
+   * /api/live whenever it reconnects.
    */
   function live(page, handlers) {
     let es = null, lastId = "", lastMsg = Date.now(), backoff = 1000, retry = null;
@@ -109,6 +110,10 @@ const PD = (() => {
         if (handlers.health) handlers.health(JSON.parse(m.data));
       });
       es.addEventListener("ping", (m) => { touch(); syncClock(JSON.parse(m.data).now); });
+      es.addEventListener("notice", (m) => {  // an alert from the centre
+        touch();
+        if (handlers.notice) handlers.notice(JSON.parse(m.data));
+      });
     }
     async function refetch() {
       const r = await api("GET", "/api/live");

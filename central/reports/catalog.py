@@ -1,0 +1,709 @@
+"""Every head-office report (SPEC E1–E5, C4, F5) as one :class:`Report`.
+
+A report is columns (Chinese title, English title, unit) and rows of plain numbers,
+computed from the summary tables (:mod:`central.reports.summary`) by
+:func:`run_report`. The JSON API returns :meth:`Report.to_json`; the Excel and CSV exports
+(:mod:`central.reports.export`) write the very same rows, so every figure agrees.
+
+Averages and times are in minutes, rounded to 2 decimals; shares in percent, rounded to
+1 decimal; a figure that does not exist (an average of nobody) is ``None``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .labels import Labels, labels_from_store
+from .scope import Period, Scope, ScopeError
+from .summary import MAX_MEASURES, MEASURES, MIN_MEASURES, report_timezone
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["REPORTS", "Chart", "Column", "Report", "ReportSpec", "run_report"]
+
+SATISFIED_FROM = 4  # scores at or above this count as satisfied (满意, 非常满意)
+UNITS = {"people": ("人", "people"), "min": ("分钟", "min"), "pct": ("%", "%"),
+         "times": ("次", "times"), "": ("", "")}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: its key in each row, Chinese and English titles, and its unit."""
+
+    key: str
+    title: str
+    title_en: str
+    unit: str = ""  # people, min, pct, times or ""
+
+    @property
+    def header(self) -> str:
+        """``平均等待时间(分钟) Average wait (min)``: Chinese first, units in both."""
+        zh, en = UNITS[self.unit]
+        return (f"{self.title}({zh}) {self.title_en} ({en})" if zh
+                else f"{self.title} {self.title_en}")
+
+    def to_json(self) -> dict[str, str]:
+        zh, en = UNITS[self.unit]
+        return {"key": self.key, "title": self.title, "title_en": self.title_en,
+                "unit": zh, "unit_en": en, "header": self.header}
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """What a page (and the Excel sheet) draws: ``series`` columns over ``category``."""
+
+    kind: str  # column, bar, line
+    title: str
+    category: str
+    series: tuple[str, ...]
+    stacked: bool = False
+    y_title: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "title": self.title, "category": self.category,
+                "series": list(self.series), "stacked": self.stacked, "y_title": self.y_title}
+
+
+@dataclass
+class Report:
+    """A computed report: what JSON, Excel and CSV all show."""
+
+    id: str
+    title: str
+    title_en: str
+    spec: str
+    period: Period
+    scope: Scope
+    generated_at: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any] | None = None
+    chart: Chart | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": self.id, "title": self.title, "title_en": self.title_en,
+            "spec": self.spec,
+            "period": {"kind": self.period.kind, "value": self.period.value,
+                       "label": self.period.label},
+            "scope": {**self.scope.describe(), "label": self.scope.label},
+            "generated_at": self.generated_at,
+            "columns": [c.to_json() for c in self.columns],
+            "rows": self.rows, "total": self.total,
+            "chart": self.chart.to_json() if self.chart else None,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Ctx:
+    store: Store
+    period: Period
+    scope: Scope
+    labels: Labels
+    limit: int = 5000
+    now: float | None = None
+
+
+Built = tuple[list[Column], list[dict[str, Any]], dict[str, Any] | None, Chart | None,
+              list[str]]
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    id: str
+    title: str
+    title_en: str
+    spec: str
+    build: Callable[[Ctx], Built]
+    description: str = ""
+
+
+def run_report(store: Store, report_id: str, period: Period, scope: Scope,
+               labels: Labels | None = None, *, now: float | None = None,
+               limit: int = 5000) -> Report:
+    """Compute report ``report_id`` for ``period`` and ``scope``.
+
+    Raises:
+        KeyError: no such report.
+    """
+    spec = REPORTS[report_id]
+    ctx = Ctx(store, period, scope, labels or labels_from_store(store), limit, now)
+    columns, rows, total, chart, notes = spec.build(ctx)
+    tz = report_timezone(store)
+    stamp = dt.datetime.now(tz) if now is None else dt.datetime.fromtimestamp(now, tz)
+    return Report(spec.id, spec.title, spec.title_en, spec.spec, period, scope,
+                  stamp.isoformat(timespec="seconds"), columns, rows, total, chart, notes)
+
+
+# --- reading the summaries -------------------------------------------------------------------
+
+
+def _agg(m: str) -> str:
+    if m in MAX_MEASURES:
+        return f"MAX({m})"
+    if m in MIN_MEASURES:
+        return f"MIN({m})"
+    return f"SUM({m})"
+
+
+def _period_sql(period: Period, table: str) -> tuple[str, list[Any]]:
+    if table in ("rpt_day", "rpt_slot", "rpt_rating_day"):
+        return "day = ?", [period.value]
+    first, last = period.months
+    if first == last:
+        return "month = ?", [first]
+    return "month >= ? AND month <= ?", [first, last]
+
+
+def _cube(ctx: Ctx, by: Sequence[str], measures: Sequence[str] = MEASURES, *,
+          hourly: bool = False) -> list[dict[str, Any]]:
+    """Summed ``measures`` grouped by ``by`` (branch, queue, ctype, teller, hour)."""
+    tables = {(True, True): "rpt_slot", (True, False): "rpt_hour",
+              (False, True): "rpt_day", (False, False): "rpt_month"}
+    table = tables[(hourly, ctx.period.kind == "day")]
+    dims = [("minute / 60" if d == "hour" and table == "rpt_slot" else d) for d in by]
+    where, args = _period_sql(ctx.period, table)
+    scope_sql, scope_args = ctx.scope.where()
+    sums = [f"{_agg(m)} AS {m}" for m in measures]
+    select = ", ".join([*(f"{e} AS {d}" for e, d in zip(dims, by, strict=True)), *sums,
+                        "COUNT(*) AS n_rows"])
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(by)))}" if by else ""
+    cur = ctx.store.execute(f"SELECT {select} FROM {table} WHERE {where}{scope_sql}{group}",
+                            [*args, *scope_args])
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return [r for r in rows if r["n_rows"]]
+
+
+def _zero() -> dict[str, Any]:
+    return {m: (None if m in MIN_MEASURES else 0) for m in MEASURES}
+
+
+def _sum_rows(rows: Iterable[dict[str, Any]], measures: Sequence[str] = MEASURES
+              ) -> dict[str, Any]:
+    out = _zero()
+    for r in rows:
+        for m in measures:
+            v = r.get(m)
+            if v is None:
+                continue
+            if m in MAX_MEASURES:
+                out[m] = max(out[m], v)
+            elif m in MIN_MEASURES:
+                out[m] = v if out[m] is None else min(out[m], v)
+            else:
+                out[m] += v
+    return out
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60.0, 2)
+
+
+def _avg_min(total: float, n: int) -> float | None:
+    return round(total / n / 60.0, 2) if n else None
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _n(m: dict[str, Any], key: str) -> int:
+    return int(m[key] or 0)
+
+
+def _count(key: str) -> Callable[[dict[str, Any]], int]:
+    return lambda m: _n(m, key)
+
+
+def _share(part: str, whole: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda m: _pct(_n(m, part), _n(m, whole))
+
+
+Figure = tuple[tuple[str, ...], Callable[[dict[str, Any]], Any]]
+# shown figure -> (the measures it needs, how it is computed); docs/reports.md defines each
+FIGURES: dict[str, Figure] = {
+    **{k: ((k,), _count(k))
+       for k in ("issued", "served", "no_show", "not_served", "transferred", "rated",
+                 "rating_bad", "over15", "over30", "over60")},
+    "calls": (("called", "recalled"), lambda m: _n(m, "called") + _n(m, "recalled")),
+    "waited": (("wait_n",), lambda m: _n(m, "wait_n")),
+    "avg_wait": (("wait_sum", "wait_n"),
+                 lambda m: _avg_min(m["wait_sum"] or 0.0, _n(m, "wait_n"))),
+    "max_wait": (("wait_max", "wait_n"),
+                 lambda m: _minutes(m["wait_max"]) if _n(m, "wait_n") else None),
+    "total_wait": (("wait_sum",), lambda m: round((m["wait_sum"] or 0.0) / 60.0, 2)),
+    "handled": (("handle_n",), lambda m: _n(m, "handle_n")),
+    "avg_handle": (("handle_sum", "handle_n"),
+                   lambda m: _avg_min(m["handle_sum"] or 0.0, _n(m, "handle_n"))),
+    "max_handle": (("handle_max", "handle_n"),
+                   lambda m: _minutes(m["handle_max"]) if _n(m, "handle_n") else None),
+    "min_handle": (("handle_min", "handle_n"),
+                   lambda m: _minutes(m["handle_min"]) if _n(m, "handle_n") else None),
+    "total_handle": (("handle_sum",), lambda m: round((m["handle_sum"] or 0.0) / 60.0, 2)),
+    "avg_calls": (("called", "recalled", "served"),
+                  lambda m: round((_n(m, "called") + _n(m, "recalled")) / _n(m, "served"), 2)
+                  if _n(m, "served") else None),
+    "max_calls": (("calls_max", "served"),
+                  lambda m: _n(m, "calls_max") if _n(m, "served") else None),
+    **{band: ((f"wait_{band}",), _count(f"wait_{band}"))
+       for band in ("le2", "le5", "le10", "gt10")},
+    **{f"{band}_pct": ((f"wait_{band}", "wait_n"), _share(f"wait_{band}", "wait_n"))
+       for band in ("le2", "le5", "le10", "gt10")},
+}
+
+
+def figures(m: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The shown figures ``keys`` of summed measures ``m``."""
+    return {k: FIGURES[k][1](m) for k in keys}
+
+
+def needs(keys: Iterable[str]) -> tuple[str, ...]:
+    """The measures the figures ``keys`` are computed from."""
+    wanted = {x for k in keys for x in FIGURES[k][0]}
+    return tuple(m for m in MEASURES if m in wanted)
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+C = Column
+BRANCH = [C("branch", "网点代码", "Branch code"), C("branch_name", "网点名称", "Branch")]
+QUEUE = [C("queue", "业务代码", "Business code"), C("queue_name", "业务", "Business")]
+CTYPE = [C("ctype", "客户类型代码", "Customer type code"),
+         C("ctype_name", "客户类型", "Customer type")]
+TELLER = [C("teller", "柜员号", "Teller id"), C("teller_name", "柜员", "Teller")]
+COL = {c.key: c for c in [
+    C("issued", "客户总数", "Customers", "people"),
+    C("served", "办理总数", "Served", "people"),
+    C("no_show", "弃号总数", "Discarded (no-show)", "people"),
+    C("not_served", "未办理总数", "Not served", "people"),
+    C("transferred", "转移", "Transferred", "people"),
+    C("calls", "呼叫次数", "Calls", "times"),
+    C("waited", "等待人数", "Customers called", "people"),
+    C("avg_wait", "平均等待时间", "Average wait", "min"),
+    C("max_wait", "最长等待时间", "Longest wait", "min"),
+    C("total_wait", "等候时间合计", "Total waiting time", "min"),
+    C("avg_handle", "平均办理时间", "Average handling time", "min"),
+    C("max_handle", "最长办理时间", "Longest handling time", "min"),
+    C("min_handle", "最短办理时间", "Shortest handling time", "min"),
+    C("total_handle", "办理时间合计", "Total handling time", "min"),
+    C("avg_calls", "平均呼叫次数", "Calls per customer", "times"),
+    C("max_calls", "最多呼叫次数", "Most calls for one customer", "times"),
+    C("le2", "2分钟以内", "Up to 2 min", "people"),
+    C("le5", "3-5分钟", "2 to 5 min", "people"),
+    C("le10", "6-10分钟", "5 to 10 min", "people"),
+    C("gt10", "10分钟以上", "Over 10 min", "people"),
+    C("le2_pct", "2分钟以内占比", "Up to 2 min, share", "pct"),
+    C("le5_pct", "3-5分钟占比", "2 to 5 min, share", "pct"),
+    C("le10_pct", "6-10分钟占比", "5 to 10 min, share", "pct"),
+    C("gt10_pct", "10分钟以上占比", "Over 10 min, share", "pct"),
+    C("over15", "等待超过15分钟", "Waited over 15 min", "people"),
+    C("over30", "等待超过30分钟", "Waited over 30 min", "people"),
+    C("over60", "等待超过60分钟", "Waited over 60 min", "people"),
+    C("rated", "评价总数", "Ratings", "times"),
+    C("satisfied", "满意数", "Satisfied", "times"),
+    C("satisfaction", "满意率", "Satisfaction", "pct"),
+    C("rating_bad", "差评数", "Bad ratings", "times"),
+    C("bad_pct", "差评率", "Bad-rating share", "pct"),
+]}
+
+
+def _cols(*keys: str) -> list[Column]:
+    return [COL[k] for k in keys]
+
+
+def _named(ctx: Ctx, row: dict[str, Any]) -> dict[str, Any]:
+    """Add the names of the codes a row carries."""
+    lab = ctx.labels
+    out = dict(row)
+    if "branch" in row:
+        out["branch_name"] = lab.branch(row["branch"])
+    if "queue" in row:
+        out["queue_name"] = lab.queue(row["queue"])
+    if "ctype" in row:
+        out["ctype_name"] = lab.ctype(row["ctype"])
+    if "teller" in row and "branch" in row:
+        out["teller_name"] = lab.teller(row["branch"], row["teller"])
+    return out
+
+
+def _dims(row: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
+    return {d: row[d] for d in by}
+
+
+def _table(ctx: Ctx, by: Sequence[str], keys: Sequence[str], *, total: bool = True,
+           keep: Callable[[dict[str, Any]], bool] | None = None
+           ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows grouped ``by`` with figures ``keys`` (``keep`` may look at their measures),
+    sorted, and a total row."""
+    raw = _cube(ctx, by, needs(keys))
+    if keep is not None:
+        raw = [r for r in raw if keep(r)]
+    order = _sort_key(ctx, by)
+    raw.sort(key=order)
+    rows = [_named(ctx, {**_dims(r, by), **figures(r, keys)}) for r in raw]
+    tot = {"label": "合计 Total", **figures(_sum_rows(raw, needs(keys)), keys)} \
+        if total else None
+    return rows, tot
+
+
+def _sort_key(ctx: Ctx, by: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    ctypes = list(ctx.labels.ctypes)
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for d in by:
+            v = r[d]
+            if d == "ctype":
+                out.append((ctypes.index(v) if v in ctypes else len(ctypes), v))
+            else:
+                out.append(v)
+        return tuple(out)
+    return key
+
+
+def _pivot(ctx: Ctx, by: Sequence[str], across: str, measure: str,
+           label: Callable[[str], str]) -> tuple[list[Column], list[dict[str, Any]],
+                                                 dict[str, Any], list[str]]:
+    """Rows ``by``, one column per value of ``across`` holding ``measure``, plus a total."""
+    raw = _cube(ctx, [*by, across], needs([measure]))
+    values = (ctx.labels.ctype_order({r[across] for r in raw}) if across == "ctype"
+              else sorted({r[across] for r in raw}))
+    blank = {f"{across}:{v}": 0 for v in values}
+    count = FIGURES[measure][1]
+    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in raw:
+        key = tuple(r[d] for d in by)
+        row = grouped.get(key)
+        if row is None:
+            row = grouped[key] = {**_dims(r, by), **blank, "all": 0}
+        n = int(count(r))
+        row[f"{across}:{r[across]}"] += n
+        row["all"] += n
+    rows = [_named(ctx, grouped[key]) for key in sorted(grouped)]
+    unit = COL[measure].unit
+    cols = [C(f"{across}:{v}", label(v), v, unit) for v in values]
+    cols.append(C("all", "合计", "Total", unit))
+    total = {"label": "合计 Total", **{c.key: sum(r[c.key] for r in rows) for c in cols}}
+    return cols, rows, total, [c.key for c in cols[:-1]]
+
+
+# --- E1, E2: customers -----------------------------------------------------------------------
+
+
+def _wait_by_type(ctx: Ctx) -> Built:
+    keys = ("waited", "avg_wait", "max_wait", "le2", "le5", "le10", "gt10",
+            "le2_pct", "le5_pct", "le10_pct", "gt10_pct")
+    rows, total = _table(ctx, ["ctype"], keys, keep=lambda r: bool(r["wait_n"]))
+    chart = Chart("column", "等待时间分布(按客户类型) Wait distribution by customer type",
+                  "ctype_name", ("le2_pct", "le5_pct", "le10_pct", "gt10_pct"),
+                  y_title="占比 share (%)")
+    return [*CTYPE, *_cols(*keys)], rows, total, chart, [
+        "等待时间 = 第一次叫号 − 取号;重呼不重新计时。Wait = first call − issue."]
+
+
+def _business_by_type(ctx: Ctx) -> Built:
+    cols, rows, total, series = _pivot(ctx, ["queue"], "ctype", "issued", ctx.labels.ctype)
+    chart = Chart("column", "业务类型(按客户类型) Businesses by customer type", "queue_name",
+                  tuple(series), stacked=True, y_title="客户数 customers")
+    return [*QUEUE, *cols], rows, total, chart, ["按取号计数。Counted by tickets issued."]
+
+
+# --- E3: tellers -----------------------------------------------------------------------------
+
+
+def _tellers(ctx: Ctx) -> Built:
+    keys = ("served", "avg_handle", "max_handle", "min_handle", "total_handle", "calls",
+            "avg_calls", "max_calls", "no_show", "transferred")
+    rows, total = _table(ctx, ["branch", "teller"], keys,
+                         keep=lambda r: bool(r["teller"]))
+    chart = Chart("bar", "柜员平均办理时间 Average handling time per teller", "teller_name",
+                  ("avg_handle",), y_title="分钟 min") if len(rows) <= 60 else None
+    return [*BRANCH, *TELLER, *_cols(*keys)], rows, total, chart, [
+        "办理时间 = 办结 − 最后一次叫号。Handling = finish − last call."]
+
+
+def _teller_pivot(ctx: Ctx, across: str) -> Built:
+    label = ctx.labels.ctype if across == "ctype" else ctx.labels.queue
+    cols, rows, total, series = _pivot(ctx, ["branch", "teller"], across, "served", label)
+    rows = [r for r in rows if r["teller"]]
+    total = {"label": "合计 Total", **{c.key: sum(r[c.key] for r in rows) for c in cols}}
+    chart = Chart("bar", "柜员办理客户数 Customers served per teller", "teller_name",
+                  tuple(series), stacked=True) if len(rows) <= 60 else None
+    return [*BRANCH, *TELLER, *cols], rows, total, chart, ["按办结计数。Counted by services."]
+
+
+# --- E4: branches ----------------------------------------------------------------------------
+
+SUMMARY_KEYS = ("issued", "served", "no_show", "not_served", "avg_wait", "total_wait",
+                "avg_handle", "total_handle", "calls")
+
+
+def _branch_summary(ctx: Ctx) -> Built:
+    rows, total = _table(ctx, ["branch"], SUMMARY_KEYS)
+    return [*BRANCH, *_cols(*SUMMARY_KEYS)], rows, total, None, []
+
+
+def _branch_business(ctx: Ctx) -> Built:
+    keys = (*SUMMARY_KEYS[:4], "avg_wait", "max_wait", "avg_handle", "max_handle", "calls")
+    rows, total = _table(ctx, ["branch", "queue"], keys)
+    return [*BRANCH, *QUEUE, *_cols(*keys)], rows, total, None, []
+
+
+def _branch_types(ctx: Ctx) -> Built:
+    cols, rows, total, _ = _pivot(ctx, ["branch"], "ctype", "issued", ctx.labels.ctype)
+    return [*BRANCH, *cols], rows, total, None, []
+
+
+def _hours(ctx: Ctx, by: Sequence[str], keys: Sequence[str]) -> list[dict[str, Any]]:
+    return _cube(ctx, ["hour", *by], needs(keys), hourly=True)
+
+
+def _hour_label(h: int) -> str:
+    return f"{h:02d}:00-{h + 1:02d}:00"
+
+
+def _hourly_arrivals(ctx: Ctx) -> Built:
+    keys = ("issued", "served", "avg_wait")
+    raw = sorted(_hours(ctx, [], keys), key=lambda r: r["hour"])
+    rows = [{"hour": r["hour"], "hours": _hour_label(r["hour"]), **figures(r, keys)}
+            for r in raw if r["issued"] or r["served"]]
+    total = {"label": "合计 Total", **figures(_sum_rows(raw), keys)}
+    cols = [C("hour", "小时", "Hour"), C("hours", "时段", "Hours"),
+            *_cols("issued", "served", "avg_wait")]
+    chart = Chart("column", "分时段人流量 Hourly arrivals", "hours", ("issued",),
+                  y_title="客户数 customers")
+    return cols, rows, total, chart, ["按取号时间的小时计。Hour of issue, local time."]
+
+
+def _hourly_business(ctx: Ctx) -> Built:
+    raw = _hours(ctx, ["queue"], ("issued", "served"))
+    queues = sorted({r["queue"] for r in raw})
+    by_hour: dict[int, dict[str, Any]] = defaultdict(lambda: {"issued": 0, "served": 0})
+    for r in raw:
+        row = by_hour[r["hour"]]
+        row[f"queue:{r['queue']}"] = row.get(f"queue:{r['queue']}", 0) + int(r["issued"])
+        row[f"served:{r['queue']}"] = row.get(f"served:{r['queue']}", 0) + int(r["served"])
+        row["issued"] += int(r["issued"])
+        row["served"] += int(r["served"])
+    rows = []
+    for h in sorted(by_hour):
+        row = {"hour": h, "hours": _hour_label(h)}
+        for q in queues:
+            row[f"queue:{q}"] = by_hour[h].get(f"queue:{q}", 0)
+            row[f"served:{q}"] = by_hour[h].get(f"served:{q}", 0)
+        rows.append({**row, "issued": by_hour[h]["issued"], "served": by_hour[h]["served"]})
+    cols = [C("hour", "小时", "Hour"), C("hours", "时段", "Hours")]
+    cols += [C(f"queue:{q}", f"{ctx.labels.queue(q)}取号", f"{q} issued", "people")
+             for q in queues]
+    cols += [C(f"served:{q}", f"{ctx.labels.queue(q)}办结", f"{q} served", "people")
+             for q in queues]
+    cols += _cols("issued", "served")
+    total = {"label": "合计 Total", **{c.key: sum(r[c.key] for r in rows) for c in cols[2:]}}
+    chart = Chart("column", "分时段业务量 Hourly volume by business", "hours",
+                  tuple(f"queue:{q}" for q in queues), stacked=True,
+                  y_title="客户数 customers")
+    return cols, rows, total, chart, ["取号按取号时间、办结按办结时间计。"
+                                      "Issued by hour of issue, served by hour of finish."]
+
+
+# --- E5: long waits --------------------------------------------------------------------------
+
+
+def _long_waits(ctx: Ctx) -> Built:
+    keys = ("issued", "over15", "over30", "over60", "max_wait")
+    rows, total = _table(ctx, ["branch"], keys, keep=lambda r: bool(r["over15"]))
+    rows.sort(key=lambda r: (-r["over15"], r["branch"]))
+    return [*BRANCH, *_cols(*keys)], rows, total, None, [
+        "含未被叫号、营业结束时仍在等待的客户(取号至日终)。"
+        "Includes customers never called (issue to the day's close)."]
+
+
+def _ticket_rows(ctx: Ctx, extra: str, order: str) -> list[dict[str, Any]]:
+    """``rpt_ticket`` rows of the period and scope matching ``extra``, in ``order`` (an
+    index's order: the listing stops after ``limit`` rows without sorting them all)."""
+    first, last = ctx.period.days
+    scope_sql, scope_args = ctx.scope.where(queue=False, ctype=False)
+    queue_sql, queue_args = Scope(queues=ctx.scope.queues, ctypes=ctx.scope.ctypes).where()
+    queue_sql = queue_sql.replace("queue IN", "queue_now IN")
+    cur = ctx.store.execute(
+        "SELECT branch, day, number, queue_now AS queue, ctype, issued_at, called_at, "
+        "long_wait, outcome, teller, win, score, bad, rated_at FROM rpt_ticket "
+        f"WHERE day >= ? AND day <= ?{scope_sql}{queue_sql}{extra} ORDER BY {order} LIMIT ?",
+        [first, last, *scope_args, *queue_args, ctx.limit + 1])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _clock(ts: float | None, ctx: Ctx) -> str | None:
+    if ts is None:
+        return None
+    tz = report_timezone(ctx.store)
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _truncated(rows: list[dict[str, Any]], ctx: Ctx) -> list[str]:
+    if len(rows) > ctx.limit:
+        del rows[ctx.limit:]
+        return [f"只列出前 {ctx.limit} 条。Only the first {ctx.limit} rows are listed."]
+    return []
+
+
+def _long_wait_tickets(ctx: Ctx) -> Built:
+    raw = _ticket_rows(ctx, " AND long_wait IS NOT NULL", "branch, day, issued_at")
+    notes = _truncated(raw, ctx)
+    rows = []
+    for r in raw:
+        wait = r["long_wait"]
+        rows.append(_named(ctx, {
+            "branch": r["branch"], "day": r["day"], "number": r["number"],
+            "queue": r["queue"], "ctype": r["ctype"], "issued_at": _clock(r["issued_at"], ctx),
+            "called_at": _clock(r["called_at"], ctx), "wait": _minutes(wait),
+            "outcome": r["outcome"] or "waiting"}))
+    cols = [*BRANCH, C("day", "日期", "Day"), C("number", "号码", "Ticket"), *QUEUE, *CTYPE,
+            C("issued_at", "取号时间", "Issued at"), C("called_at", "叫号时间", "Called at"),
+            C("wait", "等待时间", "Wait", "min"), C("outcome", "结果", "Outcome")]
+    return cols, rows, None, None, ["等待超过15分钟的客户。Customers who waited over 15 min.",
+                                    *notes]
+
+
+# --- C4: ratings -----------------------------------------------------------------------------
+
+
+def _rating_cube(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
+    table = "rpt_rating_day" if ctx.period.kind == "day" else "rpt_rating_month"
+    where, args = _period_sql(ctx.period, table)
+    scope_sql, scope_args = ctx.scope.where()
+    dims = ", ".join(by)
+    cur = ctx.store.execute(
+        f"SELECT {dims}, score, SUM(n) AS n, SUM(bad) AS bad FROM {table} "
+        f"WHERE {where}{scope_sql} GROUP BY {dims}, score", [*args, *scope_args])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _satisfaction(ctx: Ctx, by: Sequence[str]) -> Built:
+    raw = _rating_cube(ctx, by)
+    scores = sorted({int(r["score"]) for r in raw} | set(ctx.labels.levels))
+    blank = {f"score:{s}": 0 for s in scores}
+    grouped: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in raw:
+        key = tuple(r[d] for d in by)
+        row = grouped.get(key)
+        if row is None:
+            row = grouped[key] = {**_dims(r, by), **blank, "rated": 0, "satisfied": 0,
+                                  "rating_bad": 0}
+        n, score = int(r["n"]), int(r["score"])
+        row[f"score:{score}"] += n
+        row["rated"] += n
+        if score >= SATISFIED_FROM:
+            row["satisfied"] += n
+        row["rating_bad"] += int(r["bad"])
+    rows = []
+    for key in sorted(grouped):
+        row = grouped[key]
+        row["satisfaction"] = _pct(row["satisfied"], row["rated"])
+        row["bad_pct"] = _pct(row["rating_bad"], row["rated"])
+        rows.append(_named(ctx, row))
+    level_cols = [C(f"score:{s}", ctx.labels.level(s), f"score {s}", "times") for s in scores]
+    sums = {c.key: sum(r[c.key] for r in rows)
+            for c in [*level_cols, *_cols("rated", "satisfied", "rating_bad")]}
+    total = {"label": "合计 Total", **sums,
+             "satisfaction": _pct(sums["satisfied"], sums["rated"]),
+             "bad_pct": _pct(sums["rating_bad"], sums["rated"])}
+    cols = [*level_cols, *_cols("rated", "satisfied", "satisfaction", "rating_bad", "bad_pct")]
+    category = "teller_name" if "teller" in by else "branch_name"
+    chart = Chart("bar", "满意率 Satisfaction", category, ("satisfaction",),
+                  y_title="%") if len(rows) <= 60 else None
+    notes = [f"满意 = 评分 ≥ {SATISFIED_FROM}(满意、非常满意);满意率 = 满意数 / 评价总数。"
+             f"Satisfied = score {SATISFIED_FROM} or more."]
+    return cols, rows, total, chart, notes
+
+
+def _satisfaction_tellers(ctx: Ctx) -> Built:
+    cols, rows, total, chart, notes = _satisfaction(ctx, ["branch", "teller"])
+    return [*BRANCH, *TELLER, *cols], rows, total, chart, notes
+
+
+def _satisfaction_branches(ctx: Ctx) -> Built:
+    cols, rows, total, chart, notes = _satisfaction(ctx, ["branch"])
+    return [*BRANCH, *cols], rows, total, chart, notes
+
+
+def _rating_flow(ctx: Ctx) -> Built:
+    raw = _ticket_rows(ctx, " AND score IS NOT NULL", "branch, day, rated_at")
+    notes = _truncated(raw, ctx)
+    rows = [_named(ctx, {
+        "branch": r["branch"], "rated_at": _clock(r["rated_at"], ctx), "window": r["win"],
+        "teller": r["teller"] or "", "number": r["number"], "queue": r["queue"],
+        "ctype": r["ctype"], "score": r["score"], "level": ctx.labels.level(int(r["score"])),
+        "bad": "差评 bad" if r["bad"] else ""}) for r in raw]
+    cols = [*BRANCH, C("rated_at", "评价时间", "Rated at"), C("window", "窗口", "Window"),
+            *TELLER, C("number", "号码", "Ticket"), *QUEUE, *CTYPE,
+            C("score", "评分", "Score"), C("level", "评价", "Level"), C("bad", "差评", "Bad")]
+    return cols, rows, None, None, notes
+
+
+# --- F5: data quality ------------------------------------------------------------------------
+
+
+def _data_quality(ctx: Ctx) -> Built:
+    from .quality import data_quality
+
+    found = data_quality(ctx.store, ctx.period, ctx.scope, ctx.now)
+    notes = _truncated(found, ctx)
+    rows = [_named(ctx, r) for r in found]
+    cols = [C("day", "日期", "Day"), *BRANCH, C("status", "状态", "Status"),
+            C("status_name", "说明", "Meaning"), C("problems", "差异", "Differences")]
+    return cols, rows, None, None, [
+        "no_data 没有上传数据;no_totals 未上传总量;mismatch 总量不一致。", *notes]
+
+
+REPORTS: dict[str, ReportSpec] = {s.id: s for s in [
+    ReportSpec("wait-by-type", "客户平均等待时间及分布(按客户类型)",
+               "Average wait and wait distribution by customer type", "E1", _wait_by_type),
+    ReportSpec("business-by-type", "客户办理业务类型统计", "Businesses by customer type", "E2",
+               _business_by_type),
+    ReportSpec("tellers", "柜员业务办理情况综合统计", "Handling time and calls per teller", "E3",
+               _tellers),
+    ReportSpec("teller-types", "柜员业务办理客户情况统计", "Customer types per teller", "E3",
+               lambda ctx: _teller_pivot(ctx, "ctype")),
+    ReportSpec("teller-business", "柜员业务办理类型统计", "Businesses per teller", "E3",
+               lambda ctx: _teller_pivot(ctx, "queue")),
+    ReportSpec("branch-summary", "网点业务办理情况统计", "Branch summary", "E4",
+               _branch_summary),
+    ReportSpec("branch-business", "网点各类业务等待与办理时间统计",
+               "Wait and handling time by business, per branch", "E4", _branch_business),
+    ReportSpec("branch-types", "网点客户类型分析统计", "Customer types per branch", "E4",
+               _branch_types),
+    ReportSpec("hourly-arrivals", "网点分时段人流量分析统计", "Hourly arrivals", "E4",
+               _hourly_arrivals),
+    ReportSpec("hourly-business", "网点分时段业务量分析统计", "Hourly volume by business",
+               "E4", _hourly_business),
+    ReportSpec("long-waits", "超长等待(15/30/60分钟以上)按网点列表",
+               "Waits over 15/30/60 minutes by branch", "E5", _long_waits),
+    ReportSpec("long-wait-tickets", "超长等待客户明细", "Customers who waited over 15 minutes",
+               "E5", _long_wait_tickets),
+    ReportSpec("rating-flow", "评价数据流水", "Rating flow", "C4", _rating_flow),
+    ReportSpec("satisfaction-tellers", "单个柜员满意度", "Satisfaction per teller", "C4",
+               _satisfaction_tellers),
+    ReportSpec("satisfaction-branches", "整体满意度(按网点)", "Satisfaction per branch", "C4",
+               _satisfaction_branches),
+    ReportSpec("data-quality", "数据异常网点(未上传、不准确)",
+               "Branches with missing or disagreeing data", "F5", _data_quality),
+]}
+
+
+def check_report(report_id: str) -> ReportSpec:
+    """The report's spec; :class:`ScopeError` naming the known ones if there is none."""
+    spec = REPORTS.get(report_id)
+    if spec is None:
+        raise ScopeError(f"no report {report_id!r}; known: {', '.join(REPORTS)}")
+    return spec

@@ -1,0 +1,45 @@
+"""Notices for the branch's screens that are not engine events: the centre's alerts.
+
+The centre sends an alert for the lobby manager on ``qms/v1/{branch}/cmd/alert``
+(central/alerts.py); the uplink's command desk posts it here, and the screens' event hub
+(controller/web/events.py) sends it to every open page as an SSE ``notice``, which the
+lobby-manager page shows as a pop-up with a sound. Nothing here is journaled: an alert is
+the centre's record (its ``alerts`` table), not the branch's.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Notices", "notices"]
+
+Notice = dict[str, Any]
+
+
+class Notices:
+    """A box's notice board: listeners hear each notice; the latest few are kept."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self.listeners: list[Callable[[Notice], None]] = []
+        self.recent: deque[Notice] = deque(maxlen=keep)
+
+    def post(self, notice: Notice) -> int:
+        """Tell every listener (never blocking); returns how many heard it."""
+        self.recent.append(notice)
+        for listener in list(self.listeners):
+            listener(notice)
+        return len(self.listeners)
+
+
+_boards: weakref.WeakKeyDictionary[Any, Notices] = weakref.WeakKeyDictionary()
+
+
+def notices(box: Any) -> Notices:
+    """The notice board of ``box`` (one per box, made on first use)."""
+    board = _boards.get(box)
+    if board is None:
+        board = _boards[box] = Notices()
+    return board

@@ -1,0 +1,138 @@
+"""The SMS gateway adapters against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from central.config import SmsSettings
+from central.sms import HttpSms, LogSms, SmsError, make_gateway, mask_phone
+
+TEXT = "【测试网点】请注意,目前网点排队等待人数已经超过30个。 \"quoted\" & more"
+
+
+class Gateway:
+    """A local HTTP 'operator gateway' that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.answer = b'{"result":"OK"}'
+        self.delay = threading.Event()  # set: answer at once; clear: hang until set
+        self.delay.set()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                gateway.requests.append({
+                    "method": self.command, "path": self.path,
+                    "headers": dict(self.headers), "body": self.rfile.read(size)})
+                gateway.delay.wait(10)
+                self.send_response(gateway.status)
+                self.send_header("Content-Length", str(len(gateway.answer)))
+                self.end_headers()
+                self.wfile.write(gateway.answer)
+
+            do_GET = do_POST = _record
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.delay.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    g = Gateway()
+    yield g
+    g.close()
+
+
+def http(url: str, **settings: Any) -> HttpSms:
+    gw = make_gateway(SmsSettings(adapter="http", url=url, **settings))
+    assert isinstance(gw, HttpSms)
+    return gw
+
+
+async def test_a_json_post_escapes_the_text(gateway: Gateway) -> None:
+    gw = http(f"{gateway.url}/sms/send", headers={"X-Api-Key": "k1"},
+              body='{"mobile": "{phone}", "content": "{text}", "sign": "paidui"}')
+    await gw.send("13812345678", TEXT)
+    [req] = gateway.requests
+    assert req["method"] == "POST" and req["path"] == "/sms/send"
+    assert req["headers"]["X-Api-Key"] == "k1"
+    assert req["headers"]["Content-Type"].startswith("application/json")
+    assert json.loads(req["body"]) == {"mobile": "13812345678", "content": TEXT,
+                                       "sign": "paidui"}
+
+
+async def test_a_form_post_and_a_get_url_encode(gateway: Gateway) -> None:
+    form = http(gateway.url + "/send", body="to={phone}&msg={text}",
+                content_type="application/x-www-form-urlencoded")
+    await form.send("13812345678", TEXT)
+    assert urllib.parse.parse_qs(gateway.requests[0]["body"].decode()) == {
+        "to": ["13812345678"], "msg": [TEXT]}
+    get = http(gateway.url + "/send?to={phone}&msg={text}", method="GET")
+    await get.send("13812345678", TEXT)
+    req = gateway.requests[1]
+    assert req["method"] == "GET" and req["body"] == b""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(req["path"]).query)
+    assert query == {"to": ["13812345678"], "msg": [TEXT]}
+
+
+async def test_refusals_and_silence_are_errors(gateway: Gateway) -> None:
+    gw = http(gateway.url, timeout_s=0.5)
+    gateway.status = 503
+    with pytest.raises(SmsError, match="HTTP 503"):
+        await gw.send("13812345678", "x")
+    gateway.status = 200
+    picky = http(gateway.url, success_contains='"result":"OK"')
+    await picky.send("13812345678", "x")
+    gateway.answer = b'{"result":"FAIL","reason":"balance"}'
+    with pytest.raises(SmsError, match="lacks"):
+        await picky.send("13812345678", "x")
+    gateway.delay.clear()  # the gateway hangs
+    with pytest.raises(SmsError, match="unreachable"):
+        await gw.send("13812345678", "x")
+    gateway.delay.set()
+
+
+async def test_an_unreachable_gateway_is_an_error_without_the_number() -> None:
+    gw = http("http://127.0.0.1:9/sms", timeout_s=1)  # nothing listens on port 9
+    with pytest.raises(SmsError) as err:
+        await gw.send("13812345678", "x")
+    assert "13812345678" not in str(err.value)
+
+
+async def test_the_log_gateway_masks_the_number(caplog: pytest.LogCaptureFixture) -> None:
+    gw = LogSms()
+    with caplog.at_level("INFO"):
+        await gw.send("13812345678", "请注意")
+    assert "138****5678" in caplog.text and "13812345678" not in caplog.text
+    assert mask_phone("+8613812345678") == "+86*******5678" and mask_phone("110") == "****"
+
+
+def test_the_http_adapter_needs_a_url() -> None:
+    from central.config import load_centre_config
+    from central.errors import CentreConfigError
+
+    with pytest.raises(CentreConfigError, match=r"alerts\.sms"):
+        load_centre_config(None, ["alerts.sms.adapter=http"])
+    assert isinstance(make_gateway(SmsSettings()), LogSms)

@@ -10,6 +10,8 @@ import sys
 
 COMMANDS = {
     "des": "sim.des.cli",  # a branch-day in virtual time (docs/simulation.md)
+    "branch": "sim.live.cli",  # customers and tellers against a running box (docs/simulator.md)
+    "demo": "sim.demo",  # a box with simulated customers flowing (docs/simulator.md)
 }
 
 

@@ -110,9 +110,10 @@ class LiveBranch:
         """The tellers and their windows; the day plan scaled to them."""
         staff = [t for t in cfg.tellers if t.keypad_code is not None]
         n = o.tellers if o.tellers is not None else len(o.windows or staff)
-        if not 1 <= n <= len(staff):
-            raise ConfigError("--tellers", f"{n} tellers wanted; {len(staff)} in the config "
-                                           "have a keypad_code", "command line")
+        if not 1 <= n <= min(len(staff), len(cfg.windows)):
+            raise ConfigError("--tellers", f"{n} tellers wanted; the config has "
+                                           f"{len(staff)} with a keypad_code and "
+                                           f"{len(cfg.windows)} windows", "command line")
         numbers = list(o.windows)
         for w in numbers:
             if cfg.window(w) is None:
@@ -304,7 +305,8 @@ class LiveBranch:
             "box_events": dict(m.counts),
             "ratings": {"count": rated, "mean": round(m.score_sum / rated, 2) if rated else None},
             "tellers": {t.teller.id: {"window": t.n, "keys": t.keypad.presses,
-                                      "failures": t.failures} for t in self.tellers},
+                                      "failures": t.failures, "unrated": t.unrated}
+                        for t in self.tellers},
             "strangers": self.roster.strangers,
             "connects": m.connects,
         }

@@ -125,11 +125,17 @@ class Mirror:
             except ValueError:
                 log.warning("the box sent a time I cannot read: %r", iso)
 
+    def _position(self, epoch: str, seq: int) -> None:
+        """Where the box's journal is; a new journal (epoch) starts counting again."""
+        if epoch != self.epoch:
+            self.epoch, self.seq = epoch, seq
+        else:
+            self.seq = max(self.seq, seq)
+
     def status(self, snap: dict[str, Any]) -> None:
         """A ``status`` snapshot: the windows and waiting counts as they are now."""
         self.day = str(snap.get("day", self.day))
-        self.epoch = str(snap.get("epoch", self.epoch))
-        self.seq = max(self.seq, int(snap.get("seq", 0)))
+        self._position(str(snap.get("epoch", self.epoch)), int(snap.get("seq", 0)))
         self.clock(snap.get("now"))
         self.waiting = {str(q["id"]): int(q.get("waiting", 0)) for q in snap.get("queues", [])}
         day = self.day.replace("-", "")
@@ -146,7 +152,7 @@ class Mirror:
         if event_id and ":" in event_id:
             epoch, _, seq = event_id.rpartition(":")
             if seq.isdigit():
-                self.epoch, self.seq = epoch, max(self.seq, int(seq))
+                self._position(epoch, int(seq))
         kind = str(e.get("type"))
         self.counts[kind] += 1
         if kind == "ticket_rated":

@@ -107,7 +107,7 @@ class Roster:
 
     def on_event(self, e: dict[str, object]) -> None:
         """The mirror's listener: a card ticket belongs to the oldest swipe for it."""
-        if e.get("type") != "ticket_issued" or e.get("channel") != "card" or e.get("replay"):
+        if e.get("type") != "ticket_issued" or e.get("channel") != "card":
             return
         pick = next((i for i, (_, c) in enumerate(self.swiped) if c.queue == e.get("queue")),
                     0 if self.swiped else None)
@@ -170,6 +170,7 @@ class Teller:
         self.keypad = Keypad(desk.data_dir, self.n, desk.pace)
         self.rng = random.Random(f"{desk.seed}/teller/{self.n}")
         self.failures = 0
+        self.unrated = 0  # customers who wanted to rate but the evaluator did not ask
         self.last_error = ""
         self._tried: tuple[float, int] | None = None  # last call that brought nobody
 
@@ -276,9 +277,10 @@ class Teller:
         if done and c.score and not desk.stop.is_set() and (ask or desk.prompt_always):
             await self._pause(self.rng.uniform(*THINK_S))
             try:
-                await rate_async(desk.data_dir, self.n, c.score, wait=2.0)
+                asked = await rate_async(desk.data_dir, self.n, c.score, wait=2.0)
             except (OSError, RuntimeError, TimeoutError) as exc:
                 raise Unavailable(f"evaluator {self.n}: {exc}") from exc
+            self.unrated += not asked
 
     async def _recalls(self, ticket: str, c: Customer) -> bool:
         """Recall an absent customer; True once they answer, False when given up (弃号)."""

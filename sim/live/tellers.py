@@ -65,6 +65,7 @@ class Keypad:
     def __init__(self, data_dir: Path, window: int, pace: Pace) -> None:
         self.data_dir, self.window, self.pace = data_dir, window, pace
         self.presses = 0
+        self.latencies: deque[float] = deque(maxlen=4096)  # press → the box took it (s)
         self._last: dict[tuple[str, ...], float] = {}
 
     async def press(self, *keys: str) -> None:
@@ -79,7 +80,8 @@ class Keypad:
             raise Unavailable(f"window {self.window}: {' '.join(keys)}: {exc}") from exc
         finally:
             self._last[keys] = loop.time()
-        log.debug("window %d: %s (%.3f s)", self.window, keys[0], loop.time() - started)
+        self.latencies.append(loop.time() - started)
+        log.debug("window %d: %s (%.3f s)", self.window, keys[0], self.latencies[-1])
         self.presses += 1
 
 
@@ -173,6 +175,7 @@ class Teller:
         self.unrated = 0  # customers who wanted to rate but the evaluator did not ask
         self.last_error = ""
         self._tried: tuple[float, int] | None = None  # last call that brought nobody
+        self.call_latencies: deque[float] = deque(maxlen=4096)  # 呼叫 → ticket_called seen
 
     @property
     def logged_in(self) -> bool:
@@ -257,6 +260,8 @@ class Teller:
         called = await mirror.wait_for(lambda: mirror.window(self.n).ticket is not None,
                                        ANSWER_S)
         self._tried = None if called else before
+        if called:
+            self.call_latencies.append(asyncio.get_running_loop().time() - before[0])
 
     # --- serving ------------------------------------------------------------------------
 

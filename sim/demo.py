@@ -28,12 +28,17 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-__all__ = ["Service", "main", "run_services", "services"]
+from controller.config import Calendar, load_config
+from controller.errors import ConfigError, JournalError
+from controller.journal import Journal
+
+__all__ = ["Service", "demo_start", "main", "run_services", "services"]
 
 PROG = "python -m sim demo"
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "branch.toml"
 BEIJING = ZoneInfo("Asia/Shanghai")
+JOURNAL = "journal.sqlite3"  # the box's journal in its data directory (controller/box.py)
 _PR_SET_PDEATHSIG = 1
 
 Ready = Callable[[], Awaitable[bool]]
@@ -94,10 +99,43 @@ def services(args: argparse.Namespace) -> list[Service]:
     ]
 
 
+def demo_start(data_dir: Path, calendar: Calendar, today: dt.date) -> dt.datetime:
+    """10:00 today in Beijing — unless an earlier demo on this data directory went past
+    that: the engine never goes back in time, so the box would keep the journal's last
+    time until its clock caught up. Then 10:00 on the next working day after it."""
+    ten = dt.datetime.combine(today, dt.time(10), BEIJING)
+    last = _last_event_at(data_dir / JOURNAL)
+    if last is None or last < ten.timestamp():
+        return ten
+    day = dt.datetime.fromtimestamp(last, BEIJING).date() + dt.timedelta(days=1)
+    while calendar.kind(day) != "workday" and day < today + dt.timedelta(days=400):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(10), BEIJING)
+
+
+def _last_event_at(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    try:
+        journal = Journal(path)
+        try:
+            records = journal.read(journal.last_seq - 1, 1) if journal.last_seq else []
+        finally:
+            journal.close()
+    except JournalError:
+        return None  # the box will say what is wrong with it
+    return float(records[0].event.get("at", 0)) if records else None
+
+
 def _box_overrides(args: argparse.Namespace) -> list[str]:
-    """10:00 today in Beijing; voice paced to the speed; then the user's (later wins)."""
-    today = dt.datetime.now(BEIJING).date()
-    out = [f"clock.start={today.isoformat()}T10:00:00+08:00"]
+    """The demo's clock (:func:`demo_start`); voice paced to the speed; then the user's
+    ``--set`` (later wins)."""
+    try:
+        calendar = load_config(args.config, args.overrides).calendar
+    except ConfigError:
+        calendar = Calendar()  # the box itself will refuse the config, naming the key
+    start = demo_start(args.data_dir, calendar, dt.datetime.now(BEIJING).date())
+    out = [f"clock.start={start.isoformat()}"]
     with contextlib.suppress(ValueError, ZeroDivisionError):
         out.append(f"audio.sim_pace={1 / float(args.speed):.4g}")
     return out + list(args.overrides)

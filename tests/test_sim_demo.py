@@ -3,6 +3,7 @@ one, leaving no process behind."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from controller.config import Calendar
+from controller.journal import Journal, Record
+from sim.demo import BEIJING, demo_start
 from tests.browser import ROOT, free_port
-
-pytestmark = pytest.mark.slow
 
 
 def _launch(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -53,6 +55,37 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+FRIDAY = dt.date(2026, 11, 27)
+
+
+def _journal(data_dir: Path, at: dt.datetime) -> None:
+    j = Journal(data_dir / "journal.sqlite3")
+    try:
+        j.write([Record(1, {"type": "day_opened", "day": f"{at:%Y-%m-%d}",
+                            "at": at.timestamp()})])
+    finally:
+        j.close()
+
+
+def test_the_demo_clock_starts_at_ten_today(tmp_path: Path) -> None:
+    ten = dt.datetime(2026, 11, 27, 10, tzinfo=BEIJING)
+    assert demo_start(tmp_path, Calendar(), FRIDAY) == ten
+    _journal(tmp_path, dt.datetime(2026, 11, 26, 16, tzinfo=BEIJING))  # yesterday's demo
+    assert demo_start(tmp_path, Calendar(), FRIDAY) == ten
+
+
+def test_after_an_earlier_demo_today_the_clock_starts_on_the_next_working_day(
+        tmp_path: Path) -> None:
+    """The engine never goes back in time: starting at 10:00 again would freeze the box's
+    time at the journal's last event until the clock caught up."""
+    _journal(tmp_path, dt.datetime(2026, 11, 27, 10, 42, tzinfo=BEIJING))
+    monday = dt.datetime(2026, 11, 30, 10, tzinfo=BEIJING)
+    assert demo_start(tmp_path, Calendar(), FRIDAY) == monday
+    tuesday = dt.datetime(2026, 12, 1, 10, tzinfo=BEIJING)
+    assert demo_start(tmp_path, Calendar(holidays=[monday.date()]), FRIDAY) == tuesday
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_the_demo_runs_a_branch_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
     port = free_port()
@@ -82,6 +115,7 @@ def test_the_demo_runs_a_branch_and_stops_cleanly(tmp_path: Path, sig: int) -> N
         pass
 
 
+@pytest.mark.slow
 def test_a_box_that_cannot_start_stops_the_demo(tmp_path: Path) -> None:
     port = free_port()
     proc, log = _launch(tmp_path, port, "--set", "rs485.baudrate=7")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import logging
 import os
 import random
 import sys
@@ -38,7 +39,7 @@ from controller.errors import ConfigError
 from controller.passwords import verify_password
 from drivers.card_reader import CardReaderConfig
 from drivers.rs485.settings import load_settings
-from sim.des import Behaviour
+from sim.des import Behaviour, SimError
 from sim.des.arrivals import Customer, recall_limit
 
 from .mirror import Mirror, follow
@@ -46,6 +47,8 @@ from .people import CardDeck, DayPlan, customer_type, pick_windows
 from .tellers import Desk, Pace, Roster, Teller
 
 __all__ = ["LiveBranch", "Options", "run_branch"]
+
+log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 15.0  # tellers get this long to finish and log out on stop
 KEY_MARGIN_S = 0.25  # beyond rs485.dedupe_s between two identical key frames
@@ -185,11 +188,16 @@ class LiveBranch:
         while True:
             day = dt.datetime.fromtimestamp(now(), tz).date()
             midnight = dt.datetime.combine(day, dt.time(), tz).timestamp()
-            scenario, people = self.plan.customers(day)
-            self.roster.today = people
-            b = scenario.behaviour
-            self.desk.recall_every_s = b.recall_every_s
-            self.desk.recall_limit = recall_limit(self.options.config, b)
+            try:
+                scenario, people = self.plan.customers(day)
+            except SimError as exc:  # e.g. the scenario file was edited into nonsense
+                log.error("no customers on %s: %s", day, exc)
+                people = []
+            else:
+                b = scenario.behaviour
+                self.desk.recall_every_s = b.recall_every_s
+                self.desk.recall_limit = recall_limit(self.options.config, b)
+            self.roster.new_day(day, people)
             for c in people:
                 wait = midnight + c.at - now()
                 if wait < 0:
@@ -223,12 +231,13 @@ class LiveBranch:
         except httpx.HTTPError:
             self.away["unreachable"] += 1
             return
-        if r.status_code == 201:
-            self.kiosk_tickets += 1
-            self.roster.issued(str(r.json()["id"]), c)
-            return
         try:
-            code = str(r.json()["error"]["code"])
+            body = r.json()
+            if r.status_code == 201:
+                self.roster.issued(str(body["id"]), c)
+                self.kiosk_tickets += 1
+                return
+            code = str(body["error"]["code"])
         except (ValueError, KeyError, TypeError):
             code = f"http_{r.status_code}"
         self.away[code] += 1

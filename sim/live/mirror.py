@@ -219,7 +219,7 @@ async def follow(client: httpx.AsyncClient, url: str, mirror: Mirror) -> None:
                         mirror.connected()
                     backoff = 0.2
                     _apply(mirror, kind, data, event_id)
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
             log.debug("event stream: %s", exc)
         mirror.lost()
         await asyncio.sleep(backoff)
@@ -234,9 +234,13 @@ def _apply(mirror: Mirror, kind: str, data: str, event_id: str | None) -> None:
         return
     if not isinstance(body, dict):
         return
-    if kind == "status":
-        mirror.status(body)
-    elif kind == "box":
-        mirror.event(body, event_id)
-    elif kind == "ping":
-        mirror.clock(body.get("now"))
+    try:
+        if kind == "status":
+            mirror.status(body)
+        elif kind == "box":
+            mirror.event(body, event_id)
+        elif kind == "ping":
+            mirror.clock(body.get("now"))
+    except (KeyError, TypeError, ValueError) as exc:  # a box we do not understand: say so
+        mirror.counts["unreadable"] += 1
+        log.warning("event stream: cannot read a %s message (%s): %.80r", kind, exc, data)

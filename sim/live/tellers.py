@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import math
 import random
@@ -140,9 +141,12 @@ class Roster:
         self.by_ticket[ticket] = c
         return c
 
-    def new_day(self, people: list[Customer]) -> None:
+    def new_day(self, day: dt.date, people: list[Customer]) -> None:
+        """Today's customers; forget tickets older than yesterday's."""
         self.today = people
-        self.by_ticket.clear()
+        keep = f"{day - dt.timedelta(days=1):%Y%m%d}"
+        for ticket in [t for t in self.by_ticket if t[:8] < keep]:
+            del self.by_ticket[ticket]
 
 
 @dataclass
@@ -191,6 +195,11 @@ class Teller:
                 self.failures += 1
                 self.last_error = str(exc)
                 log.info("teller %s: %s", self.teller.id, exc)
+                await self._sleep(1.0)
+            except Exception as exc:  # a bug here must not silently end the teller's day
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("teller %s", self.teller.id)
                 await self._sleep(1.0)
 
     async def _step(self) -> bool:

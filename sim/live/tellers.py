@@ -179,6 +179,7 @@ class Teller:
         self.unrated = 0  # customers who wanted to rate but the evaluator did not ask
         self.last_error = ""
         self._tried: tuple[float, int] | None = None  # last call that brought nobody
+        self._progress: tuple[str, str] = ("", "")  # (ticket, called | there | served)
         self.call_latencies: deque[float] = deque(maxlen=4096)  # 呼叫 → ticket_called seen
 
     @property
@@ -278,11 +279,20 @@ class Teller:
         return self.desk.mirror.window(self.n).ticket == ticket
 
     async def _serve(self, ticket: str, queue: str | None) -> None:
+        """Serve the customer holding ``ticket``. Taken up again after a failed key (the
+        box restarting), it goes on from where it was: an answered recall is not made
+        again, a service time that has passed does not pass twice."""
         desk = self.desk
         c = desk.roster.customer(ticket, queue, desk.config)
-        if c.answers_at != 0 and not await self._recalls(ticket, c):
-            return
-        await self._pause(c.service_s)
+        if self._progress[0] != ticket:
+            self._progress = (ticket, "called")
+        if self._progress[1] == "called":
+            if c.answers_at != 0 and not await self._recalls(ticket, c):
+                return
+            self._progress = (ticket, "there")
+        if self._progress[1] == "there":
+            await self._pause(c.service_s)
+            self._progress = (ticket, "served")
         if not self._still(ticket):
             return
         ask = not desk.stop.is_set() and self.rng.random() < ASK_RATING

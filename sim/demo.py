@@ -77,7 +77,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def services(args: argparse.Namespace) -> list[Service]:
     """The demo's processes, in start order."""
     py = sys.executable
-    url = f"http://{args.http}"
+    host, _, port = args.http.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"  # served on every interface: reach it on loopback
+    url = f"http://{host}:{port}"
     overrides = _box_overrides(args)
     box = [py, "-m", "controller", "--config", args.config, "--data-dir", str(args.data_dir),
            "--http", args.http, "--log-level", args.log_level]

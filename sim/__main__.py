@@ -11,6 +11,8 @@ import sys
 COMMANDS = {
     "des": "sim.des.cli",  # a branch-day in virtual time (docs/simulation.md)
     "fleet": "sim.fleet",  # N branches against a broker and the centre (docs/uplink.md)
+    "branch": "sim.live.cli",  # customers and tellers against a running box (docs/simulator.md)
+    "demo": "sim.demo",  # a box with simulated customers flowing (docs/simulator.md)
 }
 
 

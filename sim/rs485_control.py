@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .rs485 import VirtualBus
 
-__all__ = ["CONTROL", "ControlServer", "press", "rate", "shown"]
+__all__ = [
+    "CONTROL",
+    "ControlServer",
+    "ask",
+    "press",
+    "press_async",
+    "rate",
+    "rate_async",
+    "shown",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +129,68 @@ def _ask(data_dir: str | Path, request: dict[str, Any], timeout: float) -> dict[
             if not chunk:
                 break
             raw += chunk
+    return _reply(raw)
+
+
+def _reply(raw: bytes) -> dict[str, Any]:
     reply: dict[str, Any] = json.loads(raw)
     if "error" in reply:
         raise RuntimeError(reply["error"])
     return reply
 
 
+async def ask(data_dir: str | Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """:func:`_ask` for asyncio programs: one request on the socket, without blocking the loop.
+
+    Raises ``OSError`` when no simulated box listens (not started, restarting) and
+    ``RuntimeError`` with the box's answer when it could not do what was asked.
+    """
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_unix_connection(str(Path(data_dir) / CONTROL))
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            raw = await reader.readline()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    if not raw:
+        raise ConnectionResetError("the simulated box closed the control socket")
+    return _reply(raw)
+
+
+async def press_async(data_dir: str | Path, window: int, keys: Sequence[str | Sequence[str]],
+                      timeout: float = 15.0) -> None:
+    """:func:`press` for asyncio programs."""
+    await ask(data_dir, _press_request(window, keys), timeout)
+
+
+async def rate_async(data_dir: str | Path, window: int, score: int, wait: float = 2.0,
+                     timeout: float = 10.0) -> bool:
+    """:func:`rate` for asyncio programs."""
+    return bool((await ask(data_dir, _rate_request(window, score, wait), timeout))["ok"])
+
+
+def _press_request(window: int, keys: Sequence[str | Sequence[str]]) -> dict[str, Any]:
+    return {"window": window, "keys": actions(keys)}
+
+
+def _rate_request(window: int, score: int, wait: float) -> dict[str, Any]:
+    return {"window": window, "score": score, "wait": wait}
+
+
 def press(data_dir: str | Path, window: int, keys: Sequence[str | Sequence[str]],
           timeout: float = 15.0) -> None:
     """Press ``keys`` on ``window``'s keypad of the simulated box using ``data_dir``."""
-    _ask(data_dir, {"window": window, "keys": actions(keys)}, timeout)
+    _ask(data_dir, _press_request(window, keys), timeout)
 
 
 def rate(data_dir: str | Path, window: int, score: int, wait: float = 2.0,
          timeout: float = 10.0) -> bool:
     """Press a score on ``window``'s evaluator once it asks for one (up to ``wait`` s);
     False if it did not."""
-    request = {"window": window, "score": score, "wait": wait}
-    return bool(_ask(data_dir, request, timeout)["ok"])
+    return bool(_ask(data_dir, _rate_request(window, score, wait), timeout)["ok"])
 
 
 def shown(data_dir: str | Path, kind: str, address: int, timeout: float = 5.0) -> str:

@@ -1,0 +1,253 @@
+"""``python -m sim demo --data-dir DIR --http HOST:PORT [--set KEY=VALUE …] [--speed N]``
+
+A whole simulated branch in one command (what ``./flash.sh sim`` runs): the box on the
+example config with every device simulated and its clock at 10:00 today, Beijing time,
+and simulated customers and tellers (``python -m sim branch``) flowing through it.
+Ctrl-C or SIGTERM stops both cleanly, the customers first.
+
+The processes are :class:`Service` s, started in order (each waited for until it is
+ready) and stopped in reverse order; :func:`services` lists them. Another process — the
+provincial centre, say — is one more ``Service`` there (and the ``--set`` lines that point
+the box at it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import datetime as dt
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from controller.config import Calendar, load_config
+from controller.errors import ConfigError, JournalError
+from controller.journal import Journal
+
+__all__ = ["Service", "demo_start", "main", "run_services", "services"]
+
+PROG = "python -m sim demo"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "branch.toml"
+BEIJING = ZoneInfo("Asia/Shanghai")
+JOURNAL = "journal.sqlite3"  # the box's journal in its data directory (controller/box.py)
+_PR_SET_PDEATHSIG = 1
+
+Ready = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class Service:
+    """One process of the demo: its command, how to tell it is ready, how to stop it."""
+
+    name: str
+    argv: list[str]
+    ready: Ready | None = None  # polled until True; None: ready once started
+    stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 20.0  # after the stop signal, then SIGKILL
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[2])
+    p.add_argument("--data-dir", default="data", type=Path, help="the box's data directory")
+    p.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="where the box serves its screens and API")
+    p.add_argument("--config", default=str(EXAMPLE), help="branch config (default: the example)")
+    p.add_argument("--set", action="append", default=[], dest="overrides",
+                   metavar="KEY.PATH=VALUE", help="config override for the box (repeatable; "
+                                                  "e.g. clock.start=2026-11-25T10:00:00+08:00)")
+    p.add_argument("--speed", default="10", help="simulated customers' speed (default 10)")
+    p.add_argument("--tellers", default=None, help="tellers at work (default: all)")
+    p.add_argument("--seed", default="1", help="the customers' random seed")
+    p.add_argument("--scenario", default=None, help="a sim/des scenario file")
+    p.add_argument("--log-level", default="WARNING", help="the box's log level")
+    p.add_argument("--ready-timeout", type=float, default=90.0,
+                   help="seconds a process may take to become ready")
+    return p.parse_args(argv)
+
+
+def services(args: argparse.Namespace) -> list[Service]:
+    """The demo's processes, in start order."""
+    py = sys.executable
+    host, _, port = args.http.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"  # served on every interface: reach it on loopback
+    url = f"http://{host}:{port}"
+    overrides = _box_overrides(args)
+    box = [py, "-m", "controller", "--config", args.config, "--data-dir", str(args.data_dir),
+           "--http", args.http, "--log-level", args.log_level]
+    branch = [py, "-m", "sim", "branch", "--config", args.config, "--url", url,
+              "--data-dir", str(args.data_dir), "--speed", args.speed, "--seed", args.seed]
+    for o in overrides:
+        box += ["--set", o]
+        branch += ["--set", o]
+    if args.tellers:
+        branch += ["--tellers", args.tellers]
+    if args.scenario:
+        branch += ["--scenario", args.scenario]
+    return [
+        # SIGINT, as Ctrl-C: the box then closes its devices and journal before it exits
+        # (on SIGTERM uvicorn re-raises the signal once it has stopped serving).
+        Service("box", box, ready=http_ready(url, args.data_dir / "sim" / "rs485.sock"),
+                stop_signal=signal.SIGINT),
+        Service("customers", branch),
+    ]
+
+
+def demo_start(data_dir: Path, calendar: Calendar, today: dt.date) -> dt.datetime:
+    """10:00 today in Beijing — unless an earlier demo on this data directory went past
+    that: the engine never goes back in time, so the box would keep the journal's last
+    time until its clock caught up. Then 10:00 on the next working day after it."""
+    ten = dt.datetime.combine(today, dt.time(10), BEIJING)
+    last = _last_event_at(data_dir / JOURNAL)
+    if last is None or last < ten.timestamp():
+        return ten
+    day = dt.datetime.fromtimestamp(last, BEIJING).date() + dt.timedelta(days=1)
+    while calendar.kind(day) != "workday" and day < today + dt.timedelta(days=400):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(10), BEIJING)
+
+
+def _last_event_at(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    try:
+        journal = Journal(path)
+        try:
+            records = journal.read(journal.last_seq - 1, 1) if journal.last_seq else []
+        finally:
+            journal.close()
+    except JournalError:
+        return None  # the box will say what is wrong with it
+    return float(records[0].event.get("at", 0)) if records else None
+
+
+def _box_overrides(args: argparse.Namespace) -> list[str]:
+    """The demo's clock (:func:`demo_start`); voice paced to the speed; then the user's
+    ``--set`` (later wins)."""
+    try:
+        calendar = load_config(args.config, args.overrides).calendar
+    except ConfigError:
+        calendar = Calendar()  # the box itself will refuse the config, naming the key
+    start = demo_start(args.data_dir, calendar, dt.datetime.now(BEIJING).date())
+    out = [f"clock.start={start.isoformat()}"]
+    with contextlib.suppress(ValueError, ZeroDivisionError):
+        out.append(f"audio.sim_pace={1 / float(args.speed):.4g}")
+    return out + list(args.overrides)
+
+
+def http_ready(url: str, *files: Path) -> Ready:
+    """Ready when ``GET url/api/health`` answers and ``files`` exist."""
+
+    async def check() -> bool:
+        if not all(f.exists() for f in files):
+            return False
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                return (await client.get(f"{url}/api/health")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the launcher dies without stopping us (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def run_services(list_: list[Service], ready_timeout: float = 90.0) -> int:
+    """Start ``list_`` in order, run until SIGINT/SIGTERM or one exits, stop in reverse.
+
+    Returns 0 after a signal, 1 if a process failed to start or exited by itself.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running: list[tuple[Service, asyncio.subprocess.Process]] = []
+    code = 0
+    try:
+        for s in list_:
+            proc = await asyncio.create_subprocess_exec(
+                *s.argv, start_new_session=True, preexec_fn=_die_with_parent)
+            running.append((s, proc))
+            _say(f"{s.name} started (pid {proc.pid})")
+            if not await _until_ready(s, proc, stop, ready_timeout):
+                return 0 if stop.is_set() else 1
+        _say("running; Ctrl-C stops")
+        code = await _until_stop_or_exit(running, stop)
+    finally:
+        for s, proc in reversed(running):
+            await _stop(s, proc)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return code
+
+
+async def _until_ready(s: Service, proc: asyncio.subprocess.Process, stop: asyncio.Event,
+                       timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while s.ready is not None and not await s.ready():
+        if proc.returncode is not None:
+            _say(f"{s.name} exited with code {proc.returncode} before it was ready")
+            return False
+        if stop.is_set():
+            return False
+        if time.monotonic() > deadline:
+            _say(f"{s.name} was not ready after {timeout:g} s")
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+    return True
+
+
+async def _until_stop_or_exit(running: list[tuple[Service, asyncio.subprocess.Process]],
+                              stop: asyncio.Event) -> int:
+    waits = {asyncio.ensure_future(proc.wait()): s for s, proc in running}
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+    for fut in [stopper, *waits]:
+        if fut not in done:
+            fut.cancel()
+    if stopper in done:
+        return 0
+    for fut in done:
+        _say(f"{waits[fut].name} exited with code {fut.result()}; stopping the rest")
+    return 1
+
+
+async def _stop(s: Service, proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(s.stop_signal)
+        try:
+            await asyncio.wait_for(proc.wait(), s.stop_timeout)
+        except TimeoutError:
+            _say(f"{s.name} did not stop in {s.stop_timeout:g} s: killed")
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    _say(f"{s.name} stopped (pid {proc.pid}, code {proc.returncode})")
+
+
+def _say(text: str) -> None:
+    print(f"demo: {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return asyncio.run(run_services(services(args), args.ready_timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

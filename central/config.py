@@ -18,6 +18,7 @@ from controller.errors import ConfigError
 from protocols.uplink import parse_broker_url
 
 from .errors import CentreConfigError
+from .settings import WebSettings
 
 __all__ = ["CentreConfig", "load_centre_config"]
 
@@ -72,6 +73,7 @@ class CentreConfig(_Model):
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    web: WebSettings = WebSettings()  # users, sessions, organisation, dashboard
 
 
 def load_centre_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentreConfig:

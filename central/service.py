@@ -39,6 +39,9 @@ class Centre:
             1, thread_name_prefix="centre-reader")
         self._reader: Store | None = None
         self.started = time.time()
+        from .office import Office
+
+        self.office = Office(self)  # logins, the live board, the back office
 
     async def run(self) -> None:
         """Run until cancelled (or until the HTTP server is stopped by a signal)."""
@@ -46,6 +49,7 @@ class Centre:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(c.run(), name=f"consumer-{c.index}")
                          for c in self.consumers]
+                tasks.append(tg.create_task(self.office.run(), name="office"))
                 if self.config.http.enabled:
                     await self._serve_http()  # returns on SIGINT/SIGTERM
                     for t in tasks:

@@ -130,6 +130,41 @@ class BranchDay:
                 out[slot] = last
         return out
 
+    def windows(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each window's state, teller and current ticket from the folded events; the
+        names and the list of windows come from the box's live snapshot (``listed``)."""
+        s = self.state
+        rows = {int(w["number"]): dict(w) for w in listed if w.get("number") is not None}
+        for number in s.windows:
+            rows.setdefault(number, {"number": number, "name": f"{number}号窗口"})
+        for number, row in rows.items():
+            ws = s.windows.get(number)
+            if ws is None:
+                continue
+            current = s.tickets.get(ws.current) if ws.current else None
+            if row.get("teller") != ws.teller:
+                row["teller_name"] = ws.teller
+            row.update(teller=ws.teller, current=current.number if current else None,
+                       current_queue=current.queue if current else None,
+                       state="closed" if ws.teller is None else "paused" if ws.paused
+                       else "serving" if current else "open")
+        return [rows[n] for n in sorted(rows)]
+
+    def queues(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Waiting, issued and pause per business from the folded events; names from
+        the live snapshot (``listed``)."""
+        s = self.state
+        issued: dict[str, int] = {}
+        for t in s.tickets.values():
+            issued[t.queue] = issued.get(t.queue, 0) + 1
+        rows = {q["id"]: dict(q) for q in listed if q.get("id")}
+        for qid in set(issued) | set(s.waiting_count) | set(s.paused_queues):
+            rows.setdefault(qid, {"id": qid, "name": qid})
+        for qid, row in rows.items():
+            row.update(waiting=s.waiting_count.get(qid, 0), issued=issued.get(qid, 0),
+                       paused=qid in s.paused_queues, pause_reason=s.paused_queues.get(qid))
+        return list(rows.values())
+
     def vips(self, queue_names: dict[str, str]) -> list[dict[str, Any]]:
         """VIP customers waiting or being served (D3), names masked."""
         out: list[dict[str, Any]] = []

@@ -71,6 +71,14 @@ class Tracked:
     fig: BranchDay = field(default_factory=BranchDay)
     online: bool | None = None
     online_since: float | None = None
+    last_event: tuple[float, float] | None = None  # (box time, centre time stored)
+
+    def fold(self, body: Any, stored_at: float) -> None:
+        event = _json(body)
+        self.fig.fold(event)
+        at = event.get("at")
+        if isinstance(at, int | float):
+            self.last_event = (float(at), float(stored_at))
 
 
 def _summary(t: Tracked) -> dict[str, Any]:
@@ -80,18 +88,21 @@ def _summary(t: Tracked) -> dict[str, Any]:
     status = live.get("status") or {}
     health = row.get("health") or {}
     counts = t.fig.counts()
-    offset = _clock_offset(row)
+    offset = _clock_offset(row, t.last_event)
     queues = [{k: q.get(k) for k in ("id", "name", "waiting", "issued", "paused",
                                      "pause_reason")} for q in status.get("queues") or []]
-    windows = [{k: w.get(k) for k in ("number", "name", "state", "teller_name", "current",
-                                      "current_queue")} for w in status.get("windows") or []]
+    windows = [{k: w.get(k) for k in ("number", "name", "state", "teller", "teller_name",
+                                      "current", "current_queue")}
+               for w in status.get("windows") or []]
+    if t.fig.events:  # the events are the truth; the snapshot names things
+        queues, windows = t.fig.queues(queues), t.fig.windows(windows)
     devices = [{k: d.get(k) for k in ("name", "state", "detail")}
                for d in health.get("devices") or []]
     names = {q["id"]: q["name"] for q in queues}
     vips = t.fig.vips(names)
-    if status and (status.get("day") == counts["day"] or not counts["day"]):
+    if status and not t.fig.events:  # no events stored yet: the snapshot's own counts
         counts["waiting"] = int(status.get("waiting_total") or 0)
-        counts["issued"] = max(counts["issued"], sum(int(q["issued"] or 0) for q in queues))
+        counts["issued"] = sum(int(q["issued"] or 0) for q in queues)
     oldest = counts.pop("oldest_waiting_at")
     stamps = [s for s in (row.get("status_at"), row.get("live_at"), row.get("health_at")) if s]
     link = health.get("link") or {}
@@ -119,17 +130,18 @@ def _summary(t: Tracked) -> dict[str, Any]:
     }
 
 
-def _clock_offset(row: dict[str, Any]) -> float:
-    """Box clock − centre clock, from the newest stamped message (0 if none)."""
-    pairs: list[tuple[float, float]] = []
+def _clock_offset(row: dict[str, Any], last_event: tuple[float, float] | None) -> float:
+    """Box clock − centre clock (0 if unknown), from the latest live snapshot, health
+    report and stored event: each says ``box time − centre time = offset − latency``, so
+    the largest is the best estimate."""
+    pairs: list[tuple[float, float]] = [last_event] if last_event else []
     for box_at, centre_at in (((row.get("live") or {}).get("at"), row.get("live_at")),
                               ((row.get("health") or {}).get("at"), row.get("health_at"))):
         if isinstance(box_at, int | float) and isinstance(centre_at, int | float):
             pairs.append((float(box_at), float(centre_at)))
     if not pairs:
         return 0.0
-    box, centre = max(pairs, key=lambda p: p[1])
-    return round(box - centre, 3)
+    return round(max(box - centre for box, centre in pairs), 3)
 
 
 # --- rolling figures up the tree ------------------------------------------------------------
@@ -341,18 +353,19 @@ class LiveBoard:
         row = store.execute("SELECT max(day) FROM events WHERE branch = ? AND epoch = ? "
                             "AND seq <= ?", (t.code, t.epoch, contiguous)).fetchone()
         if row and row[0]:
-            for e in store.execute("SELECT body FROM events WHERE branch = ? AND epoch = ? "
-                                   "AND day = ? AND seq <= ? ORDER BY seq",
-                                   (t.code, t.epoch, row[0], contiguous)):
-                t.fig.fold(_json(e[0]))
+            for body, stored_at in store.execute(
+                    "SELECT body, stored_at FROM events WHERE branch = ? AND epoch = ? "
+                    "AND day = ? AND seq <= ? ORDER BY seq",
+                    (t.code, t.epoch, row[0], contiguous)):
+                t.fold(body, stored_at)
         t.folded = contiguous
 
     def _fold_new(self, store: Store, t: Tracked, contiguous: int) -> None:
-        rows = store.execute("SELECT seq, body FROM events WHERE branch = ? AND epoch = ? "
-                             "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        rows = store.execute("SELECT seq, body, stored_at FROM events WHERE branch = ? AND "
+                             "epoch = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                              (t.code, t.epoch, t.folded, contiguous, FETCH_LIMIT)).fetchall()
-        for seq, body in rows:
-            t.fig.fold(_json(body))
+        for seq, body, stored_at in rows:
+            t.fold(body, stored_at)
             t.folded = int(seq)
 
     # --- reading (on the event loop) -----------------------------------------------------
@@ -394,6 +407,8 @@ class LiveBoard:
                           **self._branch_brief(o.code, now)} for o in children],
         }
         summary = self.summaries.get(org)
+        if summary is None and node.kind == "branch":
+            summary = _summary(Tracked(org))  # never heard from: online is None
         if summary is not None:
             out["branch"] = self._branch_detail(summary, now)
         return out

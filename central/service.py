@@ -66,6 +66,7 @@ class Centre:
         server = uvicorn.Server(uvicorn.Config(
             create_app(self), host=http.host, port=http.port, log_level="warning",
             access_log=False, lifespan="off",
+            timeout_graceful_shutdown=3,  # open live streams must not hold a stop forever
         ))
         log.info("centre HTTP API on http://%s:%d", http.host, http.port)
         await server.serve()

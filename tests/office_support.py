@@ -78,3 +78,45 @@ async def add_user(http: httpx.AsyncClient, by: dict[str, str], user: str, role:
         "id": user, "name": user, "role": role, "scope": scope, "password": password})
     assert r.status_code == 201, r.text
     return await login(http, user, password)
+
+
+@contextlib.asynccontextmanager
+async def serving(centre: Any) -> AsyncIterator[str]:
+    """The centre's app on a real loopback HTTP server (uvicorn) for streams and browsers;
+    yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    from central.broker import free_port
+    from central.web import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(centre), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off",
+                                           timeout_graceful_shutdown=2))
+    task = asyncio.ensure_future(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)  # uvicorn has no "started" event to await
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """(event, data) of a Server-Sent Events response, as they arrive."""
+    import json
+
+    kind, data = "message", ""
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif not line and data:
+            yield kind, json.loads(data)
+            kind, data = "message", ""

@@ -97,15 +97,17 @@ class ApiError(CentreError):
 
     def __init__(self, code: str, headers: dict[str, str] | None = None, *,
                  message: str | None = None, message_en: str | None = None,
-                 **params: Any) -> None:
+                 extra: dict[str, Any] | None = None, **params: Any) -> None:
         status, zh, en = ERRORS[code]
         self.code, self.status, self.headers = code, status, headers
+        self.extra = extra or {}
         self.message = message or zh.format(**params)
         self.message_en = message_en or en.format(**params)
         super().__init__(f"{code}: {self.message_en}")
 
     def response(self) -> JSONResponse:
-        body = {"code": self.code, "message": self.message, "message_en": self.message_en}
+        body = {"code": self.code, "message": self.message, "message_en": self.message_en,
+                **self.extra}
         return JSONResponse({"error": body, "detail": self.message_en}, self.status,
                             headers=self.headers)
 

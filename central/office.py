@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from controller.uplink.link import still_cancelling
 
@@ -107,15 +107,17 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     from .accounts import accounts_router
     from .backoffice import backoffice_router
     from .live import live_router
-    from .pages import mount_pages
+    from .pages import error_page, mount_pages
 
     office: Office = centre.office
     app.state.gate = office.gate
     app.state.office = office
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path == "/metrics":
+            return exc.response()
+        return error_page(request, exc)  # a page: the login, or a short refusal
 
     app.add_middleware(Prepared, office=office)
     app.include_router(accounts_router(centre, office.gate))

@@ -167,21 +167,25 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
 
     async with office_running(broker, store_url) as centre, http_client(centre) as http:
         app = create_app(centre)
-        open_routes = {"/api/auth/login", "/metrics"}
-        checked = 0
+        open_routes = {"/api/auth/login", "/metrics", "/login"}
+        checked = pages = 0
         for route in _routes(app.routes):
             if not isinstance(route, APIRoute) or route.path in open_routes:
                 continue
-            if not route.path.startswith("/api/"):
-                continue
             assert _needs(route.dependant), f"{route.path} has no permission dependency"
+            if not route.path.startswith("/api/"):  # a page: to the login, and back
+                r = await http.get(route.path + "?org=1001")
+                assert r.status_code == 303, route.path
+                assert r.headers["location"].startswith("/login?next=%2F")
+                pages += 1
+                continue
             path = re.sub(r"\{code\}", B1, route.path)
             path = re.sub(r"\{[^}]+\}", "x1", path)
             for method in route.methods:
                 r = await http.request(method, path + ("?org=1001&day=2026-11-25"))
                 assert r.status_code == 401, (method, path, r.status_code)
                 checked += 1
-        assert checked >= 15
+        assert checked >= 15 and pages >= 8
         assert (await http.get("/metrics")).status_code == 401
 
 

@@ -51,6 +51,7 @@ __all__ = ["LiveBoard", "live_router", "rollup"]
 
 log = logging.getLogger(__name__)
 
+CHARTS_EVERY_S = 3.0  # charts go out at most this often (they are the heavier part)
 FETCH_LIMIT = 20_000  # events folded per branch per poll, at most (a backlog catches up)
 HISTORY = 256  # versions remembered for "did my subtree change since version v?"
 OrgQuery = Annotated[str, Query(pattern=r"^\d{4,16}$", description="an org code")]
@@ -149,7 +150,13 @@ def _clock_offset(row: dict[str, Any], last_event: tuple[float, float] | None) -
 
 def rollup(summaries: dict[str, dict[str, Any]], orgs: Iterable[Org]
            ) -> dict[str, dict[str, Any]]:
-    """Each org node's totals over the branches of its subtree (time-independent parts)."""
+    """Each org node's totals over the branches of its subtree (time-independent parts);
+    a branch of the tree never heard from counts as ``never``."""
+    orgs = list(orgs)
+    never = [o.code for o in orgs if o.kind == "branch" and o.code not in summaries]
+    if never:
+        empty = _summary(Tracked(""))
+        summaries = {**summaries, **{code: empty for code in never}}
     codes = sorted({o.code for o in orgs} | set(summaries), key=len)
     acc: dict[str, dict[str, Any]] = {c: _empty() for c in codes}
     ancestors: dict[str, list[str]] = {}
@@ -202,7 +209,8 @@ def finish(totals: dict[str, Any], now: float, stale_after_s: float,
         if totals["called"] else None
     waiting_now = (now - totals["oldest_waiting_centre"]
                    if totals["oldest_waiting_centre"] is not None else 0.0)
-    out["longest_wait_s"] = round(max(totals["max_called_wait_s"], waiting_now), 1)
+    out["longest_wait_s"] = (round(max(totals["max_called_wait_s"], waiting_now), 1)
+                             if totals["called"] or totals["oldest_waiting_centre"] else None)
     out["longest_waiting_now_s"] = round(waiting_now, 1)
     heard = totals["oldest_heard_online"]
     out["oldest_age_s"] = round(now - heard, 1) if heard else None
@@ -464,11 +472,12 @@ class LiveBoard:
     async def stream(self, org: str, scope: str,
                      allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
         """Server-Sent Events: ``view`` now and after each change of the subtree (at most
-        every ``push_s``, at least every ``ping_s``), ``charts`` at most every 10 s.
+        every ``push_s``, at least every ``ping_s``), ``charts`` after a change at most
+        every :data:`CHARTS_EVERY_S`, and every minute (the line moves on with the clock).
         ``allowed()`` is asked every minute: a session that ended ends the stream."""
         s = self.settings
         yield f"retry: {int(max(1.0, s.push_s) * 1000)}\n\n"
-        sent, charts_at, checked = -1, 0.0, time.monotonic()
+        sent, charts_at, charted, checked = -1, 0.0, -1, time.monotonic()
         while True:
             still_cancelling()
             now = time.monotonic()
@@ -478,9 +487,10 @@ class LiveBoard:
                     return
                 checked = now
             yield _sse("view", self.view(org, scope), self.version)
-            if now - charts_at >= 10.0 or sent < 0:
+            if charted < 0 or (now - charts_at >= CHARTS_EVERY_S
+                               and self.changed_since(charted, org)) or now - charts_at > 60:
                 yield _sse("charts", self.charts(org), self.version)
-                charts_at = now
+                charts_at, charted = now, self.version
             sent = self.version
             await self._wait_change(org, sent, s.ping_s)
             await asyncio.sleep(s.push_s)  # coalesce: at most one update per push_s
@@ -530,6 +540,7 @@ def aggregate_message(code: str, name: str, totals: dict[str, Any], now: float,
     return {
         "v": proto.SCHEMA_VERSION, "org": code, "name": name, "at": round(now, 3),
         "branches": f["branches"], "online": f["online"], "offline": f["offline"],
+        "never": f["never"],
         "stale": stale, "issued": f["issued"], "waiting": f["waiting"],
         "serving": f["serving"], "served": f["served"], "no_show": f["no_show"],
         "avg_wait_s": f["avg_wait_s"], "longest_wait_s": f["longest_wait_s"],

@@ -120,3 +120,82 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]
         elif not line and data:
             yield kind, json.loads(data)
             kind, data = "message", ""
+
+
+class CentreProcess:
+    """``python -m central`` on the demo organisation, as a real subprocess on ``broker``."""
+
+    def __init__(self, data_dir: Path, broker: LocalBroker, *overrides: str) -> None:
+        from .browser import free_port
+
+        self.data_dir, self.broker, self.overrides = data_dir, broker, overrides
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Any = None
+
+    def start(self, timeout: float = 30.0) -> CentreProcess:
+        import subprocess
+        import sys
+        import time
+        import urllib.error
+        import urllib.request
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "central", "--config", str(CENTRE_TOML),
+               "--set", f"broker.url={self.broker.url}", "--set", "broker.username=centre",
+               "--set", "broker.password=centre-pw",
+               "--set", f"store.url=sqlite:///{self.data_dir / 'centre.sqlite3'}",
+               "--set", f"http.port={self.port}", "--set", "ingest.live_flush_s=0.2",
+               "--set", "web.live.poll_s=0.2", "--set", "web.live.push_s=0.2",
+               "--set", "web.live.ping_s=2", "--log-level", "WARNING"]
+        for o in self.overrides:
+            cmd += ["--set", o]
+        log = open(self.data_dir / "centre.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # the login page answers when it is ready
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the centre exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/login", timeout=1):
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        raise TimeoutError("the centre did not answer in time")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def call(self, method: str, path: str, body: Any = None,
+             token: str | None = None) -> tuple[int, Any]:
+        """One API request (bearer token); returns (status, JSON)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+    def token(self, user: str = ADMIN, password: str = ADMIN_PW) -> str:
+        status, data = self.call("POST", "/api/auth/login", {"user": user, "password": password})
+        assert status == 200, data
+        return str(data["token"])

@@ -158,7 +158,7 @@ async def test_retained_aggregates_for_any_mqtt_dashboard(
     got = {topic: msg for topic, (_, msg) in got.items()}
     p = got["qms/v1/agg/1001"]
     assert p["v"] == 1 and p["org"] == "1001" and p["name"] == "河南省分行"
-    assert (p["waiting"], p["online"], p["branches"]) == (2, 1, 1)
+    assert (p["waiting"], p["online"], p["branches"], p["never"]) == (2, 1, 7, 6)
     assert got["qms/v1/agg/100101"]["issued"] == 2
     assert got["qms/v1/agg/100102"]["issued"] == 0
     assert got[f"qms/v1/agg/{B1}"]["waiting"] == 2

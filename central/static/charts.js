@@ -4,7 +4,7 @@
 
 const PDChart = (() => {
   const NS = "http://www.w3.org/2000/svg";
-  const PAD = {l: 34, r: 8, t: 14, b: 20};
+  const PAD = {l: 34, r: 8, t: 20, b: 20};
 
   function svg(container) {
     container.textContent = "";

@@ -162,8 +162,8 @@
       if (k.is_stale) return el("span", {class: "tag warn"}, "数据过期");
       return el("span", {class: "tag ok"}, "在线");
     }
-    return el("span", {class: "tag " + (k.offline ? "bad" : k.stale ? "warn" : "ok")},
-      `在线 ${k.online}/${k.branches}`);
+    const cls = k.offline ? "bad" : k.stale || k.online < k.branches ? "warn" : k.online ? "ok" : "";
+    return el("span", {class: "tag " + cls}, `在线 ${k.online}/${k.branches}`);
   }
   function drawBranch() {
     const b = view.branch;

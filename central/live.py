@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 CHARTS_EVERY_S = 3.0  # charts go out at most this often (they are the heavier part)
 FETCH_LIMIT = 20_000  # events folded per branch per poll, at most (a backlog catches up)
+LOADS_PER_POLL = 100  # branches whose day is loaded per poll: after a restart the figures
+# fill in over a few polls while the snapshots (waiting, windows) show at once
 HISTORY = 256  # versions remembered for "did my subtree change since version v?"
 OrgQuery = Annotated[str, Query(pattern=r"^\d{4,16}$", description="an org code")]
 SUMS = ("issued", "waiting", "serving", "served", "no_show", "not_served", "called",
@@ -73,10 +75,19 @@ class Tracked:
     online: bool | None = None
     online_since: float | None = None
     last_event: tuple[float, float] | None = None  # (box time, centre time stored)
+    bad_events: int = 0  # events the engine's state could not take (counted, logged)
 
     def fold(self, body: Any, stored_at: float) -> None:
         event = _json(body)
-        self.fig.fold(event)
+        try:
+            self.fig.fold(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.bad_events += 1
+            if self.bad_events <= 3 or self.bad_events % 1000 == 0:
+                log.warning("branch %s: event seq %s not folded (%r); %d so far", self.code,
+                            event.get("seq") if isinstance(event, dict) else "?", exc,
+                            self.bad_events)
+            return
         at = event.get("at")
         if isinstance(at, int | float):
             self.last_event = (float(at), float(stored_at))
@@ -124,7 +135,7 @@ def _summary(t: Tracked) -> dict[str, Any]:
         "link": {k: link.get(k) for k in ("connected", "connection_failures", "disconnects",
                                            "timeouts", "retries")},
         "outbox": health.get("outbox") or {},
-        "vip_list": vips, "vips": len(vips),
+        "vip_list": vips, "vips": len(vips), "bad_events": t.bad_events,
         "paused_queues": sum(1 for q in queues if q["paused"]),
         "hourly": list(t.fig.hourly),
         "series": t.fig.waiting_series(),
@@ -196,9 +207,14 @@ def _add(a: dict[str, Any], s: dict[str, Any]) -> None:
     h = s["heard_at"]
     if online and h and (a["oldest_heard_online"] is None or h < a["oldest_heard_online"]):
         a["oldest_heard_online"] = h
+    hist = a["wait_hist"]
     for k, v in s["wait_hist"].items():
-        a["wait_hist"][k] += v
-    a["hourly"] = [x + y for x, y in zip(a["hourly"], s["hourly"], strict=True)]
+        if v:
+            hist[k] += v
+    hourly = a["hourly"]
+    for i, v in enumerate(s["hourly"]):
+        if v:
+            hourly[i] += v
 
 
 def finish(totals: dict[str, Any], now: float, stale_after_s: float,
@@ -343,10 +359,13 @@ class LiveBoard:
                 continue
             if mine is None or float(updated) > mine[2]:
                 current[branch] = (epoch, int(contiguous), float(updated))
-        changed = set()
+        changed, loads = set(), 0
         for branch, (epoch, contiguous, _) in current.items():
             t = self._tracked.get(branch) or self._tracked.setdefault(branch, Tracked(branch))
             if t.epoch != epoch:
+                if loads >= LOADS_PER_POLL:
+                    continue  # the next poll loads it
+                loads += 1
                 t.epoch, t.folded, t.fig = epoch, 0, BranchDay(offset=t.fig.offset)
                 self._load_day(store, t, contiguous)
                 changed.add(branch)
@@ -440,7 +459,8 @@ class LiveBoard:
     def _branch_detail(self, s: dict[str, Any], now: float) -> dict[str, Any]:
         keep = ("code", "name", "online", "online_since", "heard_at", "live_at", "status_at",
                 "health_at", "version", "config_version", "day", "kiosk_open", "queues",
-                "windows", "devices", "link", "outbox", "vip_list", "clock_offset")
+                "windows", "devices", "link", "outbox", "vip_list", "clock_offset",
+                "bad_events")
         detail = {k: s[k] for k in keep}
         detail["age_s"] = _age(s, now)
         detail["is_stale"] = bool(s["online"] and (detail["age_s"] or 0)

@@ -175,3 +175,30 @@ async def retained(broker: LocalBroker) -> dict[str, Any]:
                 async for m in client.messages:
                     got[str(m.topic)] = (m.retain, json.loads(bytes(m.payload or b"{}")))
     return got
+
+
+async def test_an_event_the_state_cannot_take_is_counted_not_fatal(
+        broker: LocalBroker, store_url: str) -> None:
+    """The protocol checks seq/type/at/day; an event missing a ticket's fields passes it and
+    must not stop the board (nor any other branch's figures)."""
+    password = broker.add_user(B1)
+    day, at = "2026-11-25", 1_795_600_000.0
+    good = {"type": "ticket_issued", "day": day, "ticket": "t1", "number": "A001",
+            "queue": "A", "n": 1, "customer_type": "normal"}
+    events = [{"seq": 1, "type": "day_opened", "at": at, "day": day},
+              {"seq": 2, "type": "ticket_issued", "at": at + 1, "day": day, "queue": "A"},
+              {"seq": 3, "at": at + 2, **good}]
+    async with office_running(broker, store_url) as centre, http_client(centre) as http:
+        admin = await login(http)
+        async with aiomqtt.Client("127.0.0.1", broker.port, username=B1,
+                                  password=password) as as_box:
+            await as_box.publish(f"qms/v1/{B1}/events",
+                                 proto.encode(proto.events_batch(B1, "e1", events)), qos=1)
+
+        async def folded() -> dict[str, Any]:
+            b = (await live_of(http, admin, B1))["branch"]
+            return b if b["bad_events"] == 1 else {}
+
+        await wait_for(folded, 20, "the bad event counted")
+        view = await live_of(http, admin, B1)
+        assert view["totals"]["issued"] == 1 and view["totals"]["waiting"] == 1

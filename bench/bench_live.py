@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from central.config import load_centre_config
-from central.live import LOADS_PER_POLL, LiveBoard, aggregate_message, rollup
+from central.live import LOADS_PER_POLL, LiveBoard, aggregate_message
 from central.orgs import add_org
 from central.service import Centre
 from central.store import EventBatch, Inbound, open_store
@@ -140,8 +140,8 @@ async def main() -> None:
             store.close()
             show(f"poll after {len(touched)} branches changed", timed(board._poll))
             changed, summaries, orgs = board._poll()
-            board._publish(changed, summaries, orgs)
-            show("roll-up of every node", timed(lambda: rollup(summaries, orgs), 5))
+            board._publish(changed, summaries, orgs, board._rollup(summaries, orgs))
+            show("roll-up of every node", timed(lambda: board._rollup(summaries, orgs), 5))
             show("province view (20 cities)", timed(lambda: board.view("1001", "1001"), 5))
             show("province charts", timed(lambda: board.charts("1001"), 5))
             show("city view (100 branches)", timed(lambda: board.view("100101", "1001"), 5))

@@ -38,6 +38,13 @@ WAIT_BANDS = (("le2", 120.0), ("2to5", 300.0), ("5to10", 600.0), ("gt10", float(
 OPEN = ("waiting", "called", "held")
 
 
+def _band(wait: float) -> str:
+    for name, top in WAIT_BANDS:
+        if wait <= top:
+            return name
+    return WAIT_BANDS[-1][0]
+
+
 def utc_offset(iso: str | None, default: float = 8 * 3600) -> float:
     """Seconds east of UTC of an ISO time such as ``2026-11-25T10:00:00+08:00``."""
     if not iso:
@@ -60,6 +67,9 @@ class BranchDay:
     hourly: list[int] = field(default_factory=lambda: [0] * 24)
     series: dict[int, int] = field(default_factory=dict)  # slot -> waiting at its end
     events: int = 0
+    wait_sum: float = 0.0  # of self.waits, kept as they change (a dashboard reads often)
+    wait_max: float = 0.0
+    hist: dict[str, int] = field(default_factory=lambda: {n: 0 for n, _ in WAIT_BANDS})
 
     def fold(self, event: dict[str, Any]) -> None:
         """Apply one event (in seq order)."""
@@ -74,13 +84,25 @@ class BranchDay:
         if kind == "ticket_issued":
             self.hourly[self._local(at) // 3600] += 1
         elif kind == "ticket_called" and event.get("ticket"):
-            self.waits[event["ticket"]] = float(event.get("wait_s") or 0.0)
+            self._wait(event["ticket"], float(event.get("wait_s") or 0.0))
         if at:
             self.series[self._local(at) // SLOT_S] = self.state.waiting_total
+
+    def _wait(self, ticket: str, wait: float) -> None:
+        old = self.waits.get(ticket)
+        if old is not None:
+            self.wait_sum -= old
+            self.hist[_band(old)] -= 1
+        self.waits[ticket] = wait
+        self.wait_sum += wait
+        self.wait_max = max(self.wait_max, wait)
+        self.hist[_band(wait)] += 1
 
     def _new_day(self, day: str) -> None:
         self.day = day
         self.waits.clear()
+        self.wait_sum = self.wait_max = 0.0
+        self.hist = {n: 0 for n, _ in WAIT_BANDS}
         self.hourly = [0] * 24
         self.series.clear()
 
@@ -92,15 +114,9 @@ class BranchDay:
     def counts(self) -> dict[str, Any]:
         """Issued, waiting, served, … and the wait figures (without the open tickets')."""
         by_state: dict[str, int] = {}
-        oldest: float | None = None
         for t in self.state.tickets.values():
             by_state[t.state] = by_state.get(t.state, 0) + 1
-            if t.state == "waiting" and (oldest is None or t.issued_at < oldest):
-                oldest = t.issued_at
-        waits = list(self.waits.values())
-        hist = {name: 0 for name, _ in WAIT_BANDS}
-        for w in waits:
-            hist[next(name for name, top in WAIT_BANDS if w <= top)] += 1
+        oldest = min((t.issued_at for t in self.state.waiting.values()), default=None)
         return {
             "day": self.day,
             "issued": len(self.state.tickets),
@@ -109,11 +125,11 @@ class BranchDay:
             "served": by_state.get("finished", 0),
             "no_show": by_state.get("no_show", 0),
             "not_served": by_state.get("not_served", 0),
-            "called": len(waits),
-            "wait_sum_s": round(sum(waits), 3),
-            "max_called_wait_s": round(max(waits), 3) if waits else 0.0,
+            "called": len(self.waits),
+            "wait_sum_s": round(self.wait_sum, 3),
+            "max_called_wait_s": round(self.wait_max, 3),
             "oldest_waiting_at": oldest,
-            "wait_hist": hist,
+            "wait_hist": dict(self.hist),
             "paused": dict(self.state.paused_queues),
         }
 

@@ -159,8 +159,22 @@ def _clock_offset(row: dict[str, Any], last_event: tuple[float, float] | None) -
 # --- rolling figures up the tree ------------------------------------------------------------
 
 
-def rollup(summaries: dict[str, dict[str, Any]], orgs: Iterable[Org]
-           ) -> dict[str, dict[str, Any]]:
+def chains(summaries: Iterable[str], orgs: Iterable[Org]) -> dict[str, tuple[str, ...]]:
+    """Each branch's code with its ancestors in the tree: (branch, parent, …, root)."""
+    known = {o.code for o in orgs} | set(summaries)
+    out: dict[str, tuple[str, ...]] = {}
+    for code in known:
+        chain: list[str] = []
+        up: str | None = code
+        while up is not None:
+            chain.append(up)
+            up = parent_code(up, known)
+        out[code] = tuple(chain)
+    return out
+
+
+def rollup(summaries: dict[str, dict[str, Any]], orgs: Iterable[Org],
+           ancestry: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, Any]]:
     """Each org node's totals over the branches of its subtree (time-independent parts);
     a branch of the tree never heard from counts as ``never``."""
     orgs = list(orgs)
@@ -168,20 +182,11 @@ def rollup(summaries: dict[str, dict[str, Any]], orgs: Iterable[Org]
     if never:
         empty = _summary(Tracked(""))
         summaries = {**summaries, **{code: empty for code in never}}
-    codes = sorted({o.code for o in orgs} | set(summaries), key=len)
-    acc: dict[str, dict[str, Any]] = {c: _empty() for c in codes}
-    ancestors: dict[str, list[str]] = {}
-    known = set(codes)
+    if ancestry is None or any(code not in ancestry for code in summaries):
+        ancestry = chains(summaries, orgs)
+    acc: dict[str, dict[str, Any]] = {c: _empty() for c in ancestry}
     for code, s in summaries.items():
-        chain = ancestors.get(code)
-        if chain is None:
-            chain = []
-            up: str | None = code
-            while up is not None:
-                chain.append(up)
-                up = parent_code(up, known)
-            ancestors[code] = chain
-        for node in chain:
+        for node in ancestry[code]:
             _add(acc[node], s)
     return acc
 
@@ -250,6 +255,10 @@ class LiveBoard:
         self.summaries: dict[str, dict[str, Any]] = {}  # replaced whole, never mutated
         self.orgs: list[Org] = []
         self._nodes: dict[str, Org] = {}
+        self._ancestry: dict[str, tuple[str, ...]] = {}
+        self._ancestry_cache: dict[str, tuple[str, ...]] = {}
+        self._ancestry_key: tuple[Any, ...] = ()
+        self._stale: tuple[float, dict[str, int]] = (0.0, {})
         self.totals: dict[str, dict[str, Any]] = {}
         self.version = 0
         self.loaded = asyncio.Event()
@@ -282,7 +291,8 @@ class LiveBoard:
             still_cancelling()  # aiomqtt's publish can swallow a cancellation
             changed, summaries, orgs = await self._in_thread(self._poll)
             if changed or orgs != self.orgs or not self.loaded.is_set():
-                self._publish(changed, summaries, orgs)
+                totals = await self._in_thread(self._rollup, summaries, orgs)
+                self._publish(changed, summaries, orgs, totals)
             self.loaded.set()
             if self.settings.agg_publish:
                 await self._publish_aggregates()
@@ -298,10 +308,12 @@ class LiveBoard:
                 store.close()
 
     def _publish(self, changed: set[str], summaries: dict[str, dict[str, Any]],
-                 orgs: list[Org]) -> None:
+                 orgs: list[Org], totals: dict[str, dict[str, Any]] | None = None) -> None:
         self.summaries, self.orgs = summaries, orgs
         self._nodes = {o.code: o for o in orgs}
-        self.totals = rollup(summaries, orgs)
+        self.totals = totals if totals is not None else rollup(summaries, orgs)
+        self._ancestry = chains(summaries, orgs) if totals is None else self._ancestry_cache
+        self._stale = (0.0, {})
         self.version += 1
         self._history.append((self.version, frozenset(changed)))
         tick, self._tick = self._tick, asyncio.Event()
@@ -321,6 +333,15 @@ class LiveBoard:
             self._cache[code] = _summary(self._tracked[code])
         orgs = list_orgs(store, self._tracked)
         return changed, dict(self._cache), orgs
+
+    def _rollup(self, summaries: dict[str, dict[str, Any]], orgs: list[Org]
+                ) -> dict[str, dict[str, Any]]:
+        """The roll-up, on the board's thread (ancestor chains kept while the tree stays)."""
+        key = (len(summaries), tuple(o.code for o in orgs))
+        if self._ancestry_key != key:
+            self._ancestry_cache = chains(summaries, orgs)
+            self._ancestry_key = key
+        return rollup(summaries, orgs, self._ancestry_cache)
 
     def _read_branches(self, store: Store) -> set[str]:
         rows = store.execute("SELECT branch, status_at, live_at, health_at FROM branches"
@@ -408,9 +429,17 @@ class LiveBoard:
                    for v, codes in self._history)
 
     def stale_count(self, org: str, now: float) -> int:
-        limit = now - self.settings.stale_after_s
-        return sum(1 for c, s in self.summaries.items() if c.startswith(org) and s["online"]
-                   and (s["heard_at"] or 0) < limit)
+        """Online branches of ``org``'s subtree silent for ``stale_after_s`` (counted for
+        every node in one pass, at most once a second)."""
+        at, counts = self._stale
+        if now - at >= 1.0:
+            limit, counts = now - self.settings.stale_after_s, {}
+            for code, s in self.summaries.items():
+                if s["online"] and (s["heard_at"] or 0) < limit:
+                    for node in self._ancestry.get(code, (code,)):
+                        counts[node] = counts.get(node, 0) + 1
+            self._stale = (now, counts)
+        return counts.get(org, 0)
 
     def view(self, org: str, scope: str) -> dict[str, Any]:
         """The figures of ``org`` and its children, and of the branch if it is one."""

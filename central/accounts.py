@@ -7,6 +7,7 @@ the login itself (the only route open without a session, and throttled).
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -241,3 +242,30 @@ async def _org_call(centre: Centre, fn: Any) -> Any:
         status = "not_found" if exc.code == "not_found" else "conflict"
         raise ApiError(status, message=exc.message, message_en=exc.message_en,
                        detail=exc.message_en) from None
+
+
+def reset_password(config_path: str | None, overrides: list[str], user_id: str,
+                   password: str | None) -> int:
+    """``python -m central set-password``: 0 done, 1 no such user, 2 a bad password."""
+    import getpass
+
+    from .config import load_centre_config
+    from .store import open_store
+
+    if password is None:
+        password = getpass.getpass(f"new password for {user_id}: ")
+    if not 8 <= len(password) <= 128:
+        print("error: a password has 8 to 128 characters", file=sys.stderr)
+        return 2
+    store = open_store(load_centre_config(config_path, overrides).store.url)
+    try:
+        user = get_user(store, user_id)
+        if user is None:
+            print(f"error: no user {user_id!r}", file=sys.stderr)
+            return 1
+        update_user(store, user, hash_password(password))
+        audit.record(store, "cli", "password.reset", user.scope, user.id)
+    finally:
+        store.close()
+    print(f"password of {user_id} reset; their sessions ended")
+    return 0

@@ -201,3 +201,27 @@ def _routes(routes: list[Any]) -> list[Any]:
 def _needs(dependant: Any) -> bool:
     return any(getattr(d.call, "permission", None) or _needs(d)
                for d in dependant.dependencies)
+
+
+async def test_a_locked_out_administrator_gets_a_new_password_from_the_command_line(
+        broker: LocalBroker, store_url: str) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    from .office_support import CENTRE_TOML, ROOT
+
+    async with office_running(broker, store_url) as centre, http_client(centre) as http:
+        old = await login(http)
+        cli = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "central", "set-password", ADMIN, "--password",
+            "brand-new-pw-1", "--config", str(CENTRE_TOML), "--set", f"store.url={store_url}"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert cli.returncode == 0, cli.stderr
+        assert (await http.get("/api/auth/session", headers=old)).status_code == 401
+        r = await http.post("/api/auth/login", json={"user": ADMIN, "password": ADMIN_PW})
+        assert r.status_code == 401
+        await login(http, ADMIN, "brand-new-pw-1")
+        rows = (await http.get("/api/audit?action=password",
+                               headers=await login(http, ADMIN, "brand-new-pw-1"))).json()
+        assert rows["rows"][0]["user"] == "cli" and rows["rows"][0]["target"] == ADMIN

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from controller.config import parse_config
 from controller.errors import ConfigError
 from controller.passwords import hash_password
-from controller.uplink.commands import LOCAL_SECTIONS
+from controller.uplink.commands import LOCAL_KEYS, LOCAL_SECTIONS
 from controller.web.settings import web_settings
 
 from .errors import CentreError
@@ -91,8 +91,13 @@ class ConfigProblem(CentreError, ValueError):
 
 
 def business(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` without the box's local sections."""
-    return {k: copy.deepcopy(v) for k, v in data.items() if k not in LOCAL_SECTIONS}
+    """``data`` without the box's local sections and keys (:data:`LOCAL_KEYS`)."""
+    out = {k: copy.deepcopy(v) for k, v in data.items() if k not in LOCAL_SECTIONS}
+    for section, keys in LOCAL_KEYS.items():
+        if isinstance(out.get(section), dict):
+            for key in keys:
+                out[section].pop(key, None)
+    return out
 
 
 def validate(data: Mapping[str, Any], branch: str) -> dict[str, Any]:

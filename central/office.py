@@ -107,6 +107,7 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     from .accounts import accounts_router
     from .backoffice import backoffice_router
     from .live import live_router
+    from .media import media_router
     from .pages import error_page, mount_pages
 
     office: Office = centre.office
@@ -123,4 +124,5 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     app.include_router(accounts_router(centre, office.gate))
     app.include_router(live_router(centre, office.board))
     app.include_router(backoffice_router(centre))
+    app.include_router(media_router(centre))
     mount_pages(app, centre)

@@ -25,6 +25,9 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
     if config.uplink:  # the link to the centre (docs/uplink.md)
         from .uplink import Uplink, UplinkSettings
+        from .uplink.media import store_media
 
-        components.append(Uplink(section(config, "uplink", UplinkSettings)))
+        uplink = Uplink(section(config, "uplink", UplinkSettings))
+        uplink.register_command("media", store_media)  # kiosk media from the centre
+        components.append(uplink)
     return components

@@ -61,7 +61,7 @@ MAX_BATCH_EVENTS = 5000
 
 BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box → centre
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
-COMMANDS = ("pause", "resume", "replay", "config", "update", "totals")
+COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "media")
 
 _BRANCH = re.compile(r"^\d{4,16}$")
 _ORG = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
@@ -297,6 +297,8 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "config": {**_CMD_ID, "config": (_obj, True)},
     "update": {**_CMD_ID, "version": (_text(), False)},
     "totals": {**_CMD_ID, "day": (_text(_DAY), True)},
+    # kiosk media files: [{"name", "sha256", "data" (base64)}], and names to delete
+    "media": {**_CMD_ID, "files": (_list, True), "delete": (_list, False)},
 }
 
 

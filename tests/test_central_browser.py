@@ -26,6 +26,8 @@ __all__ = ["broker_fixture"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 DESKTOP = {"width": 1600, "height": 1000}
+BANNER = (b"<svg xmlns='http://www.w3.org/2000/svg' width='800' height='200'>"
+          b"<rect width='800' height='200' fill='#0b3d6e'/></svg>")
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def box(tmp_path: Path, broker: LocalBroker, centre: CentreProcess) -> Iterator[
     data.mkdir()
     b = BoxProcess(data / "data", f"uplink.broker={broker.url!r}".replace("'", '"'),
                    f'uplink.password="{password}"', "uplink.live_interval_s=0.2",
-                   "uplink.health_interval_s=5").start()
+                   "uplink.health_interval_s=5", f'web.media_dir="{data / "media"}"').start()
     try:
         yield b
     finally:
@@ -192,6 +194,14 @@ def test_edit_a_section_push_it_and_see_the_branch_run_it(
     exp(page.locator("#head")).to_contain_text("v2")
     page.click('#versions button[data-push="2"]')
     exp(page.locator('#pushes tr[data-state="applied"]')).to_contain_text("v2", timeout=20_000)
+    page.select_option("#media-org", "1001")  # the province's banner, for every branch
+    page.set_input_files("#media-file", files=[{"name": "banner.svg", "mimeType":
+                                                "image/svg+xml", "buffer": BANNER}])
+    page.click("#media-upload")
+    exp(page.locator('#media tr[data-media="banner.svg"]')).to_contain_text("1001")
+    page.click("#media-push")
+    exp(page.locator("#toast")).to_contain_text("网点已确认 1 个文件", timeout=20_000)
+    assert (box.data_dir.parent / "media" / "banner.svg").read_bytes() == BANNER
     save(page, "centre-config")
     status, cfg = box.call("GET", "/api/config")
     assert status == 200

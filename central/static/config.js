@@ -28,7 +28,7 @@
     const l = current.latest;
     $("#head").textContent = `当前 v${l.version} · ${l.author} · ${when(l.created_at)}` +
       (l.comment ? " · " + l.comment : "");
-    drawTabs(); drawSection(); drawPushes(); loadVersions();
+    drawTabs(); drawSection(); drawPushes(); loadVersions(); loadMedia();
   }
   function drawTabs() {
     $("#tabs").replaceChildren(...current.sections.map((s) => el("button", {type: "button",
@@ -107,5 +107,55 @@
     const res = await api("GET", `/api/branches/${branch}/config`);
     if (res.ok) { current.pushes = res.data.pushes; drawPushes(); }
   }
+  /* --- kiosk media files ------------------------------------------------------------- */
+  async function loadMedia() {
+    const res = await api("GET", `/api/branches/${branch}/media`);
+    if (!res.ok) return;
+    $("#media").replaceChildren(el("thead", {}, el("tr", {}, ...["文件 File", "大小 Size",
+      "来自 From", ""].map((h) => el("th", {}, h)))), el("tbody", {}, ...res.data.files.map((f) =>
+      el("tr", {"data-media": f.name}, el("td", {}, f.name),
+        el("td", {class: "n"}, Math.round(f.size / 1024) + " KB"), el("td", {}, f.org),
+        el("td", {}, boot.can_edit ? el("button", {type: "button", class: "danger", onclick: async () => {
+          const r = await api("DELETE", `/api/orgs/${f.org}/media/${encodeURIComponent(f.name)}`);
+          toast(r.ok ? "已删除 Deleted" : errorText(r), !r.ok);
+          loadMedia();
+        }}, "删除") : "")))));
+    const sel = $("#media-org");
+    sel.replaceChildren(...[branch.slice(0, 4), branch.slice(0, 6), branch]
+      .filter((c, i, all) => all.indexOf(c) === i && c.startsWith(boot.scope))
+      .map((c) => el("option", {value: c, selected: c === branch}, c === branch ? "本网点 " + c : "全辖 " + c)));
+    for (const id of ["#media-upload", "#media-push", "#media-file", "#media-org"]) {
+      $(id).disabled = !boot.can_edit;
+    }
+  }
+  $("#media-upload").addEventListener("click", async () => {
+    const file = $("#media-file").files[0];
+    if (!file) return;
+    const r = await fetch(`/api/orgs/${$("#media-org").value}/media/${encodeURIComponent(file.name)}`,
+      {method: "PUT", body: file, credentials: "same-origin",
+        headers: {"X-CSRF-Token": boot.csrf, "Content-Type": "application/octet-stream"}});
+    let data = {};
+    try { data = await r.json(); } catch (e) { data = {}; }
+    toast(r.ok ? "已上传 Uploaded " + file.name : errorText({status: r.status, data}), !r.ok);
+    loadMedia();
+  });
+  $("#media-push").addEventListener("click", async () => {
+    const res = await api("POST", `/api/branches/${branch}/media/push`);
+    if (!res.ok) { toast(errorText(res), true); return; }
+    const sent = res.data.sent;
+    toast(`已下发 ${sent.length} 个文件,等待网点确认 Sent ${sent.length} files`);
+    for (let i = 0; i < 30 && sent.length; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const answers = await Promise.all(sent.map((s) => api("GET", `/api/branches/${branch}/replies/${s.id}`)));
+      if (answers.every((a) => a.ok)) {
+        const bad = answers.filter((a) => !a.data.ok);
+        toast(bad.length ? "网点拒绝 Refused: " + ((bad[0].data.error || {}).message || "")
+          : `网点已确认 ${sent.length} 个文件 Confirmed`, bad.length > 0);
+        return;
+      }
+    }
+    toast("网点未确认(可能离线) No answer from the branch (offline?)", true);
+  });
+
   start();
 })();

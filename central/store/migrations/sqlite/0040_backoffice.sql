@@ -72,3 +72,14 @@ CREATE TABLE config_pushes (
     sent_by TEXT NOT NULL
 );
 CREATE INDEX config_pushes_branch ON config_pushes (branch, sent_at);
+
+CREATE TABLE media_files (
+    org         TEXT NOT NULL,          -- the node it is for: its whole subtree gets it
+    name        TEXT NOT NULL,          -- a plain file name (the kiosk's media folder)
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at REAL NOT NULL,
+    PRIMARY KEY (org, name)
+);

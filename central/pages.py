@@ -145,7 +145,7 @@ def pages_router(centre: Centre) -> APIRouter:
         code = org or who.scope
         who.check(code)
         return render("reports.html", "统计报表 · 排队联网监控中心", who, "/reports",
-                      {"org": code}, "reports.js")
+                      {"org": code}, "charts.js,reports.js")
 
     @router.get("/alerts", response_class=HTMLResponse)
     async def alerts_page(org: OrgParam = None, who: Principal = viewer) -> HTMLResponse:

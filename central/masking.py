@@ -10,7 +10,8 @@ exports, the audit log and dead letters all go through these functions.
 * a name: its first character stays and the rest become ``*``, except a trailing
   honorific (先生, 女士, 小姐), which says nothing about who it is — ``陈*``, ``陈先生``
 
-:func:`mask_text` finds such numbers inside free text (a dead letter's payload);
+:func:`mask_text` masks every run of 11 or more digits inside free text (a dead letter's
+payload), by the shape above;
 :func:`mask_event` and :func:`mask_config` know the fields by name.
 """
 
@@ -35,7 +36,7 @@ __all__ = [
 
 MASK = "*"
 HONORIFICS = ("先生", "女士", "小姐", "老师", "总")
-_DIGITS = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{13,19}|1\d{10})(?![0-9A-Za-z])")
+_DIGITS = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{11,})(?![0-9A-Za-z])")
 # Event and config fields that hold a customer's number or name.
 NUMBER_FIELDS = frozenset({"card", "cards", "id_number", "id_numbers", "phone", "phones",
                            "mobile", "card_number"})

@@ -121,8 +121,34 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
         return error_page(request, exc)  # a page: the login, or a short refusal
 
     app.add_middleware(Prepared, office=office)
+    _scope_reports(app)
     app.include_router(accounts_router(centre, office.gate))
     app.include_router(live_router(centre, office.board))
     app.include_router(backoffice_router(centre))
     app.include_router(media_router(centre))
     mount_pages(app, centre)
+
+
+def _scope_reports(app: FastAPI) -> None:
+    """The reports and alerts routes (central/reports, central/alerts.py) ask two
+    dependencies who may see what: answer them with the logged-in user (401/403 as
+    everywhere) — the user's scope as the allowed org prefixes, and the user's id as the
+    one acknowledging an alert."""
+    try:
+        from .alerts import acting_user
+        from .reports.api import allowed_prefixes
+    except ImportError:  # the reports and alerts service is not on this centre
+        return
+
+    async def scope_of_user(request: Request) -> list[str]:
+        who = await request.app.state.gate.require(request, "view")
+        return [who.scope]
+
+    async def user_acting(request: Request) -> str:
+        who = await request.app.state.gate.require(request, "control")
+        return str(who.id)
+
+    scope_of_user.permission = "view"  # type: ignore[attr-defined]
+    user_acting.permission = "control"  # type: ignore[attr-defined]
+    app.dependency_overrides[allowed_prefixes] = scope_of_user
+    app.dependency_overrides[acting_user] = user_acting

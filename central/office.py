@@ -9,6 +9,7 @@ organisation tree and branch configurations) and keeps the live board current.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -130,15 +131,25 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
 
 
 def _scope_reports(app: FastAPI) -> None:
-    """The reports and alerts routes (central/reports, central/alerts.py) ask two
-    dependencies who may see what: answer them with the logged-in user (401/403 as
-    everywhere) — the user's scope as the allowed org prefixes, and the user's id as the
-    one acknowledging an alert."""
+    """The reports and alerts routes (central/reports, central/alerts.py) ask dependencies
+    who may see what: answer them with the logged-in user (401/403 as everywhere) — the
+    user's scope as the allowed org prefixes, and the user's id as the one acknowledging
+    an alert — and name the branches as the organisation tree does."""
     try:
         from .alerts import acting_user
-        from .reports.api import allowed_prefixes
+        from .reports.api import allowed_prefixes, report_labels
+        from .reports.labels import labels_from_store
     except ImportError:  # the reports and alerts service is not on this centre
         return
+
+    async def tree_names(request: Request) -> Any:
+        def build(store: Any) -> Any:
+            base = labels_from_store(store)
+            names = dict(store.execute("SELECT code, name FROM orgs").fetchall())
+            return dataclasses.replace(base, branches={**base.branches, **names})
+
+        return await request.app.state.office.centre.read(build)
+
 
     async def scope_of_user(request: Request) -> list[str]:
         who = await request.app.state.gate.require(request, "view")
@@ -152,3 +163,4 @@ def _scope_reports(app: FastAPI) -> None:
     user_acting.permission = "control"  # type: ignore[attr-defined]
     app.dependency_overrides[allowed_prefixes] = scope_of_user
     app.dependency_overrides[acting_user] = user_acting
+    app.dependency_overrides[report_labels] = tree_names

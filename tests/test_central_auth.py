@@ -169,11 +169,13 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
         app = create_app(centre)
         open_routes = {"/api/auth/login", "/metrics", "/login"}
         checked = pages = 0
-        for route in _routes(app.routes):
+        for route, inherited in _routes(app.routes):
             if not isinstance(route, APIRoute) or route.path in open_routes:
                 continue
-            assert _needs(route.dependant, app.dependency_overrides), \
-                f"{route.path} has no permission dependency"
+            overrides = app.dependency_overrides
+            assert _needs(route.dependant, overrides) or any(
+                getattr(overrides.get(d.dependency, d.dependency), "permission", None)
+                for d in inherited), f"{route.path} has no permission dependency"
             if not route.path.startswith("/api/"):  # a page: to the login, and back
                 r = await http.get(route.path + "?org=1001")
                 assert r.status_code == 303, route.path
@@ -190,12 +192,18 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
         assert (await http.get("/metrics")).status_code == 401
 
 
-def _routes(routes: list[Any]) -> list[Any]:
-    """Every route, also inside included routers (FastAPI keeps those nested)."""
+def _routes(routes: list[Any], inherited: tuple[Any, ...] = ()
+            ) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Every route with the dependencies its includes add (FastAPI keeps included routers
+    nested, their dependencies in the include's context)."""
     out = []
     for r in routes:
         inner = getattr(r, "original_router", None)
-        out += _routes(inner.routes) if inner is not None else [r]
+        if inner is None:
+            out.append((r, inherited))
+        else:
+            extra = tuple(getattr(r.include_context, "dependencies", ()) or ())
+            out += _routes(inner.routes, inherited + extra)
     return out
 
 

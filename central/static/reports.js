@@ -28,9 +28,12 @@
     const label = (c) => c.header || [c.title, c.unit ? `(${c.unit})` : ""].join("");
     const cell = (v) => (typeof v === "number" ? el("td", {class: "n"}, num(Math.round(v * 100) / 100)) : el("td", {}, v === null || v === undefined ? "—" : String(v)));
     const rows = (data.rows || []).map((r) => el("tr", {}, ...cols.map((c) => cell(r[c.key]))));
-    if (data.total) rows.push(el("tr", {class: "total"}, ...cols.map((c) => cell(data.total[c.key]))));
-    return el("table", {class: "list", id: "report-table"},
-      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, label(c))))), el("tbody", {}, ...rows));
+    if (data.total) {
+      rows.push(el("tr", {class: "total"}, ...cols.map((c, i) =>
+        cell(i === 0 && data.total[c.key] === undefined ? data.total.label || "合计" : data.total[c.key]))));
+    }
+    return el("div", {class: "scroll"}, el("table", {class: "list", id: "report-table"},
+      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, label(c))))), el("tbody", {}, ...rows)));
   }
   function chart(data) {
     const ch = data.chart;
@@ -46,8 +49,8 @@
     const res = await api("GET", `/api/reports/${encodeURIComponent(id)}?${q}`);
     if (!res.ok) { $("#result").replaceChildren(el("p", {class: "error"}, errorText(res))); return; }
     const d = res.data;
-    $("#result").replaceChildren(el("h2", {}, d.title || id, el("small", {}, d.title_en || "")),
-      chart(d), table(d), ...(d.notes || []).map((n) => el("p", {class: "muted"}, n)));
+    $("#result").replaceChildren(...[el("h2", {}, d.title || id, el("small", {}, d.title_en || "")),
+      chart(d), table(d), ...(d.notes || []).map((n) => el("p", {class: "muted"}, n))].filter(Boolean));
     for (const fmt of ["xlsx", "csv"]) {
       const a = $("#" + fmt);
       a.href = `/api/reports/${encodeURIComponent(id)}/${fmt}?${q}`;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -118,7 +119,7 @@ def pages_router(centre: Centre) -> APIRouter:
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(next: Annotated[str, Query(max_length=300)] = "/live"
                          ) -> HTMLResponse:
-        safe = next if next.startswith("/") and not next.startswith("//") else "/live"
+        safe = next if re.fullmatch(r"/(?![/\\])[^\\\s]*", next) else "/live"  # same site only
         return render("login.html", "登录 · 排队联网监控中心", None, boot={"next": safe},
                       script="login.js")
 

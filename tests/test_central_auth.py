@@ -189,6 +189,9 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
                 assert r.status_code == 401, (method, path, r.status_code)
                 checked += 1
         assert checked >= 15 and pages >= 8
+        for evil in ("//evil.example/x", "/\\evil.example", "https://evil.example"):
+            page = (await http.get("/login", params={"next": evil})).text
+            assert "evil" not in page.split('id="boot"')[1]  # the login goes home instead
         assert (await http.get("/metrics")).status_code == 401
 
 

@@ -4,6 +4,8 @@
 #   ./flash.sh sim     set up, then run a simulated branch on this machine
 #   ./flash.sh test    set up, then run every check and test (what CI runs)
 #   ./flash.sh setup   only set up (apt packages, venv, Python packages)
+#   ./flash.sh pi HOST|--root DIR --bundle B --config F --release-key K [...]
+#                      install a branch box on a Raspberry Pi (docs/install.md)
 #
 # Each command installs what it needs by itself and is safe to run twice.
 set -euo pipefail
@@ -119,7 +121,8 @@ main() {
         sim) cmd_sim "$@" ;;
         test) cmd_test "$@" ;;
         setup) setup ;;
-        *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        pi) setup; cd "$ROOT"; exec "$PY" -m deploy.install pi "$@" ;;
+        *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 }
 

@@ -53,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     b.add_argument("--tls-key", default=None)
     b.add_argument("--tls-ca", default=None)
     b.add_argument("--log-file", default=None)
+    b.add_argument("--run-as", default=None,
+                   help="account to keep when started as root (default: mosquitto)")
     s = sub.add_parser("set-password", help="reset a centre user's password")
     _common(s)
     s.add_argument("user")
@@ -67,8 +69,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def _run_centre(args: argparse.Namespace) -> None:
     from .config import load_centre_config
     from .service import Centre
+    from .store import open_store
 
     config = load_centre_config(args.config, args.overrides)
+    store = await asyncio.to_thread(open_store, config.store.url)  # migrated, reachable
+    store.close()
     centre = Centre(config)
     main = asyncio.current_task()
     if not config.http.enabled and main is not None:  # uvicorn handles signals otherwise
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             files = render_config(args.dir, port=args.port, host=args.host,
                                   ws_port=args.ws_port or None, tls_port=args.tls_port,
                                   tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                  tls_ca=args.tls_ca, log_file=args.log_file)
+                                  tls_ca=args.tls_ca, log_file=args.log_file,
+                                  run_as=args.run_as)
             print(files.conf)
             return 0
         if args.command == "provision":

@@ -67,12 +67,20 @@ class ReconcileSettings(_Model):
     long_wait_minutes: list[int] = [15, 30, 60]  # E5 exception bands
 
 
+class ReleasesSettings(_Model):
+    """Software releases (central/releases.py) in the centre's store; off unless ``files``."""
+
+    files: str | None = None  # where release bundles are kept, e.g. data/releases
+    base_url: str | None = None  # how boxes reach this centre's HTTP API (default: as asked)
+
+
 class CentreConfig(_Model):
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    releases: ReleasesSettings = ReleasesSettings()
     web: WebSettings = WebSettings()  # users, sessions, organisation, dashboard
 
 

@@ -31,7 +31,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 
@@ -42,6 +42,9 @@ from .config import CentreConfig
 from .errors import StoreError
 from .reconcile import check_branch
 from .store import DeadLetter, EventBatch, Inbound, Ingested, Mark, Store, open_store
+
+if TYPE_CHECKING:
+    from .releases import ReleaseStore
 
 __all__ = ["Consumer", "IngestStats"]
 
@@ -101,6 +104,7 @@ class Consumer:
         self._gaps: dict[tuple[str, str], Gap] = {}
         self.ready = asyncio.Event()  # set once subscribed
         self._tag = uuid.uuid4().hex[:6]  # two consumers never share a client id
+        self.releases: ReleaseStore | None = None  # set when releases are on
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -238,6 +242,7 @@ class Consumer:
             self._track_gaps(result.marks)
             for branch, day in result.totals:
                 await self._reconcile(client, branch, day)
+            await self._update_reports(inbound.replies)
 
     def _take(self, limit: int) -> Inbound:
         """Up to ``limit`` messages from what has arrived (order kept within each kind)."""
@@ -330,6 +335,14 @@ class Consumer:
         for epoch, first, last in report["replay"]:
             await self.request_replay(client, branch, epoch, first, last)
 
+    async def _update_reports(self, replies: list[tuple[str, dict[str, Any]]]) -> None:
+        """A box's software-update reports go to the release store (F4)."""
+        if self.releases is None:
+            return
+        for branch, reply in replies:
+            if reply.get("cmd") == "update" and isinstance(reply.get("result"), dict):
+                await asyncio.to_thread(self.releases.record_report, branch, reply["result"])
+
     # --- the live picture --------------------------------------------------------------------
 
     async def _flush_live(self) -> None:
@@ -342,6 +355,11 @@ class Consumer:
             self._live = {k: {} for k in LIVE_KINDS}
             await self._db(self._storage().save_live, taken["status"], taken["live"],
                            taken["health"])
+            if self.releases is not None:  # what each branch runs, from its birth
+                for branch, msg in taken["status"].items():
+                    if msg.get("online") and msg.get("version"):
+                        await asyncio.to_thread(self.releases.record_running, branch,
+                                                msg["version"])
 
     def _storage(self) -> Store:
         if self._store is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from fastapi.responses import Response
 from controller.uplink.link import still_cancelling
 
 from .auth import ApiError, Gate
-from .orgs import seed_orgs
+from .orgs import parent_code, seed_orgs
 
 if TYPE_CHECKING:
     from .service import Centre
@@ -164,3 +165,23 @@ def _scope_reports(app: FastAPI) -> None:
     app.dependency_overrides[allowed_prefixes] = scope_of_user
     app.dependency_overrides[acting_user] = user_acting
     app.dependency_overrides[report_labels] = tree_names
+
+
+BOX_FACING = re.compile(r"^/api/releases/(offer/[^/]+|[^/]+/(manifest\.json|manifest\.sig|"
+                        r"files/[^/]+))$")
+
+
+async def releases_guard(request: Request) -> None:
+    """The software releases' routes (central/releases.py): what boxes fetch — the offer,
+    the signed manifests and the files, checked against the release key on the box — stays
+    open to them; the operators' views (the list of releases, which branch runs what)
+    need an administrator whose scope is a whole province (a root of the tree)."""
+    if BOX_FACING.match(request.url.path):
+        return
+    office: Office = request.app.state.office
+    who = await office.gate.require(request, "users")
+    if parent_code(who.scope, {o.code for o in office.board.orgs}) is not None:
+        raise ApiError("out_of_scope")
+
+
+releases_guard.permission = "users"  # type: ignore[attr-defined]

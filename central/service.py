@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocols import uplink as proto
 from protocols.metrics import Metric
@@ -20,6 +20,9 @@ from protocols.metrics import Metric
 from .config import CentreConfig
 from .ingest import Consumer, IngestStats
 from .store import Store, open_store
+
+if TYPE_CHECKING:
+    from .releases import ReleaseStore
 
 __all__ = ["Centre"]
 
@@ -38,6 +41,7 @@ class Centre:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-reader")
         self._reader: Store | None = None
+        self.releases: ReleaseStore | None = None
         self.started = time.time()
         from .office import Office
 
@@ -45,6 +49,14 @@ class Centre:
 
     async def run(self) -> None:
         """Run until cancelled (or until the HTTP server is stopped by a signal)."""
+        rel = self.config.releases
+        if rel.files:  # software releases share the store (central/releases.py)
+            from .releases import ReleaseStore
+
+            self.releases = await asyncio.to_thread(ReleaseStore.open, self.config.store.url,
+                                                    rel.files)
+            for c in self.consumers:
+                c.releases = self.releases
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(c.run(), name=f"consumer-{c.index}")
@@ -72,6 +84,9 @@ class Centre:
         await server.serve()
 
     async def close(self) -> None:
+        releases, self.releases = self.releases, None
+        if releases is not None:
+            await asyncio.to_thread(releases.close)
         reader, self._reader = self._reader, None
         if reader is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, reader.close)

@@ -28,7 +28,7 @@ from protocols.metrics import CONTENT_TYPE, render
 from . import audit
 from .auth import ApiError, Principal, need
 from .masking import mask_event, mask_text
-from .office import mount_office
+from .office import mount_office, releases_guard
 from .reconcile import reconcile_day
 
 if TYPE_CHECKING:
@@ -44,6 +44,12 @@ def create_app(centre: Centre) -> FastAPI:
     mount_office(app, centre)
     viewer, controller = Depends(need("view")), Depends(need("control"))
     admin = Depends(need("users"))
+    if centre.releases is not None:  # /api/releases: files, manifests, offers (F4)
+        from .releases import releases_router
+
+        app.include_router(releases_router(centre.releases,
+                                           base_url=centre.config.releases.base_url),
+                           dependencies=[Depends(releases_guard)])
 
     @app.get("/api/branches", tags=["live"])
     async def branches(who: Principal = viewer) -> dict[str, Any]:

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from drivers.lobby import build_lobby_devices
 from drivers.printer import printer_component
+from drivers.rs485.component import rs485_components
 
 from .config import Config, section
 from .supervisor import Component
+from .update import update_component
+from .watchdog import Watchdog
 from .web.settings import web_settings
 
 __all__ = ["build_components"]
@@ -23,11 +26,17 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
     if (printer := printer_component(config, data_dir)) is not None:
         components.append(printer)
     components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    components.extend(rs485_components(config, data_dir))  # keypads, displays, evaluators
+    if (updater := update_component(config, data_dir)) is not None:
+        components.append(updater)  # software updates from the centre (F4)
     if config.uplink:  # the link to the centre (docs/uplink.md)
         from .uplink import Uplink, UplinkSettings
         from .uplink.media import store_media
 
         uplink = Uplink(section(config, "uplink", UplinkSettings))
         uplink.register_command("media", store_media)  # kiosk media from the centre
+        if updater is not None:
+            uplink.use_updater(updater)  # cmd/update in, its reports out on reply
         components.append(uplink)
+    components.append(Watchdog())  # sd_notify READY/WATCHDOG under systemd; else ends at once
     return components

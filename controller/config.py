@@ -299,6 +299,7 @@ class Config(_Model):
     card_reader: dict[str, Any] = {}
     hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
+    update: dict[str, Any] = {}  # software updates from the centre (controller/update.py)
     web: dict[str, Any] = {}  # the local screens: logins, kiosk layout (controller/web/settings)
 
     @model_validator(mode="after")

@@ -295,7 +295,8 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "replay": {**_CMD_ID, "from": (_SEQ, True), "through": (_SEQ, True),
                "epoch": (_text(_EPOCH), False)},
     "config": {**_CMD_ID, "config": (_obj, True)},
-    "update": {**_CMD_ID, "version": (_text(), False)},
+    "update": {**_CMD_ID, "version": (_text(), True), "manifest_url": (_text(None, 2000), True),
+               "rollback": (_bool, False)},
     "totals": {**_CMD_ID, "day": (_text(_DAY), True)},
     # kiosk media files: [{"name", "sha256", "data" (base64)}], and names to delete
     "media": {**_CMD_ID, "files": (_list, True), "delete": (_list, False)},

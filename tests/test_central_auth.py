@@ -238,3 +238,20 @@ async def test_a_locked_out_administrator_gets_a_new_password_from_the_command_l
         rows = (await http.get("/api/audit?action=password",
                                headers=await login(http, ADMIN, "brand-new-pw-1"))).json()
         assert rows["rows"][0]["user"] == "cli" and rows["rows"][0]["target"] == ADMIN
+
+
+async def test_boxes_fetch_releases_freely_and_only_a_province_admin_lists_them(
+        broker: LocalBroker, store_url: str, tmp_path: Any) -> None:
+    """What a box fetches (offer, signed manifest, files) needs no session; the operators'
+    views of the software releases need an administrator of a whole province."""
+    async with office_running(broker, store_url, f"releases.files={tmp_path / 'rel'}"
+                              ) as centre, http_client(centre) as http:
+        root = await login(http)
+        city = await add_user(http, root, "zzadmin", "admin", "100101")
+        assert (await http.get(f"/api/releases/offer/{B1}")).status_code == 204
+        assert (await http.get("/api/releases/0.2.0/manifest.json")).status_code == 404
+        assert (await http.get("/api/releases/0.2.0/files/x.whl")).status_code == 404
+        assert (await http.get("/api/releases")).status_code == 401
+        assert (await http.get("/api/releases/0.2.0/branches")).status_code == 401
+        assert (await http.get("/api/releases", headers=city)).status_code == 403
+        assert (await http.get("/api/releases", headers=root)).json() == []

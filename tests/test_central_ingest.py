@@ -289,9 +289,50 @@ async def test_live_picture_commands_and_metrics_through_the_api(
             await wait_for(offline, 10, "the Last Will at the centre")
 
 
-@pytest.mark.parametrize("argv", [["--set", "store.url=sqlite:///x", "--set", "broker.url=x"],
-                                  ["--config", "/nonexistent.toml"]])
+@pytest.mark.parametrize("argv", [
+    ["--set", "store.url=sqlite:///x", "--set", "broker.url=x"],
+    ["--config", "/nonexistent.toml"],
+    ["--set", "store.url=postgresql://nobody@127.0.0.1:1/none", "--set", "http.enabled=false"],
+])
 def test_a_bad_centre_config_exits_2(argv: list[str]) -> None:
     r = subprocess.run([sys.executable, "-m", "central", *argv], capture_output=True,
                        text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "error:" in r.stderr
+
+
+async def test_births_and_update_reports_reach_the_release_store(
+        broker: LocalBroker, store_url: str, tmp_path: Path) -> None:
+    """With releases on, the consumers make the three calls central/releases.py asks for."""
+    from central.store import open_store
+
+    files = tmp_path / "releases"
+    async with centre_running(broker, store_url, f"releases.files={files}",
+                              ADMIN_SEED) as centre, as_branch(broker, B1) as box:
+        await publish(box, B1, "status", proto.birth(B1, "e1", 0, "0.1.0", "cfg", 1.0))
+        report = {"id": "update-0.2.0-r1", "version": "0.2.0", "status": "downloading",
+                  "running": "0.1.0", "at": 2.0}
+        await publish(box, B1, "reply", proto.reply(report["id"], "update", result=report))
+
+        def recorded() -> tuple[Any, Any]:
+            s = open_store(store_url)
+            try:
+                running = s.execute("SELECT running_version FROM release_branches WHERE "
+                                    "branch = ?", (B1,)).fetchone()
+                reports = s.execute("SELECT status FROM update_reports WHERE branch = ?",
+                                    (B1,)).fetchall()
+                return running, reports
+            finally:
+                s.close()
+
+        async def both() -> tuple[Any, Any] | None:
+            running, reports = await asyncio.to_thread(recorded)
+            return (running, reports) if running and running[0] and reports else None
+
+        running, reports = await wait_for(both, 10, "the birth and the report recorded")
+        assert running[0] == "0.1.0" and [r[0] for r in reports] == ["downloading"]
+        app = create_app(centre)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://centre") as http:
+            assert (await http.get("/api/releases")).status_code == 401  # operators only
+            http.headers.update(await login(http, "admin", "admin-pw-for-tests"))
+            assert (await http.get("/api/releases")).json() == []

@@ -122,3 +122,34 @@ def test_migrations_run_once(store_url: str) -> None:
     newest = max(int(f.name[:4]) for f in (MIGRATIONS / "sqlite").glob("*.sql"))
     assert b.migrate() == newest and b.count_events() == 1
     b.close()
+
+
+def test_two_connections_sharing_one_branch_end_at_its_last_seq(store_url: str) -> None:
+    """Two consumers committing the same branch's batches at once (odd and even batches):
+    whichever locks the mark last sees the other's rows, so the mark reaches the end."""
+    import threading
+
+    stores = [open_store(store_url), open_store(store_url)]
+    chunks = [list(range(i, i + 10)) for i in range(1, 401, 10)]
+    errors: list[BaseException] = []
+
+    def work(store: Store, mine: list[list[int]]) -> None:
+        try:
+            for c in mine:
+                store.ingest(Inbound(batches=[batch(B1, *c), batch(B2, *c)]))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(stores[k], chunks[k::2])) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for b in (B1, B2):
+        assert stores[0].mark(b, "e1").contiguous == 400
+        assert [e["seq"] for e in stores[0].events(b)] == list(range(1, 401))
+    marks = {m.branch: m.contiguous for m in stores[1].marks()}
+    for s in stores:
+        s.close()
+    assert marks == {B1: 400, B2: 400}  # the stored mark, not only a fresh walk

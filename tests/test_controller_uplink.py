@@ -265,7 +265,8 @@ async def test_software_update_is_a_hook(box: Box, broker: LocalBroker) -> None:
     uplink = uplink_for(broker)
     async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/reply") as q:
         await wait_for(lambda: _true(uplink.connected), 10, "connected")
-        await command(broker, "update", cmd_id="u1", version="0.2.0")
+        url = "http://centre/releases/0.2.0/manifest.json"
+        await command(broker, "update", cmd_id="u1", version="0.2.0", manifest_url=url)
         refused = await next_on(q, "reply")
         assert refused["error"]["code"] == "update_unavailable"
 
@@ -273,9 +274,38 @@ async def test_software_update_is_a_hook(box: Box, broker: LocalBroker) -> None:
             return {"installing": msg["version"]}
 
         uplink.register_command("update", update)
-        await command(broker, "update", cmd_id="u2", version="0.2.0")
+        await command(broker, "update", cmd_id="u2", version="0.2.0", manifest_url=url)
         done = await next_on(q, "reply")
         assert done["ok"] is True and done["result"] == {"installing": "0.2.0"}
+
+
+async def test_update_commands_reach_the_updater_and_its_reports_the_centre(
+        box: Box, broker: LocalBroker, tmp_path: Path) -> None:
+    """With the real updater wired in (as build_components does): an offer it cannot take
+    is answered with its report, and a report it makes later goes out on reply too."""
+    import sys
+
+    from controller.slots import write_json_atomic
+    from controller.update import Updater, UpdateSettings
+
+    updater = Updater(UpdateSettings(root=tmp_path / "opt", python=sys.executable), [],
+                      branch=BRANCH)
+    uplink = uplink_for(broker)
+    uplink.use_updater(updater)
+    async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/reply") as q:
+        await wait_for(lambda: _true(uplink.connected), 10, "connected")
+        await command(broker, "update", cmd_id="up-1", version="0.2.0",
+                      manifest_url="ftp://nowhere/manifest.json")
+        answer = await next_on(q, "reply", lambda m: m["id"] == "up-1")
+        assert answer["cmd"] == "update" and answer["result"]["status"] == "failed"
+        assert answer["result"]["reason"] == "bad_command"
+        # A report kept across a restart (the new version judged healthy) is told on start.
+        write_json_atomic(updater.state_file, {"reports": [{
+            "id": "up-0", "version": "0.1.9", "status": "healthy", "running": "0.1.9",
+            "at": 1.0}]})
+        assert updater.deliver_kept_reports() == 1
+        kept = await next_on(q, "reply", lambda m: m["id"] == "up-0")
+        assert kept["result"]["status"] == "healthy"
 
 
 async def test_replay_sends_a_range_again(
@@ -338,3 +368,31 @@ async def test_box_metrics_show_waiting_outbox_and_link(
     assert f"paidui_outbox_backlog_events {box.last_seq}" in text  # no centre: nothing acked
     assert "paidui_outbox_oldest_unsent_age_seconds" in text
     assert "paidui_uplink_connection_failures_today 0" in text
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["uplink.broker=tcp://centre:1883"], "uplink.broker"),
+    (["uplink.broker=mqtt://centre:1883", "uplink.batch_size=0"], "uplink.batch_size"),
+    (["uplink.brokr=mqtt://x:1"], "uplink.broker"),  # a typo: broker missing, brokr unknown
+])
+def test_a_bad_uplink_section_stops_the_start(overrides: list[str], key: str,
+                                              tmp_path: Path) -> None:
+    from controller.components import build_components
+    from controller.errors import ConfigError
+    from tests.conftest import example_config
+
+    with pytest.raises(ConfigError) as err:
+        build_components(example_config(*overrides), tmp_path)
+    assert err.value.key == key
+
+
+def test_an_uplink_section_adds_the_uplink(tmp_path: Path) -> None:
+    from controller.components import build_components
+    from controller.uplink import Uplink
+    from tests.conftest import example_config
+
+    comps = build_components(example_config("uplink.broker=mqtt://127.0.0.1:1883"), tmp_path)
+    assert [type(c) for c in comps if c.name == "uplink"] == [Uplink]

@@ -96,7 +96,7 @@ def test_builders_produce_valid_messages() -> None:
     ("resume", {"queue": "A"}),
     ("replay", {"from": 5, "through": 9}),
     ("config", {"config": {"branch": {}}}),
-    ("update", {"version": "0.2.0"}),
+    ("update", {"version": "0.2.0", "manifest_url": "http://centre/r/0.2.0/manifest.json"}),
     ("totals", {"day": "2026-11-24"}),
 ])
 def test_commands_validate(name: str, args: dict[str, Any]) -> None:

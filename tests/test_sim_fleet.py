@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +49,19 @@ def test_sim_dispatches_fleet() -> None:
     r = subprocess.run([sys.executable, "-m", "sim", "fleet", "--help"], capture_output=True,
                        text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 0 and "--branches" in r.stdout
+
+
+async def test_a_fleet_split_over_processes_adds_up(broker: LocalBroker, tmp_path: Path) -> None:
+    for code in ("9000000001", "9000000002"):
+        broker.add_user(code, "fleet-pw")
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with centre_running(broker, store_url):
+        r = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "sim", "fleet", "--branches", "2", "--procs", "2",
+            "--broker", broker.url, "--password", "fleet-pw", "--rate", "3600",
+            "--duration", "1", "--drain", "30", "--data-dir", str(tmp_path / "fleet")],
+            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    total = json.loads(r.stdout.strip().splitlines()[-1])
+    assert total["branches"] == 2 and total["procs"] == 2 and total["drained"] is True
+    assert total["backlog"] == 0 and total["events"] >= 8  # logins and day opening at least

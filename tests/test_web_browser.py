@@ -257,17 +257,20 @@ def test_the_hall_display_recovers_by_itself_after_the_box_restarts(
     hall.context.close()
 
 
-@pytest.mark.skip(reason="needs the RS485 bus master and the simulated keypads (issue of the "
-                         "RS485 helper); enable when `hardware = \"sim\"` runs them in the box")
 def test_a_keypad_call_on_the_simulated_bus_shows_on_the_hall_display(
     browser: Any, box: BoxProcess
 ) -> None:
     hall = page_at(browser, box, "/hall", LANDSCAPE)
     box.call("POST", "/api/tickets", {"queue": "A"})
-    from sim import keypad  # type: ignore[attr-defined]  # the simulated keypad, when it exists
+    from sim.rs485_control import press, shown  # keys on the box's own virtual RS485 bus
 
-    keypad.press(box.data_dir, window=1, keys=["login", "1", "1234", "call_next"])
+    press(box.data_dir, window=1, keys=["login", "1", "1234", "call_next"])
     expect()(hall.locator("#now-who")).to_have_text("A001", timeout=1000)
+    deadline = time.monotonic() + 2  # the window display too (68-frame digits)
+    while shown(box.data_dir, "display", 1) != "   001" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert shown(box.data_dir, "display", 1) == "   001"
+    hall.context.close()
 
 
 # --- lobby manager ------------------------------------------------------------------------------

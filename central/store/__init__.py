@@ -232,14 +232,19 @@ class Store:
                           | {b for b, _ in inbound.replies})
         self._many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
                    "ON CONFLICT (branch) DO NOTHING", [(b, now) for b in branches])
-        marks, last_seqs = self._lock_marks(keys)
-        pending = self._accept(inbound.batches, marks, last_seqs, out)
+        self._many("INSERT INTO marks (branch, epoch, contiguous, max_seen, updated_at) "
+                   "VALUES (?, ?, 0, 0, 0) ON CONFLICT (branch, epoch) DO NOTHING", keys)
+        pending = self._accept(inbound.batches, self._marks_of(keys),
+                               self._last_seqs([b for b, _ in keys]), out)
         rows = [(b, e, ev["seq"], ev["day"], ev["type"], ev["at"], _dumps(ev), now)
                 for (b, e), events in pending.items() for ev in events.values()]
         out.inserted = self._many(
             "INSERT INTO events (branch, epoch, seq, day, type, at, body, stored_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (branch, epoch, seq) DO NOTHING", rows)
         out.duplicates = len(rows) - out.inserted
+        # Lock the marks only now, for the short rest of the transaction: whichever
+        # consumer locks a branch's mark last sees the others' committed rows and moves it.
+        marks = self._marks_of(keys, lock=True)
         out.marks = [self._advance(key, marks[key], sorted(pending.get(key, {})))
                      for key in keys]
         self._many("UPDATE marks SET contiguous = ?, max_seen = ?, updated_at = ? "
@@ -254,27 +259,32 @@ class Store:
         self._save_dead(out.dead, now)
         return out
 
-    def _lock_marks(self, keys: list[tuple[str, str]]
-                    ) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[str, int]]:
+    def _marks_of(self, keys: list[tuple[str, str]], lock: bool = False
+                  ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(contiguous, max_seen) of each key; ``lock`` holds the rows to the commit."""
         if not keys:
-            return {}, {}
-        self._many("INSERT INTO marks (branch, epoch, contiguous, max_seen, updated_at) "
-                   "VALUES (?, ?, 0, 0, 0) ON CONFLICT (branch, epoch) DO NOTHING", keys)
+            return {}
         names = sorted({b for b, _ in keys})
         if self.postgres:
             rows = self.execute(
                 "SELECT branch, epoch, contiguous, max_seen FROM marks WHERE branch = ANY(?) "
-                "ORDER BY branch, epoch FOR UPDATE", (names,)).fetchall()
-            seqs = self.execute("SELECT branch, last_seq FROM branches WHERE branch = ANY(?)",
-                                (names,)).fetchall()
-        else:
-            marks_in = ",".join("?" * len(names))
+                "ORDER BY branch, epoch" + (" FOR UPDATE" if lock else ""), (names,))
+        else:  # SQLite: the transaction already holds the only write lock
             rows = self.execute("SELECT branch, epoch, contiguous, max_seen FROM marks "
-                                f"WHERE branch IN ({marks_in})", names).fetchall()
-            seqs = self.execute(f"SELECT branch, last_seq FROM branches WHERE branch IN "
-                                f"({marks_in})", names).fetchall()
-        marks = {(b, e): (int(c), int(m)) for b, e, c, m in rows}
-        return marks, {b: int(s or 0) for b, s in seqs}
+                                f"WHERE branch IN ({','.join('?' * len(names))})", names)
+        return {(b, e): (int(c), int(m)) for b, e, c, m in rows.fetchall()}
+
+    def _last_seqs(self, branches: list[str]) -> dict[str, int]:
+        names = sorted(set(branches))
+        if not names:
+            return {}
+        if self.postgres:
+            rows = self.execute("SELECT branch, last_seq FROM branches WHERE branch = ANY(?)",
+                                (names,))
+        else:
+            rows = self.execute("SELECT branch, last_seq FROM branches WHERE branch IN "
+                                f"({','.join('?' * len(names))})", names)
+        return {b: int(s or 0) for b, s in rows.fetchall()}
 
     def _accept(self, batches: list[EventBatch], marks: dict[tuple[str, str], tuple[int, int]],
                 last_seqs: dict[str, int], out: Ingested

@@ -48,7 +48,7 @@ PUSHED = "pushed-config.json"
 # Sections that describe this box's hardware and links: they stay as configured locally,
 # whatever the centre pushes (the centre does not know the box's broker password).
 LOCAL_SECTIONS = ("hardware", "clock", "http", "journal", "printer", "rs485", "audio", "gpio",
-                  "card_reader", "hall_display", "uplink")
+                  "card_reader", "hall_display", "uplink", "update")
 # Keys of pushed sections that are this box's own: a path on its disk.
 LOCAL_KEYS = {"web": ("media_dir",)}
 

@@ -8,7 +8,8 @@ connected it runs, under one TaskGroup:
   ``ack_timeout_s`` → go back and send again from the last ack (a *timeout* and a
   *retry* in the day's counters). Every connect starts again from the last ack.
 * the receiver: ``ack`` (cumulative, for this journal's epoch; stored with
-  :meth:`Box.acknowledge`) and ``cmd/…`` (handed to the command desk, answered on ``reply``).
+  :meth:`Box.acknowledge` at most every ``ack_persist_s``) and ``cmd/…`` (handed to the
+  command desk, answered on ``reply``).
 * ``live``: the status view, retained, after each change, at most every ``live_interval_s``.
 * ``health``: devices, link counters, outbox; retained; on change and periodically.
 * ``totals``: each finished day's totals, once all its events are acknowledged, at or
@@ -28,6 +29,7 @@ import json
 import logging
 import random
 import ssl
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ from paho.mqtt.properties import Properties
 from protocols import uplink as proto
 from protocols.metrics import Metric
 
-from .. import __version__
+from .. import __version__, metrics
 from ..engine import Event
 from ..journal import Journal
 from ..web.views import status_view
@@ -48,13 +50,13 @@ from .settings import UplinkSettings
 
 if TYPE_CHECKING:
     from ..box import Box
+    from ..update import Updater
 
 __all__ = ["Uplink"]
 
 log = logging.getLogger(__name__)
 
 MAX_REPLAY = 200_000  # events one replay command sends at most
-IDLE_LOOK_S = 2.0  # the sender looks at the journal at least this often
 
 
 class Uplink:
@@ -75,14 +77,36 @@ class Uplink:
         self._live_dirty = asyncio.Event()
         self._health_dirty = asyncio.Event()
         self._totals_wake = asyncio.Event()
+        self._ack_dirty = asyncio.Event()  # an ack not yet stored in the journal
+        self._reports: deque[dict[str, Any]] = deque()  # the updater's, not yet sent
+        self._reports_ready = asyncio.Event()
+        self._persisted = 0  # acked_through as stored in the journal
         self._client: aiomqtt.Client | None = None
         self._ack_progress = 0.0  # loop time of the last ack progress (or first send)
         self._up_since: float | None = None  # loop time the current connection came up
         self._totals_cache: dict[str, dict[str, Any]] = {}
+        self._tail: deque[Event] = deque()  # committed events heard of, not yet acked
+        self._first_day: str | None = None  # the journal's first day (totals start there)
+        self._sent: set[str] | None = None
         self._view: Journal | None = None
         self.box: Box | None = None
         self.state_dir = Path("uplink")
         self.desk: CommandDesk | None = None
+
+    def use_updater(self, updater: Updater) -> None:
+        """Wire the software updater (F4): ``cmd/update`` goes to :meth:`Updater.offer`,
+        and every report it makes (offered, downloading, …, healthy or failed) goes to the
+        centre on ``reply`` as the ``result`` for that command id."""
+        async def offer(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+            return await updater.offer(msg)
+
+        self.register_command("update", offer)
+        updater.listeners.append(self._on_update_report)
+
+    def _on_update_report(self, report: dict[str, Any]) -> None:
+        if len(self._reports) < 200:  # kept while offline; the updater keeps them too
+            self._reports.append(report)
+            self._reports_ready.set()
 
     def register_command(self, name: str, handler: Handler) -> None:
         """Handle centre command ``name`` (e.g. ``update``) with ``handler(box, msg)``."""
@@ -98,6 +122,8 @@ class Uplink:
         try:
             await self._keep_connected(box)
         finally:
+            with contextlib.suppress(Exception):
+                await self._store_ack()  # what the centre acknowledged last, on the way out
             self._detach(box)
 
     async def _attach(self, box: Box) -> None:
@@ -105,7 +131,7 @@ class Uplink:
         assert box.journal is not None
         self._view = await asyncio.to_thread(Journal, box.journal.path)
         self.acked = await asyncio.to_thread(lambda: self._journal().acked_through)
-        self.sent = self.acked
+        self.sent = self._persisted = self.acked
         self.state_dir = box.data_dir / "uplink"
         self.desk = CommandDesk(box, self.state_dir, replay=self.replay,
                                 totals=self.send_totals, on_config=self._config_changed)
@@ -114,15 +140,11 @@ class Uplink:
         self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")
         box.listeners.append(self._on_events)
         box.health.listeners.append(self._on_health)
-        from ..metrics import register
-
-        register(box, self.metrics)
+        metrics.register(box, self.metrics)
         box.health.report(self.name, "offline", "connecting")
 
     def _detach(self, box: Box) -> None:
-        from ..metrics import unregister
-
-        unregister(box, self.metrics)
+        metrics.unregister(box, self.metrics)
         with contextlib.suppress(ValueError):
             box.listeners.remove(self._on_events)
         with contextlib.suppress(ValueError):
@@ -219,10 +241,16 @@ class Uplink:
             tg.create_task(self._live(client), name="uplink-live")
             tg.create_task(self._health(client), name="uplink-health")
             tg.create_task(self._totals(), name="uplink-totals")
+            tg.create_task(self._keep_acks(), name="uplink-acks")
+            tg.create_task(self._send_reports(client), name="uplink-update-reports")
 
     # --- listeners (called in the box's commit path: never block) ------------------------
 
     def _on_events(self, events: list[Event]) -> None:
+        tail = self._tail
+        tail.extend(events)
+        while len(tail) > self.settings.window:
+            tail.popleft()
         self._wake.set()
         self._live_dirty.set()
         if any(e["type"] == "day_opened" for e in events):
@@ -256,26 +284,43 @@ class Uplink:
                 continue
             # Woken by the box's listener; but a caller cancelled mid-commit leaves its
             # events durable and unheard of, so look at the journal now and then anyway.
-            wait = IDLE_LOOK_S
+            wait = s.idle_look_s
             if self.sent > self.acked:
                 wait = max(0.01, self._ack_progress + s.ack_timeout_s - loop.time())
-            await _wait(self._wake, min(wait, IDLE_LOOK_S))
+            await _wait(self._wake, min(wait, s.idle_look_s * _jitter()))
 
     async def _publish_events(self, client: aiomqtt.Client, after: int, limit: int,
                               through: int | None = None) -> int:
         box = self._box()
-        records = await box.read_events(after, limit, through)
-        if not records:
+        events = self._from_tail(after, limit) if through is None else None
+        if not events:
+            events = [r.event for r in await box.read_events(after, limit, through)]
+        if not events:
             return after
-        msg = proto.events_batch(box.config.branch.code, box.epoch, [r.event for r in records])
+        msg = proto.events_batch(box.config.branch.code, box.epoch, events)
         await client.publish(proto.topic(box.config.branch.code, "events"), proto.encode(msg),
                              qos=1)
         self.counters.batches_sent += 1
-        self.counters.events_sent += len(records)
-        last = records[-1].seq
+        self.counters.events_sent += len(events)
+        last = int(events[-1]["seq"])
         if through is None:  # the outbox's own progress (replays leave it alone)
             self.sent = max(self.sent, last)
         return last
+
+    def _from_tail(self, after: int, limit: int) -> list[Event]:
+        """Events ``after+1…`` from those the box's listener handed over (committed), without
+        a journal read; empty when they are not all there (the journal has them)."""
+        tail = self._tail
+        while tail and tail[0]["seq"] <= min(after, self.acked):
+            tail.popleft()
+        out: list[Event] = []
+        for e in tail:
+            if e["seq"] <= after:
+                continue
+            if e["seq"] != after + len(out) + 1 or len(out) == limit:
+                break
+            out.append(e)
+        return out
 
     async def replay(self, first: int, through: int) -> dict[str, Any]:
         """Send events ``first..through`` again (a replay command); returns what went."""
@@ -332,12 +377,29 @@ class Uplink:
         through = min(msg["acked_through"], box.last_seq)
         if through <= self.acked:
             return
-        await box.acknowledge(through)
         self.acked = through
+        self._ack_dirty.set()
         self.sent = max(self.sent, through)
         self._ack_progress = asyncio.get_running_loop().time()
         self._wake.set()
         self._totals_wake.set()
+
+    async def _keep_acks(self) -> None:
+        """Store the centre's acks in the journal, at most every ``ack_persist_s``: one
+        write per ack would double the box's disk writes. Losing the latest on a crash
+        only means those events go again, and the centre ignores them."""
+        while True:
+            still_cancelling()
+            await self._ack_dirty.wait()
+            self._ack_dirty.clear()
+            await self._store_ack()
+            await asyncio.sleep(self.settings.ack_persist_s)
+
+    async def _store_ack(self) -> None:
+        if self.acked > self._persisted:
+            through = self.acked
+            await self._box().acknowledge(through)
+            self._persisted = through
 
     async def _commands(self, client: aiomqtt.Client,
                         commands: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
@@ -353,6 +415,19 @@ class Uplink:
             log.info("command %s %s: %s", name, msg["id"],
                      refusal.code if refusal else "done")
             await self._reply(client, answer)
+
+    async def _send_reports(self, client: aiomqtt.Client) -> None:
+        """The updater's reports, in order, as replies to their ``cmd/update``."""
+        while True:
+            still_cancelling()
+            await self._reports_ready.wait()
+            while self._reports:
+                report = self._reports[0]
+                answer = proto.reply(str(report.get("id", "update")), "update", result=report,
+                                     at=self._box().clock.now())
+                await self._reply(client, answer)
+                self._reports.popleft()
+            self._reports_ready.clear()
 
     async def _reply(self, client: aiomqtt.Client, answer: dict[str, Any]) -> None:
         branch = self._box().config.branch.code
@@ -391,7 +466,7 @@ class Uplink:
         box = self._box()
         while True:
             still_cancelling()
-            await _wait(self._health_dirty, self.settings.health_interval_s)
+            await _wait(self._health_dirty, self.settings.health_interval_s * _jitter())
             self._health_dirty.clear()
             await client.publish(proto.topic(box.config.branch.code, "health"),
                                  proto.encode(await self.health_report()), qos=1, retain=True)
@@ -424,7 +499,7 @@ class Uplink:
     async def _totals(self) -> None:
         while True:
             still_cancelling()
-            await _wait(self._totals_wake, self.settings.check_every_s)
+            await _wait(self._totals_wake, self.settings.check_every_s * _jitter())
             self._totals_wake.clear()
             self.counters.roll(self._today(), self.state_dir / "link-days.jsonl")
             for day in await self._due_days():
@@ -438,15 +513,16 @@ class Uplink:
     async def _due_days(self) -> list[str]:
         """Finished days whose totals are due and not yet sent, oldest first."""
         box, s = self._box(), self.settings
-        await box.settled()  # a day's closing events are applied before they are durable
         now = box.clock.now()
         today = dt.date.fromisoformat(box.engine.day_of(now))
-        first = await asyncio.to_thread(self._journal().read, 0, 1)
-        if not first:
-            return []
-        start = max(dt.date.fromisoformat(first[0].event["day"]),
+        if self._first_day is None:
+            first = await asyncio.to_thread(self._journal().read, 0, 1)
+            if not first:
+                return []
+            self._first_day = str(first[0].event["day"])
+        start = max(dt.date.fromisoformat(self._first_day),
                     today - dt.timedelta(days=s.totals_days))
-        sent = set(self._sent_days())
+        sent = self._sent_days()
         hh, mm = map(int, s.totals_at.split(":"))
         due = []
         day = start
@@ -461,6 +537,9 @@ class Uplink:
     async def _day_totals(self, day: str) -> dict[str, Any]:
         cached = self._totals_cache.get(day)
         if cached is None:
+            # The engine applies a day's closing events before they are durable: wait for
+            # them, or the day would be read without its end.
+            await self._box().settled()
             records = await asyncio.to_thread(self._journal().day, day)
             cached = proto.day_totals(r.event for r in records)
             self._totals_cache = {day: cached}  # one closed day at a time is enough
@@ -480,15 +559,19 @@ class Uplink:
         log.info("totals for %s sent: %d events", day, totals["events"])
         return {"day": day, "events": totals["events"]}
 
-    def _sent_days(self) -> list[str]:
-        try:
-            data = json.loads((self.state_dir / "totals-sent.json").read_text())
-            return [d for d in data if isinstance(d, str)]
-        except (OSError, ValueError):
-            return []
+    def _sent_days(self) -> set[str]:
+        """Days whose totals went out (kept in ``uplink/totals-sent.json``)."""
+        if self._sent is None:
+            try:
+                data = json.loads((self.state_dir / "totals-sent.json").read_text())
+                self._sent = {d for d in data if isinstance(d, str)}
+            except (OSError, ValueError):
+                self._sent = set()
+        return self._sent
 
     def _mark_sent(self, day: str) -> None:
         days = sorted({*self._sent_days(), day})[-120:]
+        self._sent = set(days)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "totals-sent.json").write_text(json.dumps(days))
 
@@ -506,7 +589,7 @@ class Uplink:
         """The uplink's part of the box's ``/metrics``."""
         out = await self.outbox()
         c = self.counters
-        metrics = [
+        found = [
             Metric("paidui_uplink_connected", "gauge", "1 when the link to the broker is up")
             .add(1 if self.connected else 0),
             Metric("paidui_outbox_backlog_events", "gauge",
@@ -518,10 +601,16 @@ class Uplink:
         ]
         for name in ("connects", "connection_failures", "disconnects", "timeouts", "retries",
                      "replays", "events_sent"):
-            metrics.append(Metric(f"paidui_uplink_{name}_today", "gauge",
-                                  f"uplink {name.replace('_', ' ')} today ({c.day})")
-                           .add(getattr(c, name)))
-        return metrics
+            found.append(Metric(f"paidui_uplink_{name}_today", "gauge",
+                                f"uplink {name.replace('_', ' ')} today ({c.day})")
+                         .add(getattr(c, name)))
+        return found
+
+
+def _jitter() -> float:
+    """Spread periodic work: boxes started together (a power cut, a broker restart) must not
+    all report in the same second."""
+    return random.uniform(0.75, 1.25)
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:

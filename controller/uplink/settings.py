@@ -28,7 +28,9 @@ class UplinkSettings(BaseModel):
     batch_size: int = Field(200, ge=1, le=MAX_BATCH_EVENTS)  # events per message
     window: int = Field(5000, ge=1)  # events sent and not yet acknowledged, at most
     ack_timeout_s: float = Field(20.0, gt=0)  # no ack progress this long: send again
+    ack_persist_s: float = Field(2.0, ge=0)  # acks stored in the journal at most this often
     publish_timeout_s: float = Field(10.0, gt=0)
+    idle_look_s: float = Field(5.0, gt=0)  # the sender looks at the journal at least this often
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
     live_interval_s: float = Field(0.5, ge=0.05)  # live snapshots at most 1/this per second

@@ -272,7 +272,7 @@ def create_app(box: Box) -> FastAPI:
 
     @app.get("/api/health", tags=["branch"])
     async def health() -> dict[str, Any]:
-        return {**box.describe(), "devices": box.health.snapshot(),
+        return {**box.describe(), "version": __version__, "devices": box.health.snapshot(),
                 "refusals": dict(box.refusals), "journal_failures": box.journal_failures}
 
     @app.get("/api/config", tags=["branch"])

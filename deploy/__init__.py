@@ -1,0 +1,1 @@
+"""Installing the box onto a Raspberry Pi (see install.py)."""

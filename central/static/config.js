@@ -114,16 +114,18 @@
     $("#media").replaceChildren(el("thead", {}, el("tr", {}, ...["文件 File", "大小 Size",
       "来自 From", ""].map((h) => el("th", {}, h)))), el("tbody", {}, ...res.data.files.map((f) =>
       el("tr", {"data-media": f.name}, el("td", {}, f.name),
-        el("td", {class: "n"}, Math.round(f.size / 1024) + " KB"), el("td", {}, f.org),
+        el("td", {class: "n"}, f.size < 1024 ? f.size + " B" : Math.round(f.size / 1024) + " KB"),
+        el("td", {}, f.org),
         el("td", {}, boot.can_edit ? el("button", {type: "button", class: "danger", onclick: async () => {
           const r = await api("DELETE", `/api/orgs/${f.org}/media/${encodeURIComponent(f.name)}`);
           toast(r.ok ? "已删除 Deleted" : errorText(r), !r.ok);
           loadMedia();
         }}, "删除") : "")))));
-    const sel = $("#media-org");
+    const sel = $("#media-org"), chosen = sel.value;
     sel.replaceChildren(...[branch.slice(0, 4), branch.slice(0, 6), branch]
       .filter((c, i, all) => all.indexOf(c) === i && c.startsWith(boot.scope))
-      .map((c) => el("option", {value: c, selected: c === branch}, c === branch ? "本网点 " + c : "全辖 " + c)));
+      .map((c) => el("option", {value: c, selected: c === (chosen || branch)},
+        c === branch ? "本网点 " + c : "全辖 " + c)));
     for (const id of ["#media-upload", "#media-push", "#media-file", "#media-org"]) {
       $(id).disabled = !boot.can_edit;
     }

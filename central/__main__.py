@@ -9,6 +9,8 @@ Other commands:
   the shipped Mosquitto configuration (password file + ACL) into DIR.
 * ``python -m central provision --passwd FILE USER [--password PW]`` — add a branch
   (user = branch code) or ``centre``/``dashboard`` to the broker's password file.
+* ``python -m central set-password USER [--password PW]`` — reset a centre user's
+  password (a locked-out administrator); their sessions end, the audit log says so.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     b.add_argument("--log-file", default=None)
     b.add_argument("--run-as", default=None,
                    help="account to keep when started as root (default: mosquitto)")
+    s = sub.add_parser("set-password", help="reset a centre user's password")
+    _common(s)
+    s.add_argument("user")
+    s.add_argument("--password", default=None, help="default: asked for on the terminal")
     v = sub.add_parser("provision", help="add a user to the broker's password file")
     v.add_argument("--passwd", required=True, help="the broker's password file")
     v.add_argument("user", help="branch code, 'centre' or 'dashboard'")
@@ -143,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "reconcile":
             return asyncio.run(_reconcile(args))
+        if args.command == "set-password":
+            from .accounts import reset_password
+
+            return reset_password(args.config, args.overrides, args.user, args.password)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run_centre(args))
     except (CentreError, ValueError) as exc:

@@ -26,6 +26,7 @@ from protocols.uplink import parse_broker_url
 
 from .customer_settings import CustomerSettings
 from .errors import CentreConfigError
+from .settings import WebSettings
 
 __all__ = ["CentreConfig", "load_centre_config"]
 
@@ -121,6 +122,7 @@ class CentreConfig(_Model):
     releases: ReleasesSettings = ReleasesSettings()
     customers: CustomerSettings = CustomerSettings()  # appointments, remote, public, SMS
     alerts: AlertSettings = AlertSettings()
+    web: WebSettings = WebSettings()  # users, sessions, organisation, dashboard
 
 
 def load_centre_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentreConfig:

@@ -6,7 +6,6 @@ Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.m
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,7 +72,6 @@ class CustomerSettings(_Model):
     track_ttl_s: float = Field(5.0, gt=0)  # a branch is asked where tickets stand ≤ 1/this
     status_ttl_s: float = Field(2.0, gt=0)  # the public status is read from the store ≤ 1/this
     pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
-    staff_tokens: list[str] = []  # SHA-256 (hex) of bearer tokens for the staff routes
     branches: list[BranchEntry] = []
     sms: SmsSettings = SmsSettings()
 
@@ -91,14 +89,6 @@ class CustomerSettings(_Model):
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
-        return value
-
-    @field_validator("staff_tokens")
-    @classmethod
-    def _hashes(cls, value: list[str]) -> list[str]:
-        for v in value:
-            if not re.fullmatch(r"[0-9a-f]{64}", v):
-                raise ValueError("a staff token is listed by its SHA-256 (64 hex characters)")
         return value
 
     def branch(self, code: str) -> BranchEntry | None:

@@ -10,8 +10,8 @@ commands (:mod:`central.sms`); :func:`mount_customers` adds their routes to the 
 * signing in: ``/api/public/login/code`` (SMS), ``/api/public/login``, ``/logout``;
 * a signed-in customer (``Authorization: Bearer <token>``): ``/api/public/me``,
   ``/register``, ``/bookings`` (list, book, one, cancel, rate), ``/tickets`` (remote);
-* staff (a bearer token whose SHA-256 is in ``customers.staff_tokens``; to be replaced by
-  the back office's sign-in): ``/api/staff/appointments`` and ``….csv``;
+* staff (a back-office session with the ``view`` permission, limited to the user's
+  organisation subtree): ``/api/staff/appointments`` and ``….csv``;
 * the SMS gateway: ``/api/sms/inbound``;
 * pages for phones: ``/m/…`` (one page, drawn by ``static/customer/app.js``), the printed
   ticket's ``/b/{branch}/t/{ticket}`` and the booking QR's ``/yy/…``.
@@ -22,7 +22,6 @@ Errors are ``{"error": {"code", "message", "message_en"}}`` like the box's.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import io
 import logging
@@ -39,6 +38,7 @@ from controller.appointments import Throttle, TooManyAttempts
 from protocols import appointment as ap
 
 from .appointments import Appointments, Customer, CustomerRefused, refused
+from .auth import ApiError, Principal, need, outside_sessions
 from .public import PublicStatus, least_busy
 from .remote import BranchLink, RemoteTickets
 from .sms_commands import SmsDesk
@@ -119,9 +119,11 @@ class SmsInbound(BaseModel):
 def mount_customers(app: FastAPI, channels: CustomerChannels) -> None:
     """Add the customer channels' routes, pages and error handling to the centre's app."""
     app.state.customers = channels
-    for router in (public_router(channels), customer_router(channels),
-                   staff_router(channels), sms_router(channels), pages_router()):
-        app.include_router(router)
+    public = [Depends(outside_sessions("customers"))]
+    for router in (public_router(channels), customer_router(channels), sms_router(channels),
+                   pages_router()):
+        app.include_router(router, dependencies=public)
+    app.include_router(staff_router(channels))
     app.mount("/static/customer", StaticFiles(directory=STATIC), name="customer-static")
     app.add_exception_handler(CustomerRefused, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(ap.AppointmentFormatError, _bad_format)  # type: ignore[arg-type]
@@ -312,20 +314,26 @@ def staff_router(ch: CustomerChannels) -> APIRouter:
     r = APIRouter(prefix="/api/staff", tags=["staff"])
     a = ch.appointments
 
-    async def staff(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = _bearer(authorization)
-        digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
-        if not any(hmac.compare_digest(digest, h) for h in a.settings.staff_tokens):
-            raise refused("staff_only")
+    viewer = Depends(need("view"))
 
-    @r.get("/appointments", dependencies=[Depends(staff)])
-    async def search(f: Annotated[Filters, Query()]) -> dict[str, Any]:
+    def scoped(f: Filters, who: Principal) -> dict[str, Any]:
+        """The filters, held to the user's subtree (a wider ``branch`` is refused)."""
+        args = f.args()
+        if args.get("branch") is None:
+            args["branch"] = who.user.scope
+        elif not args["branch"].startswith(who.user.scope):
+            raise ApiError("forbidden")
+        return args
+
+    @r.get("/appointments")
+    async def search(f: Annotated[Filters, Query()], who: Principal = viewer
+                     ) -> dict[str, Any]:
         """预约管理: by time, name, area, ID number; exact, or ``fuzzy=true``. Masked."""
-        return await a.search(**f.args())
+        return await a.search(**scoped(f, who))
 
-    @r.get("/appointments.csv", dependencies=[Depends(staff)])
-    async def export(f: Annotated[Filters, Query()]) -> Response:
-        text = await a.export_csv(**f.args())
+    @r.get("/appointments.csv")
+    async def export(f: Annotated[Filters, Query()], who: Principal = viewer) -> Response:
+        text = await a.export_csv(**scoped(f, who))
         return PlainTextResponse(text, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": 'attachment; filename="appointments.csv"'})
 

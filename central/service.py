@@ -45,6 +45,9 @@ class Centre:
         self.releases: ReleaseStore | None = None
         self.started = time.time()
         self.customers = CustomerChannels(self) if config.customers.enabled else None
+        from .office import Office
+
+        self.office = Office(self)  # logins, the live board, the back office
 
     async def run(self) -> None:
         """Run until cancelled (or until the HTTP server is stopped by a signal)."""
@@ -62,6 +65,7 @@ class Centre:
                          for c in self.consumers]
                 if self.customers is not None:  # bookings pushed to the branches
                     tasks.append(tg.create_task(self.customers.run(), name="customers"))
+                tasks.append(tg.create_task(self.office.run(), name="office"))
                 if self.config.http.enabled:
                     await self._serve_http()  # returns on SIGINT/SIGTERM
                     for t in tasks:
@@ -78,6 +82,7 @@ class Centre:
         server = uvicorn.Server(uvicorn.Config(
             create_app(self), host=http.host, port=http.port, log_level="warning",
             access_log=False, lifespan="off",
+            timeout_graceful_shutdown=3,  # open live streams must not hold a stop forever
         ))
         log.info("centre HTTP API on http://%s:%d", http.host, http.port)
         await server.serve()

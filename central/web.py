@@ -1,5 +1,10 @@
 """The centre's HTTP API (minimal; the dashboard issue builds on the store).
 
+Every route needs a session (``Depends(need(...))``, central/auth.py) and answers only
+about the caller's org subtree: out-of-scope branches are 403, lists are filtered.
+:func:`central.office.mount_office` adds logins, users, the org tree, the live
+dashboard, the back office and the pages.
+
 * ``GET /api/branches`` — the live picture: online, versions, waiting, devices, lag.
 * ``GET /api/branches/{code}`` — one branch, with its latest live and health messages.
 * ``POST /api/branches/{code}/commands/{name}`` — send a command (pause, resume, replay,
@@ -14,13 +19,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException, Path, Query
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from protocols import uplink as proto
 from protocols.metrics import CONTENT_TYPE, render
 
+from . import audit
+from .auth import ApiError, Principal, need
 from .customers import mount_customers
+from .masking import mask_event, mask_text
+from .office import mount_office, releases_guard
 from .reconcile import reconcile_day
 from .reports.api import head_office_router
 
@@ -34,20 +43,25 @@ Code = Annotated[str, Path(pattern=r"^\d{4,16}$", description="branch code")]
 
 def create_app(centre: Centre) -> FastAPI:
     app = FastAPI(title="paidui centre", description="排队联网 centre: ingest, live, reconcile.")
+    mount_office(app, centre)
+    viewer, controller = Depends(need("view")), Depends(need("control"))
+    admin = Depends(need("users"))
     if centre.releases is not None:  # /api/releases: files, manifests, offers (F4)
         from .releases import releases_router
 
         app.include_router(releases_router(centre.releases,
-                                           base_url=centre.config.releases.base_url))
+                                           base_url=centre.config.releases.base_url),
+                           dependencies=[Depends(releases_guard)])
 
     @app.get("/api/branches", tags=["live"])
-    async def branches() -> dict[str, Any]:
-        rows = await centre.read(lambda s: s.branches())
+    async def branches(who: Principal = viewer) -> dict[str, Any]:
+        rows = [r for r in await centre.read(lambda s: s.branches()) if who.sees(r["branch"])]
         lags = {b: lag for b, _, _, lag in await centre.read(lambda s: s.lags())}
         return {"branches": [_summary(r, lags.get(r["branch"])) for r in rows]}
 
     @app.get("/api/branches/{code}", tags=["live"])
-    async def branch(code: Code) -> dict[str, Any]:
+    async def branch(code: Code, who: Principal = viewer) -> dict[str, Any]:
+        who.check(code)
         rows = await centre.read(lambda s: s.branches())
         found = [r for r in rows if r["branch"] == code]
         if not found:
@@ -58,8 +72,12 @@ def create_app(centre: Centre) -> FastAPI:
 
     @app.post("/api/branches/{code}/commands/{name}", tags=["commands"], status_code=202)
     async def command(code: Code, name: str,
-                      args: Annotated[dict[str, Any] | None, Body()] = None) -> dict[str, Any]:
+                      args: Annotated[dict[str, Any] | None, Body()] = None,
+                      who: Principal = controller) -> dict[str, Any]:
         """Send a command; the box answers on ``reply`` (see the replies route)."""
+        who.check(code)
+        if name == "config" and not who.can("configure"):
+            raise ApiError("forbidden")
         if name not in proto.COMMANDS:
             raise HTTPException(404, f"unknown command {name!r}; known: {list(proto.COMMANDS)}")
         try:
@@ -68,37 +86,64 @@ def create_app(centre: Centre) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         except ConnectionError as exc:
             raise HTTPException(503, str(exc)) from None
+        await centre.read(lambda s: audit.record(s, who, f"command.{name}", code, cmd_id,
+                                                 {k: v for k, v in (args or {}).items()
+                                                  if k != "config"}))
         return {"id": cmd_id, "branch": code, "cmd": name}
 
     @app.get("/api/branches/{code}/replies/{cmd_id}", tags=["commands"])
-    async def reply(code: Code, cmd_id: str) -> dict[str, Any]:
+    async def reply(code: Code, cmd_id: str, who: Principal = viewer) -> dict[str, Any]:
+        who.check(code)
         found = await centre.read(lambda s: s.reply(code, cmd_id))
         if found is None:
             raise HTTPException(404, "no reply yet")
-        return found
+        return mask_event(found)
 
     @app.get("/api/reconcile", tags=["reconcile"])
-    async def reconcile(day: Annotated[dt.date, Query(description="YYYY-MM-DD")]
-                        ) -> dict[str, Any]:
+    async def reconcile(day: Annotated[dt.date, Query(description="YYYY-MM-DD")],
+                        who: Principal = viewer) -> dict[str, Any]:
         bands = centre.config.reconcile.long_wait_minutes
-        return await centre.read(lambda s: reconcile_day(s, day.isoformat(), bands))
+        report = await centre.read(lambda s: reconcile_day(s, day.isoformat(), bands))
+        return _scoped_report(report, who)
 
     @app.get("/api/dead-letters", tags=["operations"])
-    async def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100
-                           ) -> dict[str, Any]:
+    async def dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                           who: Principal = admin) -> dict[str, Any]:
+        """Rejected messages about the caller's subtree (those naming no branch: any
+        administrator); payloads with customers' numbers masked."""
         counts = await centre.read(lambda s: s.dead_letter_counts())
         rows = await centre.read(lambda s: s.dead_letters(limit))
-        return {"counts": counts, "latest": rows}
+        latest = [{**r, "payload": mask_text(r["payload"]), "detail": mask_text(r["detail"])}
+                  for r in rows if r["branch"] is None or who.sees(r["branch"])]
+        return {"counts": counts, "latest": latest}
 
-    app.include_router(head_office_router(centre))  # reports and alerts (central/reports)
+    app.include_router(head_office_router(centre), dependencies=[viewer])  # reports, alerts
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-    async def metrics() -> PlainTextResponse:
+    async def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus text: for a scraper with ``web.metrics_token``, or an administrator."""
+        if not app.state.gate.metrics_allowed(request):
+            await app.state.gate.require(request, "users")
         return PlainTextResponse(render(await centre.metrics()), media_type=CONTENT_TYPE)
 
     if centre.customers is not None:  # appointments, remote tickets, public status, SMS
         mount_customers(app, centre.customers)
     return app
+
+
+def _scoped_report(report: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """The reconciliation limited to the caller's branches."""
+    sees = who.sees
+    return {
+        **report,
+        "branches": sum(1 for b in report["ok"] + report["no_data"] + report["no_totals"]
+                        if sees(b)) + sum(1 for r in report["mismatch"] if sees(r["branch"])),
+        "ok": [b for b in report["ok"] if sees(b)],
+        "no_data": [b for b in report["no_data"] if sees(b)],
+        "no_totals": [b for b in report["no_totals"] if sees(b)],
+        "mismatch": [r for r in report["mismatch"] if sees(r["branch"])],
+        "long_waits": {b: v for b, v in report["long_waits"].items() if sees(b)},
+    }
 
 
 def _summary(row: dict[str, Any], lag: int | None) -> dict[str, Any]:

@@ -32,8 +32,10 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
         components.append(updater)  # software updates from the centre (F4)
     if config.uplink:  # the link to the centre (docs/uplink.md)
         from .uplink import Uplink, UplinkSettings
+        from .uplink.media import store_media
 
         uplink = Uplink(section(config, "uplink", UplinkSettings))
+        uplink.register_command("media", store_media)  # kiosk media from the centre
         if updater is not None:
             uplink.use_updater(updater)  # cmd/update in, its reports out on reply
         components.append(uplink)

@@ -61,7 +61,7 @@ MAX_BATCH_EVENTS = 5000
 
 BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box → centre
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
-COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "alert",
+COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "alert", "media",
             "appointments", "ticket", "rate", "track")  # the last four: docs/appointments.md
 
 _BRANCH = re.compile(r"^\d{4,16}$")
@@ -313,6 +313,8 @@ _COMMAND_FIELDS: dict[str, Schema] = {
               "message": (_text(None, 200), True), "message_en": (_text(None, 200), False),
               "level": (_text(re.compile(r"^(info|warning|critical)$")), False),
               "alert_id": (_int(), False), "at": (_number, False)},
+    # kiosk media files: [{"name", "sha256", "data" (base64)}], and names to delete
+    "media": {**_CMD_ID, "files": (_list, True), "delete": (_list, False)},
 }
 
 

@@ -24,6 +24,7 @@ from controller.appointments import Appointments
 from controller.box import Box
 from controller.clock import ManualClock
 from protocols.cards import id_check_char
+from tests.office_support import ADMIN_SEED, login
 from tests.uplink_support import BRANCH, centre_config, running, uplink_for, wait_for
 
 PHONE = "13812345678"
@@ -77,15 +78,17 @@ async def plain_centre(store_url: str, tmp_path: Path, clock: ManualClock, *sets
 
     cfg = load_centre_config(None, [f"store.url={store_url}", "http.enabled=false",
                                     f"customers.secret_file={tmp_path / 'customers.key'}",
-                                    *CUSTOMER_SETS, *sets])
+                                    ADMIN_SEED, *CUSTOMER_SETS, *sets])
     centre = Centre(cfg)
     centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogGateway())
+    await centre.office.prepare()  # the first administrator, for the staff routes
     try:
         async with http(centre) as api:
             yield centre, api
     finally:
         await centre.customers.link.close()
         await centre.customers.appointments.pool.close()
+        await centre.close()  # the reading connection every request's session check uses
 
 
 async def put_catalogue(a: Appointments_, clock: ManualClock, branch: str = BRANCH,
@@ -130,6 +133,11 @@ async def sign_in(api: httpx.AsyncClient, centre: Centre, phone: str = PHONE,
                            json={"name": name, "id_number": id_number})
         assert r.status_code == 201, r.text
     return token
+
+
+async def staff(api: httpx.AsyncClient) -> dict[str, str]:
+    """A back-office session for the staff routes (the province's first administrator)."""
+    return await login(api, "admin", "admin-pw-for-tests")
 
 
 def bearer(token: str) -> dict[str, str]:

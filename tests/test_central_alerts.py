@@ -26,8 +26,8 @@ from central.reports.scope import Scope
 from central.service import Centre
 from central.sms import LogSms
 from central.store import Inbound, Store, open_store
-from central.web import create_app
 from protocols.uplink import day_totals
+from tests.office_support import ADMIN_SEED, admin_client
 from tests.reports_support import (
     B1,
     B2,
@@ -344,10 +344,14 @@ async def api(store_url: str, store: Store) -> AsyncIterator[tuple[httpx.AsyncCl
     d = Desk(store_url, T0)
     await d.round()
     await d.desk.close()
-    centre = Centre(load_centre_config(None, [f"store.url={store_url}"]))
-    app = create_app(centre)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://centre") as client:
+    centre = Centre(load_centre_config(None, [f"store.url={store_url}", ADMIN_SEED]))
+    async with admin_client(centre) as (client, app):
+        # These branches span two provinces (1001, 1002): see them all, as a centre-wide
+        # administrator would; scope itself is tested in test_central_auth.py.
+        app.dependency_overrides[allowed_prefixes] = lambda: None
+        # The alert API on its own (no back-office user): the body names who acknowledges;
+        # the back office's override is tested below and in test_central_auth.py.
+        app.dependency_overrides[acting_user] = lambda: None
         yield client, app
     await centre.close()
 

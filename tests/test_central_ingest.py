@@ -20,6 +20,7 @@ from central.broker import LocalBroker
 from central.service import Centre
 from central.web import create_app
 from protocols import uplink as proto
+from tests.office_support import login
 from tests.uplink_support import (  # noqa: F401
     broker_fixture,
     centre_running,
@@ -172,6 +173,7 @@ def _events(centre: Centre, branch: str) -> list[dict[str, Any]]:
 
 
 DAY = "2026-11-25"
+ADMIN_SEED = 'web.admin.password="admin-pw-for-tests"'  # the API needs a session
 
 
 def day_of_tickets(n: int) -> list[dict[str, Any]]:
@@ -190,7 +192,7 @@ async def test_reconciliation_lists_silent_and_disagreeing_branches(
     events = day_of_tickets(3)
     true_totals = {"v": 1, "branch": B1, "epoch": "e1", "day": DAY,
                    **proto.day_totals(events)}
-    async with centre_running(broker, store_url) as centre, \
+    async with centre_running(broker, store_url, ADMIN_SEED) as centre, \
             as_branch(broker, B1) as good, as_branch(broker, B2) as liar, \
             as_branch(broker, B3) as silent:
         q = await collect(liar, f"qms/v1/{B2}/cmd/#")
@@ -214,6 +216,7 @@ async def test_reconciliation_lists_silent_and_disagreeing_branches(
         app = create_app(centre)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://centre") as http:
+            http.headers.update(await login(http, "admin", "admin-pw-for-tests"))
             report = (await http.get(f"/api/reconcile?day={DAY}")).json()
     assert report["ok"] == [B1] and report["no_data"] == [B3] and report["no_totals"] == []
     (mismatch,) = report["mismatch"]
@@ -236,7 +239,8 @@ async def test_reconciliation_lists_silent_and_disagreeing_branches(
 
 async def test_live_picture_commands_and_metrics_through_the_api(
         broker: LocalBroker, store_url: str) -> None:
-    async with centre_running(broker, store_url) as centre, as_branch(broker, B1) as box:
+    async with centre_running(broker, store_url, ADMIN_SEED) as centre, \
+            as_branch(broker, B1) as box:
         q = await collect(box, f"qms/v1/{B1}/cmd/#")
         await publish(box, B1, "status", proto.birth(B1, "e1", 5, "0.1.0", "cfg1", 1.0))
         await publish(box, B1, "live", {"v": 1, "branch": B1, "at": 2.0, "status": {
@@ -248,6 +252,7 @@ async def test_live_picture_commands_and_metrics_through_the_api(
         app = create_app(centre)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://centre") as http:
+            http.headers.update(await login(http, "admin", "admin-pw-for-tests"))
             async def pictured() -> dict[str, Any]:
                 rows = (await http.get("/api/branches")).json()["branches"]
                 return rows[0] if rows and rows[0]["health_at"] and rows[0]["live_at"] else {}
@@ -301,8 +306,8 @@ async def test_births_and_update_reports_reach_the_release_store(
     from central.store import open_store
 
     files = tmp_path / "releases"
-    async with centre_running(broker, store_url, f"releases.files={files}") as centre, \
-            as_branch(broker, B1) as box:
+    async with centre_running(broker, store_url, f"releases.files={files}",
+                              ADMIN_SEED) as centre, as_branch(broker, B1) as box:
         await publish(box, B1, "status", proto.birth(B1, "e1", 0, "0.1.0", "cfg", 1.0))
         report = {"id": "update-0.2.0-r1", "version": "0.2.0", "status": "downloading",
                   "running": "0.1.0", "at": 2.0}
@@ -328,4 +333,6 @@ async def test_births_and_update_reports_reach_the_release_store(
         app = create_app(centre)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://centre") as http:
+            assert (await http.get("/api/releases")).status_code == 401  # operators only
+            http.headers.update(await login(http, "admin", "admin-pw-for-tests"))
             assert (await http.get("/api/releases")).json() == []

@@ -16,7 +16,7 @@ from central.reports.api import allowed_prefixes
 from central.reports.export import HEADER_ROWS
 from central.service import Centre
 from central.store import open_store
-from central.web import create_app
+from tests.office_support import ADMIN_SEED, admin_client
 from tests.reports_support import B1, B2, B3, hand_day, ingest_all
 from tests.test_central_reports import other_days
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
@@ -29,10 +29,11 @@ async def api(store_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     store = open_store(store_url)
     ingest_all(store, hand_day(), *other_days())
     store.close()
-    centre = Centre(load_centre_config(None, [f"store.url={store_url}"]))
-    app = create_app(centre)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://centre") as client:
+    centre = Centre(load_centre_config(None, [f"store.url={store_url}", ADMIN_SEED]))
+    async with admin_client(centre) as (client, app):
+        # These branches span two provinces (1001, 1002): see them all, as a centre-wide
+        # administrator would; scope itself is tested in test_central_auth.py.
+        app.dependency_overrides[allowed_prefixes] = lambda: None
         yield client, app
     await centre.close()
 

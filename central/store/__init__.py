@@ -125,9 +125,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=30000")  # first: several connections open at once
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # an ack promises the row is on disk
-            db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.Error as exc:
             raise StoreError(f"store {path}: {exc}") from exc
         return db

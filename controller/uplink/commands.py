@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..box import Box
 
 __all__ = [
+    "LOCAL_KEYS",
     "LOCAL_SECTIONS",
     "CommandDesk",
     "CommandRefused",
@@ -51,6 +52,8 @@ PUSHED = "pushed-config.json"
 # whatever the centre pushes (the centre does not know the box's broker password).
 LOCAL_SECTIONS = ("hardware", "clock", "http", "journal", "printer", "rs485", "audio", "gpio",
                   "card_reader", "hall_display", "uplink", "update")
+# Keys of pushed sections that are this box's own: a path on its disk.
+LOCAL_KEYS = {"web": ("media_dir",)}
 
 
 class CommandRefused(PaiduiError):
@@ -68,9 +71,15 @@ Handler = Callable[["Box", dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def merge_pushed(pushed: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
-    """The centre's business configuration with this box's local sections."""
+    """The centre's business configuration with this box's local sections (and local keys
+    inside pushed sections, such as the screens' media folder)."""
     merged = {k: v for k, v in pushed.items() if k not in LOCAL_SECTIONS}
     merged.update({k: local[k] for k in LOCAL_SECTIONS if k in local})
+    for section, keys in LOCAL_KEYS.items():
+        mine = local.get(section) or {}
+        kept = {k: mine[k] for k in keys if k in mine}
+        if kept:
+            merged[section] = {**(merged.get(section) or {}), **kept}
     return merged
 
 

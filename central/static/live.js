@@ -1,0 +1,318 @@
+/* The live dashboard: org tree drill-down, figures pushed over Server-Sent Events.
+ *
+ * The stream (/api/live/stream?org=) sends a "view" at every change of the node's subtree
+ * and at least every ping_s, and "charts" every few seconds. The browser's EventSource
+ * reconnects by itself after a network glitch or a centre restart; a watchdog reopens it
+ * when nothing came for three ping periods. Whenever the link is down, or a branch has
+ * gone quiet, the page says so and shows how old its figures are. */
+"use strict";
+(() => {
+  const {boot, $, el, api, errorText, dur, ago, when, num, toast} = PD;
+  const pingMs = (boot.ping_s || 15) * 1000;
+  let org = boot.org, view = boot.view, charts = boot.charts;
+  let receivedAt = Date.now(), es = null, lastMsg = Date.now(), connected = false;
+  let previous = {};
+
+  /* --- the clock of the figures ------------------------------------------------------- */
+  const serverNow = () => view.now + (Date.now() - receivedAt) / 1000;
+
+  /* --- the tree ------------------------------------------------------------------------ */
+  let tree = [];
+  async function loadTree() {
+    const res = await api("GET", "/api/orgs");
+    if (res.ok) { tree = res.data.orgs; drawTree(); }
+  }
+  function drawTree() {
+    const byParent = {};
+    const codes = new Set(tree.map((o) => o.code));
+    for (const o of tree) {
+      const p = o.parent && codes.has(o.parent) ? o.parent : "";
+      (byParent[p] = byParent[p] || []).push(o);
+    }
+    const kids = {};
+    for (const c of view.children || []) kids[c.code] = c;
+    const list = (parent) => {
+      const ul = el("ul");
+      for (const o of byParent[parent] || []) {
+        const k = kids[o.code];
+        const dot = k ? el("span", {class: "dot " + statusClass(k)}) : null;
+        const a = el("a", {href: "/live?org=" + o.code, class: o.code === org ? "current" : null,
+          "data-org": o.code, onclick: (ev) => { ev.preventDefault(); go(o.code); }},
+        el("span", {}, o.name), dot);
+        ul.append(el("li", {}, a, byParent[o.code] ? list(o.code) : null));
+      }
+      return ul;
+    };
+    $("#tree").replaceChildren(list(""));
+  }
+  function statusClass(k) {
+    if (k.kind === "branch") {
+      if (k.branch_online === false) return "bad";
+      if (k.is_stale) return "warn";
+      return k.branch_online ? "ok" : "";
+    }
+    if (k.offline) return "bad";
+    if (k.stale) return "warn";
+    return k.online ? "ok" : "";
+  }
+
+  /* --- drawing ------------------------------------------------------------------------- */
+  function draw() {
+    const t = view.totals, node = view.node;
+    document.title = node.name + " · 实时监控";
+    $("#path").replaceChildren(...view.path.map((p, i) => el("li", {},
+      i === view.path.length - 1 ? el("span", {}, p.name)
+        : el("a", {href: "/live?org=" + p.code, onclick: (ev) => { ev.preventDefault(); go(p.code); }},
+          p.name))));
+    $("#title").replaceChildren(node.name, el("small", {}, node.code + " · " + kindName(node.kind)));
+    drawState();
+    drawKpis(t);
+    drawChildren();
+    drawBranch();
+    drawTree();
+    drawLink();
+  }
+  function kindName(k) {
+    return {head: "省分行 head office", city: "分行 city branch", branch: "网点 sub-branch"}[k] || k;
+  }
+  function drawState() {
+    const b = view.branch, t = view.totals, now = serverNow();
+    const parts = [];
+    if (b) {
+      if (b.online === true) parts.push(el("span", {class: "tag ok"}, "在线 online"));
+      else if (b.online === false) parts.push(el("span", {class: "tag bad"},
+        "离线 offline · 自 " + when(b.online_since) + " since"));
+      else parts.push(el("span", {class: "tag"}, "尚未连接 never connected"));
+      if (b.is_stale) parts.push(el("span", {class: "tag warn"}, "数据可能已过期 stale"));
+      if (b.heard_at) parts.push("最后收到数据 last heard " + ago(now - b.heard_at) + " · ");
+      if (b.online_since && b.online) parts.push("在线自 online since " + when(b.online_since) + " · ");
+      if (b.day) parts.push("营业日 " + b.day + " · ");
+      if (b.version) parts.push("软件 " + b.version + " · 配置 " + (b.config_version || "—"));
+    } else {
+      parts.push(`${t.branches} 个网点 branches:`,
+        el("span", {class: "tag ok"}, `在线 ${t.online}`),
+        el("span", {class: "tag " + (t.offline ? "bad" : "")}, `离线 ${t.offline}`),
+        el("span", {class: "tag"}, `未连接 ${t.never}`),
+        el("span", {class: "tag " + (t.stale ? "warn" : "")}, `数据过期 ${t.stale}`));
+      if (t.oldest_age_s !== null && t.oldest_age_s !== undefined) {
+        parts.push("最旧数据 oldest figures " + ago(t.oldest_age_s + (now - view.now)));
+      }
+    }
+    $("#state").replaceChildren(...parts);
+  }
+  function kpi(key, label, value, cls) {
+    const changed = previous[key] !== undefined && previous[key] !== value;
+    previous[key] = value;
+    return el("div", {class: "kpi " + (cls || "") + (changed ? " changed" : ""), "data-kpi": key},
+      el("div", {class: "k"}, label), el("div", {class: "v"}, value));
+  }
+  function longest(t) {
+    const grown = t.longest_waiting_now_s ? t.longest_waiting_now_s + (serverNow() - view.now) : 0;
+    return Math.max(t.max_called_wait_s || 0, grown);
+  }
+  function drawKpis(t) {
+    const wait = longest(t);
+    $("#kpis").replaceChildren(
+      kpi("online", "网点在线 Online", `${t.online}/${t.branches}`, t.offline ? "bad" : ""),
+      kpi("issued", "今日取号 Issued", num(t.issued)),
+      kpi("waiting", "等待 Waiting", num(t.waiting), t.waiting > 30 ? "warn" : ""),
+      kpi("serving", "办理中 Serving", num(t.serving)),
+      kpi("served", "已办结 Served", num(t.served)),
+      kpi("avg", "平均等待 Avg wait", dur(t.avg_wait_s)),
+      kpi("longest", "最长等待 Longest", dur(wait), wait > 1800 ? "bad" : wait > 900 ? "warn" : ""),
+      kpi("windows", "开放窗口 Windows", `${t.windows_open}/${t.windows_total}`),
+      kpi("devices", "设备异常 Devices", num(t.devices_not_ok), t.devices_not_ok ? "bad" : ""),
+      kpi("vips", "VIP在场 VIPs", num(t.vips)),
+      kpi("paused", "暂停业务 Paused", num(t.paused_queues), t.paused_queues ? "warn" : ""));
+  }
+  function row(cells, attrs) {
+    return el("tr", attrs || {}, ...cells.map((c) => c instanceof Node && c.tagName === "TD"
+      ? c : el("td", {}, c)));
+  }
+  function n(v) { return el("td", {class: "n"}, num(v)); }
+  function head(...names) {
+    return el("thead", {}, el("tr", {}, ...names.map((h) => {
+      const [text, cls] = Array.isArray(h) ? h : [h, null];
+      return el("th", {class: cls}, text);
+    })));
+  }
+  function drawChildren() {
+    const kids = view.children || [];
+    $("#children-card").classList.toggle("hidden", !kids.length);
+    if (!kids.length) return;
+    const now = serverNow();
+    const body = el("tbody", {}, ...kids.map((k) => row([
+      el("td", {}, el("a", {href: "/live?org=" + k.code}, k.name), el("small", {}, k.code)),
+      el("td", {}, statusTag(k)),
+      n(k.issued), n(k.waiting), n(k.served), el("td", {class: "n"}, dur(k.avg_wait_s)),
+      el("td", {class: "n"}, dur(k.longest_wait_s)),
+      el("td", {class: "n"}, `${k.windows_open}/${k.windows_total}`),
+      el("td", {class: "n"}, num(k.devices_not_ok)),
+      el("td", {}, k.kind === "branch" ? ago(k.heard_at ? now - k.heard_at : null)
+        : (k.oldest_age_s !== null && k.oldest_age_s !== undefined ? ago(k.oldest_age_s) : "—")),
+    ], {class: "click", "data-org": k.code, onclick: (ev) => { ev.preventDefault(); go(k.code); }})));
+    $("#children").replaceChildren(head("机构 Node", "状态 State", ["取号 Issued", "n"],
+      ["等待 Waiting", "n"], ["已办 Served", "n"], ["平均等待 Avg", "n"], ["最长 Longest", "n"],
+      ["窗口 Windows", "n"], ["设备 Devices", "n"], "数据 Figures"), body);
+  }
+  function statusTag(k) {
+    if (k.kind === "branch") {
+      if (k.branch_online === false) return el("span", {class: "tag bad"}, "离线 自" + when(k.online_since));
+      if (k.branch_online === null || k.branch_online === undefined) return el("span", {class: "tag"}, "未连接");
+      if (k.is_stale) return el("span", {class: "tag warn"}, "数据过期");
+      return el("span", {class: "tag ok"}, "在线");
+    }
+    const cls = k.offline ? "bad" : k.stale || k.online < k.branches ? "warn" : k.online ? "ok" : "";
+    return el("span", {class: "tag " + cls}, `在线 ${k.online}/${k.branches}`);
+  }
+  function drawBranch() {
+    const b = view.branch;
+    $("#branch").classList.toggle("hidden", !b);
+    if (!b) return;
+    $("#queues").replaceChildren(head("业务 Business", ["等待 Waiting", "n"], ["已取号 Issued", "n"],
+      "状态 State", boot.can_control ? "操作 Action" : ""), el("tbody", {}, ...(b.queues || []).map((q) => row([
+      el("td", {}, q.name, el("small", {}, q.id)), n(q.waiting), n(q.issued),
+      el("td", {}, q.paused ? el("span", {class: "tag warn"}, "暂停:" + (q.pause_reason || ""))
+        : el("span", {class: "tag ok"}, "正常")),
+      el("td", {}, boot.can_control && b.online ? (q.paused
+        ? el("button", {type: "button", "data-resume": q.id, onclick: () => resume(b.code, q)}, "恢复 Resume")
+        : el("button", {type: "button", class: "danger", "data-pause": q.id, onclick: () => pause(b.code, q)}, "暂停 Pause"))
+        : ""),
+    ], {"data-queue": q.id}))));
+    $("#windows").replaceChildren(head("窗口 Window", "柜员 Teller", "状态 State", "当前号码 Now serving"),
+      el("tbody", {}, ...(b.windows || []).map((w) => row([
+        el("td", {}, w.name || w.number + "号窗口"), w.teller_name || w.teller || "—",
+        el("td", {}, windowTag(w.state)),
+        el("td", {class: "ticket"}, w.current || "—"),
+      ], {"data-window": w.number}))));
+    const vips = b.vip_list || [];
+    $("#vips").replaceChildren(head("号码 No.", "客户 Customer", "星级 Stars", "业务 Business",
+      "状态 State", ["已等 Waited", "n"]), el("tbody", {}, ...(vips.length ? vips.map((v) => row([
+        v.number, v.name || "—", el("td", {class: "stars"}, "★".repeat(v.stars || 0)),
+        v.queue_name, v.state === "called" ? `办理中 ${v.window}号窗口` : v.state === "held" ? "挂起" : "等待中",
+        el("td", {class: "n"}, dur(v.waited_s))])) : [row([el("td", {colspan: 6, class: "muted"}, "无 None")])])));
+    const link = b.link || {}, out = b.outbox || {};
+    $("#devices").replaceChildren(head("设备 Device", "状态 State", "说明 Detail"), el("tbody", {},
+      ...(b.devices || []).map((d) => row([d.name, el("td", {}, deviceTag(d.state)), d.detail || ""])),
+      row(["上行链路 Uplink", el("td", {}, link.connected ? el("span", {class: "tag ok"}, "已连接")
+        : el("span", {class: "tag bad"}, "未连接")),
+      `断线 ${num(link.disconnects)} · 连接失败 ${num(link.connection_failures)} · 超时 ${num(link.timeouts)} · 待上传 ${num(out.backlog)}`])));
+  }
+  function windowTag(s) {
+    const names = {serving: ["办理中", "ok"], open: ["空闲", "ok"], paused: ["暂停", "warn"], closed: ["未登录", ""]};
+    const [t, c] = names[s] || [s, ""];
+    return el("span", {class: "tag " + c}, t);
+  }
+  function deviceTag(s) {
+    return el("span", {class: "tag " + (s === "ok" ? "ok" : s === "warning" ? "warn" : "bad")}, s);
+  }
+  function drawCharts() {
+    if (!charts) return;
+    const slot = charts.slot_s || 900;
+    PDChart.line($("#chart-waiting"), charts.waiting, (i) => {
+      const m = i * slot / 60;
+      return m % 120 === 0 ? String(m / 60).padStart(2, "0") + ":00" : null;
+    }, "今日等待人数");
+    const bands = {le2: "≤2分", "2to5": "2–5分", "5to10": "5–10分", gt10: ">10分"};
+    PDChart.bars($("#chart-hist"), charts.bands.map((b) => charts.wait_hist[b] || 0),
+      charts.bands.map((b) => bands[b] || b), (i) => i === 3, "等待时长分布");
+    PDChart.bars($("#chart-hourly"), charts.hourly, charts.hourly.map((_, h) => h % 2 ? "" : String(h)),
+      null, "每小时取号");
+  }
+
+  /* --- the link ------------------------------------------------------------------------ */
+  function drawLink() {
+    const l = $("#link"), age = (Date.now() - receivedAt) / 1000;
+    const stale = view.totals && view.totals.stale;
+    l.className = "link" + (connected ? (stale ? " stale" : "") : " down");
+    l.textContent = connected
+      ? `实时 Live · 更新于 ${when(view.now)}` + (stale ? ` · ${stale} 个网点数据过期` : "")
+      : `连接中断,正在重连 Reconnecting · 数据截至 ${when(view.now)}(${ago(age)})`;
+  }
+  function connect() {
+    if (es) es.close();
+    es = new EventSource("/api/live/stream?org=" + encodeURIComponent(org));
+    es.addEventListener("open", () => { connected = true; lastMsg = Date.now(); drawLink(); });
+    es.addEventListener("view", (e) => {
+      lastMsg = Date.now(); connected = true;
+      const v = JSON.parse(e.data);
+      if (v.node.code !== org) return;
+      view = v; receivedAt = Date.now(); draw();
+    });
+    es.addEventListener("charts", (e) => {
+      lastMsg = Date.now();
+      const c = JSON.parse(e.data);
+      if (c.org === org) { charts = c; drawCharts(); }
+    });
+    es.addEventListener("ended", () => { es.close(); location.href = "/login"; });
+    es.addEventListener("error", () => { connected = false; drawLink(); });
+  }
+  setInterval(() => {  // the watchdog, and the ages and longest wait ticking on
+    if (Date.now() - lastMsg > 3 * pingMs) { connected = false; connect(); lastMsg = Date.now(); }
+    drawLink(); drawState();
+    const k = document.querySelector('[data-kpi="longest"] .v');
+    if (k && view.totals) k.textContent = dur(longest(view.totals));
+  }, 1000);
+
+  /* --- drill-down without reloading ------------------------------------------------------ */
+  async function go(code, noHistory) {
+    if (code === org) return;
+    const res = await api("GET", "/api/live?org=" + code);
+    if (!res.ok) { toast(errorText(res), true); return; }
+    org = code; view = res.data; receivedAt = Date.now(); previous = {};
+    if (!noHistory) history.pushState({org: code}, "", "/live?org=" + code);
+    draw();
+    const c = await api("GET", "/api/live/charts?org=" + code);
+    if (c.ok) { charts = c.data; drawCharts(); }
+    connect();
+  }
+  window.addEventListener("popstate", (ev) => {
+    const code = (ev.state && ev.state.org) || new URLSearchParams(location.search).get("org");
+    if (code) go(code, true);
+  });
+
+  /* --- live control (G3) ----------------------------------------------------------------- */
+  let pausing = null;
+  function pause(code, q) {
+    pausing = {code, q};
+    $("#pause-what").textContent = `${view.node.name} · ${q.name} (${q.id})`;
+    $("#pause-reason").value = "";
+    $("#pause-error").textContent = "";
+    $("#pause-dialog").showModal();
+  }
+  $("#pause-cancel").addEventListener("click", () => $("#pause-dialog").close());
+  $("#pause-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const reason = $("#pause-reason").value.trim();
+    if (!reason || !pausing) return;
+    const {code, q} = pausing;
+    const res = await api("POST", `/api/branches/${code}/queues/${q.id}/pause`, {reason});
+    if (!res.ok) { $("#pause-error").textContent = errorText(res); return; }
+    $("#pause-dialog").close();
+    confirmReply(code, res.data.id, `已暂停 ${q.name} Paused`);
+  });
+  async function resume(code, q) {
+    const res = await api("POST", `/api/branches/${code}/queues/${q.id}/resume`);
+    if (!res.ok) { toast(errorText(res), true); return; }
+    confirmReply(code, res.data.id, `已恢复 ${q.name} Resumed`);
+  }
+  async function confirmReply(code, id, done) {
+    toast("已发送,等待网点确认… Sent, waiting for the branch");
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await api("GET", `/api/branches/${code}/replies/${id}`);
+      if (r.ok) {
+        if (r.data.ok) toast("网点已确认:" + done);
+        else toast("网点拒绝 Refused: " + ((r.data.error || {}).message || ""), true);
+        return;
+      }
+    }
+    toast("网点未确认(可能离线) No answer from the branch (offline?)", true);
+  }
+
+  draw();
+  drawCharts();
+  loadTree();
+  connect();
+  window.addEventListener("resize", drawCharts);
+})();

@@ -1,0 +1,46 @@
+/* The organisation tree: add, rename and delete nodes below one's own. */
+"use strict";
+(() => {
+  const {boot, $, el, api, errorText, toast} = PD;
+  const kinds = {head: "省分行", city: "分行", branch: "网点"};
+  async function load() {
+    const res = await api("GET", "/api/orgs");
+    if (!res.ok) { toast(errorText(res), true); return; }
+    const scope = res.data.scope;
+    $("#rows").replaceChildren(el("thead", {}, el("tr", {}, ...["代码 Code", "名称 Name",
+      "英文名 English", "类型 Kind", "上级 Parent", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...res.data.orgs.map((o) => {
+      const below = o.code.length > scope.length;
+      const name = el("input", {value: o.name, maxlength: 60, disabled: !o.registered});
+      const en = el("input", {value: o.name_en, maxlength: 120, disabled: !o.registered});
+      return el("tr", {"data-org": o.code},
+        el("td", {}, "\u00a0\u00a0".repeat(Math.max(0, (o.code.length - 4) / 2)) + o.code),
+        el("td", {}, name), el("td", {}, en),
+        el("td", {}, o.registered ? kinds[o.kind] + " " + o.kind : el("span", {class: "tag warn"}, "未登记 unregistered")),
+        el("td", {}, o.parent || "—"),
+        el("td", {}, o.registered ? el("button", {type: "button", onclick: async () => {
+          const r = await api("PUT", "/api/orgs/" + o.code, {name: name.value, name_en: en.value});
+          toast(r.ok ? "已保存 Saved" : errorText(r), !r.ok);
+        }}, "保存 Save") : el("button", {type: "button", onclick: () => {
+          $("#code").value = o.code; $("#kind").value = "branch"; $("#name").focus();
+        }}, "登记 Register"),
+        o.registered && below ? el("button", {type: "button", class: "danger", onclick: async () => {
+          if (!confirm(`删除 ${o.name} ${o.code}?`)) return;
+          const r = await api("DELETE", "/api/orgs/" + o.code);
+          toast(r.ok ? "已删除 Deleted" : errorText(r), !r.ok);
+          load();
+        }}, "删除 Delete") : null));
+    })));
+  }
+  $("#add").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#error").textContent = "";
+    const r = await api("POST", "/api/orgs", {code: $("#code").value, name: $("#name").value,
+      name_en: $("#name_en").value, kind: $("#kind").value});
+    if (!r.ok) { $("#error").textContent = errorText(r); return; }
+    toast("已新增 Added " + r.data.code);
+    $("#add").reset();
+    load();
+  });
+  load();
+})();

@@ -1,0 +1,82 @@
+"""Media files from the centre (``cmd/media``): the kiosk's images and videos (A10, G2).
+
+The centre sends each file whole, base64, with its SHA-256; the box checks the name (a
+plain file name of an image or video), the size and the digest, and writes it atomically
+into the screens' media folder (``web.media_dir``, default ``<data dir>/media``), where the
+kiosk's media area finds it. ``delete`` names files to remove. A bad file refuses the
+whole command and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..web.settings import FILE, web_settings
+from .commands import CommandRefused
+
+if TYPE_CHECKING:
+    from ..box import Box
+
+__all__ = ["MAX_MEDIA_BYTES", "MEDIA_TYPES", "store_media"]
+
+MAX_MEDIA_BYTES = 2_500_000  # one file; base64 of it fits an MQTT message of the protocol
+MEDIA_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".mp4", ".webm",
+                         ".ogv"})
+
+
+async def store_media(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+    """The ``media`` command: check every file first, then write them and delete."""
+    folder = web_settings(box.config).media_path(box.data_dir)
+    files = [_checked(i, f) for i, f in enumerate(msg.get("files") or [])]
+    doomed = [_name(f"delete.{i}", n) for i, n in enumerate(msg.get("delete") or [])]
+    await asyncio.to_thread(_apply, folder, files, doomed)
+    return {"stored": [n for n, _ in files], "deleted": doomed,
+            "bytes": sum(len(raw) for _, raw in files)}
+
+
+def _checked(i: int, f: Any) -> tuple[str, bytes]:
+    if not isinstance(f, dict):
+        raise _refused(f"files.{i}", "expected an object")
+    name = _name(f"files.{i}.name", f.get("name"))
+    try:
+        raw = base64.b64decode(str(f.get("data", "")), validate=True)
+    except (binascii.Error, ValueError):
+        raise _refused(f"files.{i}.data", "not base64") from None
+    if len(raw) > MAX_MEDIA_BYTES:
+        raise _refused(f"files.{i}", f"{len(raw)} bytes > {MAX_MEDIA_BYTES}")
+    if hashlib.sha256(raw).hexdigest() != f.get("sha256"):
+        raise _refused(f"files.{i}.sha256", "does not match the data")
+    return name, raw
+
+
+def _name(key: str, name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(FILE.strip("^$"), name):
+        raise _refused(key, "not a plain file name")
+    if Path(name).suffix.lower() not in MEDIA_TYPES:
+        raise _refused(key, f"{name}: not an image or video ({', '.join(sorted(MEDIA_TYPES))})")
+    return name
+
+
+def _refused(key: str, problem: str) -> CommandRefused:
+    return CommandRefused("bad_media", f"媒体文件无效,未采用:{key}: {problem}",
+                          f"media refused, nothing changed: {key}: {problem}")
+
+
+def _apply(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, raw in files:
+        tmp = folder / f".{name}.tmp"
+        with tmp.open("wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+    for name in doomed:
+        (folder / name).unlink(missing_ok=True)

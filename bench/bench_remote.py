@@ -168,7 +168,7 @@ async def main_async(rate: float, clients: int, seconds: float, customers: int,
                     "--set", "broker.password=centre-pw",
                     "--set", f"store.url={store or 'sqlite:///' + str(work / 'c.sqlite3')}",
                     "--set", f"http.port={port}", "--set", f"customers.clock_start={START}",
-                    "--set", f"customers.sms.outbox_file={outbox}",
+                    "--set", f"sms.outbox_file={outbox}",
                     "--set", "customers.remote_per_customer=1000000",
                     "--set", "customers.codes_per_address=1000"], work / "centre.log")
     box_port = free_port()

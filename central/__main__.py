@@ -88,8 +88,12 @@ async def _run_centre(args: argparse.Namespace) -> None:
             await centre.run()
             return
         from .alerts import AlertDesk
+        from .sms import make_gateway
 
-        desk = AlertDesk(config.alerts, config.store.url,
+        # one gateway for the centre: the customers' (sign-in codes, SMS commands) if any
+        gateway = (centre.customers.appointments.sms if centre.customers
+                   else make_gateway(config.sms))
+        desk = AlertDesk(config.alerts, config.store.url, gateway=gateway,
                          publish=lambda branch, args: centre.send_command(branch, "alert", args))
         async with asyncio.TaskGroup() as tg:
             alerts = tg.create_task(desk.run(), name="alerts")

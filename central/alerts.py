@@ -57,11 +57,13 @@ import aiomqtt
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from protocols.appointment import mask_phone
+
 from .reports.api import allowed_prefixes
 from .reports.labels import Labels, labels_from_store
 from .reports.scope import OutOfScope, Period, Scope, ScopeError, resolve_scope
 from .reports.summary import report_timezone
-from .sms import SmsError, SmsGateway, make_gateway, mask_phone
+from .sms import LogSms, SmsError, SmsGateway
 
 if TYPE_CHECKING:
     from .config import AlertSettings
@@ -503,7 +505,8 @@ class AlertDesk:
     """Evaluates the rules and delivers new alerts, every ``interval_s`` (a centre task).
 
     ``publish(branch, args)`` sends ``cmd/alert`` to a branch and returns the command id
-    (the centre's :meth:`~central.service.Centre.send_command`); ``gateway`` sends SMS.
+    (the centre's :meth:`~central.service.Centre.send_command`); ``gateway`` sends SMS
+    (the centre's one gateway, :func:`central.sms.make_gateway`; without one, to the log).
     """
 
     def __init__(self, settings: AlertSettings, store_url: str, *, publish: Publish,
@@ -512,7 +515,7 @@ class AlertDesk:
         self.settings = settings
         self.store_url = store_url
         self.publish = publish
-        self.gateway = gateway or make_gateway(settings.sms)
+        self.gateway = gateway or LogSms()
         self.clock = clock
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-alerts")

@@ -45,11 +45,11 @@ from protocols import appointment as ap
 from .customer_settings import CustomerSettings
 from .errors import CentreError
 from .privacy import Vault
+from .sms import SmsGateway, make_gateway
 from .store import Store, open_store, sqlite_path
 
 if TYPE_CHECKING:
     from .service import Centre
-    from .sms_commands import SmsGateway
 
 __all__ = ["Appointments", "CustomerRefused", "StorePool", "booking_view"]
 
@@ -228,14 +228,12 @@ class Appointments:
                  sms: SmsGateway | None = None) -> None:
         from controller.clock import clock_for
 
-        from .sms_commands import gateway_for
-
         self.centre = centre
         self.settings: CustomerSettings = centre.config.customers
         self.clock = clock or clock_for(self.settings.clock_start).now
         self._vault: Vault | None = None  # read on first use (a file, maybe created)
         self.pool = StorePool(centre.config.store.url, self.settings.pool)
-        self.sms = sms or gateway_for(self.settings.sms)
+        self.sms = sms or make_gateway(centre.config.sms)
         self._wake = asyncio.Event()
         # Another centre process may end a session: it lives on here for at most SESSION_TTL.
         self._sessions = Recent(SESSION_TTL_S)

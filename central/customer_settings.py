@@ -6,12 +6,11 @@ Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.m
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["BranchEntry", "CustomerSettings", "SmsSettings"]
+__all__ = ["BranchEntry", "CustomerSettings", "CustomerSmsSettings"]
 
 
 class _Model(BaseModel):
@@ -30,16 +29,11 @@ class BranchEntry(_Model):
     bookable: list[str] | None = None  # businesses open to booking (default: all)
 
 
-class SmsSettings(_Model):
-    """The SMS gateway (central/sms_commands.py): ``log`` keeps messages in the log (and optionally
-    a JSON-lines file); ``http`` posts them to an operator's gateway."""
+class CustomerSmsSettings(_Model):
+    """SMS commands (central/sms_commands.py). The gateway they are received from and
+    answered through is the centre's one ``[sms]`` (central/sms.py)."""
 
-    gateway: Literal["log", "http"] = "log"
-    url: str | None = None  # http: POST {"to", "text"} here
-    token: str | None = None  # http: sent as "Authorization: Bearer …"
     inbound_token: str | None = None  # the gateway's token on POST /api/sms/inbound
-    outbox_file: str | None = None  # log: also append {"to" (masked), "text"} here
-    timeout_s: float = Field(10.0, gt=0)
     max_length: int = Field(70, ge=20, le=1000)  # characters per message (70: one GSM SMS)
 
 
@@ -73,7 +67,7 @@ class CustomerSettings(_Model):
     status_ttl_s: float = Field(2.0, gt=0)  # the public status is read from the store ≤ 1/this
     pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
     branches: list[BranchEntry] = []
-    sms: SmsSettings = SmsSettings()
+    sms: CustomerSmsSettings = CustomerSmsSettings()
 
     @field_validator("timezone")
     @classmethod

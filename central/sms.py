@@ -1,15 +1,22 @@
-"""Sending SMS through the operator's gateway (SPEC A8, C2): an interface, two adapters.
+"""Sending SMS through the operator's gateway (SPEC A8, C2, H2, H4): one interface, two adapters.
 
-* :class:`LogSms` writes each message to the log, the number masked — for a centre with
-  no gateway yet, and for trying the alert rules out.
+The centre has one gateway, configured in ``[sms]`` (:class:`central.config.SmsSettings`),
+used by the alert desk (:mod:`central.alerts`), the sign-in codes of the customer pages
+(:mod:`central.appointments`) and the replies to SMS commands (:mod:`central.sms_commands`).
+
+* :class:`LogSms` writes each message to the log, the number masked, keeps it in
+  :attr:`LogSms.sent` and, if ``outbox_file`` is set, appends it as a JSON line
+  ``{"to": "138****5678", "text": …}`` to that file — for a centre with no gateway yet,
+  for trying the alert rules and the customer pages out, and for tests.
 * :class:`HttpSms` calls a gateway over HTTP: a configurable URL, method, body template,
-  content type, headers and timeout (``[alerts.sms]`` in the centre config). ``{phone}``
-  and ``{text}`` in the URL and the body are filled in, escaped for where they stand
-  (URL-encoded in a URL or a form body, JSON-escaped in a JSON body). A 2xx answer (that
-  contains ``success_contains``, if set) is a success; anything else raises
-  :class:`SmsError` and the alert desk tries again later.
+  content type, headers, bearer token and timeout. ``{phone}`` and ``{text}`` in the URL
+  and the body are filled in, escaped for where they stand (URL-encoded in a URL or a form
+  body, JSON-escaped in a JSON body). A 2xx answer (that contains ``success_contains``, if
+  set) is a success; anything else raises :class:`SmsError` (the number never in it), and
+  the alert desk tries again later.
 
-Phone numbers are personal data: :func:`mask_phone` is what logs and the API show.
+Phone numbers are personal data: :func:`protocols.appointment.mask_phone` is what logs and
+the API show.
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from protocols.appointment import mask_phone
 
 from .errors import CentreError
 
 if TYPE_CHECKING:
     from .config import SmsSettings
 
-__all__ = ["HttpSms", "LogSms", "SmsError", "SmsGateway", "make_gateway", "mask_phone"]
+__all__ = ["HttpSms", "LogSms", "SmsError", "SmsGateway", "make_gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,7 @@ class SmsError(CentreError, OSError):
 
 
 class SmsGateway(Protocol):
-    """What the alert desk sends through."""
+    """What the centre sends through."""
 
     name: str
 
@@ -46,26 +56,28 @@ class SmsGateway(Protocol):
         """Send ``text`` to ``phone``; raise :class:`SmsError` if the gateway refuses."""
 
 
-def mask_phone(phone: str) -> str:
-    """``13812345678`` → ``138****5678``; short numbers → ``****``."""
-    digits = phone.strip()
-    if len(digits) < 8:
-        return "****"
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
 class LogSms:
-    """Writes each message to the log instead of sending it."""
+    """Writes each message to the log instead of sending it (and to ``outbox``, if given)."""
 
     name = "log"
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: str | Path | None = None) -> None:
+        self.outbox = Path(outbox) if outbox else None
         self.sent: list[tuple[str, str]] = []  # (masked phone, text), for a look at the log
 
     async def send(self, phone: str, text: str) -> None:
         masked = mask_phone(phone)
         self.sent.append((masked, text))
         log.info("SMS (log gateway) to %s: %s", masked, text)
+        if self.outbox is not None:
+            line = json.dumps({"to": masked, "text": text}, ensure_ascii=False) + "\n"
+            await asyncio.to_thread(_append, self.outbox, line)
+
+
+def _append(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line)
 
 
 class HttpSms:
@@ -84,6 +96,8 @@ class HttpSms:
         s = self.settings
         url = _fill(self.url, phone, text, urllib.parse.quote)
         headers = dict(s.headers)
+        if s.token:
+            headers["Authorization"] = f"Bearer {s.token}"
         data = None
         if s.method == "POST":
             escape = _json_escape if "json" in s.content_type else urllib.parse.quote_plus
@@ -94,6 +108,7 @@ class HttpSms:
     async def send(self, phone: str, text: str) -> None:
         req = self.request(phone, text)
         await asyncio.to_thread(self._post, req)
+        log.info("SMS to %s sent via %s", mask_phone(phone), self.url.split("?")[0])
 
     def _post(self, req: urllib.request.Request) -> None:
         s = self.settings
@@ -123,4 +138,4 @@ def make_gateway(settings: SmsSettings) -> SmsGateway:
     """The adapter ``settings.adapter`` names."""
     if settings.adapter == "http":
         return HttpSms(settings)
-    return LogSms()
+    return LogSms(settings.outbox_file)

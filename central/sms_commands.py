@@ -1,110 +1,29 @@
-"""Short messages: the gateway the centre sends through, and the customers' SMS commands (H4).
+"""The customers' SMS commands (H4): received from the gateway, answered through it.
 
-**Gateway.** :class:`SmsGateway` is all the centre needs of an operator's SMS platform:
-``await send(phone, text)``. Two adapters: :class:`LogGateway` (the default: the message
-goes to the log with the number masked, to :attr:`LogGateway.sent`, and optionally to a
-JSON-lines file, for trying out and tests) and :class:`HttpGateway` (``POST {"to", "text"}``
-as JSON to the operator's URL with a bearer token). Received messages come in on
-``POST /api/sms/inbound {"from", "text"}`` (the gateway's own token required); the reply
-is sent back through the gateway and also returned in the response.
-
-(The reports/alerts branch brings ``central/sms.py`` with the same ``SmsGateway`` protocol
-— ``send(phone, text)`` — and its own log and HTTP adapters under ``[alerts.sms]``. Once
-both are merged, :func:`gateway_for` should hand out that module's gateway and the two
-adapters here go; they are here only so this branch stands on its own.)
-
-**Commands.** :func:`protocols.sms.parse` reads the message; :class:`SmsDesk` answers it
-from the sender's own bookings and the public status. See docs/sms.md.
+Received messages come in on ``POST /api/sms/inbound {"from", "text"}`` (the gateway's own
+token, ``customers.sms.inbound_token``, required; the route is in :mod:`central.customers`).
+:func:`protocols.sms.parse` reads the message; :class:`SmsDesk` answers it from the
+sender's own bookings and the public status, in parts of at most
+``customers.sms.max_length`` characters, sent back through the centre's one gateway
+(:mod:`central.sms`, ``[sms]``) and also returned in the response. See docs/sms.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import logging
-import urllib.error
-import urllib.request
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from protocols import appointment as ap
 from protocols import sms
-
-from .customer_settings import SmsSettings
-from .errors import CentreError
 
 if TYPE_CHECKING:
     from .appointments import Appointments
     from .public import PublicStatus
 
-__all__ = ["HttpGateway", "LogGateway", "SmsDesk", "SmsError", "SmsGateway", "gateway_for"]
+__all__ = ["SmsDesk"]
 
 log = logging.getLogger(__name__)
-
-
-class SmsError(CentreError, OSError):
-    """The gateway did not take a message."""
-
-
-class SmsGateway(Protocol):
-    """What the centre needs of an SMS platform."""
-
-    async def send(self, phone: str, text: str) -> None: ...
-
-
-class LogGateway:
-    """Messages to the log (number masked), kept in :attr:`sent`, optionally to a file."""
-
-    def __init__(self, outbox: str | Path | None = None) -> None:
-        self.outbox = Path(outbox) if outbox else None
-        self.sent: list[tuple[str, str]] = []  # (masked number, text)
-
-    async def send(self, phone: str, text: str) -> None:
-        masked = ap.mask_phone(phone)
-        self.sent.append((masked, text))
-        log.info("SMS to %s: %s", masked, text)
-        if self.outbox is not None:
-            line = json.dumps({"to": masked, "text": text}, ensure_ascii=False) + "\n"
-            await asyncio.to_thread(_append, self.outbox, line)
-
-
-def _append(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-
-
-class HttpGateway:
-    """An operator's HTTP SMS API: ``POST url {"to", "text"}``, ``Authorization: Bearer``."""
-
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
-        self.url, self.token, self.timeout = url, token, timeout
-
-    async def send(self, phone: str, text: str) -> None:
-        await asyncio.to_thread(self._post, phone, text)
-        log.info("SMS to %s sent via %s", ap.mask_phone(phone), self.url.split("?")[0])
-
-    def _post(self, phone: str, text: str) -> None:
-        body = json.dumps({"to": phone, "text": text}, ensure_ascii=False).encode()
-        req = urllib.request.Request(self.url, data=body, method="POST")
-        req.add_header("Content-Type", "application/json; charset=utf-8")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                if not 200 <= r.status < 300:
-                    raise SmsError(f"SMS gateway answered {r.status}")
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise SmsError(f"SMS gateway {self.url.split('?')[0]}: {exc}") from exc
-
-
-def gateway_for(settings: SmsSettings) -> SmsGateway:
-    if settings.gateway == "http":
-        if not settings.url:
-            raise CentreError("customers.sms.url: the http gateway needs a url")
-        return HttpGateway(settings.url, settings.token, settings.timeout_s)
-    return LogGateway(settings.outbox_file)
 
 
 # --- the commands ---------------------------------------------------------------------------

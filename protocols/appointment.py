@@ -198,8 +198,12 @@ def mask_number(number: str, head: int = 4, tail: int = 4) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    """``138****5678``."""
-    return mask_number(phone, 3, 4)
+    """``13812345678`` → ``138****5678``, ``+8613812345678`` → ``+86*******5678``; a number
+    shorter than 8 → ``****`` (what logs, pages and the API show of a phone number)."""
+    number = phone.strip()
+    if len(number) < 8:
+        return "****"
+    return mask_number(number, 3, 4)
 
 
 def digest(key: bytes, value: str) -> str:

@@ -18,7 +18,7 @@ from central.appointments import Appointments as Appointments_
 from central.broker import LocalBroker
 from central.customers import CustomerChannels
 from central.service import Centre
-from central.sms_commands import LogGateway
+from central.sms import LogSms
 from central.web import create_app
 from controller.appointments import Appointments
 from controller.box import Box
@@ -44,11 +44,11 @@ def an_id(seq: int, birth: str = "19900307", region: str = "410105") -> str:
 async def customer_centre(broker: LocalBroker, store_url: str, clock: ManualClock,
                           tmp_path: Path, *sets: str) -> AsyncIterator[Centre]:
     """An in-process centre (consumers, no HTTP server) whose customer channels run on
-    ``clock`` and text through a :class:`LogGateway` (``centre.customers.appointments.sms``)."""
+    ``clock`` and text through a :class:`LogSms` (``centre.customers.appointments.sms``)."""
     cfg = centre_config(broker, store_url, f"customers.secret_file={tmp_path / 'customers.key'}",
                         *CUSTOMER_SETS, *sets)
     centre = Centre(cfg)
-    centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogGateway())
+    centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogSms())
     async with running(centre.run()):
         for c in centre.consumers:
             await asyncio.wait_for(c.ready.wait(), 10)
@@ -80,7 +80,7 @@ async def plain_centre(store_url: str, tmp_path: Path, clock: ManualClock, *sets
                                     f"customers.secret_file={tmp_path / 'customers.key'}",
                                     ADMIN_SEED, *CUSTOMER_SETS, *sets])
     centre = Centre(cfg)
-    centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogGateway())
+    centre.customers = CustomerChannels(centre, clock=clock.now, sms=LogSms())
     await centre.office.prepare()  # the first administrator, for the staff routes
     try:
         async with http(centre) as api:
@@ -113,7 +113,7 @@ def http(centre: Centre) -> httpx.AsyncClient:
 def texts(centre: Centre) -> list[tuple[str, str]]:
     assert centre.customers is not None
     sms = centre.customers.appointments.sms
-    assert isinstance(sms, LogGateway)
+    assert isinstance(sms, LogSms)
     return sms.sent
 
 
@@ -184,7 +184,7 @@ class CentreProcess:
                      "--set", f"http.port={self.port}",
                      "--set", f"customers.secret_file={work / 'customers.key'}",
                      "--set", f"customers.clock_start={clock_start}",
-                     "--set", f"customers.sms.outbox_file={self.outbox}",
+                     "--set", f"sms.outbox_file={self.outbox}",
                      *[x for s in (*CUSTOMER_SETS, *sets) for x in ("--set", s)]]
         self.proc: Any = None
 

@@ -11,7 +11,7 @@ from central.alerts import AlertDesk, list_alerts, set_thresholds
 from central.broker import LocalBroker
 from central.config import load_centre_config
 from central.reports.scope import Scope
-from central.sms import HttpSms, LogSms
+from central.sms import HttpSms, LogSms, make_gateway
 from central.store import open_store
 from controller.box import Box
 from controller.engine import commands as c
@@ -79,13 +79,14 @@ async def test_an_sms_the_gateway_refuses_is_sent_again(store_url: str) -> None:
     gateway = Gateway()
     store = open_store(store_url)
     now = [T0_ALERTS]
-    cfg = load_centre_config(None, [f"store.url={store_url}", "alerts.sms.adapter=http",
-                                    f"alerts.sms.url={gateway.url}/send"])
+    cfg = load_centre_config(None, [f"store.url={store_url}", "sms.adapter=http",
+                                    f"sms.url={gateway.url}/send"])
 
     async def nowhere(branch: str, args: dict[str, Any]) -> str:
         return "unused"
 
-    desk = AlertDesk(cfg.alerts, store_url, publish=nowhere, clock=lambda: now[0])
+    desk = AlertDesk(cfg.alerts, store_url, publish=nowhere, gateway=make_gateway(cfg.sms),
+                     clock=lambda: now[0])
     assert isinstance(desk.gateway, HttpSms)
     try:
         set_thresholds(store, "", {"sms_to": ["13812345678"]}, "admin")

@@ -7,12 +7,14 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from central.config import SmsSettings
-from central.sms import HttpSms, LogSms, SmsError, make_gateway, mask_phone
+from central.sms import HttpSms, LogSms, SmsError, make_gateway
+from protocols.appointment import mask_phone
 
 TEXT = "【测试网点】请注意,目前网点排队等待人数已经超过30个。 \"quoted\" & more"
 
@@ -135,4 +137,59 @@ def test_the_http_adapter_needs_a_url() -> None:
 
     with pytest.raises(CentreConfigError, match=r"alerts\.sms"):
         load_centre_config(None, ["alerts.sms.adapter=http"])
+    with pytest.raises(CentreConfigError, match=r"^sms: the http adapter needs url"):
+        load_centre_config(None, ["sms.adapter=http"])
+    with pytest.raises(CentreConfigError, match=r"^sms\.timeout_s"):
+        load_centre_config(None, ["sms.timeout_s=0"])
     assert isinstance(make_gateway(SmsSettings()), LogSms)
+
+
+async def test_the_log_gateway_keeps_an_outbox_file(tmp_path: Path) -> None:
+    outbox = tmp_path / "out" / "sms.jsonl"
+    gw = make_gateway(SmsSettings(outbox_file=str(outbox)))
+    assert isinstance(gw, LogSms)
+    await gw.send("13812345678", "验证码 123456")
+    await gw.send("13912345678", TEXT)
+    lines = [json.loads(x) for x in outbox.read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"to": "138****5678", "text": "验证码 123456"},
+                     {"to": "139****5678", "text": TEXT}]
+    assert gw.sent == [("138****5678", "验证码 123456"), ("139****5678", TEXT)]
+
+
+async def test_a_token_is_sent_as_a_bearer_header(gateway: Gateway) -> None:
+    gw = http(gateway.url + "/send", token="op-token", headers={"X-Api-Key": "k1"})
+    await gw.send("13812345678", "x")
+    [req] = gateway.requests
+    assert req["headers"]["Authorization"] == "Bearer op-token"
+    assert req["headers"]["X-Api-Key"] == "k1"
+    with pytest.raises(ValueError, match="not both"):
+        SmsSettings(adapter="http", url=gateway.url, token="t",
+                    headers={"authorization": "Basic x"})
+
+
+def test_the_centre_has_one_sms_section_and_reads_the_old_keys(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from central.config import CentreConfig, load_centre_config
+    from central.errors import CentreConfigError
+
+    cfg = load_centre_config("examples/centre.toml")
+    assert cfg.sms == SmsSettings() and cfg.alerts.sms.template == "【{branch_name}】{message}"
+    new = load_centre_config(None, ["sms.adapter=http", "sms.url=https://gw/send",
+                                    "sms.token=t", "customers.sms.inbound_token=in"])
+    with caplog.at_level("WARNING"):
+        old = load_centre_config(None, [
+            "alerts.sms.adapter=http", "alerts.sms.url=https://gw/send",
+            "customers.sms.gateway=http", "customers.sms.token=t",
+            "customers.sms.inbound_token=in", "alerts.sms.template={message}"])
+    assert old.sms == new.sms and old.sms.token == "t"
+    assert old.customers.sms == new.customers.sms and old.customers.sms.inbound_token == "in"
+    assert old.alerts.sms.template == "{message}"
+    assert "customers.sms.gateway is read as sms.adapter" in caplog.text
+    built = CentreConfig.model_validate({"customers": {"sms": {"outbox_file": "o.jsonl",
+                                                                "max_length": 140}}})
+    assert built.sms.outbox_file == "o.jsonl" and built.customers.sms.max_length == 140
+    with pytest.raises(CentreConfigError, match=r"^customers\.sms\.url: differs from sms\.url"):
+        load_centre_config(None, ["alerts.sms.url=https://a/send",
+                                  "customers.sms.url=https://b/send"])
+    with pytest.raises(CentreConfigError, match=r"^customers\.sms\.timeout_s"):
+        load_centre_config(None, ["customers.sms.timeout_s=-1"])

@@ -1,5 +1,6 @@
 """SMS commands at the centre (H4): received from the gateway, answered through it; and the
-HTTP gateway adapter against a real local HTTP server."""
+centre's HTTP gateway as an operator with a bearer token sees it, against a real local HTTP
+server."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from central.sms_commands import HttpGateway, SmsError
+from central.sms import SmsError
 from controller.clock import ManualClock
 from protocols import sms
 from tests.customer_support import ID_NUMBER, plain_centre, put_catalogue, texts
+from tests.test_central_sms import http as http_gateway
 from tests.uplink_support import BRANCH
 
 GATEWAY = "gateway-token"
@@ -107,12 +109,12 @@ def operator() -> Iterator[str]:
 
 
 async def test_the_http_gateway_posts_json_with_its_token(operator: str) -> None:
-    gw = HttpGateway(operator, "op-token", timeout=5)
+    gw = http_gateway(operator, token="op-token", timeout_s=5)
     await gw.send(SENDER, sms.HELP[:60])
     assert Operator.received == [("Bearer op-token", {"to": SENDER, "text": sms.HELP[:60]})]
     Operator.status = 500
     with pytest.raises(SmsError):
         await gw.send(SENDER, "x")
     with pytest.raises(SmsError) as err:
-        await HttpGateway("http://127.0.0.1:9/none", timeout=1).send(SENDER, "x")
+        await http_gateway("http://127.0.0.1:9/none", timeout_s=1).send(SENDER, "x")
     assert SENDER not in str(err.value)

@@ -102,6 +102,21 @@ class Ingested:
     totals: list[tuple[str, str]] = field(default_factory=list)  # (branch, day)
 
 
+def _wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without its busy
+    handler, when another connection is creating or switching the same new file, so
+    several services opening one fresh store (web, ingest, alerts) wait here in turn."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
     """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
     return Store(url, max_ahead=max_ahead)
@@ -126,7 +141,7 @@ class Store:
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA busy_timeout=30000")  # first: several connections open at once
-            db.execute("PRAGMA journal_mode=WAL")
+            _wal(db)
             db.execute("PRAGMA synchronous=FULL")  # an ack promises the row is on disk
         except sqlite3.Error as exc:
             raise StoreError(f"store {path}: {exc}") from exc

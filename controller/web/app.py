@@ -23,10 +23,10 @@ from ..box import Box
 from ..engine import Event
 from ..engine import commands as c
 from ..errors import JournalError, Refused
-from ..kiosk import PrintOutcome, issue_and_print, reprint
+from ..kiosk import issue_and_print, issued_view, reprint
 from .metrics import install_metrics
 from .pages import mount_screens
-from .views import iso, status_view, ticket_view
+from .views import status_view, ticket_view
 
 __all__ = ["create_app"]
 
@@ -123,22 +123,13 @@ def create_app(box: Box) -> FastAPI:
         channel = "card" if req.card is not None else "kiosk"
         cmd = c.IssueTicket(queue=req.queue, card=req.card, kiosk=req.kiosk, channel=channel)
         info, outcome = await issue_and_print(box, cmd)
-        return _issued_view(info, outcome)
-
-    def _issued_view(info: dict[str, Any], outcome: PrintOutcome | None) -> dict[str, Any]:
-        view = {k: v for k, v in info.items() if k not in ("timezone", "branch_code")}
-        view["issued_at"] = iso(info["issued_at"], cfg())
-        view["printed"] = outcome.ok if outcome else None
-        if outcome is not None and not outcome.ok:
-            view["print_error"] = {"code": outcome.reason, "message": outcome.message,
-                                   "message_en": outcome.message_en}
-        return view
+        return issued_view(box, info, outcome)
 
     @app.post("/api/tickets/{number}/reprint", tags=["tickets"])
     async def reprint_ticket(number: TicketNo) -> dict[str, Any]:
         """Print one of today's tickets again (after a print failure)."""
         info, outcome = await reprint(box, number.upper())
-        return _issued_view(info, outcome)
+        return issued_view(box, info, outcome)
 
     @app.get("/api/tickets", tags=["tickets"])
     async def list_tickets(

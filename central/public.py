@@ -76,8 +76,9 @@ class PublicStatus:
             queues.append({
                 "id": q["id"], "name": q.get("name"), "name_en": q.get("name_en"),
                 "waiting": waiting, "paused": bool(q.get("paused")), "windows_open": open_,
-                "wait_minutes": ap.wait_minutes(
-                    waiting, minutes.get(q["id"], DEFAULT_SERVICE_MINUTES), open_)})
+                "wait_minutes": ap.wait_minutes(waiting, float(
+                    q.get("service_minutes") or minutes.get(q["id"], DEFAULT_SERVICE_MINUTES)),
+                    open_)})
         return {
             "branch": r["branch"],
             "name": (entry.name if entry and entry.name else None) or st.get("branch_name")

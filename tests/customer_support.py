@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,32 @@ class CentreProcess:
 
         stop_process(self.proc)
         self.proc = None
+
+    def public(self, path: str) -> tuple[int, Any]:
+        """GET one of the centre's public (customer) endpoints: (status, JSON body)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/api/public" + path, timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def wait_public(self, path: str, ready: Callable[[int, Any], bool],
+                    timeout: float = 20.0) -> Any:
+        """Poll a public endpoint until ``ready(status, body)``: the centre has caught up."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.public(path)
+            if ready(status, body):
+                return body
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path}: still {status} {body}")
+            time.sleep(0.2)  # another process catching up: polling its API
 
     def last_code(self) -> str:
         """The sign-in code in the last SMS the centre sent."""

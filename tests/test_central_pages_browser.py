@@ -80,6 +80,7 @@ def test_book_on_the_phone_redeem_at_the_kiosk_then_rate_on_the_phone(
     centre, box = world
     for _ in range(3):
         assert box.call("POST", "/api/tickets", {"queue": "A"})[0] == 201
+    centre.wait_public(f"/branches/{BRANCH}", lambda s, b: s == 200 and b["waiting_total"] == 3)
     page = phone(browser, centre, "/m")
     card = page.locator(f".branch[data-branch='{BRANCH}']")
     expect()(card).to_contain_text("郑州金水路支行", timeout=20_000)

@@ -297,6 +297,10 @@ def test_the_lobby_manager_sees_a_bad_rating_and_pauses_a_business(
     page.locator("#p-ok").click()
     row = page.locator("tr[data-queue=F]")
     row.locator("input").fill("网络故障")
+    # the hall changes while the manager types: the table redraws, the typed reason stays
+    assert box.call("POST", "/api/tickets", {"queue": "A"})[0] == 201
+    expect()(page.locator("tr[data-queue=A] td.n").first).to_have_text("1")
+    expect()(row.locator("input")).to_have_value("网络故障")
     row.locator("button").click()
     expect()(row).to_contain_text("暂停:网络故障")
     status, data = box.call("POST", "/api/tickets", {"queue": "F"})

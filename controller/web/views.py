@@ -64,6 +64,7 @@ def status_view(state: State, cfg: Config, now: float) -> dict[str, Any]:
             "issued": issued.get(q.id, 0),
             "paused": q.id in state.paused_queues,
             "pause_reason": state.paused_queues.get(q.id),
+            "service_minutes": q.service_minutes,  # typical handling time, for wait estimates
         }
         for q in cfg.queues
     ]

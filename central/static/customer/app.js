@@ -190,6 +190,7 @@
     const grid = el("div", {class: "grid", id: "slots"});
     const out = el("div", {id: "out"});
     let chosen = null;
+    let tries = 0;
     const submit = el("button", {id: "book", text: "确认预约", disabled: true, onclick: async () => {
       const res = await api("POST", "/api/public/bookings", {branch: code, queue: queue.value, day: day.value, slot: chosen});
       if (!res.ok) return out.replaceChildren(msg(errText(res)));
@@ -197,7 +198,15 @@
     }});
     async function load() {
       const res = await api("GET", `/api/public/branches/${code}/bookable` + (day.value ? `?day=${day.value}` : ""));
-      if (!res.ok) return out.replaceChildren(msg(errText(res)));
+      if (!res.ok) {
+        out.replaceChildren(msg(errText(res)));
+        // A branch that has just come online has not yet told the centre what it offers:
+        // look again shortly, as long as this page is still the one shown.
+        const code_ = res.data && res.data.error && res.data.error.code;
+        if (code_ === "unknown_branch" && tries++ < 20) setTimeout(() => { if (title.isConnected) load(); }, 2000);
+        return;
+      }
+      out.replaceChildren();
       if (!day.options.length) {
         day.replaceChildren(...res.data.days.map((d, i) => el("option", {value: d, text: i === 0 ? `${d} 今天` : i === 1 ? `${d} 明天` : d})));
       }

@@ -68,7 +68,9 @@
     $("#kiosk").textContent = o.kiosk_open ? "取号中 Open" : "已签出 Signed out";
     $("#kiosk").className = "tag " + (o.kiosk_open ? "ok" : "paused");
     $("#kiosk-toggle").textContent = o.kiosk_open ? "签出 Sign out" : "签入 Sign in";
+    const typing = document.activeElement && document.activeElement.dataset.reason;
     $("#queues").replaceChildren(...o.queues.map(queueRow));
+    if (typing) { const again = document.querySelector(`input[data-reason="${typing}"]`); if (again) again.focus(); }
     $("#windows").replaceChildren(...o.windows.map((w) => el("tr", {},
       el("td", {text: w.name || String(w.number)}), el("td", {text: w.teller_name || "—"}),
       el("td", {}, el("span", {class: "tag " + w.state, text: STATE[w.state] || w.state})),
@@ -80,8 +82,12 @@
       el("td", {text: (STATE[v.state] || v.state) + (v.window ? ` · ${v.window}号窗口` : "")}),
       el("td", {class: "n", text: PD.minutes(v.waited_s)}))) : [el("tr", {}, el("td", {colspan: 6, text: "暂无 None"}))]));
   }
+  // A pause reason being typed survives the table's redraws (every change in the hall).
+  const reasons = {};
   function queueRow(q) {
-    const reason = el("input", {placeholder: "原因 reason", maxlength: 60, "aria-label": "reason " + q.id});
+    const reason = el("input", {placeholder: "原因 reason", maxlength: 60, "aria-label": "reason " + q.id,
+      "data-reason": q.id, value: reasons[q.id] || ""});
+    reason.addEventListener("input", () => { reasons[q.id] = reason.value; });
     const form = el("div", {class: "pause-form"});
     if (q.paused) {
       form.append(el("button", {type: "button", class: "resume", text: "恢复 Resume",
@@ -89,6 +95,7 @@
     } else {
       form.append(reason, el("button", {type: "button", text: "暂停 Pause", onclick: () => {
         if (!reason.value.trim()) { reason.focus(); return; }
+        delete reasons[q.id];
         command(`/api/queues/${q.id}/pause`, {reason: reason.value.trim()});
       }}));
     }

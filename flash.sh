@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # paidui's one installer and launcher.
 #
-#   ./flash.sh sim     set up, then run a simulated branch on this machine
+#   ./flash.sh sim     set up, then run a simulated branch, broker, centre and fleet here
 #   ./flash.sh test    set up, then run every check and test (what CI runs)
 #   ./flash.sh setup   only set up (apt packages, venv, Python packages)
 #   ./flash.sh pi HOST|--root DIR --bundle B --config F --release-key K [...]
@@ -93,25 +93,15 @@ cmd_sim() {
     cd "$ROOT"
     local data="${PAIDUI_DATA:-$ROOT/var/sim}"
     local port="${PAIDUI_HTTP_PORT:-8080}"
-    # Start the box's clock at 10:00 today (Beijing time), inside business hours whatever
-    # the hour here, and let it run on in real time.
-    local start
-    start="$(TZ=Asia/Shanghai date +%Y-%m-%d)T10:00:00+08:00"
+    local centre_port="${PAIDUI_CENTRE_PORT:-8090}"
+    local broker_port="${PAIDUI_BROKER_PORT:-1884}"
     mkdir -p "$data"
-    say "simulated branch: data in $data"
-    cat <<EOF
-
-  Kiosk (取号机)        http://127.0.0.1:$port/kiosk
-  Soft caller (软呼叫器) http://127.0.0.1:$port/caller     tellers t1 t2 t3, password 1234 (demo only)
-  Hall display (综合屏)  http://127.0.0.1:$port/hall
-  Lobby manager (大堂经理) http://127.0.0.1:$port/lobby    lm1, password 1234 (demo only)
-  API + OpenAPI         http://127.0.0.1:$port/docs
-  Simulator output      $data/sim/  (printed tickets, announcements, hall display frames)
-
-  Stop with Ctrl-C.
-EOF
-    exec "$PY" -m controller --config examples/branch.toml --data-dir "$data" \
-        --http "127.0.0.1:$port" --set "clock.start=$start" "$@"
+    say "simulated branch, broker, centre and fleet: data in $data"
+    # The box's clock starts at 10:00 today (Beijing time), inside business hours whatever
+    # the hour here; the demo prints what to open once everything is ready.
+    exec "$PY" -m sim demo --data-dir "$data/box" --http "127.0.0.1:$port" \
+        --centre "$data/centre" --centre-http "127.0.0.1:$centre_port" \
+        --broker-port "$broker_port" "$@"
 }
 
 main() {

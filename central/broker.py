@@ -114,7 +114,7 @@ def free_port() -> int:
 _CONNECT = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0])
 
 
-def _answers_connect(port: int) -> bool:
+def answers_connect(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
         s.sendall(_CONNECT)
         return s.recv(1)[:1] == b"\x20"
@@ -166,7 +166,7 @@ class LocalBroker:
             if self.process.poll() is not None:
                 raise CentreError(f"mosquitto exited with {self.process.returncode}; "
                                   f"see {self.directory}/mosquitto.log")
-            if _answers_connect(self.port):
+            if answers_connect(self.port):
                 return
             time.sleep(0.02)  # polling a port that is not open yet: nothing to await
         raise CentreError(f"mosquitto did not listen on {self.port} within {timeout}s")

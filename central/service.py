@@ -74,16 +74,12 @@ class Centre:
             await self.close()
 
     async def _serve_http(self) -> None:
-        import uvicorn
+        from controller.httpserver import http_server
 
         from .web import create_app
 
         http = self.config.http
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(self), host=http.host, port=http.port, log_level="warning",
-            access_log=False, lifespan="off",
-            timeout_graceful_shutdown=3,  # open live streams must not hold a stop forever
-        ))
+        server = http_server(create_app(self), http.host, http.port, graceful_s=3)
         log.info("centre HTTP API on http://%s:%d", http.host, http.port)
         await server.serve()
 

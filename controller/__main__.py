@@ -11,13 +11,12 @@ import contextlib
 import getpass
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .components import build_components
 from .config import Config, load_config
 from .errors import ConfigError, JournalError
+from .httpserver import http_server
 from .supervisor import Component
 from .uplink.commands import load_pushed
 
@@ -44,26 +43,6 @@ def http_address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _server(app: Any, host: str, port: int) -> Any:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """Stops on SIGINT/SIGTERM as uvicorn does, but then returns instead of raising the
-        signal again (uvicorn's way), so the box closes its devices and journal politely
-        and exits 0 — what systemd expects of a clean stop."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            with super().capture_signals():
-                yield
-                self._captured_signals.clear()
-
-    return Server(uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=2,  # screens' event streams never end by themselves
-    ))
-
-
 async def serve(config: Config, data_dir: Path, host: str, port: int,
                 components: list[Component]) -> None:
 
@@ -74,7 +53,7 @@ async def serve(config: Config, data_dir: Path, host: str, port: int,
 
     async with Box(config, data_dir, clock_for(config.clock.start)) as box:
         app = create_app(box)
-        server = _server(app, host, port)
+        server = http_server(app, host, port, graceful_s=2)
         supervisor = Supervisor(box, components)
         log.info("branch %s (%s) epoch %s seq %d, http://%s:%d", config.branch.code,
                  config.branch.name, box.epoch, box.last_seq, host, port)

@@ -6,9 +6,10 @@ and simulated customers and tellers (``python -m sim branch``) flowing through i
 Ctrl-C or SIGTERM stops both cleanly, the customers first.
 
 The processes are :class:`Service` s, started in order (each waited for until it is
-ready) and stopped in reverse order; :func:`services` lists them. Another process — the
-provincial centre, say — is one more ``Service`` there (and the ``--set`` lines that point
-the box at it).
+ready) and stopped in reverse order; :func:`services` lists them. ``--centre DIR`` adds
+the provincial centre that way: a broker with the shipped configuration (passwords, ACL),
+``python -m central`` on SQLite and two ``python -m sim fleet`` s, all started before the
+box, which gets the ``--set`` lines that point its uplink at that broker.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import asyncio
 import contextlib
 import ctypes
 import datetime as dt
+import getpass
+import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -71,7 +75,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-level", default="WARNING", help="the box's log level")
     p.add_argument("--ready-timeout", type=float, default=90.0,
                    help="seconds a process may take to become ready")
+    c = p.add_argument_group(
+        "the provincial centre", "with --centre DIR the demo also runs a broker with the shipped "
+        "configuration (passwords, ACL), the centre on SQLite and simulated branches beside "
+        "the box, all on loopback; their files live in DIR")
+    c.add_argument("--centre", type=Path, default=None, metavar="DIR",
+                   help="run the broker, the centre and a simulated fleet too")
+    c.add_argument("--centre-http", default="127.0.0.1:8090", metavar="HOST:PORT",
+                   help="where the centre serves its dashboard, back office and API")
+    c.add_argument("--broker-port", type=int, default=1884,
+                   help="the demo broker's port (not 1883: that is the machine's own broker)")
+    c.add_argument("--fleet", type=int, default=3,
+                   help="simulated branches in each of the two sub-branches (default 3)")
     return p.parse_args(argv)
+
+
+# The demo organisation (examples/centre.toml): the example box is 1001010001; the fleet
+# fills the rest of 郑州分行 (100101…) and 洛阳分行 (100102…). Demo passwords only.
+FLEET_FIRST = ("1001010002", "1001020001")
+CENTRE_CONFIG = ROOT / "examples" / "centre.toml"
+CENTRE_PASSWORD = "centre-demo-pw"
+BRANCH_PASSWORD = "branch-demo-pw"
+ADMIN = ("admin", "paidui-demo-2026")  # examples/centre.toml's demo seed
 
 
 def services(args: argparse.Namespace) -> list[Service]:
@@ -86,6 +111,10 @@ def services(args: argparse.Namespace) -> list[Service]:
            "--http", args.http, "--log-level", args.log_level]
     branch = [py, "-m", "sim", "branch", "--config", args.config, "--url", url,
               "--data-dir", str(args.data_dir), "--speed", args.speed, "--seed", args.seed]
+    centre = centre_services(args) if args.centre is not None else []
+    if centre:
+        overrides = [f"uplink.broker=mqtt://127.0.0.1:{args.broker_port}",
+                     f"uplink.password={BRANCH_PASSWORD}", *overrides]
     for o in overrides:
         box += ["--set", o]
         branch += ["--set", o]
@@ -94,12 +123,78 @@ def services(args: argparse.Namespace) -> list[Service]:
     if args.scenario:
         branch += ["--scenario", args.scenario]
     return [
+        *centre,
         # SIGINT, as Ctrl-C: the box then closes its devices and journal before it exits
         # (on SIGTERM uvicorn re-raises the signal once it has stopped serving).
         Service("box", box, ready=http_ready(url, args.data_dir / "sim" / "rs485.sock"),
                 stop_signal=signal.SIGINT),
         Service("customers", branch),
     ]
+
+
+def centre_services(args: argparse.Namespace) -> list[Service]:
+    """The broker (its files written and its users provisioned here), the centre and two
+    simulated fleets, in start order."""
+    from central.broker import MOSQUITTO, provision, render_config
+
+    py = sys.executable
+    d = Path(args.centre).resolve()
+    port = int(args.broker_port)
+    if _port_open(port):
+        raise SystemExit(f"{PROG}: port {port} is in use; choose another with --broker-port")
+    run_as = getpass.getuser() if os.geteuid() == 0 else None
+    files = render_config(d / "broker", port=port, ws_port=None, run_as=run_as,
+                          log_file=str(d / "broker" / "mosquitto.log"))
+    codes = [_code(first, i) for first in FLEET_FIRST for i in range(args.fleet)]
+    provision(files.passwd, "centre", CENTRE_PASSWORD)
+    for code in [_box_code(args), *codes]:
+        provision(files.passwd, code, BRANCH_PASSWORD)
+    host, _, http_port = args.centre_http.rpartition(":")
+    centre = [py, "-m", "central", "--config", str(CENTRE_CONFIG), "--log-level", "WARNING"]
+    for o in (f"broker.url=mqtt://127.0.0.1:{port}", f"broker.password={CENTRE_PASSWORD}",
+              f"store.url=sqlite:///{d / 'centre.sqlite3'}", f"http.host={host or '127.0.0.1'}",
+              f"http.port={http_port}", f"customers.secret_file={d / 'customers.key'}",
+              f"sms.outbox_file={d / 'sms.jsonl'}"):
+        centre += ["--set", o]
+    fleets = [Service(f"fleet-{first}", [
+        py, "-m", "sim", "fleet", "--first-code", first, "--branches", str(args.fleet),
+        "--broker", f"mqtt://127.0.0.1:{port}", "--password", BRANCH_PASSWORD,
+        "--rate", "90", "--duration", "86400", "--data-dir", str(d / f"fleet-{first}"),
+        "--log-level", "WARNING"]) for first in FLEET_FIRST if args.fleet > 0]
+    loopback = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host
+    return [
+        Service("broker", [MOSQUITTO, "-c", str(files.conf)], ready=mqtt_ready(port)),
+        Service("centre", centre, ready=http_ready(f"http://{loopback}:{http_port}",
+                                                   path="/api/public/branches")),
+        *fleets,
+    ]
+
+
+def _code(first: str, i: int) -> str:
+    return str(int(first) + i).zfill(len(first))
+
+
+def _box_code(args: argparse.Namespace) -> str:
+    try:
+        return load_config(args.config, args.overrides).branch.code
+    except ConfigError:
+        return "1001010001"  # the box itself will refuse the config, naming the key
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def mqtt_ready(port: int) -> Ready:
+    """Ready when a broker on loopback ``port`` answers an MQTT CONNECT."""
+    from central.broker import answers_connect
+
+    async def check() -> bool:
+        return await asyncio.to_thread(answers_connect, port)
+
+    return check
 
 
 def demo_start(data_dir: Path, calendar: Calendar, today: dt.date) -> dt.datetime:
@@ -144,15 +239,15 @@ def _box_overrides(args: argparse.Namespace) -> list[str]:
     return out + list(args.overrides)
 
 
-def http_ready(url: str, *files: Path) -> Ready:
-    """Ready when ``GET url/api/health`` answers and ``files`` exist."""
+def http_ready(url: str, *files: Path, path: str = "/api/health") -> Ready:
+    """Ready when ``GET url + path`` answers 200 and ``files`` exist."""
 
     async def check() -> bool:
         if not all(f.exists() for f in files):
             return False
         try:
             async with httpx.AsyncClient(timeout=2.0) as client:
-                return (await client.get(f"{url}/api/health")).status_code == 200
+                return (await client.get(url + path)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -165,7 +260,35 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def run_services(list_: list[Service], ready_timeout: float = 90.0) -> int:
+def banner(args: argparse.Namespace) -> str:
+    """What to open, printed once everything is ready."""
+    host, _, port = args.http.rpartition(":")
+    box = f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
+    lines = [
+        "",
+        f"  Kiosk (取号机)          {box}/kiosk",
+        f"  Soft caller (软呼叫器)   {box}/caller   tellers t1 t2 t3, password 1234 (demo only)",
+        f"  Hall display (综合屏)    {box}/hall",
+        f"  Lobby manager (大堂经理) {box}/lobby    lm1, password 1234 (demo only)",
+        f"  Box API + OpenAPI       {box}/docs",
+        f"  Simulator output        {Path(args.data_dir).resolve() / 'sim'}/"
+        "  (printed tickets, announcements, hall display frames)",
+    ]
+    if args.centre is not None:
+        chost, _, cport = args.centre_http.rpartition(":")
+        centre = f"http://{'127.0.0.1' if chost in ('', '0.0.0.0') else chost}:{cport}"
+        lines += [
+            f"  Centre dashboard (监控中心) {centre}/   {ADMIN[0]}, password {ADMIN[1]}"
+            " (demo only)",
+            f"  Customer pages (手机)     {centre}/m",
+            f"  Broker                  mqtt://127.0.0.1:{args.broker_port}"
+            f"  (branches {BRANCH_PASSWORD}, centre {CENTRE_PASSWORD}; demo only)",
+        ]
+    return "\n".join([*lines, "", "  Ctrl-C stops everything.", ""])
+
+
+async def run_services(list_: list[Service], ready_timeout: float = 90.0,
+                       ready_text: str = "") -> int:
     """Start ``list_`` in order, run until SIGINT/SIGTERM or one exits, stop in reverse.
 
     Returns 0 after a signal, 1 if a process failed to start or exited by itself.
@@ -185,6 +308,8 @@ async def run_services(list_: list[Service], ready_timeout: float = 90.0) -> int
             if not await _until_ready(s, proc, stop, ready_timeout):
                 return 0 if stop.is_set() else 1
         _say("running; Ctrl-C stops")
+        if ready_text:
+            print(ready_text, flush=True)
         code = await _until_stop_or_exit(running, stop)
     finally:
         for s, proc in reversed(running):
@@ -246,7 +371,7 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return asyncio.run(run_services(services(args), args.ready_timeout))
+    return asyncio.run(run_services(services(args), args.ready_timeout, banner(args)))
 
 
 if __name__ == "__main__":

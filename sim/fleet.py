@@ -26,9 +26,11 @@ import logging
 import random
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,11 +277,32 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         await fleet.connected()
         ready = time.monotonic() - started
         cpu = time.process_time()
-        await fleet.run(args.duration)
+        stopped = await _until_done_or_signal(fleet.run(args.duration))
         cpu = time.process_time() - cpu  # what the simulated branches cost during traffic
-        drained = await fleet.drained(args.drain)
+        # stopped by a signal: a short wait; what is not acked stays in the journals
+        drained = await fleet.drained(min(args.drain, 5.0) if stopped else args.drain)
         return {**fleet.stats(), "start_s": round(ready, 1), "duration_s": args.duration,
-                "traffic_cpu_s": round(cpu, 1), "drained": drained}
+                "traffic_cpu_s": round(cpu, 1), "drained": drained, "stopped": stopped}
+
+
+async def _until_done_or_signal(work: Coroutine[Any, Any, None]) -> bool:
+    """Run ``work``; SIGINT or SIGTERM cuts it short. Returns whether a signal came."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task, stopper = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stopper.cancel()
+        task.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+    if not task.cancelled():
+        task.result()  # the traffic's own failure, if it had one
+    return stop.is_set()
 
 
 def main(argv: list[str]) -> int:
@@ -295,4 +318,4 @@ def main(argv: list[str]) -> int:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))
-    return 0 if result["drained"] else 1
+    return 0 if result["drained"] or result.get("stopped") else 1

@@ -43,7 +43,7 @@ def _tickets(port: int) -> list[dict[str, object]]:
 
 
 def _pids(log: Path) -> dict[str, int]:
-    found = re.findall(r"demo: (\w+) started \(pid (\d+)\)", log.read_text())
+    found = re.findall(r"demo: ([\w-]+) started \(pid (\d+)\)", log.read_text())
     return {name: int(pid) for name, pid in found}
 
 
@@ -124,3 +124,49 @@ def test_a_box_that_cannot_start_stops_the_demo(tmp_path: Path) -> None:
     assert "box exited with code 2 before it was ready" in text, text
     assert "customers started" not in text
     assert not [pid for pid in _pids(log).values() if _alive(pid)]
+
+
+@pytest.mark.slow
+def test_with_the_centre_the_demo_runs_broker_centre_and_fleet_and_stops_them_all(
+        tmp_path: Path) -> None:
+    """What ``./flash.sh sim`` runs: the example box and six simulated branches report over
+    a password-protected broker to the centre, whose public page lists all seven online."""
+    port, centre, broker = free_port(), free_port(), free_port()
+    proc, log = _launch(tmp_path, port, "--centre", str(tmp_path / "centre"),
+                        "--centre-http", f"127.0.0.1:{centre}", "--broker-port", str(broker))
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            online = {b["branch"] for b in _centre_branches(centre) if b["online"]}
+            if len(online) == 7 and any(t["state"] != "waiting" for t in _tickets(port)):
+                break
+            time.sleep(0.5)
+        assert "1001010001" in online  # the example box, with the customers flowing
+        pids = _pids(log)
+        assert set(pids) == {"broker", "centre", "fleet-1001010002", "fleet-1001020001",
+                             "box", "customers"}
+        text = log.read_text()
+        assert f"http://127.0.0.1:{centre}/" in text and "paidui-demo-2026" in text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(90) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert not [name for name, pid in pids.items() if _alive(pid)], text
+    for name, pid in pids.items():  # each one stopped cleanly, the box before the centre
+        assert f"demo: {name} stopped (pid {pid}, code 0)" in text, text
+    assert text.index("demo: box stopped") < text.index("demo: centre stopped")
+    assert "Traceback" not in text and "never retrieved" not in text, text
+
+
+def _centre_branches(port: int) -> list[dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/public/branches",
+                                    timeout=2) as r:
+            return list(json.loads(r.read())["branches"])
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return []

@@ -80,6 +80,9 @@ class SerialLink:
             raise
         self._loop = asyncio.get_running_loop()
         self.broken = self._loop.create_future()
+        # When nobody waits on it any more (the box shutting down while the far end of a
+        # pty goes away), the failure is still looked at: no "exception never retrieved".
+        self.broken.add_done_callback(_looked_at)
         self._fd = port.fileno()
         self._loop.add_reader(self._fd, self._readable)
 
@@ -158,3 +161,8 @@ class SerialLink:
         port, self._serial = self._serial, None
         if port is not None:
             port.close()
+
+
+def _looked_at(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("serial link: %s", future.exception())

@@ -3,6 +3,7 @@ one, leaving no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,19 @@ def _launch(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen[by
              "--set", "clock.start=2026-11-25T10:00:00+08:00", *extra],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     return proc, log
+
+
+@contextlib.contextmanager
+def _demo(tmp_path: Path, port: int, *extra: str
+          ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """The demo running; killed at the end if the test did not stop it."""
+    proc, log = _launch(tmp_path, port, *extra)
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _tickets(port: int) -> list[dict[str, object]]:
@@ -89,8 +104,7 @@ def test_after_an_earlier_demo_today_the_clock_starts_on_the_next_working_day(
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_the_demo_runs_a_branch_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
     port = free_port()
-    proc, log = _launch(tmp_path, port)
-    try:
+    with _demo(tmp_path, port) as (proc, log):
         deadline = time.monotonic() + 90
         while not any(t["state"] in ("called", "finished") for t in _tickets(port)):
             assert proc.poll() is None, log.read_text()
@@ -101,10 +115,6 @@ def test_the_demo_runs_a_branch_and_stops_cleanly(tmp_path: Path, sig: int) -> N
         assert all(_alive(p) for p in pids.values())
         proc.send_signal(sig)
         assert proc.wait(60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     text = log.read_text()
     assert not [name for name, pid in pids.items() if _alive(pid)], text
     assert "demo: customers stopped" in text and "demo: box stopped" in text
@@ -132,9 +142,8 @@ def test_with_the_centre_the_demo_runs_broker_centre_and_fleet_and_stops_them_al
     """What ``./flash.sh sim`` runs: the example box and six simulated branches report over
     a password-protected broker to the centre, whose public page lists all seven online."""
     port, centre, broker = free_port(), free_port(), free_port()
-    proc, log = _launch(tmp_path, port, "--centre", str(tmp_path / "centre"),
-                        "--centre-http", f"127.0.0.1:{centre}", "--broker-port", str(broker))
-    try:
+    with _demo(tmp_path, port, "--centre", str(tmp_path / "centre"), "--centre-http",
+               f"127.0.0.1:{centre}", "--broker-port", str(broker)) as (proc, log):
         deadline = time.monotonic() + 120
         while True:
             assert proc.poll() is None, log.read_text()
@@ -151,10 +160,6 @@ def test_with_the_centre_the_demo_runs_broker_centre_and_fleet_and_stops_them_al
         assert f"http://127.0.0.1:{centre}/" in text and "paidui-demo-2026" in text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(90) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     text = log.read_text()
     assert not [name for name, pid in pids.items() if _alive(pid)], text
     for name, pid in pids.items():  # each one stopped cleanly, the box before the centre

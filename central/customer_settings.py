@@ -6,9 +6,11 @@ Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.m
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from controller.config import TimeZoneName
 
 __all__ = ["BranchEntry", "CustomerSettings", "CustomerSmsSettings"]
 
@@ -43,7 +45,7 @@ class CustomerSettings(_Model):
     enabled: bool = True  # customer routes and the push of bookings to the branches
     secret_file: str | None = None  # default: customers.key beside a SQLite store, else
     # data/customers.key; created (0600) if missing. Back it up with the database.
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     clock_start: dt.datetime | None = None  # demos: "today" starts here and runs on (as a box's)
     public_url: str = "http://127.0.0.1:8090"  # links and QR codes sent to customers
     capacity: int = Field(10, ge=0)  # bookings per business per slot, unless a branch says
@@ -68,15 +70,6 @@ class CustomerSettings(_Model):
     pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
     branches: list[BranchEntry] = []
     sms: CustomerSmsSettings = CustomerSmsSettings()
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("clock_start")
     @classmethod

@@ -33,6 +33,7 @@ import contextlib
 import io
 import logging
 import math
+import os
 import shutil
 import sys
 import wave
@@ -476,13 +477,38 @@ async def make_clips(out: Path, languages: Iterable[str] = ("zh", "yue", "en"), 
                      espeak: str = "espeak-ng", speed: int = 150, jobs: int = 4) -> int:
     """Speak every clip of ``languages`` with espeak-ng into ``out``; add a chime.
 
-    Returns the number of clips written. Raises :class:`AudioError` if espeak-ng is
-    missing or fails.
+    The pack is made in a staging folder beside ``out`` and moved in, one language folder
+    at a time, only once every clip is spoken: a power cut or a failure half-way leaves
+    ``out`` as it was (and the box makes the pack again at its next start), never a pack
+    with clips missing. Returns the number of clips written. Raises :class:`AudioError`
+    if espeak-ng is missing or fails.
     """
     exe = shutil.which(espeak)
     if exe is None:
         raise AudioError(f"{espeak} not found (apt-get install espeak-ng), or drop a "
                          f"recorded clip pack into {out}")
+    staging = out.parent / f".{out.name}.making"
+    shutil.rmtree(staging, ignore_errors=True)  # what an interrupted run left
+    try:
+        count = await _speak_clips(exe, staging, list(languages), speed, jobs)
+        _move_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return count
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Each language folder and the chime from ``staging`` into ``out``, replacing theirs."""
+    out.mkdir(parents=True, exist_ok=True)
+    for made in sorted(staging.iterdir()):
+        target = out / made.name
+        if made.is_dir() and target.exists():
+            old = staging / f"{made.name}.old"
+            os.replace(target, old)
+        os.replace(made, target)
+
+
+async def _speak_clips(exe: str, out: Path, langs: list[str], speed: int, jobs: int) -> int:
     limit = asyncio.Semaphore(jobs)
     rate: list[int] = []
 
@@ -501,11 +527,14 @@ async def make_clips(out: Path, languages: Iterable[str] = ("zh", "yue", "en"), 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_wav_bytes(fmt, _trim(pcm, fmt)))
 
-    langs = list(languages)
-    async with asyncio.TaskGroup() as tg:
-        for lang in langs:
-            for clip in VOCABULARY[lang]:
-                tg.create_task(one(lang, clip))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for lang in langs:
+                for clip in VOCABULARY[lang]:
+                    tg.create_task(one(lang, clip))
+    except* AudioError as failed:
+        raise failed.exceptions[0] from None  # the first clip that failed says why
+    out.mkdir(parents=True, exist_ok=True)
     (out / "chime.wav").write_bytes(_chime(_Format(rate[0] if rate else 22050, 1)))
     return sum(len(VOCABULARY[lang]) for lang in langs) + 1
 

@@ -285,3 +285,25 @@ async def test_espeak_announcement_wav(box: Box, espeak_pack: Path, tmp_path: Pa
     assert seconds == pytest.approx(speech + len(words) * 0.04 + clips.count("|") * 0.35,
                                     abs=0.005)
     assert 8 < seconds < 25
+
+
+def test_a_pack_interrupted_half_way_leaves_nothing_half_made(tmp_path: Path) -> None:
+    """espeak-ng failing on the 20th clip (as a power cut would stop it): the clips folder
+    is left as it was, so the next start makes the whole pack again."""
+    real = shutil.which("espeak-ng")
+    if real is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    calls = tmp_path / "calls"
+    flaky = tmp_path / "flaky-espeak"
+    flaky.write_text(f'#!/bin/sh\necho x >> {calls}\n'
+                     f'[ "$(wc -l < {calls})" -ge 20 ] && {{ echo broke >&2; exit 1; }}\n'
+                     f'exec {real} "$@"\n')
+    flaky.chmod(0o755)
+    out = tmp_path / "clips"
+    with pytest.raises(AudioError, match="espeak-ng failed"):
+        asyncio.run(make_clips(out, ["zh", "en"], espeak=str(flaky), jobs=1))
+    assert not list(tmp_path.glob("**/*.wav"))  # neither in clips nor left in staging
+
+    assert asyncio.run(make_clips(out, ["zh", "en"])) > 20
+    ClipPack.load(out, ["zh", "en"])  # complete
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

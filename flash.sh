@@ -14,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${PAIDUI_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 # Debian/Ubuntu packages the box, the centre and the tests use.
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk chromium)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk chromium
+              wrk)  # wrk: bench/bench_http.py's load generator
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 die() { printf 'flash.sh: %s\n' "$*" >&2; exit 1; }

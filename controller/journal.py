@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, day TEXT, body TE
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+# (seq, day, state): the engine's state after event ``seq``, as ``State.to_dict()`` gives
+# it — fresh containers nobody else holds, so the writer thread may encode it.
+Snapshot = tuple[int, str, dict[str, Any]]
+
 
 @dataclass(slots=True)
 class Record:
@@ -101,20 +105,21 @@ class Journal:
 
     # --- writing -----------------------------------------------------------------------
 
-    def write(self, records: list[Record], snapshot: tuple[int, str, str] | None = None) -> None:
+    def write(self, records: list[Record], snapshot: Snapshot | None = None) -> None:
         """Commit ``records`` (and optionally a snapshot) in one durable transaction."""
         rows = [(r.seq, r.event["day"], r.event["type"], r.event["at"], _dumps(r.event))
                 for r in records]
+        snap = None if snapshot is None else (snapshot[0], snapshot[1], _dumps(snapshot[2]))
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany(
                     "INSERT INTO events(seq, day, type, at, body) VALUES (?, ?, ?, ?, ?)", rows
                 )
-                if snapshot is not None:
+                if snap is not None:
                     self.db.execute(
                         "INSERT OR REPLACE INTO snapshots(seq, day, body) VALUES (?, ?, ?)",
-                        snapshot,
+                        snap,
                     )
                 self.db.execute("COMMIT")
             except BaseException:
@@ -176,7 +181,7 @@ class Journal:
 @dataclass(slots=True)
 class _Job:
     records: list[Record]
-    snapshot: tuple[int, str, str] | None
+    snapshot: Snapshot | None
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
     recover: bool = False  # a marker: everything before it has been settled
@@ -205,7 +210,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, records: list[Record], snapshot: tuple[int, str, str] | None = None
+    def submit(self, records: list[Record], snapshot: Snapshot | None = None
                ) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()

@@ -16,7 +16,8 @@ Ticket life (one day)::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 __all__ = ["OPEN_STATES", "TERMINAL_STATES", "State", "Ticket", "WindowState"]
@@ -139,7 +140,8 @@ class State:
             "last_now": self.last_now,
             "kiosk_open": self.kiosk_open,
             "counters": dict(self.counters),
-            "tickets": [asdict(t) for t in self.tickets.values()],
+            "tickets": [dict(zip(_TICKET_FIELDS, _ticket_values(t), strict=True))
+                        for t in self.tickets.values()],  # all scalars: ~10× asdict's speed
             "waiting": list(self.waiting),
             "windows": [asdict(w) for w in sorted(self.windows.values(), key=_num)
                         if w != WindowState(w.number)],  # untouched windows are implicit
@@ -168,6 +170,10 @@ class State:
         s.issued, s.fronts = d["issued"], d["fronts"]
         s.lobby_alert_at = d["lobby_alert_at"]
         return s
+
+
+_TICKET_FIELDS = tuple(f.name for f in fields(Ticket))
+_ticket_values = attrgetter(*_TICKET_FIELDS)
 
 
 def _num(w: WindowState) -> int:

@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from protocols.cards import CardError, parse_ic, parse_id_number
+
 from .errors import ConfigError
 
 __all__ = [
@@ -205,6 +207,26 @@ class VipCustomer(_Model):
     queue: str | None = None  # None: the matching card type's queue, else the VIP queue
     cards: list[str] = []
     id_numbers: list[str] = []
+
+    @field_validator("cards")
+    @classmethod
+    def _cards_pass_luhn(cls, cards: list[str]) -> list[str]:
+        for i, card in enumerate(cards):
+            try:
+                parse_ic(card)
+            except CardError as exc:  # such a card could never be issued a ticket
+                raise ValueError(f"card {i + 1}: {exc}") from None
+        return cards
+
+    @field_validator("id_numbers")
+    @classmethod
+    def _ids_pass_their_check(cls, ids: list[str]) -> list[str]:
+        for i, number in enumerate(ids):
+            try:
+                parse_id_number(number)
+            except CardError as exc:
+                raise ValueError(f"ID number {i + 1}: {exc}") from None
+        return ids
 
 
 class RatingLevel(_Model):

@@ -88,7 +88,7 @@ async def test_vip_numbers_are_masked_and_kept_and_passwords_never_shown(
         base, vips = await section(http, admin, B1, "vips")
         assert VIP_CARD not in vips and VIP_ID not in vips
         assert "622588******1237" in vips and "4101**********2311" in vips
-        new_card = "6225880000009999"
+        new_card = "6225880000009994"
         edited = vips.replace('cards = ["622588******1237"]',
                               f'cards = ["622588******1237", "{new_card}"]')
         r = await save(http, admin, B1, "vips", edited, base)

@@ -66,8 +66,8 @@ def test_vip_id_card_is_recognised_too(config: Config) -> None:
 
 def test_card_type_maps_to_its_queue_by_longest_prefix(config: Config) -> None:
     e = Engine(config)
-    assert issue(e, at(10), card="6226600000000001")["queue"] == "B"  # 单位结算卡
-    assert issue(e, at(10), card="6228480000000001")["queue"] == "A"  # any other 62… debit
+    assert issue(e, at(10), card="6226600000000002")["queue"] == "B"  # 单位结算卡
+    assert issue(e, at(10), card="6228480000000007")["queue"] == "A"  # any other 62… debit
 
 
 def test_card_numbers_never_leave_the_engine_readable(config: Config) -> None:
@@ -78,8 +78,17 @@ def test_card_numbers_never_leave_the_engine_readable(config: Config) -> None:
 
 def test_unknown_and_malformed_cards_are_refused(config: Config) -> None:
     e = Engine(config)
-    assert refusal(e, at(10), card="9999000011112222").code == "unknown_card"
+    assert refusal(e, at(10), card="9999000011112228").code == "unknown_card"
     assert refusal(e, at(10), card="62-25").code == "invalid_card"
+
+
+def test_a_card_or_id_number_with_a_wrong_check_digit_is_refused_however_it_came(
+        config: Config) -> None:
+    """A mistyped number at the kiosk page, the API or a reader: never a ticket."""
+    e = Engine(config)
+    assert refusal(e, at(10), card="6225880137001238").code == "invalid_card"  # Luhn
+    assert refusal(e, at(10), card="410105198001012312").code == "invalid_card"  # GB 11643
+    assert issue(e, at(10), card="6225880137001237")["queue"] == "V"  # the right digit
 
 
 # --- refusals (A7) -------------------------------------------------------------------------

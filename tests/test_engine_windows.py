@@ -222,13 +222,13 @@ def test_vip_first_by_customer_type_then_stars() -> None:
         windows=[{"number": 1, "queues": {"A": 1, "V": 1}}],
         card_types=[{"id": "gold", "name": "金卡", "prefix": "9", "queue": "A",
                      "customer_type": "vip", "stars": 2}],
-        vip_customers=[{"id": "v1", "name": "陈先生", "stars": 5, "cards": ["8888"],
+        vip_customers=[{"id": "v1", "name": "陈先生", "stars": 5, "cards": ["8888888888888888"],
                         "queue": "A"}],
     )
     e = engine(cfg, logged_in=(1,))
     take(e, "A")
-    e.handle(IssueTicket(card="9001"), T0)
-    e.handle(IssueTicket(card="8888"), T0)
+    e.handle(IssueTicket(card="9000000000000001"), T0)
+    e.handle(IssueTicket(card="8888888888888888"), T0)
     assert [call(e, 1) for _ in range(3)] == ["A003", "A002", "A001"]
 
 

@@ -16,6 +16,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from protocols.cards import CardError, parse_swipe
+
 from ..config import Config, QueueConfig
 from ..errors import Refused
 from ..passwords import verify_password
@@ -225,6 +227,10 @@ class Engine:
         card = card.strip().upper()
         if not card or not card[:-1].isdigit() or not (card[-1].isdigit() or card[-1] == "X"):
             raise Refused("invalid_card")
+        try:  # a bank card's Luhn digit, an ID number's check character (whoever typed it)
+            parse_swipe(card)
+        except CardError:
+            raise Refused("invalid_card") from None
         masked = _mask(card)
         for v in self.cfg.vip_customers:
             if card in v.cards or card in v.id_numbers:

@@ -18,6 +18,7 @@ from typing import Any
 
 from controller.config import Config, apply_overrides, parse_config
 from controller.passwords import hash_password
+from protocols.cards import luhn_check_digit
 
 from .scenario import Scenario
 
@@ -76,7 +77,8 @@ def card_for(config: Config, queue: str, customer_type: str) -> str | None:
     """A card number that the engine maps to (``queue``, ``customer_type``), if any."""
     for ct in config.card_types:
         if ct.id == f"sim_{queue}_{customer_type}":
-            return ct.prefix.ljust(16, "0")
+            body = ct.prefix.ljust(15, "0")
+            return body + luhn_check_digit(body)  # a number that passes the Luhn check
     return None
 
 

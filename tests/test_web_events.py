@@ -139,3 +139,20 @@ async def test_the_live_view_is_served_over_http(box: Box) -> None:
     assert queues["F"]["offered_now"] is True
     assert live["hours_today"] == ["08:30-17:00"]
     assert live["config_version"] == box.config.version and live["epoch"] == box.epoch
+
+
+async def test_at_opening_time_the_screens_get_a_status_with_nobody_doing_anything(
+        config: Any, tmp_path: Any) -> None:
+    """The kiosk shows 现在不在营业时间 until a status says a business is offered: at 08:30
+    one must come by itself, not wait for the day's first event."""
+    clock = ManualClock(1795566590.0)  # 2026-11-25 08:29:50 +08:00, a Wednesday
+    async with Box(config, tmp_path / "data", clock) as box:
+        hub = EventHub(box, hours_check_s=0.05).attach()
+        stream = hub.stream("kiosk", None)
+        first = await take(stream, "status")
+        assert not any(q["offered_now"] for q in first["data"]["queues"])
+        clock.advance(11)  # 08:30:01
+        opened = await take(stream, "status")
+        assert {q["id"] for q in opened["data"]["queues"] if q["offered_now"]} >= {"A", "B"}
+        await stream.aclose()
+        hub.close()

@@ -39,7 +39,7 @@ from fastapi.responses import StreamingResponse
 from ..engine import Event
 from ..health import Status
 from ..notices import notices
-from .live import live_view
+from .live import live_view, offered_now
 from .views import iso
 
 if TYPE_CHECKING:
@@ -84,10 +84,14 @@ class EventHub:
     """Fans committed events out to every connected screen (see the module docstring)."""
 
     def __init__(self, box: Box, *, queue_size: int = 256, ping_s: float = 15.0,
-                 replay_limit: int = 1000, coalesce_s: float = 0.05) -> None:
+                 replay_limit: int = 1000, coalesce_s: float = 0.05,
+                 hours_check_s: float = 5.0) -> None:
         self.box = box
         self.queue_size, self.ping_s = queue_size, ping_s
         self.replay_limit, self.coalesce_s = replay_limit, coalesce_s
+        self.hours_check_s = hours_check_s
+        self._offered: tuple[bool, ...] | None = None
+        self._hours_timer: asyncio.TimerHandle | None = None
         self.clients: set[Client] = set()
         self.stats = _Stats()
         self.heard = box.last_seq  # the last seq the listener has been told of
@@ -104,6 +108,8 @@ class EventHub:
     # --- clients -------------------------------------------------------------------------
 
     def subscribe(self, page: str) -> Client:
+        if self._hours_timer is None:
+            self._watch_hours()
         client = Client(page, asyncio.Queue(self.queue_size))
         self.clients.add(client)
         self.stats.connected[page] += 1
@@ -152,6 +158,24 @@ class EventHub:
     def on_notice(self, notice: dict[str, Any]) -> None:
         """The centre's alert (controller/notices.py): ``event: notice`` to every page."""
         self._broadcast(("notice", 0, sse("notice", notice)))
+
+    def _watch_hours(self) -> None:
+        """Opening and closing time change what the kiosk offers with no event at all (at
+        08:30 nobody has done anything yet): look every few seconds, by the box's clock, and
+        push a status when a business opened or closed."""
+        cfg, now = self.box.config, self.box.clock.now()
+        offered = tuple(offered_now(cfg, q, now) for q in cfg.queues)
+        if self._offered is not None and offered != self._offered:
+            self._dirty = True
+            self._push_status()
+        self._offered = offered
+        self._hours_timer = asyncio.get_running_loop().call_later(
+            self.hours_check_s, self._watch_hours)
+
+    def close(self) -> None:
+        """Stop looking at the clock (the box is stopping)."""
+        if self._hours_timer is not None:
+            self._hours_timer.cancel()
 
     def _push_status(self) -> None:
         self._timer = None

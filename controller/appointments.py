@@ -642,7 +642,9 @@ def appointments_router(box: Box) -> APIRouter:
                           {"Retry-After": str(exc.wait)})
         except ap.AppointmentFormatError as exc:
             return refuse(422, exc.code, exc.message, exc.message_en)
-        return issued_view(box, info, outcome)
+        from .web.auth import kiosk_answer
+
+        return kiosk_answer(request, issued_view(box, info, outcome))
 
     @router.get("/api/appointments/summary")
     async def summary() -> dict[str, Any]:

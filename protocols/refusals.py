@@ -108,6 +108,10 @@ MESSAGES: dict[str, RefusalText] = {
     "unknown_ticket": RefusalText(
         "今日没有该号码:{number}", "There is no ticket {number} today.", 404
     ),
+    "reprint_refused": RefusalText(
+        "补打{number}请咨询大堂经理。", "Please ask the lobby manager to reprint {number}.",
+        403,
+    ),
     "ticket_not_waiting": RefusalText(
         "{number}当前不在等待中。", "Ticket {number} is not waiting."
     ),

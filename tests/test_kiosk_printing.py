@@ -78,8 +78,10 @@ async def test_out_of_paper_mid_day(box: Box, running: tuple[PrinterComponent, S
     sim.set_paper("ok")  # the lobby manager refills the printer
     assert comp.printer is not None
     assert await comp.printer.check() == "ok"
-    for number in ("A002", "T0001"):
-        r = await http.post(f"/api/tickets/{number}/reprint")
+    for view in (second, third):  # the kiosk that issued them reprints them
+        number = view["number"]
+        r = await http.post(f"/api/tickets/{number}/reprint",
+                            json={"token": view["reprint_token"]})
         assert r.status_code == 200, r.text
         assert (r.json()["number"], r.json()["printed"], r.json()["reprint"]) == (
             number, True, True)
@@ -103,7 +105,7 @@ async def test_printer_unplugged_the_number_still_stands(
     assert view["print_error"]["code"] == "no_answer"
     assert box.health.devices["printer"].state == "offline"
     sim.set_power(True)
-    r = await http.post("/api/tickets/A001/reprint")
+    r = await http.post("/api/tickets/A001/reprint", json={"token": view["reprint_token"]})
     assert r.json()["printed"] is True
     [t] = await sim.wait_tickets(1)
     assert t.number == "A001"

@@ -89,7 +89,7 @@ def _options(box: BoxProcess, scenario: Path, **kw: Any) -> Options:
 
 
 def _tickets(box: BoxProcess) -> list[dict[str, Any]]:
-    status, data = box.call("GET", "/api/tickets")
+    status, data = box.call("GET", "/api/tickets", token=box.lobby())  # with who they are
     assert status == 200
     return list(data["tickets"])
 

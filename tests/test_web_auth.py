@@ -114,13 +114,42 @@ async def test_the_kiosk_can_take_tickets_and_read_but_change_nothing_else(
 ) -> None:
     r = await client.post("/api/tickets", json={"queue": "A"})
     assert r.status_code == 201
-    assert (await client.post("/api/tickets/A001/reprint")).status_code == 200
+    token = r.json()["reprint_token"]
+    assert (await client.post("/api/tickets/A001/reprint", json={"token": token})
+            ).status_code == 200
     assert (await client.get("/api/status")).status_code == 200
     assert (await client.get("/api/tickets/A001")).status_code == 200
     for path in ("/api/queues/A/pause", "/api/kiosk/sign-out", "/api/tickets/A001/insert-front",
                  "/api/windows/1/rating", "/api/anything/new"):
         r = await client.post(path, json={"reason": "x", "score": 1})
         assert r.status_code == 401, path
+
+
+async def test_only_the_issuing_kiosk_or_staff_can_print_a_number_again(
+        client: httpx.AsyncClient) -> None:
+    """Somebody else's number cannot be duplicated from a browser on the branch network."""
+    mine = (await client.post("/api/tickets", json={"queue": "A"})).json()
+    await client.post("/api/tickets", json={"queue": "A"})
+    for body in (None, {"token": "guess"}, {"token": mine["reprint_token"]}):  # A002's?
+        r = await client.post("/api/tickets/A002/reprint", json=body)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "reprint_refused"
+    r = await client.post("/api/tickets/A001/reprint", json={"token": mine["reprint_token"]})
+    assert r.status_code == 200 and r.json()["reprint"] is True
+    lobby = (await client.post("/api/auth/lobby", json={"user": "lm1", "password": "1234"})
+             ).json()["token"]
+    assert (await client.post("/api/tickets/A002/reprint", headers=bearer(lobby))
+            ).status_code == 200
+
+
+async def test_who_the_customers_are_needs_a_staff_login(client: httpx.AsyncClient) -> None:
+    await client.post("/api/tickets", json={"card": "6225880137001237"})  # 陈先生, 5 stars
+    public = (await client.get("/api/tickets")).json()["tickets"][0]
+    assert public["number"] == "V001" and public["state"] == "waiting"
+    assert public["vip_name"] is None and public["stars"] is None
+    assert (await client.get("/api/tickets/V001")).json()["vip_name"] is None
+    token = (await teller_login(client, 3, "t3"))["token"]
+    staff = (await client.get("/api/tickets", headers=bearer(token))).json()["tickets"][0]
+    assert staff["vip_name"] == "陈先生" and staff["stars"] == 5
 
 
 async def test_insert_front_takes_any_staff_session(client: httpx.AsyncClient) -> None:

@@ -24,6 +24,7 @@ from ..engine import Event
 from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import issue_and_print, issued_view, reprint
+from .auth import kiosk_answer, may_reprint
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 WindowNo = Annotated[int, Path(ge=1, le=999, description="Window (counter) number")]
 TicketNo = Annotated[str, Path(pattern=r"^[A-Za-z]{0,3}\d{1,6}$", description="e.g. A023")]
+
+
+class ReprintRequest(BaseModel):
+    token: str | None = Field(None, max_length=64, description="the issuing kiosk's token")
 
 
 class IssueRequest(BaseModel):
@@ -118,24 +123,36 @@ def create_app(box: Box) -> FastAPI:
     # --- tickets -----------------------------------------------------------------------
 
     @app.post("/api/tickets", status_code=201, tags=["tickets"])
-    async def issue_ticket(req: IssueRequest) -> dict[str, Any]:
-        """Take a ticket (取号) for a business or by card. Durable before it is answered."""
+    async def issue_ticket(req: IssueRequest, request: Request) -> dict[str, Any]:
+        """Take a ticket (取号) for a business or by card. Durable before it is answered.
+        The answer's ``reprint_token`` lets this kiosk print it again after a failure."""
         channel = "card" if req.card is not None else "kiosk"
         cmd = c.IssueTicket(queue=req.queue, card=req.card, kiosk=req.kiosk, channel=channel)
         info, outcome = await issue_and_print(box, cmd)
-        return issued_view(box, info, outcome)
+        return kiosk_answer(request, issued_view(box, info, outcome))
 
     @app.post("/api/tickets/{number}/reprint", tags=["tickets"])
-    async def reprint_ticket(number: TicketNo) -> dict[str, Any]:
-        """Print one of today's tickets again (after a print failure)."""
-        info, outcome = await reprint(box, number.upper())
-        return issued_view(box, info, outcome)
+    async def reprint_ticket(number: TicketNo, request: Request,
+                             req: Annotated[ReprintRequest | None, Body()] = None
+                             ) -> dict[str, Any]:
+        """Print one of today's tickets again (after a print failure): by the kiosk that
+        issued it (its ``reprint_token``) or by staff; nobody else can duplicate a number."""
+        t = box.engine.state.by_num(number.upper())
+        if t is None:
+            raise Refused("unknown_ticket", number=number)
+        if not may_reprint(request, t.id, req.token if req else None):
+            raise Refused("reprint_refused", number=t.number)
+        info, outcome = await reprint(box, t.number)
+        return kiosk_answer(request, issued_view(box, info, outcome))
 
     @app.get("/api/tickets", tags=["tickets"])
     async def list_tickets(
+        request: Request,
         day: Annotated[dt.date | None, Query(description="YYYY-MM-DD; default today")] = None,
     ) -> dict[str, Any]:
-        """That day's tickets with their states."""
+        """That day's tickets with their states. Who the customers are (VIP names, stars)
+        and which teller served them only with a teller's or lobby manager's login."""
+        staff = _staff(request)
         await box.settled()
         state = box.engine.state
         wanted = day.isoformat() if day else state.day
@@ -146,26 +163,27 @@ def create_app(box: Box) -> FastAPI:
         return {
             "day": wanted,
             "tickets": [
-                ticket_view(t, cfg(), state if live else None, now)
+                ticket_view(t, cfg(), state if live else None, now, identity=staff)
                 for t in state.tickets.values()
             ],
         }
 
     @app.get("/api/tickets/{number}", tags=["tickets"])
-    async def get_ticket(number: TicketNo) -> dict[str, Any]:
-        """One of today's tickets; a waiting one with how many are ahead of it."""
+    async def get_ticket(request: Request, number: TicketNo) -> dict[str, Any]:
+        """One of today's tickets; a waiting one with how many are ahead of it. Who the
+        customer is only with a staff login, as for the list."""
         await box.settled()
         state = box.engine.state
         t = state.by_num(number.upper())
         if t is None:
             raise Refused("unknown_ticket", number=number)
-        return ticket_view(t, cfg(), state, box.clock.now())
+        return ticket_view(t, cfg(), state, box.clock.now(), identity=_staff(request))
 
     @app.post("/api/tickets/{number}/insert-front", tags=["tickets"])
-    async def insert_front(number: TicketNo) -> dict[str, Any]:
+    async def insert_front(request: Request, number: TicketNo) -> dict[str, Any]:
         """Put a waiting ticket at the front (号码插前, B3)."""
         await run(c.InsertFront(number.upper()))
-        return await get_ticket(number)
+        return await get_ticket(request, number)
 
     # --- windows -----------------------------------------------------------------------
 
@@ -314,3 +332,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+
+def _staff(request: Request) -> bool:
+    """Whether the request carries a teller's or lobby manager's session. Without the
+    screens (and their staff gate) the API is a trusted local one: everything is shown."""
+    screens = getattr(request.app.state, "screens", None)
+    if screens is None:
+        return True
+    session, _ = screens["auth"].session_of(request, ("teller", "lobby"))
+    return session is not None

@@ -227,6 +227,12 @@ class Auth:
                 return s, True
         return None, False
 
+    def reprint_token(self, ticket_id: str) -> str:
+        """What lets the kiosk that issued ``ticket_id`` print it again without a login
+        (after a print failure), and nobody else duplicate somebody's number."""
+        return _b64(hmac.new(self.secret, b"reprint:" + ticket_id.encode(),
+                             hashlib.sha256).digest())[:22]
+
     def csrf_ok(self, request: Request, s: Session) -> bool:
         origin = request.headers.get("origin")
         if origin and origin.split("://", 1)[-1] != request.headers.get("host", ""):
@@ -422,3 +428,23 @@ def _name(auth: Auth, s: Session) -> str:
         teller = auth.box.config.teller(s.user)
         return teller.name if teller else s.user
     return next((m.name for m in auth.web.lobby_managers if m.id == s.user), s.user)
+
+
+def kiosk_answer(request: Request, view: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as the kiosk gets it, with the token that lets it (and only it) reprint."""
+    screens = getattr(request.app.state, "screens", None)
+    if screens is not None:
+        view["reprint_token"] = screens["auth"].reprint_token(view["id"])
+    return view
+
+
+def may_reprint(request: Request, ticket_id: str, token: str | None) -> bool:
+    """A staff session, or the token the issuing kiosk was given. Without the screens (and
+    their staff gate) the API is a trusted local one."""
+    screens = getattr(request.app.state, "screens", None)
+    if screens is None:
+        return True
+    auth: Auth = screens["auth"]
+    if auth.session_of(request, ("teller", "lobby"))[0] is not None:
+        return True
+    return bool(token) and hmac.compare_digest(str(token), auth.reprint_token(ticket_id))

@@ -18,8 +18,10 @@ def iso(ts: float | None, cfg: Config) -> str | None:
     return dt.datetime.fromtimestamp(ts, cfg.tz).isoformat(timespec="seconds")
 
 
-def ticket_view(t: Ticket, cfg: Config, state: State | None = None, now: float | None = None
-                ) -> dict[str, Any]:
+def ticket_view(t: Ticket, cfg: Config, state: State | None = None, now: float | None = None,
+                *, identity: bool = True) -> dict[str, Any]:
+    """A ticket as the API shows it; ``identity=False`` (a caller without a staff login)
+    leaves out who the customer is (VIP name, stars) and which teller served them."""
     q = cfg.queue(t.queue)
     view: dict[str, Any] = {
         "id": t.id,
@@ -45,6 +47,8 @@ def ticket_view(t: Ticket, cfg: Config, state: State | None = None, now: float |
         "rating": t.rated,
         "print_error": t.print_error,
     }
+    if not identity:
+        view.update(stars=None, vip_name=None, teller=None)
     if state is not None and now is not None and t.state == "waiting":
         view["ahead"] = ahead_of(state, cfg, t, now)
     return view

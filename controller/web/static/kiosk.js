@@ -102,7 +102,8 @@
 
   async function reprint() {
     if (!current) return;
-    const res = await api("POST", "/api/tickets/" + encodeURIComponent(current.number) + "/reprint");
+    const res = await api("POST", "/api/tickets/" + encodeURIComponent(current.number) + "/reprint",
+      {token: current.reprint_token});
     if (!res.ok) { message(PD.errorText(res, lang), "refusal"); return; }
     current = {...res.data, ahead: res.data.ahead, reprinted: res.data.printed !== false};
     drawPrint(current);

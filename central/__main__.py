@@ -23,6 +23,8 @@ import logging
 import signal
 import sys
 
+from controller.logs import FORMATS, setup_logging
+
 from .errors import CentreError
 
 log = logging.getLogger("central")
@@ -33,6 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    dest="overrides", help="override a config key (repeatable)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=FORMATS, default="text",
+                   help="text lines, or one JSON object per line (docs/deploy.md)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -132,8 +136,7 @@ async def _reconcile(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
         if args.command == "broker-config":
             from .broker import render_config

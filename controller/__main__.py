@@ -17,6 +17,7 @@ from .components import build_components
 from .config import Config, load_config
 from .errors import ConfigError, JournalError
 from .httpserver import http_server
+from .logs import FORMATS, setup_logging
 from .supervisor import Component
 from .uplink.commands import load_pushed
 
@@ -31,6 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    dest="overrides", help="override a config key (repeatable)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=FORMATS, default="text",
+                   help="text lines, or one JSON object per line (docs/deploy.md)")
     return p.parse_args(argv)
 
 
@@ -71,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(hash_password(getpass.getpass("teller password: ")))
         return 0
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, getattr(args, "log_format", "text"))
     try:
         config = load_config(args.config, args.overrides)
         data_dir = Path(args.data_dir or "data")

@@ -27,5 +27,6 @@ def http_server(app: Any, host: str, port: int, *, graceful_s: int) -> Any:
 
     return Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        log_config=None,  # uvicorn's loggers go through ours (text or JSON, controller/logs.py)
         timeout_graceful_shutdown=graceful_s,
     ))

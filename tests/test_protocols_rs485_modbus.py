@@ -36,6 +36,7 @@ from .rs485_chunks import stream as feed
 REQUESTS = [
     ("read 3 from 0x006B", ReadRequest(0x11, 0x006B, 3), "11 03 00 6B 00 03 76 87"),
     ("read 1 from 0", ReadRequest(1, 0, 1), "01 03 00 00 00 01 84 0A"),
+    ("the keypad poll of docs/rs485.md", ReadRequest(1, 0x0010, 5), "01 03 00 10 00 05 84 0C"),
     ("write one", WriteSingle(0x11, 0x0001, 0x0003), "11 06 00 01 00 03 9A 9B"),
     ("write two", WriteMultiple(0x11, 0x0001, [0x000A, 0x0102]),
      "11 10 00 01 00 02 04 00 0A 01 02 C6 F0"),

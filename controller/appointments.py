@@ -22,7 +22,9 @@ across a restart without a second record to keep in step. Refusals are the engin
         ▼
     IssueTicket(queue, appointment=id, channel="appointment")  →  issue_and_print
 
-Failed attempts are counted per source (client address + kiosk) and for the whole box;
+Failed attempts are counted per source (the client's address: a kiosk id is the client's
+own say, so not part of it; the box's own card readers are one source each) and for the
+whole box;
 past :attr:`Throttle.per_source` failures in ``window_s`` (or :attr:`Throttle.per_box`)
 the box answers ``too_many_attempts`` until the oldest failure ages out: 10^5 codes per
 slot are not to be walked through.
@@ -635,7 +637,7 @@ def appointments_router(box: Box) -> APIRouter:
         host = request.client.host if request.client else "?"
         try:
             info, outcome = await found.redeem_by(
-                box, kiosk=req.kiosk, source=f"{host}|{req.kiosk}", code=req.code,
+                box, kiosk=req.kiosk, source=host, code=req.code,
                 qr=req.qr, number=req.id_number or req.card)
         except TooManyAttempts as exc:
             return refuse(429, exc.code, exc.message, exc.message_en,

@@ -21,6 +21,7 @@ from central.alerts import (
     set_thresholds,
 )
 from central.config import load_centre_config
+from central.orgs import add_org
 from central.reports.api import allowed_prefixes
 from central.reports.scope import Scope
 from central.service import Centre
@@ -237,6 +238,21 @@ async def test_yesterdays_missing_and_disagreeing_data(store: Store, desk: Desk)
     assert m["branch"] == B3 and "未上传数据总量" in m["message"]
     await desk.round(morning + 4300)  # again 5 minutes later: no new alerts
     assert len(alerts(store, "no_data") + alerts(store, "totals_mismatch")) == 2
+
+
+async def test_a_tree_branch_that_never_connected_raises_no_data(store: Store, desk: Desk
+                                                                  ) -> None:
+    morning = dt.datetime(2026, 11, 26, 9, 0, tzinfo=TZ).timestamp()
+    add_org(store, "1001", "河南省分行", "head", now=T0 - 30 * 86400)
+    add_org(store, B2, "郑州花园路支行", "branch", now=T0 - 30 * 86400)  # its box: never
+    add_org(store, "1001010009", "郑州新开支行", "branch", now=morning - 3600)  # added 08:00
+    await desk.round(morning + 3900)
+    [a] = alerts(store, "no_data")
+    assert (a["branch"], a["detail"]["day"]) == (B2, "2026-11-25")
+    await desk.round(morning + 86400 + 3900)  # the day it was added is not judged
+    await desk.round(morning + 2 * 86400 + 3900)  # the day after is
+    assert [(a["branch"], a["detail"]["day"]) for a in alerts(store, "no_data")] == [
+        (B2, "2026-11-25"), (B2, "2026-11-26"), (B2, "2026-11-27"), ("1001010009", "2026-11-27")]
 
 
 # --- de-duplication and rate limits ----------------------------------------------------------

@@ -11,6 +11,9 @@ Other commands:
   (user = branch code) or ``centre``/``dashboard`` to the broker's password file.
 * ``python -m central set-password USER [--password PW]`` — reset a centre user's
   password (a locked-out administrator); their sessions end, the audit log says so.
+* ``python -m central release keygen|build|verify|upload|list|rollout|status|serve …`` —
+  software releases for the boxes (docs/update.md); the same command line as
+  ``python -m central.releases``, which it runs.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     v.add_argument("--passwd", required=True, help="the broker's password file")
     v.add_argument("user", help="branch code, 'centre' or 'dashboard'")
     v.add_argument("--password", default=None, help="default: a new random one")
+    # Listed for --help only: main() hands "release …" to the releases' own parser whole.
+    sub.add_parser("release", add_help=False,
+                   help="software releases: keygen, build, verify, upload, list, rollout, "
+                        "status, serve (python -m central release --help)")
     return p.parse_args(argv)
 
 
@@ -135,7 +142,12 @@ async def _reconcile(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["release"]:
+        from .releases import main as releases_main
+
+        return releases_main(argv[1:], prog="python -m central release")
+    args = parse_args(argv)
     setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
         if args.command == "broker-config":
@@ -156,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "reconcile":
             return asyncio.run(_reconcile(args))
+        if args.command == "release":  # options before it: the releases take none of them
+            print("error: 'release' comes first: python -m central release …", file=sys.stderr)
+            return 2
         if args.command == "set-password":
             from .accounts import reset_password
 

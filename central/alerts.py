@@ -54,11 +54,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import aiomqtt
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from protocols.appointment import mask_phone
 
+from . import audit
 from .reports.api import allowed_prefixes
 from .reports.labels import Labels, labels_from_store
 from .reports.scope import OutOfScope, Period, Scope, ScopeError, resolve_scope
@@ -77,7 +78,9 @@ __all__ = [
     "Candidate",
     "Thresholds",
     "ack_alert",
+    "acknowledge",
     "alerts_router",
+    "change_thresholds",
     "effective_thresholds",
     "list_alerts",
     "raise_alerts",
@@ -701,6 +704,37 @@ class AckRequest(BaseModel):
     user: str | None = Field(None, min_length=1, max_length=64)
 
 
+def change_thresholds(store: Store, org: str, settings: dict[str, Any] | None,
+                      user: str | None, address: str = "") -> None:
+    """:func:`set_thresholds`, written to the audit log with the node's settings before
+    and after (phones masked): ``alert.thresholds.save`` or ``alert.thresholds.delete``."""
+    before = load_thresholds(store).get(org, {})
+    set_thresholds(store, org, settings, user)
+    detail: dict[str, Any] = {"before": masked(before)}
+    if settings is not None:
+        detail["after"] = masked(settings)
+    action = "alert.thresholds.save" if settings is not None else "alert.thresholds.delete"
+    audit.record(store, user or "api", action, org, org or "province", detail,
+                 address=address)
+
+
+def acknowledge(store: Store, alert_id: int, user: str, address: str = ""
+                ) -> dict[str, Any] | None:
+    """:func:`ack_alert`; when this call is the one that acknowledged the alert, an
+    ``alert.ack`` row in the audit log (a later, ignored acknowledgement writes none)."""
+    stamp = time.time()
+    done = ack_alert(store, alert_id, user, stamp)
+    if done is not None and done["acked_at"] == stamp and done["acked_by"] == user:
+        audit.record(store, user, "alert.ack", done["branch"], str(alert_id),
+                     {"kind": done["kind"], "key": done["key"], "message": done["message"]},
+                     address=address, now=stamp)
+    return done
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _org_key(org: str) -> str:
     if org == "province":
         return ""
@@ -766,7 +800,7 @@ def alerts_router(centre: Centre) -> APIRouter:
                 "effective": masked(effective_thresholds(nodes, code))}
 
     @router.put("/api/alerts/thresholds/{org}")
-    async def put_thresholds(org: OrgPath, allowed: Allowed, user: User,
+    async def put_thresholds(org: OrgPath, allowed: Allowed, user: User, request: Request,
                              body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """Set an org node's own settings (the keys given; the rest is inherited)."""
         code = node(org, allowed)
@@ -775,15 +809,16 @@ def alerts_router(centre: Centre) -> APIRouter:
         except ValidationError as exc:
             raise HTTPException(422, [{"loc": list(e["loc"]), "msg": e["msg"]}
                                       for e in exc.errors()]) from None
-        await centre.read(lambda s: set_thresholds(s, code, settings, user))
+        await centre.read(lambda s: change_thresholds(s, code, settings, user,
+                                                      _address(request)))
         return await thresholds_at(org, allowed)
 
     @router.delete("/api/alerts/thresholds/{org}")
-    async def delete_thresholds(org: OrgPath, allowed: Allowed, user: User
+    async def delete_thresholds(org: OrgPath, allowed: Allowed, user: User, request: Request
                                 ) -> dict[str, Any]:
         """Remove an org node's own settings: it inherits everything again."""
         code = node(org, allowed)
-        await centre.read(lambda s: set_thresholds(s, code, None, user))
+        await centre.read(lambda s: change_thresholds(s, code, None, user, _address(request)))
         return await thresholds_at(org, allowed)
 
     @router.get("/api/alerts/{alert_id}")
@@ -795,7 +830,8 @@ def alerts_router(centre: Centre) -> APIRouter:
 
     @router.post("/api/alerts/{alert_id}/ack")
     async def ack(alert_id: Annotated[int, Path(ge=1)], allowed: Allowed, user: User,
-                  body: Annotated[AckRequest | None, Body()] = None) -> dict[str, Any]:
+                  request: Request, body: Annotated[AckRequest | None, Body()] = None
+                  ) -> dict[str, Any]:
         """Acknowledge an alert (确认) with the user's name; the first one stays."""
         name = user or (body.user if body else None)
         if not name:
@@ -803,7 +839,7 @@ def alerts_router(centre: Centre) -> APIRouter:
         found = await centre.read(lambda s: get_alert(s, alert_id))
         if found is None or not scope_of(None, None, allowed).covers(found["branch"]):
             raise HTTPException(404, f"no alert {alert_id}")
-        done = await centre.read(lambda s: ack_alert(s, alert_id, name))
+        done = await centre.read(lambda s: acknowledge(s, alert_id, name, _address(request)))
         assert done is not None
         return done
 

@@ -36,6 +36,7 @@ __all__ = [
     "parent_code",
     "seed_orgs",
     "subtree",
+    "tree_branches",
     "update_org",
 ]
 
@@ -95,6 +96,12 @@ def list_orgs(store: Store, branches: Iterable[str] = ()) -> list[Org]:
     return sorted(orgs + extra, key=lambda o: o.code)
 
 
+def tree_branches(store: Store) -> dict[str, float]:
+    """The tree's branches (网点, kind ``branch``), each with when it was added."""
+    rows = store.execute("SELECT code, added_at FROM orgs WHERE kind = 'branch'").fetchall()
+    return {code: float(added) for code, added in rows}
+
+
 def add_org(store: Store, code: str, name: str, kind: str, name_en: str = "",
             now: float | None = None) -> Org:
     """Add a node; its parent is the longest existing code that prefixes it."""
@@ -115,9 +122,10 @@ def add_org(store: Store, code: str, name: str, kind: str, name_en: str = "",
             if row and row[0] == "branch":
                 raise OrgError("under_branch", "网点下不能再设机构",
                                "a branch (网点) cannot have nodes below it")
-        store.execute("INSERT INTO orgs (code, parent, name, name_en, kind, updated_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)",
-                      (code, parent, name, name_en, kind, time.time() if now is None else now))
+        stamp = time.time() if now is None else now
+        store.execute("INSERT INTO orgs (code, parent, name, name_en, kind, updated_at, "
+                      "added_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (code, parent, name, name_en, kind, stamp, stamp))
         # Nodes added earlier that belong below the new one move under it.
         store.execute("UPDATE orgs SET parent = ? WHERE code LIKE ? AND code <> ? AND "
                       "(parent IS NULL OR length(parent) < ?)",

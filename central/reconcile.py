@@ -12,29 +12,56 @@ A branch is reported as
 * ``no_totals`` — events are stored but the branch sent no totals;
 * ``no_data`` — a known branch that sent nothing at all for the day.
 
+Known: every branch the centre has heard from, and every branch of the organisation tree
+(an org node of kind ``branch``) from the day after it was added to the tree — so a box
+that never connected is missed too, while a branch added today is not missed for today
+or earlier days. :func:`expected_from` says from which day each branch is expected (a
+branch heard from: the day it was first heard); the data-quality report and the
+``no_data`` alert (:mod:`central.reports.quality`) use it as it is.
+
 Long waits: the first call's wait (or, for a ticket never served, the time from issue
 to the day's close) over each band (15/30/60 minutes by default), counted per branch.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from protocols.uplink import day_totals
 
+from .orgs import tree_branches
+from .reports.summary import report_timezone
 from .store import Store
 
-__all__ = ["check_branch", "long_waits", "reconcile_day"]
+__all__ = ["check_branch", "expected_from", "long_waits", "reconcile_day"]
+
+
+def expected_from(store: Store) -> dict[str, str]:
+    """Each branch that should report, with the first day (YYYY-MM-DD) it should."""
+    tz = report_timezone(store)
+
+    def day(ts: float, later: int = 0) -> str:
+        return (dt.datetime.fromtimestamp(ts, tz).date() + dt.timedelta(days=later)).isoformat()
+
+    out = {b: day(added, 1) for b, added in tree_branches(store).items()}
+    for row in store.branches():
+        first = day(float(row["first_seen"]))
+        out[row["branch"]] = min(first, out.get(row["branch"], first))
+    return out
 
 
 def reconcile_day(store: Store, day: str, bands: Iterable[int] = (15, 30, 60)
                   ) -> dict[str, Any]:
     """The whole province's reconciliation for ``day`` (YYYY-MM-DD)."""
     bands = list(bands)
-    known = [b["branch"] for b in store.branches()]
     totals = store.totals(day)
     with_events = store.branches_with_events(day)
+    # Every branch ever heard from (an operator asking about a day sees them all), and
+    # the tree's branches expected that day even if their box never connected.
+    known = sorted({b["branch"] for b in store.branches()}
+                   | {b for b, since in expected_from(store).items() if since <= day})
     reports = [check_branch(store, branch, day, bands, totals.get(branch),
                             branch in with_events) for branch in known]
     by_status: dict[str, list[str]] = {"ok": [], "mismatch": [], "no_totals": [],

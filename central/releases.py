@@ -557,8 +557,8 @@ async def publish_offers(broker: Broker, offers: Sequence[tuple[str, dict[str, A
 # --- command line ----------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m central.releases",
+def _parser(prog: str = "python -m central.releases") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Software releases: build, sign, store, roll out.")
     sub = p.add_subparsers(dest="cmd", required=True)
     k = sub.add_parser("keygen", help="make the release signing key pair")
@@ -599,8 +599,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m central.releases") -> int:
+    """The releases' command line (also ``python -m central release …``)."""
+    args = _parser(prog).parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)

@@ -21,13 +21,14 @@ from central.alerts import (
     set_thresholds,
 )
 from central.config import load_centre_config
+from central.orgs import add_org
 from central.reports.api import allowed_prefixes
 from central.reports.scope import Scope
 from central.service import Centre
 from central.sms import LogSms
 from central.store import Inbound, Store, open_store
 from protocols.uplink import day_totals
-from tests.office_support import ADMIN_SEED, admin_client
+from tests.office_support import ADMIN_SEED, CENTRE_TOML, add_user, admin_client
 from tests.reports_support import (
     B1,
     B2,
@@ -239,6 +240,21 @@ async def test_yesterdays_missing_and_disagreeing_data(store: Store, desk: Desk)
     assert len(alerts(store, "no_data") + alerts(store, "totals_mismatch")) == 2
 
 
+async def test_a_tree_branch_that_never_connected_raises_no_data(store: Store, desk: Desk
+                                                                  ) -> None:
+    morning = dt.datetime(2026, 11, 26, 9, 0, tzinfo=TZ).timestamp()
+    add_org(store, "1001", "河南省分行", "head", now=T0 - 30 * 86400)
+    add_org(store, B2, "郑州花园路支行", "branch", now=T0 - 30 * 86400)  # its box: never
+    add_org(store, "1001010009", "郑州新开支行", "branch", now=morning - 3600)  # added 08:00
+    await desk.round(morning + 3900)
+    [a] = alerts(store, "no_data")
+    assert (a["branch"], a["detail"]["day"]) == (B2, "2026-11-25")
+    await desk.round(morning + 86400 + 3900)  # the day it was added is not judged
+    await desk.round(morning + 2 * 86400 + 3900)  # the day after is
+    assert [(a["branch"], a["detail"]["day"]) for a in alerts(store, "no_data")] == [
+        (B2, "2026-11-25"), (B2, "2026-11-26"), (B2, "2026-11-27"), ("1001010009", "2026-11-27")]
+
+
 # --- de-duplication and rate limits ----------------------------------------------------------
 
 
@@ -419,3 +435,49 @@ async def test_thresholds_over_http_mask_phones(api: Any) -> None:
     assert (await client.put("/api/alerts/thresholds/1001",
                              json={"waiting_over": 1})).status_code == 403
     assert (await client.delete("/api/alerts/thresholds/100101")).status_code == 200
+
+
+async def test_threshold_changes_and_acknowledgements_are_in_the_audit_log(
+        store_url: str, store: Store) -> None:
+    live(store, B1, T0, waiting=35)
+    d = Desk(store_url, T0)
+    await d.round()
+    await d.desk.close()
+    [raised] = alerts(store, "waiting_over")
+    centre = Centre(load_centre_config(CENTRE_TOML, [
+        f"store.url={store_url}", "http.enabled=false", ADMIN_SEED]))
+    try:
+        async with admin_client(centre) as (http, _):
+            admin = {"Authorization": http.headers.pop("Authorization")}
+            boss = await add_user(http, admin, "zzboss", "manager", "100101")
+            reader = await add_user(http, admin, "zzaudit", "auditor", "1001")
+            peer = await add_user(http, admin, "lyaudit", "auditor", "100102")
+            r = await http.put("/api/alerts/thresholds/100101", headers=boss,
+                               json={"waiting_over": 12, "sms_to": [PHONE]})
+            assert r.status_code == 200, r.text
+            r = await http.put("/api/alerts/thresholds/100101", headers=boss,
+                               json={"waiting_over": 20})
+            assert r.status_code == 200, r.text
+            assert (await http.delete("/api/alerts/thresholds/100101",
+                                      headers=boss)).status_code == 200
+            r = await http.post(f"/api/alerts/{raised['id']}/ack", headers=boss, json={})
+            assert r.status_code == 200 and r.json()["acked_by"] == "zzboss"
+            await http.post(f"/api/alerts/{raised['id']}/ack", headers=admin, json={})
+            rows = (await http.get("/api/audit?action=alert", headers=reader)).json()["rows"]
+            theirs = (await http.get("/api/audit?action=alert", headers=peer)).json()["rows"]
+    finally:
+        await centre.close()
+    assert [(a["user"], a["action"], a["org"], a["target"]) for a in reversed(rows)] == [
+        ("zzboss", "alert.thresholds.save", "100101", "100101"),
+        ("zzboss", "alert.thresholds.save", "100101", "100101"),
+        ("zzboss", "alert.thresholds.delete", "100101", "100101"),
+        ("zzboss", "alert.ack", B1, str(raised["id"])),  # the admin's second ack: no row
+    ]
+    first, second, deleted, ack = (a["detail"] for a in reversed(rows))
+    assert first == {"before": {}, "after": {"waiting_over": 12, "sms_to": ["138****5678"]}}
+    assert second == {"before": {"waiting_over": 12, "sms_to": ["138****5678"]},
+                      "after": {"waiting_over": 20}}
+    assert deleted == {"before": {"waiting_over": 20}}
+    assert ack["kind"] == "waiting_over" and "超过30个" in ack["message"]
+    assert all(a["address"] for a in rows)
+    assert theirs == []  # an auditor of the Luoyang subtree does not see Zhengzhou's rows

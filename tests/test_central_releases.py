@@ -9,6 +9,8 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central.releases import ReleaseError, ReleaseStore, Target, main
 from protocols.release import ReleaseRefused, parse_update_command, sign_manifest, update_report
 
-from .update_support import centre_app, make_bundle, serving, write_public_key
+from .update_support import ROOT, centre_app, make_bundle, serving, write_public_key
 
 KEY = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()
@@ -238,6 +240,30 @@ def test_command_line_from_keys_to_rollout(tmp_path: Path, bundles: dict[str, Pa
     other = write_public_key(tmp_path / "other.pub", OTHER)
     assert main(["verify", str(bundle), "--public-key", str(other)]) == 1
     assert "unknown_key" in capsys.readouterr().err
+
+
+def test_python_m_central_release_is_the_releases_command_line(
+        tmp_path: Path, bundles: dict[str, Path]) -> None:
+    def central(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "central", *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60)
+
+    shown = central("release", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: python -m central release")
+    for command in ("keygen", "build", "verify", "upload", "rollout", "status"):
+        assert command in shown.stdout
+    assert "release" in central("--help").stdout
+    made = central("release", "keygen", "--out", str(tmp_path / "keys"))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "keys" / "release-key.pem").exists()
+    pub = str(write_public_key(tmp_path / "ours.pub", KEY))
+    checked = central("release", "verify", str(bundles["0.2.0"]), "--public-key", pub)
+    assert checked.returncode == 0, checked.stderr
+    assert "paidui 0.2.0: signature and" in checked.stdout
+    wrong = central("release", "verify", str(bundles["0.2.0"]), "--public-key",
+                    str(tmp_path / "keys" / "release-key.pub"))
+    assert wrong.returncode == 1 and "unknown_key" in wrong.stderr
 
 
 @pytest.mark.network

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from central.orgs import add_org
 from central.reconcile import check_branch, long_waits, reconcile_day
 from central.reports.catalog import run_report
 from central.reports.labels import Labels
@@ -143,3 +144,26 @@ def test_a_journal_recreated_mid_day_is_compared_by_its_epoch(store: Store) -> N
     assert summary_issued == sum(
         e["type"] == "ticket_issued" and e["day"] == DAY.isoformat()
         for e in engine_day(8) + engine_day(9))
+
+
+def test_a_tree_branch_whose_box_never_connected_has_no_data(store: Store) -> None:
+    def on(day: str, hour: int) -> float:
+        return dt.datetime(*map(int, day.split("-")), hour,
+                           tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+
+    silent, late = "1001010003", "1001010004"
+    add_org(store, "1001", "河南省分行", "head", now=on("2026-11-01", 9))
+    add_org(store, "100101", "郑州分行", "city", now=on("2026-11-01", 9))
+    add_org(store, silent, "郑州二七支行", "branch", now=on("2026-11-01", 9))
+    add_org(store, late, "郑州高新区支行", "branch", now=on(DAY.isoformat(), 15))  # that day
+    ingest(store, B1, engine_day(10))
+    assert {b: r["status"] for b, r in quality(store).items()} == {silent: "no_data"}
+    reconciled = reconcile_day(store, DAY.isoformat())
+    assert reconciled["ok"] == [B1] and reconciled["no_data"] == [silent]
+    assert {silent, late} <= set(reconcile_day(store, "2026-11-26")["no_data"])
+    found = run_report(store, "data-quality", Period.parse("month", "2026-11"), Scope(),
+                       Labels(), now=LATER).rows
+    assert sorted(r["day"] for r in found if r["branch"] == late) == [  # from the next day
+        "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29", "2026-11-30"]
+    assert sum(r["branch"] == silent for r in found) == 29  # 11-02 to 11-30
+    assert {r["branch"] for r in found} == {B1, silent, late}  # not the city node 100101

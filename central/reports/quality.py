@@ -12,10 +12,13 @@ served, no-show, not served — by the business it ended in) and ``rpt_branch_da
 day's events and seq range) — per journal epoch, with the reconciliation's own comparison
 (:func:`central.reconcile._differences`), so both say the same.
 
-:func:`data_quality` lists, for a period and scope: ``no_data`` (a branch known before the
-day ended sent nothing for it), ``no_totals`` (events but no totals), ``mismatch`` (they
+:func:`data_quality` lists, for a period and scope: ``no_data`` (a branch expected that day
+sent nothing for it), ``no_totals`` (events but no totals), ``mismatch`` (they
 disagree). Days that agree are not listed; today and later days are not judged (a branch
-sends a day's totals after it ends).
+sends a day's totals after it ends). Which branches are expected to send a day's data —
+those heard from by then, and the organisation tree's branches from the day after they
+were added, whether their box ever connected or not — is
+:func:`central.reconcile.expected_from`.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ def _ours(store: Store, day: str, branch: str, epoch: str) -> dict[str, Any]:
 def data_quality(store: Store, period: Period, scope: Scope, now: float | None = None
                  ) -> list[dict[str, Any]]:
     """Every (day, branch) of ``period`` in ``scope`` whose data is missing or disagrees."""
+    from ..reconcile import expected_from
+
     tz = report_timezone(store)
     today = dt.datetime.now(tz).date() if now is None else \
         dt.datetime.fromtimestamp(now, tz).date()
@@ -103,8 +108,7 @@ def data_quality(store: Store, period: Period, scope: Scope, now: float | None =
         return []
     first, last = days[0], days[-1]
     where, args = scope.where(queue=False, ctype=False)
-    known = {r["branch"]: float(r["first_seen"]) for r in store.branches()
-             if scope.covers(r["branch"])}
+    expected = {b: since for b, since in expected_from(store).items() if scope.covers(b)}
     pairs = [first, last, *args]
     with_events = set(store.execute(
         f"SELECT DISTINCT day, branch FROM rpt_branch_day WHERE day >= ? AND day <= ?{where}",
@@ -116,9 +120,7 @@ def data_quality(store: Store, period: Period, scope: Scope, now: float | None =
         f"day >= ? AND day <= ?{where}", pairs).fetchall()}
     out = []
     for day in days:
-        end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1),
-                                  dt.time(), tz).timestamp()
-        for branch in sorted(known):
+        for branch in sorted(expected):
             key = (day, branch)
             if key in judged:
                 out.append(_row(day, branch, "mismatch", judged[key]))
@@ -126,7 +128,7 @@ def data_quality(store: Store, period: Period, scope: Scope, now: float | None =
                 continue
             elif key in with_events:
                 out.append(_row(day, branch, "no_totals"))
-            elif known[branch] < end:  # known that day, and silent
+            elif expected[branch] <= day:  # expected that day, and silent
                 out.append(_row(day, branch, "no_data"))
     return out
 

@@ -49,6 +49,7 @@ TEMPLATES = HERE / "templates"
 STAGE = "/var/tmp/paidui-install"
 # Common USB–RS485 adapters: FTDI FT232R, WCH CH340, Silicon Labs CP210x.
 DEFAULT_RS485 = ("0403:6001", "1a86:7523", "10c4:ea60")
+RS485_DEVICE = "/dev/paidui-rs485"  # the udev rules' stable name of the bus adapter
 UNITS = ("paidui-box.service", "paidui-update-guard.service", "paidui-firstboot.service")
 # Debian packages a live Pi needs (Pi OS Bookworm): venv for the slots, aplay for the
 # voice, Chromium and the CJK font for the screens, polkit for the box's own restart.
@@ -107,7 +108,7 @@ class Options:
 def prepare(o: Options, out: Path) -> Path:
     """Render the payload for ``o`` into ``out`` (emptied first); returns ``out``."""
     version = _checked_bundle(o.bundle, o.release_key)
-    config_text, port = _installed_config(o)
+    config_text, port, sets = _installed_config(o)
     shutil.rmtree(out, ignore_errors=True)
     (out / "root").mkdir(parents=True)
     lay = o.layout
@@ -129,7 +130,7 @@ def prepare(o: Options, out: Path) -> Path:
 
     folder(lay.etc)
     put(f"{lay.etc}/branch.toml", config_text.encode(), 0o640, lay.user)
-    put(f"{lay.etc}/box.env", _box_env(lay).encode(), 0o640, lay.user)
+    put(f"{lay.etc}/box.env", _box_env(lay, sets).encode(), 0o640, lay.user)
     put(f"{lay.etc}/release-key.pub", o.release_key.read_bytes())
     for unit in UNITS:
         put(f"/etc/systemd/system/{unit}", template(unit))
@@ -173,9 +174,11 @@ def _checked_bundle(bundle: Path, key_file: Path) -> str:
     return manifest.version
 
 
-def _installed_config(o: Options) -> tuple[str, int]:
+def _installed_config(o: Options) -> tuple[str, int, list[str]]:
     """The branch config as installed: the given file plus ``[update]`` (and ``[uplink]``
-    with the broker credentials) when it has none; validated. Returns (text, http port)."""
+    with the broker credentials) when it has none; validated. Returns (text, http port,
+    the box's extra ``--set`` s): a real-hardware box with devices on the bus and no
+    ``rs485.port`` gets the adapter's stable name, ``/dev/paidui-rs485`` (udev_rules)."""
     from controller.config import load_config
 
     text = o.config.read_text(encoding="utf-8")
@@ -198,11 +201,15 @@ def _installed_config(o: Options) -> tuple[str, int]:
         tmp.write(text)
         tmp.flush()
         config = load_config(tmp.name, [f"audio.clips={lay.prefix}/clips"])
-    return text, config.http.port
+    rs485 = raw.get("rs485", {})
+    sets = []
+    if config.hardware == "real" and "port" not in rs485 and rs485.get("kinds", True):
+        sets.append(f"rs485.port={RS485_DEVICE}")
+    return text, config.http.port, sets
 
 
-def _box_env(lay: Layout) -> str:
-    args = [f"audio.clips={lay.prefix}/clips"]
+def _box_env(lay: Layout, sets: list[str]) -> str:
+    args = [f"audio.clips={lay.prefix}/clips", *sets]
     return ("# Extra arguments of the box and its update guard (python -m controller --set …).\n"
             f"PAIDUI_ARGS={' '.join('--set ' + shlex.quote(a) for a in args)}\n")
 

@@ -62,7 +62,7 @@ def test_a_full_install_into_a_root_folder_then_nothing_to_do(tmp_path: Path, bu
     uid = int(passwd["paidui"][2])
     groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in
               (etc / "group").read_text().splitlines()}
-    for g in ("dialout", "lp", "audio", "gpio"):
+    for g in ("dialout", "lp", "audio", "gpio", "input"):
         assert "paidui" in groups[g]
 
     # the box's unit: notify + watchdog, restarts on failure, runs the current slot
@@ -182,6 +182,25 @@ def test_prepare_refuses_a_bundle_not_signed_by_the_centre_and_a_bad_config(
     with pytest.raises(ConfigError, match=r"branch\.code"):
         prepare(options(tmp_path, bundle, config=bad), tmp_path / "payload")
     assert not (tmp_path / "payload").exists()
+
+
+def test_a_real_hardware_box_drives_the_adapter_by_its_stable_name(
+        tmp_path: Path, bundle: Path) -> None:
+    """The udev rules name the bus adapter /dev/paidui-rs485; a real-hardware config that
+    names no port is pointed at it, one that names its own port (or has no bus devices)
+    keeps its word."""
+    def box_env(text: str) -> str:
+        config = tmp_path / "real.toml"
+        config.write_text(text)
+        payload = prepare(options(tmp_path, bundle, config=config), tmp_path / "payload")
+        return (payload / "root" / "etc" / "paidui" / "box.env").read_text()
+
+    real = EXAMPLE.read_text().replace('hardware = "sim"', 'hardware = "real"')
+    assert "--set rs485.port=/dev/paidui-rs485" in box_env(real)
+    own = real.replace("[rs485]", '[rs485]\nport = "/dev/ttyAMA0"') if "[rs485]" in real \
+        else real + '\n[rs485]\nport = "/dev/ttyAMA0"\n'
+    assert "rs485.port" not in box_env(own)
+    assert "rs485.port" not in box_env(EXAMPLE.read_text())  # the simulator's own pty
 
 
 def test_device_specs_and_the_command_line(tmp_path: Path, bundle: Path,

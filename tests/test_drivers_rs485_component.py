@@ -37,6 +37,20 @@ def test_no_bus_without_a_port_or_the_simulator(tmp_path: Path) -> None:
     assert bus_components(example_config('hardware="none"'), tmp_path) == []
 
 
+async def test_real_hardware_without_a_port_says_so_in_the_health(tmp_path: Path) -> None:
+    """Keypads that cannot work are a fault on the lobby screen, not a silent box."""
+    config = example_config('hardware="real"')
+    [comp] = bus_components(config, tmp_path)
+    async with Box(config, tmp_path / "data", ManualClock(WEDNESDAY_10AM)) as box:
+        task = asyncio.create_task(comp.run(box))
+        await asyncio.sleep(0)
+        status = box.health.devices["rs485"]
+        assert status.state == "fault" and "rs485.port" in status.detail
+        task.cancel()
+    # soft callers only: nothing on the bus, nothing to report
+    assert bus_components(example_config('hardware="real"', "rs485.kinds=[]"), tmp_path) == []
+
+
 def test_a_configured_port_replaces_the_simulator(tmp_path: Path) -> None:
     config = example_config('hardware="real"', "rs485.port=/dev/ttyUSB0",
                             'rs485.profile="legacy68"')

@@ -92,6 +92,20 @@ class Rs485:
             box.listeners.remove(windows.on_events)
 
 
+class NoPort:
+    """Real hardware, devices on the bus, and no ``rs485.port``: say so in the box's health
+    (the lobby screen's device list, the centre's dashboard) instead of running silently
+    with dead keypads."""
+
+    name = "rs485"
+
+    async def run(self, box: Box) -> None:
+        box.health.report("rs485", "fault", "未设置串口 rs485.port: 呼叫器、窗口屏和评价器不工作"
+                          " (no rs485.port: keypads, displays, evaluators not driven; "
+                          "rs485.kinds = [] if the windows use soft callers only)")
+        await asyncio.Event().wait()  # nothing to drive; the supervisor keeps us
+
+
 def rs485_components(config: Config, data_dir: Path | None = None) -> list[Any]:
     """The bus's components for this config: none, the driver on ``rs485.port``, or (with
     ``hardware = "sim"`` and no port) the virtual bus and the driver on its pty; the virtual
@@ -102,6 +116,8 @@ def rs485_components(config: Config, data_dir: Path | None = None) -> list[Any]:
     settings = load_settings(config)
     if settings.port is not None:
         return [Rs485(config)]
+    if config.hardware == "real" and settings.kinds:
+        return [NoPort()]
     if config.hardware != "sim":
         return []
     from sim.rs485 import SimulatedBus  # the simulator only when asked for

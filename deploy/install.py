@@ -481,7 +481,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--broker", default="", help="mqtt://HOST:PORT of the centre's broker")
         sp.add_argument("--broker-password-file", type=Path)
         sp.add_argument("--clips", type=Path, help="a voice clip pack to install")
-        sp.add_argument("--make-clips", action="store_true", help="speak one with espeak-ng")
+        sp.add_argument("--make-clips", action="store_true",
+                        help="speak one with espeak-ng (the default without --clips)")
         sp.add_argument("--rs485", action="append", metavar="VID:PID[:SERIAL]")
         sp.add_argument("--printer", action="append", metavar="[tty:]VID:PID[:SERIAL]")
         sp.add_argument("--screen", action="append", metavar="NAME=URL[@X,Y]")
@@ -500,7 +501,9 @@ def _options(a: argparse.Namespace) -> Options:
     return Options(bundle=a.bundle, config=a.config, release_key=a.release_key,
                    centre_url=a.centre_url, broker=a.broker,
                    broker_password_file=a.broker_password_file, clips=a.clips,
-                   make_clips=a.make_clips, rs485=a.rs485 or list(DEFAULT_RS485),
+                   # no pack given: speak one, or the box's voice would fault at start
+                   make_clips=a.make_clips or a.clips is None,
+                   rs485=a.rs485 or list(DEFAULT_RS485),
                    printer=a.printer or [], screens=[] if a.no_screens else a.screen)
 
 

@@ -16,7 +16,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controller.config import load_config
 from controller.errors import ConfigError
-from deploy.install import Layout, Options, apply, main, prepare, ssh_commands, udev_rules
+from deploy.install import (
+    Layout,
+    Options,
+    _options,
+    _parser,
+    apply,
+    main,
+    prepare,
+    ssh_commands,
+    udev_rules,
+)
 from protocols.release import ReleaseRefused
 
 from .update_support import ROOT, make_bundle, write_public_key
@@ -201,6 +211,14 @@ def test_a_real_hardware_box_drives_the_adapter_by_its_stable_name(
         else real + '\n[rs485]\nport = "/dev/ttyAMA0"\n'
     assert "rs485.port" not in box_env(own)
     assert "rs485.port" not in box_env(EXAMPLE.read_text())  # the simulator's own pty
+
+
+def test_without_a_clip_pack_the_installer_speaks_one(tmp_path: Path) -> None:
+    """A box without its clips has no voice: no --clips means --make-clips."""
+    common = ["pi", "somehost", "--bundle", "b", "--config", "c", "--release-key", "k"]
+    assert _options(_parser().parse_args(common)).make_clips is True
+    given = _options(_parser().parse_args([*common, "--clips", str(tmp_path)]))
+    assert given.make_clips is False and given.clips == tmp_path
 
 
 def test_device_specs_and_the_command_line(tmp_path: Path, bundle: Path,

@@ -130,10 +130,11 @@ async def test_box_sigkilled_mid_load_and_restarted(
     async with centre_running(broker, store_url) as centre:
         with box_process(data, port, broker, password) as proc:
             await wait_for(lambda: http_up(port), 30, "the box's HTTP API")
-            async with running(issue_tickets(port, 10_000)):
+            async with running(issue_tickets(port, 10_000)) as load:
                 await wait_for(lambda: _stored_over(store_url, 100), 30, "100 events stored")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+                assert not load.done()  # killed while tickets are still being taken
+                proc.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(proc.wait)
 
         async def offline() -> bool:
             rows = await centre.read(lambda s: s.branches())

@@ -129,9 +129,8 @@ def ingest(broker: LocalBroker, store_url: str, consumers: int, events: int, wor
             while store.count_events() < per_branch * branches:
                 if time.monotonic() - start > 900:
                     raise RuntimeError("ingest did not finish in 15 minutes")
-                time.sleep(0.2)
-            first, last = store.execute("SELECT min(stored_at), max(stored_at) FROM events"
-                                        ).fetchone()
+                time.sleep(0.05)
+            done = time.monotonic() - start  # from the first publish to the last row stored
             marks = [m.contiguous for m in store.marks()]
         finally:
             store.close()
@@ -141,8 +140,10 @@ def ingest(broker: LocalBroker, store_url: str, consumers: int, events: int, wor
             p.wait(30)
     assert marks == [per_branch] * branches, "every branch contiguous to its last event"
     total = per_branch * branches
+    # Wall time from the first publish to the last committed row, so commit time counts
+    # (the rows' stored_at is when their transaction began, which flattered the rate).
     return {"consumers": consumers, "events": total, "publish_s": round(published, 1),
-            "events_per_s": round(total / max(last - first, 1e-6))}
+            "ingest_s": round(done, 1), "events_per_s": round(total / max(done, 1e-6))}
 
 
 # --- 3. end to end -----------------------------------------------------------------------------

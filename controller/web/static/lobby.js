@@ -115,11 +115,19 @@
   $("#kiosk-toggle").addEventListener("click", () =>
     command(overview && overview.kiosk_open ? "/api/kiosk/sign-out" : "/api/kiosk/sign-in"));
 
+  // Devices needing attention are rows with their detail; the ones that are fine are small
+  // tags below (a branch has ~30 devices: a row each would push everything else away).
   function drawDevices() {
     const list = Object.values(devices).sort((a, b) => a.name.localeCompare(b.name));
-    $("#devices").replaceChildren(...(list.length ? list.map((d) => el("tr", {},
+    const bad = list.filter((d) => d.state !== "ok"), fine = list.filter((d) => d.state === "ok");
+    $("#dev-summary").textContent = !list.length ? "暂无设备报告 No device reports"
+      : `${fine.length} 正常 OK` + (bad.length ? ` · ${bad.length} 需处理 need attention` : "");
+    $("#dev-summary").className = "tag " + (bad.length ? "fault" : list.length ? "ok" : "");
+    $("#devices").replaceChildren(...bad.map((d) => el("tr", {"data-device": d.name},
       el("td", {text: d.name}), el("td", {}, el("span", {class: "tag " + d.state, text: d.state})),
-      el("td", {text: d.detail || ""}))) : [el("tr", {}, el("td", {text: "暂无设备报告 No device reports"}))]));
+      el("td", {text: d.detail || ""}))));
+    $("#devices-ok").replaceChildren(...fine.map((d) => el("span", {
+      class: "tag ok", "data-device": d.name, title: d.detail || "", text: d.name})));
   }
 
   // --- pop-ups (A8, C2) ---------------------------------------------------------------------

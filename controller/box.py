@@ -42,8 +42,10 @@ Listener = Callable[[list[Event]], None]
 class Box:
     """One branch: engine + journal + the clock. Use as an async context manager."""
 
-    def __init__(self, config: Config, data_dir: str | Path, clock: Clock) -> None:
+    def __init__(self, config: Config, data_dir: str | Path, clock: Clock, *,
+                 tick_s: float = 20.0) -> None:
         self.config = config
+        self.tick_s = tick_s  # how often the day boundary and the kiosk schedule are looked at
         self.data_dir = Path(data_dir)
         self.clock = clock
         self.journal: Journal | None = None
@@ -70,7 +72,7 @@ class Box:
         await asyncio.to_thread(self._rebuild)
         self._committer = GroupCommitter(self.journal)
         self._committer.start()
-        self._ticker = asyncio.create_task(self._tick_loop(), name="box-tick")
+        self._ticker = asyncio.create_task(self._tick_loop(self.tick_s), name="box-tick")
         await self.execute(c.SignIn())  # 启动排队机,自动进入正常工作状态 (A9)
         return self
 

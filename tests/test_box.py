@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,32 @@ async def test_a_teller_login_checks_the_password_off_the_event_loop(
     assert all(t is not threading.main_thread() for t in threads)
     assert box.engine.state.window(1).teller == "t1"
     assert box.engine.state.window(2).teller is None
+
+
+async def test_the_kiosks_sign_out_and_in_on_their_schedule_by_themselves(
+        tmp_path: Path) -> None:
+    """A9: the example signs its kiosks out at 17:30 and in at 08:00, nobody touching them."""
+    from controller.clock import ManualClock
+    from controller.engine import IssueTicket
+
+    from .conftest import example_config
+
+    clock = ManualClock(1795599000.0)  # Wed 2026-11-25 17:30:00 +08:00, less 10 minutes
+    clock.advance(-600)
+    async with Box(example_config(), tmp_path / "data", clock, tick_s=0.01) as box:
+        assert box.engine.state.kiosk_open  # starting the box signs its kiosks in
+        await asyncio.sleep(0.05)  # the ticker's first look at the schedule: 17:20, open
+        clock.advance(601)  # 17:30:01
+        await until(lambda: not box.engine.state.kiosk_open)
+        with pytest.raises(Refused) as refused:
+            await box.execute(IssueTicket(queue="A"))
+        assert refused.value.code == "kiosk_signed_out"
+        clock.advance(14.5 * 3600)  # Thursday 08:00:01
+        await until(lambda: box.engine.state.kiosk_open)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)  # the box's own ticker runs on this loop

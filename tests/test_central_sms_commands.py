@@ -118,3 +118,31 @@ async def test_the_http_gateway_posts_json_with_its_token(operator: str) -> None
     with pytest.raises(SmsError) as err:
         await http_gateway("http://127.0.0.1:9/none", timeout_s=1).send(SENDER, "x")
     assert SENDER not in str(err.value)
+
+
+async def test_cxpd_answers_with_the_branch_queues_from_its_live_picture(
+        tmp_path: Path, clock: ManualClock) -> None:
+    """H4: 'CXPD <branch>' by SMS gives what the public page shows: waiting per business,
+    the estimated wait, a paused business marked."""
+    async with plain_centre(f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path, clock,
+                            f"customers.sms.inbound_token={GATEWAY}") as (centre, api):
+        assert centre.customers is not None
+        a = centre.customers.appointments
+        await put_catalogue(a, clock)
+        live = {"v": 1, "branch": BRANCH, "at": clock.now(), "status": {
+            "branch_name": "郑州金水路支行", "waiting_total": 4, "day": "2026-11-25",
+            "queues": [
+                {"id": "A", "name": "个人业务", "waiting": 3, "service_minutes": 4},
+                {"id": "F", "name": "外汇业务", "waiting": 1, "paused": True,
+                 "service_minutes": 10}],
+            "windows": [{"number": 1, "state": "open", "queues": {"A": 1}},
+                        {"number": 2, "state": "serving", "queues": {"A": 1}}]}}
+        await a.pool.read(lambda st: st.save_live({BRANCH: {"online": True}}, {BRANCH: live}, {}))
+        r = await api.post("/api/sms/inbound", json={"from": SENDER, "text": f"cxpd {BRANCH}"},
+                           headers={"Authorization": f"Bearer {GATEWAY}"})
+        assert r.status_code == 200, r.text
+        answer = "".join(r.json()["replies"])
+        assert answer.startswith("郑州金水路支行当前等待4人")
+        assert "个人业务3人约6分" in answer  # ⌈3 × 4 / 2 windows open⌉
+        assert "外汇业务1人约10分(暂停)" in answer  # no window open for it: counted as one
+        assert "139****5678" in texts(centre)[-1][0]

@@ -476,15 +476,22 @@ def _file(path: Path, media_type: str) -> FileResponse:
 
 def build_bundle(version: str, wheels: Sequence[Path], key: Ed25519PrivateKey, out: Path, *,
                  pip_wheel: Path | None = None, min_config_version: int = 1, notes: str = "",
-                 now: dt.datetime | None = None) -> Manifest:
+                 now: dt.datetime | None = None, lock: Path | None = None) -> Manifest:
     """Write a signed bundle folder ``out`` from the box's wheel and its locked wheels.
 
-    ``pip_wheel`` defaults to the one bundled with this Python's ``ensurepip``.
+    ``pip_wheel`` defaults to the one bundled with this Python's ``ensurepip``. With
+    ``lock`` (``name==version`` lines, deploy/requirements.lock) every locked package must
+    have its wheel among ``wheels``, or nothing is built.
     """
     pip = pip_wheel or _bundled_pip()
     files = {w.name: w for w in [*wheels, pip]}
     if not any(n.startswith(f"paidui-{version}-") for n in files):
         raise ReleaseError(f"no paidui-{version}-….whl among the wheels")
+    if lock is not None:
+        missing = missing_from_lock(lock, files)
+        if missing:
+            raise ReleaseError(f"no wheel for {', '.join(missing)} of the lock: the box would "
+                               "install an incomplete release (and roll it back)")
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for name, src in sorted(files.items()):
@@ -498,6 +505,31 @@ def build_bundle(version: str, wheels: Sequence[Path], key: Ed25519PrivateKey, o
     (out / "manifest.json").write_bytes(data)
     (out / "manifest.sig").write_bytes(sign_manifest(data, key))
     return manifest
+
+
+def missing_from_lock(lock: Path, wheel_names: Iterable[str]) -> list[str]:
+    """The ``name==version`` lines of ``lock`` with no wheel among ``wheel_names``."""
+    have = {_wheel_key(n) for n in wheel_names if n.endswith(".whl")}
+    missing = []
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        req = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if not req:
+            continue
+        name, sep, ver = req.partition("==")
+        if not sep:
+            raise ReleaseError(f"{lock}: {line!r} is not pinned (name==version)")
+        if (_norm(name), ver.strip()) not in have:
+            missing.append(req)
+    return missing
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _wheel_key(filename: str) -> tuple[str, str]:
+    name, version = filename.split("-")[:2]  # PEP 427: name-version-…
+    return _norm(name), version
 
 
 def _bundled_pip() -> Path:
@@ -570,6 +602,8 @@ def _parser(prog: str = "python -m central.releases") -> argparse.ArgumentParser
     b.add_argument("--pip-wheel", type=Path)
     b.add_argument("--min-config-version", type=int, default=1)
     b.add_argument("--notes", default="")
+    b.add_argument("--lock", type=Path, help="refuse unless every line has its wheel "
+                                             "(deploy/requirements.lock)")
     b.add_argument("wheels", type=Path, nargs="+", help="wheel files or folders of wheels")
     v = sub.add_parser("verify", help="check a bundle folder's signature and hashes")
     v.add_argument("bundle", type=Path)
@@ -619,7 +653,8 @@ def _run(args: argparse.Namespace) -> int:
         key = load_private_key(args.key.read_bytes())
         wheels = [w for p in args.wheels for w in (sorted(p.glob("*.whl")) if p.is_dir() else [p])]
         m = build_bundle(args.version, wheels, key, args.out, pip_wheel=args.pip_wheel,
-                         min_config_version=args.min_config_version, notes=args.notes)
+                         min_config_version=args.min_config_version, notes=args.notes,
+                         lock=args.lock)
         print(f"{args.out}: paidui {m.version}, {len(m.files)} files, {m.total_size} bytes, "
               f"signed by key {key_id(key.public_key())}")
         return 0

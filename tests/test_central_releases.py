@@ -292,3 +292,39 @@ async def test_rollout_publishes_cmd_update_on_the_broker(tmp_path: Path,
     topic, payload = got[0]
     assert topic == "qms/v1/1001020001/cmd/update"
     assert payload["v"] == 1 and parse_update_command(payload).version == "0.2.0"
+
+
+def test_a_bundle_missing_a_locked_wheel_is_not_built(tmp_path: Path) -> None:
+    """A release without every locked dependency would only fail on the boxes (install,
+    health check, rollback): the build refuses it and names what is missing."""
+    from central.releases import build_bundle
+
+    from .update_support import box_wheel, make_wheel
+
+    key = Ed25519PrivateKey.generate()
+    box = box_wheel(tmp_path / "w", "0.9.0")
+    serial = make_wheel(tmp_path / "w", "pyserial", "3.5", {"serial/__init__.py": b""})
+    ext = make_wheel(tmp_path / "w", "typing_extensions", "4.16.0", {"t.py": b""})
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# locked\npyserial==3.5\ntyping-extensions==4.16.0\nqrcode==8.2\n")
+    with pytest.raises(ReleaseError, match=r"qrcode==8\.2"):
+        build_bundle("0.9.0", [box, serial, ext], key, tmp_path / "b1", lock=lock)
+    qr = make_wheel(tmp_path / "w", "qrcode", "8.2", {"qrcode/__init__.py": b""})
+    m = build_bundle("0.9.0", [box, serial, ext, qr], key, tmp_path / "b2", lock=lock)
+    assert {"pyserial-3.5-py3-none-any.whl", "qrcode-8.2-py3-none-any.whl"} <= \
+        {f.name for f in m.files}
+
+
+def test_the_shipped_lock_pins_every_run_time_dependency() -> None:
+    import re
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*deps["dependencies"], *deps["optional-dependencies"]["pi"]]
+    norm = [re.sub(r"[-_.]+", "_", re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0]).lower()
+            for d in wanted]
+    lines = (ROOT / "deploy" / "requirements.lock").read_text().splitlines()
+    pinned = {re.sub(r"[-_.]+", "_", line.split("==")[0]).lower() for line in lines
+              if line and not line.startswith("#")}
+    assert all("==" in line for line in lines if line and not line.startswith("#"))
+    assert [d for d in norm if d not in pinned] == []

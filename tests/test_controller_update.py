@@ -261,6 +261,33 @@ async def test_a_signed_release_installs_side_by_side_and_restarts(
     assert not list((box.data_dir).glob("*slot*"))  # nothing of the update in the data dir
 
 
+async def test_the_centre_can_roll_a_box_back_to_an_older_release_when_it_says_so(
+        box: Box, bundles: dict[str, Path], tmp_path: Path) -> None:
+    """A downgrade is refused unless the centre's offer says rollback; then the older
+    release is downloaded, checked, installed beside the running one and switched to."""
+    store = ReleaseStore.open(f"sqlite:///{tmp_path}/centre.sqlite3", tmp_path / "files")
+    store.add(bundles["0.0.9"], [KEY.public_key()])
+    root = tmp_path / "opt"
+    slots = fake_current(root)  # running 0.1.0
+    r = Running(Updater(settings(root), [KEY.public_key()], branch="1001010001"))
+    task = asyncio.create_task(r.updater.run(box))
+    async with serving(centre_app(store)) as url:
+        manifest = f"{url}/api/releases/0.0.9/manifest.json"
+        await r.updater.offer(update_command("c1", "0.0.9", manifest))
+        refused = (await r.until("installed", "failed", timeout=120))[-1]
+        assert (refused["status"], refused["reason"]) == ("failed", "downgrade")
+        assert slots.current() == "0.1.0"
+        await r.updater.offer(update_command("c2", "0.0.9", manifest, rollback=True))
+        reports = await r.until("installed", "failed", timeout=120)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    store.close()
+    assert reports[-1]["status"] == "installed", reports[-1]
+    assert (slots.current(), slots.previous()) == ("0.0.9", "0.1.0")
+    assert slots.is_complete("0.0.9")
+
+
 async def test_a_restart_command_that_fails_switches_back(
         box: Box, bundles: dict[str, Path], slot_020: Path, tmp_path: Path) -> None:
     root = tmp_path / "opt"

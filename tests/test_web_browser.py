@@ -197,6 +197,10 @@ def test_the_soft_caller_calls_and_the_hall_display_shows_it_within_a_second(
     shot(caller, "caller-compact-landscape")
     caller.keyboard.press("F3")  # finish, by hotkey
     expect()(caller.locator("#c-num")).to_have_text("—")
+    caller.keyboard.press("Alt+H")  # compact -> hidden: one bar, the hotkeys still work
+    expect()(caller.locator("#hiddenbar")).to_contain_text("软呼叫器已隐藏")
+    expect()(caller.locator("#compact")).to_be_hidden()
+    shot(caller, "caller-hidden-landscape")
     for page in (hall, caller):
         page.context.close()
 

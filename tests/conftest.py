@@ -53,11 +53,14 @@ def no_leaked_threads() -> Iterator[None]:
     """A test must not leave threads behind (journal writers, serial readers, ...)."""
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t for t in threading.enumerate()
-        if (t not in before and t.is_alive() and not t.daemon)
-        or (t not in before and t.is_alive() and t.name == "journal-writer")
-    ]
-    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+    def leaked() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()
+                and (not t.daemon or t.name == "journal-writer")]
+
+    for t in leaked():  # a pool's worker told to stop as its loop closed may take a moment
+        t.join(timeout=2.0)
+    left = leaked()
+    assert not left, f"threads left running: {[t.name for t in left]}"
 
 

@@ -201,6 +201,29 @@ def test_a_failed_print_shows_the_number_large_with_a_reprint_button(
     assert len(printed) == 1  # the reprint, on paper
 
 
+def test_a_swipe_with_the_paper_out_shows_the_reason_and_the_page_reprints_it(
+    browser: Any, tmp_path: Path
+) -> None:
+    printer = PrinterThread()
+    try:
+        with running_box(tmp_path / "data", *printer.overrides()) as box:
+            printer.set_paper("out")
+            page = page_at(browser, box, "/kiosk", PORTRAIT)
+            kiosk_connected(box)
+            swipe_into(box.data_dir, "410105198001012311")  # an ID card on the box's reader
+            expect()(page.locator("#r-number")).to_have_text("A001")
+            expect()(page.locator("#r-fail")).to_contain_text("取号成功。打印机缺纸,号票未能打印。")
+            expect()(page.locator("#reprint")).to_be_visible()
+            printer.set_paper("ok")
+            page.locator("#reprint").click()  # with the token the push carried
+            expect()(page.locator("#r-fail")).to_have_text("已重新打印,请取走号票。")
+            page.context.close()
+    finally:
+        printer.close()
+    printed = [t for t in printer.sim.tickets if any("A001" in line for line in t.lines)]
+    assert len(printed) == 1  # the reprint, on paper
+
+
 def test_a_signed_out_kiosk_says_so(browser: Any, box: BoxProcess) -> None:
     page = page_at(browser, box, "/kiosk", PORTRAIT)
     expect()(page.locator("#closed")).to_be_hidden()

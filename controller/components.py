@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drivers.card_reader import CardReader
+from drivers.gpio import GpioPanel
 from drivers.lobby import build_lobby_devices
 from drivers.printer import printer_component
 from drivers.rs485.component import rs485_components
 
 from .appointments import build_appointments
 from .config import Config, section
+from .kiosk import KioskRelay
 from .supervisor import Component
 from .update import update_component
 from .watchdog import Watchdog
@@ -26,7 +29,12 @@ def build_components(config: Config, data_dir: Path) -> list[Component]:
     web_settings(config)  # the screens' [web] section: a mistake stops the start (exit 2)
     if (printer := printer_component(config, data_dir)) is not None:
         components.append(printer)
-    components += build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    lobby = build_lobby_devices(config, data_dir)  # voice, hall display, cards, GPIO
+    components += lobby
+    # what a card swipe or a ticket button did is shown on the kiosk page (docs/screens.md)
+    outcomes = [d.listeners for d in lobby if isinstance(d, CardReader | GpioPanel)]
+    if outcomes:
+        components.append(KioskRelay(outcomes))
     components.extend(rs485_components(config, data_dir))  # keypads, displays, evaluators
     if (updater := update_component(config, data_dir)) is not None:
         components.append(updater)  # software updates from the centre (F4)

@@ -4,25 +4,40 @@ The number is durable before the printer is asked (A3, A4). If printing fails, t
 ticket stays valid: the failure is journaled (``ticket_print_failed``), the caller gets
 the number and the reason to show on screen, and a reprint can be asked for. No ghost
 numbers: every number issued is held by somebody, on paper or on the screen.
+
+What the box's own devices (a card reader, a GPIO ticket button) did reaches the kiosk
+page the same way: each device's listeners hear a :class:`KioskOutcome`; while the
+:class:`KioskRelay` component runs it posts them to the box's :func:`kiosk_screens` board,
+whose listener, the screens' event hub, shows them on the kiosk pages
+(controller/web/events.py, docs/screens.md)::
+
+    card reader / ticket button ──listeners──▶ KioskRelay ──▶ kiosk_screens(box)
+        ──▶ EventHub.on_outcome ──▶ `event: outcome` to /kiosk?id=… (ticket or refusal)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .engine import commands as c
 from .errors import JournalError, Refused
+from .notices import board_of
 
 if TYPE_CHECKING:
     from .box import Box
 
-__all__ = ["PrintOutcome", "TicketPrinter", "issue_and_print", "issued_view", "reprint",
+__all__ = ["BUSY", "KioskOutcome", "KioskRelay", "KioskScreens", "PrintOutcome",
+           "TicketPrinter", "issue_and_print", "issued_view", "kiosk_screens", "reprint",
            "ticket_info"]
 
 log = logging.getLogger(__name__)
+
+BUSY = ("系统忙,请稍后再试。", "The system is busy, please try again.")  # the journal failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +46,81 @@ class PrintOutcome:
     reason: str = ""  # a stable code, e.g. "paper_out", "offline", "timeout"
     message: str = ""  # for the screen, Chinese
     message_en: str = ""
+
+
+class KioskOutcome(Protocol):
+    """What became of a customer's card or button press at one of the box's devices
+    (:class:`~drivers.card_reader.SwipeOutcome`, :class:`~drivers.gpio.ButtonPress`).
+
+    ``kiosk`` is the kiosk page it is shown on (``/kiosk?id=…``); ``None``: every kiosk
+    page (a box with one kiosk). ``ticket`` is the :func:`ticket_info` of the ticket that
+    came out (``ok``), else ``code``/``message``/``message_en`` say why not.
+    """
+
+    @property
+    def kiosk(self) -> str | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def message_en(self) -> str: ...
+    @property
+    def ticket(self) -> dict[str, Any] | None: ...
+    @property
+    def printed(self) -> PrintOutcome | None: ...
+
+
+class KioskScreens:
+    """A box's kiosk pages as its devices see them: ``listeners`` (the screens' event hub)
+    hear every :class:`KioskOutcome`. Nothing is journaled here: the ticket already is."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[KioskOutcome], None]] = []
+
+    def show(self, outcome: KioskOutcome) -> None:
+        """Tell every listener (never blocking)."""
+        for listener in list(self.listeners):
+            try:
+                listener(outcome)
+            except Exception:  # a screen bug must not undo the customer's ticket
+                log.exception("kiosk outcome listener %r failed", listener)
+
+
+def kiosk_screens(box: Any) -> KioskScreens:
+    """The kiosk-screen board of ``box`` (one per box, made on first use)."""
+    return board_of(box, KioskScreens)
+
+
+class KioskRelay:
+    """A supervisor component: while it runs, what the box's card readers and ticket
+    buttons do is shown on the kiosk pages (:func:`kiosk_screens`).
+
+    Args:
+        sources: the devices' listener lists (``CardReader.listeners``,
+            ``GpioPanel.listeners``); each hears :class:`KioskOutcome` objects.
+    """
+
+    name = "kiosk_relay"
+
+    def __init__(self, sources: list[list[Callable[[Any], None]]]) -> None:
+        self.sources = sources
+        self.attached = asyncio.Event()
+
+    async def run(self, box: Box) -> None:
+        show = kiosk_screens(box).show
+        for listeners in self.sources:
+            listeners.append(show)
+        self.attached.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            self.attached.clear()
+            for listeners in self.sources:
+                with contextlib.suppress(ValueError):
+                    listeners.remove(show)
 
 
 class TicketPrinter(Protocol):

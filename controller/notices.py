@@ -12,11 +12,12 @@ from __future__ import annotations
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Notices", "notices"]
+__all__ = ["Notices", "board_of", "notices"]
 
 Notice = dict[str, Any]
+B = TypeVar("B")
 
 
 class Notices:
@@ -34,12 +35,19 @@ class Notices:
         return len(self.listeners)
 
 
-_boards: weakref.WeakKeyDictionary[Any, Notices] = weakref.WeakKeyDictionary()
+_boards: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
+
+
+def board_of(box: Any, kind: type[B]) -> B:
+    """The board of ``kind`` of ``box`` (one of each kind per box, made on first use):
+    where the box's parts post what its screens show, without the box knowing of either."""
+    boards = _boards.setdefault(box, {})
+    board: B | None = boards.get(kind)
+    if board is None:
+        board = boards[kind] = kind()
+    return board
 
 
 def notices(box: Any) -> Notices:
     """The notice board of ``box`` (one per box, made on first use)."""
-    board = _boards.get(box)
-    if board is None:
-        board = _boards[box] = Notices()
-    return board
+    return board_of(box, Notices)

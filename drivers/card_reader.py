@@ -18,8 +18,10 @@ a named pipe. Every line goes the same way (:meth:`CardReader.handle`):
 3. Otherwise the card issues a ticket through :func:`controller.kiosk.issue_and_print`
    (``IssueTicket(card=…, channel="card")``): the engine maps card → queue, VIP stars.
 
-Listeners (:attr:`CardReader.listeners`) hear every :class:`SwipeOutcome`, so a kiosk
-page can show the ticket number or the reason it was refused.
+Listeners (:attr:`CardReader.listeners`) hear every :class:`SwipeOutcome` (a
+:class:`controller.kiosk.KioskOutcome`): the box's kiosk relay shows it on the kiosk page
+the reader stands at (``kiosk``; unset: every kiosk page), the ticket number or the reason
+it was refused.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.engine import commands as c
 from controller.errors import JournalError, Refused
-from controller.kiosk import PrintOutcome, issue_and_print
+from controller.kiosk import BUSY, PrintOutcome, issue_and_print
 from protocols.cards import CardError, CardRead, parse_swipe
 
 if TYPE_CHECKING:
@@ -73,7 +75,8 @@ class ReaderConfig(BaseModel):
     device: str = ""  # keyboard: /dev/input/by-id/…-event-kbd; serial: /dev/ttyUSB1
     baudrate: int = Field(9600, gt=0)
     grab: bool = True  # keyboard: take the device so swipes do not type into the browser
-    kiosk: str = "kiosk"
+    # the kiosk page (``/kiosk?id=…``) the reader stands at; unset: every kiosk page
+    kiosk: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class CardReaderConfig(BaseModel):
@@ -94,7 +97,8 @@ class SwipeOutcome:
 
     ``code`` is ``issued`` or ``redeemed`` when a ticket came out, else the reason:
     ``bad_checksum``, ``bad_format`` (unreadable), a refusal code of the engine
-    (``unknown_card``, ``queue_paused`` …) or ``journal``.
+    (``unknown_card``, ``queue_paused`` …) or ``journal``. ``kiosk``: the kiosk page it
+    is for (None: every kiosk page).
     """
 
     ok: bool
@@ -105,6 +109,7 @@ class SwipeOutcome:
     ticket: dict[str, Any] | None = None
     printed: PrintOutcome | None = None
     reader: str = ""
+    kiosk: str | None = None
 
 
 class CardRedeemer(Protocol):
@@ -298,11 +303,12 @@ class CardReader:
     Args:
         source: where the lines come from (keyword-only backend choice is the caller's).
         name: reader name; its health is reported as ``card_reader.<name>``.
-        kiosk: the kiosk id the tickets are issued at.
+        kiosk: the kiosk page the reader stands at (``/kiosk?id=…``), which shows its
+            outcomes; None: every kiosk page. Tickets are journaled at ``kiosk`` then.
         redeemer: appointment redemption, offered each good read first (A6).
     """
 
-    def __init__(self, *, source: SwipeSource, name: str = "reader", kiosk: str = "kiosk",
+    def __init__(self, *, source: SwipeSource, name: str = "reader", kiosk: str | None = None,
                  redeemer: CardRedeemer | None = None) -> None:
         self.source = source
         self.reader = name
@@ -342,10 +348,10 @@ class CardReader:
                                                                  None)
         if redeemer is None:
             return None
-        return await redeemer.redeem(box, card, self.kiosk)
+        return await redeemer.redeem(box, card, self.kiosk or "kiosk")
 
     async def _issue(self, box: Box, card: CardRead) -> SwipeOutcome:
-        cmd = c.IssueTicket(card=card.number, channel="card", kiosk=self.kiosk)
+        cmd = c.IssueTicket(card=card.number, channel="card", kiosk=self.kiosk or "kiosk")
         try:
             info, printed = await issue_and_print(box, cmd)
         except Refused as exc:
@@ -354,13 +360,12 @@ class CardReader:
                                 None, self.reader)
         except JournalError as exc:
             log.error("%s: card %s not issued: %s", self.name, card.masked, exc)
-            return SwipeOutcome(False, "journal", "系统忙,请稍后再试。",
-                                "The system is busy, please try again.", card, None, None,
-                                self.reader)
+            return SwipeOutcome(False, "journal", *BUSY, card, None, None, self.reader)
         log.info("%s: card %s -> %s", self.name, card.masked, info["number"])
         return SwipeOutcome(True, "issued", "", "", card, info, printed, self.reader)
 
     def _done(self, outcome: SwipeOutcome) -> SwipeOutcome:
+        outcome = replace(outcome, reader=self.reader, kiosk=self.kiosk)  # a redeemer's too
         if not outcome.ok:
             self.rejections[outcome.code] += 1
         self.last = outcome

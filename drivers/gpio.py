@@ -4,7 +4,9 @@
   through :func:`controller.kiosk.issue_and_print` (``channel="button"``), so it prints.
   Contact bounce is filtered twice: by gpiozero's ``bounce_time`` on real pins, and by a
   repeat guard here (presses closer than ``repeat_guard_ms`` count once), so a nervous
-  double press gives one ticket.
+  double press gives one ticket. What a press did (the ticket and whether it printed, or
+  the refusal) is told to :attr:`GpioPanel.listeners` as a :class:`ButtonPress`, which the
+  box's kiosk relay shows on the button's kiosk page (``kiosk``; unset: every kiosk page).
 * **Status LEDs**: ``ready`` (the kiosks issue tickets), ``printer_fault`` (the printer's
   health is not ok), ``link`` (the uplink to the centre is ok).
 * **Buzzer**: sounds the alarm on a bad rating (``ticket_rated`` with ``bad``, SPEC C2)
@@ -34,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.engine import commands as c
 from controller.errors import JournalError, Refused
-from controller.kiosk import issue_and_print
+from controller.kiosk import BUSY, PrintOutcome, issue_and_print
 
 if TYPE_CHECKING:
     from controller.box import Box
@@ -55,7 +57,8 @@ class _Model(BaseModel):
 class ButtonConfig(_Model):
     pin: Pin
     queue: str
-    kiosk: str = "gpio"
+    # the kiosk page (``/kiosk?id=…``) that shows what a press did; unset: every kiosk page
+    kiosk: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class LedConfig(_Model):
@@ -86,13 +89,19 @@ class GpioConfig(_Model):
 
 @dataclass(frozen=True, slots=True)
 class ButtonPress:
-    """What one accepted press did: the ticket number, or the refusal's code."""
+    """What one accepted press did: the ticket (number, :func:`~controller.kiosk.ticket_info`
+    and whether it printed), or the refusal's code and words. A
+    :class:`controller.kiosk.KioskOutcome` for the button's ``kiosk`` page."""
 
     queue: str
     ok: bool
     number: str | None = None
     code: str = "issued"
     message: str = ""
+    message_en: str = ""
+    ticket: dict[str, Any] | None = None
+    printed: PrintOutcome | None = None
+    kiosk: str | None = None
 
 
 def make_pin_factory(name: str | None) -> Any:
@@ -210,16 +219,18 @@ class GpioPanel:
 
     async def _press(self, box: Box, button: ButtonConfig) -> None:
         self.presses[button.queue] += 1
-        cmd = c.IssueTicket(queue=button.queue, channel="button", kiosk=button.kiosk)
+        cmd = c.IssueTicket(queue=button.queue, channel="button", kiosk=button.kiosk or "gpio")
         try:
-            info, _printed = await issue_and_print(box, cmd)
+            info, printed = await issue_and_print(box, cmd)
         except (Refused, JournalError) as exc:
-            code = exc.code if isinstance(exc, Refused) else "journal"
-            self.refusals[code] += 1
+            why = (exc.code, exc.message, exc.message_en) if isinstance(exc, Refused) else (
+                "journal", *BUSY)
+            self.refusals[why[0]] += 1
             log.info("gpio button %s refused: %s", button.queue, exc)
-            self._tell(ButtonPress(button.queue, False, None, code, getattr(exc, "message", "")))
+            self._tell(ButtonPress(button.queue, False, None, *why, kiosk=button.kiosk))
             return
-        self._tell(ButtonPress(button.queue, True, info["number"]))
+        self._tell(ButtonPress(button.queue, True, info["number"], ticket=info, printed=printed,
+                               kiosk=button.kiosk))
 
     def _tell(self, press: ButtonPress) -> None:
         for listener in self.listeners:

@@ -112,9 +112,9 @@ def _card_readers(config: Config, data_dir: Path, sim: bool) -> list[Component]:
 
 def _source(r: ReaderConfig, data_dir: Path) -> SwipeSource:
     if r.kind == "sim":
-        from sim.card_swipes import SimSwipes
+        from sim.card_swipes import CARDS, SimSwipes
 
-        return SimSwipes(fifo=data_dir / "sim" / "cards" / r.name)
+        return SimSwipes(fifo=data_dir / CARDS / r.name)
     if r.kind == "serial":
         return SerialSource(r.device, baudrate=r.baudrate)
     return KeyboardSource(r.device, grab=r.grab)

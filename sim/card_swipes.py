@@ -6,8 +6,13 @@ from another process or a shell, through its named pipe::
 
     echo ';6225880137001237=2812101?' > data/sim/cards/swipe
 
+or from Python in another process (a test driving a box subprocess)::
+
+    swipe_into(data_dir, ';6225880137001237=2812101?')        # the reader named "sim"
+
 The lines are exactly what a keyboard-emulating reader types, so the whole reader path
-(parsing, checksums, card → queue, printing) runs as on a real kiosk.
+(parsing, checksums, card → queue, printing, the kiosk page's screen) runs as on a real
+kiosk.
 """
 
 from __future__ import annotations
@@ -20,7 +25,22 @@ from pathlib import Path
 from drivers.card_reader import LineBuffer
 from protocols.cards import format_track2
 
-__all__ = ["SimSwipes"]
+__all__ = ["CARDS", "SimSwipes", "swipe_into"]
+
+CARDS = Path("sim") / "cards"  # under the box's data directory: one pipe per reader
+
+
+def swipe_into(data_dir: Path, line: str, reader: str = "sim") -> None:
+    """One read on the simulated reader of a running box, through its pipe.
+
+    Raises FileNotFoundError while the box has not opened the reader yet, and OSError
+    (ENXIO) when the pipe is there but nobody reads it (the box is not running).
+    """
+    fd = os.open(Path(data_dir) / CARDS / reader, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 class SimSwipes:

@@ -62,7 +62,9 @@ async def test_button_press_issues_ticket(box: Box) -> None:
     async with panel_on(box, ticks=Ticks()) as (panel, factory, presses):
         press(factory, 17)
         got = await asyncio.wait_for(presses.get(), 5)
-    assert got == ButtonPress("A", True, "A001")
+    assert (got.queue, got.ok, got.number, got.code) == ("A", True, "A001", "issued")
+    assert got.ticket is not None and got.ticket["queue_name"] == "个人业务"
+    assert got.printed is None and got.kiosk is None  # no printer; every kiosk page shows it
     t = box.engine.state.by_num("A001")
     assert t is not None and t.channel == "button"
     assert panel.presses == {"A": 1}

@@ -12,8 +12,10 @@ import pytest
 
 from controller.box import Box
 from controller.clock import ManualClock
+from controller.components import build_components
 from controller.engine import commands as c
 from controller.errors import ConfigError
+from controller.kiosk import KioskRelay
 from controller.supervisor import Supervisor
 from drivers.audio import AlsaSink, Announcer, SimSink
 from drivers.card_reader import CardReader
@@ -33,6 +35,16 @@ def test_sim_builds_every_lobby_device(tmp_path: Path) -> None:
     assert isinstance(hall.output, PngOutput)
     assert hall.output.path == tmp_path / "sim" / "hall" / "latest.png"
     assert isinstance(gpio, GpioPanel) and gpio.pin_factory == "mock"
+
+
+def test_the_card_reader_and_ticket_buttons_are_shown_on_the_kiosk_pages(tmp_path: Path) -> None:
+    comps = build_components(example_config(), tmp_path)
+    (relay,) = [x for x in comps if isinstance(x, KioskRelay)]
+    devices = [x for x in comps if isinstance(x, CardReader | GpioPanel)]
+    assert [d.name for d in devices] == ["card_reader.sim", "gpio"]
+    assert relay.sources == [d.listeners for d in devices]
+    assert not any(isinstance(x, KioskRelay)
+                   for x in build_components(example_config('hardware="none"'), tmp_path))
 
 
 def test_no_hardware_no_devices(tmp_path: Path) -> None:

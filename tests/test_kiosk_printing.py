@@ -15,10 +15,13 @@ import httpx
 import pytest
 
 from controller.box import Box
+from controller.kiosk import KioskRelay
 from controller.web import create_app
 from drivers.printer import PrinterComponent, printer_component
 from sim.printer import SimPrinter
+from tests.test_drivers_gpio import panel_on, press
 from tests.test_drivers_printer import wait_health
+from tests.test_web_events import take as next_message
 
 
 @pytest.fixture
@@ -114,3 +117,39 @@ async def test_printer_unplugged_the_number_still_stands(
 async def test_without_a_printer_the_api_says_so(box: Box, http: httpx.AsyncClient) -> None:
     view = await take(http)
     assert view["printed"] is None  # no printer component: the kiosk shows the number only
+
+
+async def test_a_ticket_button_out_of_paper_shows_the_number_the_reason_and_a_reprint(
+        box: Box, running: tuple[PrinterComponent, SimPrinter]) -> None:
+    """A customer presses the business's button on the box with the paper out: the kiosk
+    page shows the number and why it did not print, and its reprint button prints it."""
+    comp, sim = running
+    app = create_app(box)
+    kiosk = app.state.screens["hub"].stream("kiosk", None, "kiosk")
+    await next_message(kiosk, "status")
+    sim.set_paper("out")
+    async with panel_on(box) as (panel, factory, _):
+        relay = KioskRelay([panel.listeners])
+        wiring = asyncio.create_task(relay.run(box))
+        await asyncio.wait_for(relay.attached.wait(), 5)
+        press(factory, 17)  # business A
+        shown = (await asyncio.wait_for(next_message(kiosk, "outcome"), 5))["data"]
+        wiring.cancel()
+        await asyncio.gather(wiring, return_exceptions=True)
+    await kiosk.aclose()
+    ticket = shown["ticket"]
+    assert (ticket["number"], ticket["queue_name"], ticket["ahead"]) == ("A001", "个人业务", 0)
+    why = ticket["print_error"]
+    assert ticket["printed"] is False and why["code"] == "paper_out"
+    assert "缺纸" in why["message"] and "out of paper" in why["message_en"]
+
+    sim.set_paper("ok")  # the lobby manager refills the printer
+    assert comp.printer is not None and await comp.printer.check() == "ok"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://box") as http:
+        nobody = await http.post("/api/tickets/A001/reprint", json={"token": "guessed"})
+        assert nobody.status_code == 403, nobody.text
+        r = await http.post("/api/tickets/A001/reprint", json={"token": ticket["reprint_token"]})
+    assert r.status_code == 200 and (r.json()["number"], r.json()["printed"]) == ("A001", True)
+    [printed] = await sim.wait_tickets(1)
+    assert printed.number == "A001" and "补打" in printed.lines

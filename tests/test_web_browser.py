@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from sim.card_swipes import CARDS, swipe_into
+
 from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
     LANDSCAPE,
     PORTRAIT,
@@ -134,6 +136,45 @@ def test_a_card_swipe_takes_a_vip_ticket(browser: Any, box: BoxProcess) -> None:
     page.context.close()
 
 
+def kiosk_connected(box: BoxProcess, timeout: float = 10.0) -> None:
+    """Wait until a kiosk page holds its live link to the box and the box's simulated card
+    reader is open (what a swipe needs to reach the screen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        devices = {d["name"]: d for d in box.call("GET", "/api/health")[1]["devices"]}
+        screens = devices.get("screens", {}).get("detail", "")
+        if "kiosk 1" in screens and (box.data_dir / CARDS / "sim").exists():
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the kiosk page did not connect")
+
+
+def test_a_swipe_on_the_box_card_reader_shows_on_the_kiosk_page(
+    browser: Any, box: BoxProcess
+) -> None:
+    page = page_at(browser, box, "/kiosk", PORTRAIT)
+    kiosk_connected(box)
+    swipe_into(box.data_dir, ";6225880137001237=2812101?")  # VIP 陈先生's bank card
+    expect()(page.locator("#r-number")).to_have_text("V001")
+    expect()(page.locator("#r-queue")).to_have_text("VIP业务")
+    expect()(page.locator("#r-ahead")).to_have_text("您前面还有 0 位客户在等待")
+    expect()(page.locator("#result")).not_to_contain_text("陈")
+    shot(page, "kiosk-card-reader-ticket-portrait")
+    page.locator("#lang").click()  # the customer reads English: the refusal comes in English
+    swipe_into(box.data_dir, ";6225880137001238=2812101?")  # one digit misread
+    expect()(page.locator("#m-text")).to_have_text(
+        "The card number failed its check. Please swipe again.")
+    expect()(page.locator("#message")).to_have_class("screen refusal")
+    expect()(page.locator("#start")).to_be_visible(timeout=6000)  # by itself, after 3 s
+    expect()(page.locator("#lang")).to_have_text("English")  # and back to Chinese
+    swipe_into(box.data_dir, ";6225880137001238=2812101?")
+    expect()(page.locator("#message")).to_be_visible()
+    expect()(page.locator("#m-text")).to_have_text("卡号校验错误,请重新刷卡。", timeout=1500)
+    _, tickets = box.call("GET", "/api/tickets")
+    assert [t["number"] for t in tickets["tickets"]] == ["V001"]  # the misreads issued nothing
+    page.context.close()
+
+
 def test_a_failed_print_shows_the_number_large_with_a_reprint_button(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -153,6 +194,29 @@ def test_a_failed_print_shows_the_number_large_with_a_reprint_button(
             expect()(page.locator("#reprint")).to_be_hidden()
             _, ticket = box.call("GET", "/api/tickets/A001")
             assert ticket["print_error"] == "paper_out"  # journaled (A4)
+            page.context.close()
+    finally:
+        printer.close()
+    printed = [t for t in printer.sim.tickets if any("A001" in line for line in t.lines)]
+    assert len(printed) == 1  # the reprint, on paper
+
+
+def test_a_swipe_with_the_paper_out_shows_the_reason_and_the_page_reprints_it(
+    browser: Any, tmp_path: Path
+) -> None:
+    printer = PrinterThread()
+    try:
+        with running_box(tmp_path / "data", *printer.overrides()) as box:
+            printer.set_paper("out")
+            page = page_at(browser, box, "/kiosk", PORTRAIT)
+            kiosk_connected(box)
+            swipe_into(box.data_dir, "410105198001012311")  # an ID card on the box's reader
+            expect()(page.locator("#r-number")).to_have_text("A001")
+            expect()(page.locator("#r-fail")).to_contain_text("取号成功。打印机缺纸,号票未能打印。")
+            expect()(page.locator("#reprint")).to_be_visible()
+            printer.set_paper("ok")
+            page.locator("#reprint").click()  # with the token the push carried
+            expect()(page.locator("#r-fail")).to_have_text("已重新打印,请取走号票。")
             page.context.close()
     finally:
         printer.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,8 +14,12 @@ from controller.box import Box
 from controller.clock import ManualClock
 from controller.engine import IssueTicket, Login
 from controller.engine.commands import CallNext
+from controller.kiosk import KioskRelay
+from controller.notices import notices
 from controller.web import create_app
 from controller.web.events import EventHub
+from drivers.card_reader import CardReader
+from sim.card_swipes import SimSwipes
 
 
 def parse(message: str) -> dict[str, Any]:
@@ -156,3 +162,71 @@ async def test_at_opening_time_the_screens_get_a_status_with_nobody_doing_anythi
         assert {q["id"] for q in opened["data"]["queues"] if q["offered_now"]} >= {"A", "B"}
         await stream.aclose()
         hub.close()
+
+
+# --- what the box's own card reader and ticket buttons did, on the kiosk page ---------------
+
+
+@contextlib.asynccontextmanager
+async def reader_at(box: Box, kiosk: str | None = None) -> AsyncIterator[SimSwipes]:
+    """The box's simulated card reader, wired to the kiosk pages as the box wires it."""
+    swipes = SimSwipes()
+    reader = CardReader(source=swipes, name="sim", kiosk=kiosk)
+    relay = KioskRelay([reader.listeners])
+    tasks = [asyncio.create_task(comp.run(box)) for comp in (reader, relay)]
+    await asyncio.wait_for(swipes.opened.wait(), 5)
+    await asyncio.wait_for(relay.attached.wait(), 5)
+    try:
+        yield swipes
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def kinds_until_marker(box: Box, stream: AsyncIterator[str]) -> list[str]:
+    """The kinds of message a screen got before a marker notice posted now."""
+    notices(box).post({"marker": True})
+    kinds = []
+    while (msg := parse(await anext(stream)))["event"] != "notice":
+        kinds.append(msg["event"])
+    return kinds
+
+
+async def test_a_card_swipe_at_the_box_shows_on_the_kiosk_page_not_on_the_hall(box: Box) -> None:
+    hub = EventHub(box).attach()
+    kiosk, hall = hub.stream("kiosk", None, "kiosk"), hub.stream("hall", None)
+    await take(kiosk, "status")
+    await take(hall, "status")
+    async with reader_at(box) as swipes:
+        swipes.swipe_card("6225880137001237")  # VIP 陈先生
+        issued = await asyncio.wait_for(take(kiosk, "outcome"), 5)
+        swipes.swipe_card("6225880137001238")  # one digit misread: the Luhn check fails
+        refused = await asyncio.wait_for(take(kiosk, "outcome"), 5)
+    ticket = issued["data"]["ticket"]
+    assert issued["data"]["ok"] and (ticket["number"], ticket["queue_name"]) == ("V001", "VIP业务")
+    assert ticket["ahead"] == 0 and ticket["printed"] is None  # this box has no printer
+    said = json.dumps(issued["data"], ensure_ascii=False)
+    assert "6225880137001237" not in said and "陈" not in said and "stars" not in ticket
+    assert refused["data"] == {"ok": False, "error": {
+        "code": "bad_checksum", "message": "卡号校验错误,请重新刷卡。",
+        "message_en": "The card number failed its check. Please swipe again."}}
+    assert "outcome" not in await kinds_until_marker(box, hall)
+    for stream in (kiosk, hall):
+        await stream.aclose()
+
+
+async def test_a_reader_named_for_one_kiosk_shows_only_on_that_kiosk_page(box: Box) -> None:
+    hub = EventHub(box).attach()
+    door, other = hub.stream("kiosk", None, "door"), hub.stream("kiosk", None, "kiosk")
+    await take(door, "status")
+    await take(other, "status")
+    async with reader_at(box, kiosk="door") as swipes:
+        swipes.swipe_id("410105198001012311")
+        shown = await asyncio.wait_for(take(door, "outcome"), 5)
+    assert shown["data"]["ticket"]["number"] == "A001"
+    assert "outcome" not in await kinds_until_marker(box, other)
+    t = box.engine.state.by_num("A001")
+    assert t is not None and t.channel == "card"
+    for stream in (door, other):
+        await stream.aclose()

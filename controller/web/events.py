@@ -10,7 +10,9 @@
    ``event: status`` after each burst, ``event: health`` when a device changes, and
    ``event: ping`` every ``web.ping_seconds`` (a named event, not a comment, so the page's
    watchdog can see it: silence for three pings means the link is dead), and
-   ``event: notice`` for each alert the centre sends the branch (controller/notices.py).
+   ``event: notice`` for each alert the centre sends the branch (controller/notices.py),
+   and, to kiosk pages only, ``event: outcome`` for what a card swipe or a ticket button
+   on the box did (below).
 
 Only committed events are sent — the hub is a :attr:`Box.listeners` callback, which the box
 calls after the journal commit — and a status snapshot is computed only when every event
@@ -19,6 +21,16 @@ applied to the engine has been heard, so nothing is shown before it is durable.
 Each client has a bounded queue. The listener never waits: a client whose queue is full
 is dropped (its stream ends), and its browser reconnects and catches up by replay. A slow
 screen therefore never holds up the box.
+
+``event: outcome`` is what became of a customer's card or button press at one of the box's
+own devices (controller/kiosk.py :class:`~controller.kiosk.KioskRelay`): ``{"ok": true,
+"code": "issued", "ticket": …}`` with the ticket as ``POST /api/tickets`` answers it
+(``printed``, ``print_error``, ``reprint_token``) but without the customer's identity
+(VIP name, stars; a card number is never in it), or ``{"ok": false, "error": {"code",
+"message", "message_en"}}``. It goes to the streams of ``page=kiosk`` whose ``kiosk`` is
+the device's (``/kiosk?id=door`` opens ``…&kiosk=door``), or to every kiosk page when the
+device names no kiosk. It is not replayed: a page that was not connected missed it (the
+box logs that nobody was shown it).
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +50,7 @@ from fastapi.responses import StreamingResponse
 
 from ..engine import Event
 from ..health import Status
+from ..kiosk import KioskOutcome, issued_view, kiosk_screens
 from ..notices import notices
 from .live import live_view, offered_now
 from .views import iso
@@ -50,6 +63,7 @@ __all__ = ["Client", "EventHub", "events_router", "public_event"]
 log = logging.getLogger(__name__)
 
 PRIVATE_FIELDS = frozenset({"card", "vip", "vip_name"})  # never on a public screen
+KIOSK_ID = r"^[A-Za-z0-9_\-]{1,32}$"  # /kiosk?id=…
 _AFTER = re.compile(r"^([0-9A-Za-z_\-]{1,64}):(\d{1,15})$")
 
 
@@ -66,11 +80,13 @@ def sse(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 @dataclass(eq=False)
 class Client:
-    """One connected screen. ``queue`` holds ``(kind, seq, message)``."""
+    """One connected screen. ``queue`` holds ``(kind, seq, message)``; ``kiosk`` is the id
+    of a kiosk page (``/kiosk?id=…``)."""
 
     page: str
     queue: asyncio.Queue[tuple[str, int, str]]
     dropped: bool = False
+    kiosk: str | None = None
 
 
 @dataclass
@@ -81,12 +97,18 @@ class _Stats:
 
 
 class EventHub:
-    """Fans committed events out to every connected screen (see the module docstring)."""
+    """Fans committed events out to every connected screen (see the module docstring).
+
+    ``reprint_token`` (the staff gate's, controller/web/auth.py) gives a ticket shown on a
+    kiosk page by ``event: outcome`` the token that page reprints it with.
+    """
 
     def __init__(self, box: Box, *, queue_size: int = 256, ping_s: float = 15.0,
                  replay_limit: int = 1000, coalesce_s: float = 0.05,
-                 hours_check_s: float = 5.0) -> None:
+                 hours_check_s: float = 5.0,
+                 reprint_token: Callable[[str], str] | None = None) -> None:
         self.box = box
+        self.reprint_token = reprint_token
         self.queue_size, self.ping_s = queue_size, ping_s
         self.replay_limit, self.coalesce_s = replay_limit, coalesce_s
         self.hours_check_s = hours_check_s
@@ -103,14 +125,15 @@ class EventHub:
         self.box.listeners.append(self.on_events)
         self.box.health.listeners.append(self.on_health)
         notices(self.box).listeners.append(self.on_notice)
+        kiosk_screens(self.box).listeners.append(self.on_outcome)
         return self
 
     # --- clients -------------------------------------------------------------------------
 
-    def subscribe(self, page: str) -> Client:
+    def subscribe(self, page: str, kiosk: str | None = None) -> Client:
         if self._hours_timer is None:
             self._watch_hours()
-        client = Client(page, asyncio.Queue(self.queue_size))
+        client = Client(page, asyncio.Queue(self.queue_size), kiosk=kiosk)
         self.clients.add(client)
         self.stats.connected[page] += 1
         self._report()
@@ -126,9 +149,12 @@ class EventHub:
         detail = ", ".join(f"{p} {n}" for p, n in sorted(self.stats.connected.items()) if n)
         self.box.health.report("screens", "ok", detail or "none connected")
 
-    def _broadcast(self, item: tuple[str, int, str]) -> None:
+    def _broadcast(self, item: tuple[str, int, str],
+                   to: Callable[[Client], bool] | None = None) -> int:
+        """Queue ``item`` for every client (or those ``to`` picks); how many got it."""
+        sent = 0
         for client in list(self.clients):
-            if client.dropped:
+            if client.dropped or (to is not None and not to(client)):
                 continue
             try:
                 client.queue.put_nowait(item)
@@ -136,6 +162,9 @@ class EventHub:
                 client.dropped = True  # it reconnects and catches up by replay
                 self.stats.dropped += 1
                 log.warning("screen %s too slow: dropped (it will reconnect)", client.page)
+                continue
+            sent += 1
+        return sent
 
     # --- listeners (called in the event loop; never block) ---------------------------------
 
@@ -158,6 +187,32 @@ class EventHub:
     def on_notice(self, notice: dict[str, Any]) -> None:
         """The centre's alert (controller/notices.py): ``event: notice`` to every page."""
         self._broadcast(("notice", 0, sse("notice", notice)))
+
+    def on_outcome(self, outcome: KioskOutcome) -> None:
+        """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk pages."""
+        data = self._outcome_view(outcome)
+        if data is None:
+            return
+        wanted = outcome.kiosk
+
+        def at_kiosk(client: Client) -> bool:
+            return client.page == "kiosk" and wanted in (None, client.kiosk)
+
+        if not self._broadcast(("outcome", 0, sse("outcome", data)), at_kiosk):
+            log.warning("no kiosk page %s is open: %s not shown on a screen",
+                        wanted or "at all", data.get("ticket", {}).get("number") or outcome.code)
+
+    def _outcome_view(self, outcome: KioskOutcome) -> dict[str, Any] | None:
+        if not outcome.ok:
+            return {"ok": False, "error": {"code": outcome.code, "message": outcome.message,
+                                           "message_en": outcome.message_en}}
+        if outcome.ticket is None:
+            return None  # nothing to show (a redeemer that issued no ticket)
+        view = issued_view(self.box, outcome.ticket, outcome.printed)
+        ticket = {k: v for k, v in view.items() if k not in PRIVATE_FIELDS and k != "stars"}
+        if self.reprint_token is not None:
+            ticket["reprint_token"] = self.reprint_token(view["id"])
+        return {"ok": True, "code": outcome.code, "ticket": ticket}
 
     def _watch_hours(self) -> None:
         """Opening and closing time change what the kiosk offers with no event at all (at
@@ -211,9 +266,11 @@ class EventHub:
 
     # --- one stream ----------------------------------------------------------------------
 
-    async def stream(self, page: str, after: str | None) -> AsyncIterator[str]:
-        """The messages for one screen (see the module docstring); ends if it is dropped."""
-        client = self.subscribe(page)
+    async def stream(self, page: str, after: str | None, kiosk: str | None = None
+                     ) -> AsyncIterator[str]:
+        """The messages for one screen (see the module docstring); ends if it is dropped.
+        ``kiosk``: the id of a kiosk page, for the outcomes of its devices."""
+        client = self.subscribe(page, kiosk)
         try:
             yield "retry: 2000\n\n"
             last_event = 0
@@ -261,11 +318,12 @@ def events_router(hub: EventHub) -> APIRouter:
         request: Request,
         page: str = Query("other", pattern=r"^[a-z]{1,16}$", description="kiosk, hall, …"),
         after: str | None = Query(None, max_length=90, description="epoch:seq seen last"),
+        kiosk: str | None = Query(None, pattern=KIOSK_ID, description="a kiosk page's id"),
     ) -> StreamingResponse:
         """Server-Sent Events of the committed events (see controller/web/events.py)."""
         since = request.headers.get("last-event-id") or after
         return StreamingResponse(
-            hub.stream(page, since), media_type="text/event-stream",
+            hub.stream(page, since, kiosk), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

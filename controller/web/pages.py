@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..config import Config
 from .auth import Auth, StaffGate, auth_router, load_secret
-from .events import EventHub, events_router
+from .events import KIOSK_ID, EventHub, events_router
 from .settings import KioskButton, KioskLayout, WebSettings, web_settings
 from .staff import staff_router
 
@@ -41,8 +41,8 @@ def mount_screens(app: FastAPI, box: Box) -> None:
     from ..appointments import appointments_router  # it imports the uplink, which imports us
 
     web = web_settings(box.config)
-    hub = EventHub(box, ping_s=web.ping_seconds).attach()
     auth = Auth(box, web, load_secret(box.data_dir))
+    hub = EventHub(box, ping_s=web.ping_seconds, reprint_token=auth.reprint_token).attach()
     media = web.media_path(box.data_dir)
     for router in (events_router(hub), auth_router(auth), staff_router(box, hub),
                    pages_router(box, web, media), appointments_router(box)):
@@ -152,7 +152,7 @@ def pages_router(box: Box, web: WebSettings, media: Path) -> APIRouter:
         return _render("index.html", branch=e(cfg.branch.name))
 
     @router.get("/kiosk", response_class=HTMLResponse)
-    async def kiosk(kiosk_id: str = Query("kiosk", alias="id", pattern=r"^[A-Za-z0-9_\-]{1,32}$")
+    async def kiosk(kiosk_id: str = Query("kiosk", alias="id", pattern=KIOSK_ID)
                     ) -> HTMLResponse:
         layout = web.kiosk
         buttons = kiosk_buttons(cfg, layout)

@@ -64,7 +64,8 @@ const PD = (() => {
   /**
    * Keep a live link to the box: an EventSource on /api/events/stream that reconnects by
    * itself (box restart, network drop, days idle). handlers: status(snapshot), event(e),
-   * health(device), link(up), notice(an alert from the centre). A watchdog reopens the
+   * health(device), link(up), notice(an alert from the centre), outcome(what a card swipe
+   * or ticket button did: kiosk pages only, by boot.kiosk). A watchdog reopens the
    * stream when no message (not even a ping) came for three ping periods, and re-fetches
    * /api/live whenever it reconnects.
    */
@@ -89,6 +90,7 @@ const PD = (() => {
       if (es) es.close();
       clearTimeout(retry);
       const url = "/api/events/stream?page=" + page +
+        (boot.kiosk ? "&kiosk=" + encodeURIComponent(boot.kiosk) : "") +
         (lastId ? "&after=" + encodeURIComponent(lastId) : "");
       es = new EventSource(url);
       es.onopen = () => { backoff = 1000; touch(); link(true); };
@@ -113,6 +115,10 @@ const PD = (() => {
       es.addEventListener("notice", (m) => {  // an alert from the centre
         touch();
         if (handlers.notice) handlers.notice(JSON.parse(m.data));
+      });
+      es.addEventListener("outcome", (m) => {  // a card swipe or ticket button at the box
+        touch();
+        if (handlers.outcome) handlers.outcome(JSON.parse(m.data));
       });
     }
     async function refetch() {

@@ -111,6 +111,14 @@
     countdown($("#r-countdown"), L.result_seconds);
   }
 
+  /** What the box's card reader or a ticket button did (pushed, docs/screens.md): shown
+   * exactly as this page's own ticket or refusal, in the language shown now. */
+  function onOutcome(o) {
+    $("#busy").classList.add("hidden");
+    if (o.ok) showTicket(o.ticket);
+    else message(o.error.message, "refusal", o.error.message_en);
+  }
+
   /** A refusal (A7) or a hint, large, then back to the start by itself. */
   function message(text, kind, en) {
     const node = $("#m-text");
@@ -280,5 +288,5 @@
   PD.clock($("#clock"));
   media();
   home();
-  PD.live("kiosk", {status: onStatus});
+  PD.live("kiosk", {status: onStatus, outcome: onOutcome});
 })();

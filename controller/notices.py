@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Notices", "board_of", "notices"]
+__all__ = ["Notices", "Voice", "board_of", "notices", "voice"]
 
 Notice = dict[str, Any]
 B = TypeVar("B")
@@ -51,3 +51,24 @@ def board_of(box: Any, kind: type[B]) -> B:
 def notices(box: Any) -> Notices:
     """The notice board of ``box`` (one per box, made on first use)."""
     return board_of(box, Notices)
+
+
+class Voice:
+    """What the box's voice is saying, for screens that show a call as it is spoken.
+
+    The announcer (drivers/audio.py) sets :attr:`speaking` while it runs and tells
+    listeners ``("start" | "end", {"number", "window", "kind"})`` for each announcement.
+    """
+
+    def __init__(self) -> None:
+        self.speaking = False  # an announcer runs: calls are shown when they are spoken
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def tell(self, phase: str, said: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(phase, said)
+
+
+def voice(box: Any) -> Voice:
+    """The voice board of ``box`` (one per box, made on first use)."""
+    return board_of(box, Voice)

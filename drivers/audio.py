@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.notices import Voice, voice
+
 if TYPE_CHECKING:
     from controller.box import Box
 
@@ -419,14 +421,25 @@ class Announcer:
         self.pack = await self._load()
         box.listeners.append(self.on_events)
         box.health.report(self.name, "ok")
+        board = voice(box)  # the hall pages show each call as it is spoken
+        board.speaking = True
+        self.listeners.append(self._to_board(board))
         self.ready.set()
         try:
             while True:
                 await self._play(box, await self._pending.get())
         finally:
             self.ready.clear()
+            board.speaking = False
+            self.listeners.pop()
             with contextlib.suppress(ValueError):
                 box.listeners.remove(self.on_events)
+
+    @staticmethod
+    def _to_board(board: Voice) -> Callable[[str, Announcement], None]:
+        def tell(phase: str, ann: Announcement) -> None:
+            board.tell(phase, {"number": ann.number, "window": ann.window, "kind": ann.kind})
+        return tell
 
     async def _load(self) -> ClipPack:
         s = self.settings

@@ -269,6 +269,32 @@ def test_the_soft_caller_calls_and_the_hall_display_shows_it_within_a_second(
         page.context.close()
 
 
+def test_the_hall_display_shows_each_call_as_the_voice_speaks_it(
+    browser: Any, box: BoxProcess
+) -> None:
+    """Two calls a moment apart: the second waits on screen until its announcement starts
+    (the first takes seconds to say), so what the hall sees is what it hears (B7, B8)."""
+    audio = box.data_dir / "sim" / "audio"
+    hall = page_at(browser, box, "/hall", LANDSCAPE)
+    deadline = time.monotonic() + 60  # the simulated voice speaks its clip pack first
+    while not box.call("GET", "/api/live")[1].get("voice"):
+        assert time.monotonic() < deadline, "the voice never became ready"
+        time.sleep(0.2)  # another process getting ready: polling its API
+    hall.reload()
+    for q in "AA":
+        assert box.call("POST", "/api/tickets", {"queue": q})[0] == 201
+    first, second = box.teller(1, "t1"), box.teller(2, "t2")
+    assert box.call("POST", "/api/windows/1/call-next", {}, first)[0] == 200
+    assert box.call("POST", "/api/windows/2/call-next", {}, second)[0] == 200
+    expect()(hall.locator("#now-who")).to_have_text("A001", timeout=5000)
+    assert not list(audio.glob("*-A002-w2.wav"))  # still saying A001 …
+    assert "A002" not in hall.locator("#calls").inner_text()  # … so A002 is not up yet
+    expect()(hall.locator("#now-who")).to_have_text("A002", timeout=20_000)
+    assert list(audio.glob("*-A002-w2.wav"))  # shown once its announcement started
+    expect()(hall.locator("#calls")).to_contain_text("A002")
+    hall.context.close()
+
+
 def _busy_branch(box: BoxProcess) -> None:
     for q in "AAAABBVTAAF":
         box.call("POST", "/api/tickets", {"queue": q})
@@ -285,7 +311,8 @@ def test_the_hall_display_shows_a_column_per_window_when_busy(
     expect()(hall.locator("#windows")).to_be_hidden()
     _busy_branch(box)
     expect()(hall.locator("#windows")).to_be_visible()
-    expect()(hall.locator("#calls tr.newest")).to_contain_text("3 号窗口")
+    # three calls at once: each shows as the voice reaches it, the last some seconds later
+    expect()(hall.locator("#calls tr.newest")).to_contain_text("3 号窗口", timeout=30_000)
     expect()(hall.locator(".h-win[data-window='3'] .num")).not_to_have_text("暂停服务")
     shot(hall, f"hall-{tag}")
     hall.context.close()

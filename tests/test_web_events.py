@@ -230,3 +230,19 @@ async def test_a_reader_named_for_one_kiosk_shows_only_on_that_kiosk_page(box: B
     assert t is not None and t.channel == "card"
     for stream in (door, other):
         await stream.aclose()
+
+
+async def test_what_the_voice_says_reaches_the_screens_and_the_snapshot_says_it_speaks(
+        box: Box) -> None:
+    from controller.notices import voice
+
+    hub = EventHub(box).attach()
+    stream = hub.stream("hall", None)
+    assert (await take(stream, "status"))["data"]["voice"] is False
+    board = voice(box)
+    board.speaking = True
+    board.tell("start", {"number": "A001", "window": 3, "kind": "call"})
+    said = await take(stream, "voice")
+    assert said["data"] == {"phase": "start", "number": "A001", "window": 3, "kind": "call"}
+    assert (await hub.snapshot())["voice"] is True
+    await stream.aclose()

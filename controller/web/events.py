@@ -51,7 +51,7 @@ from fastapi.responses import StreamingResponse
 from ..engine import Event
 from ..health import Status
 from ..kiosk import KioskOutcome, issued_view, kiosk_screens
-from ..notices import notices
+from ..notices import notices, voice
 from .live import live_view, offered_now
 from .views import iso
 
@@ -126,6 +126,7 @@ class EventHub:
         self.box.health.listeners.append(self.on_health)
         notices(self.box).listeners.append(self.on_notice)
         kiosk_screens(self.box).listeners.append(self.on_outcome)
+        voice(self.box).listeners.append(self.on_voice)
         return self
 
     # --- clients -------------------------------------------------------------------------
@@ -187,6 +188,11 @@ class EventHub:
     def on_notice(self, notice: dict[str, Any]) -> None:
         """The centre's alert (controller/notices.py): ``event: notice`` to every page."""
         self._broadcast(("notice", 0, sse("notice", notice)))
+
+    def on_voice(self, phase: str, said: dict[str, Any]) -> None:
+        """The box's voice starts or ends a call (``event: voice``): the hall display shows
+        a call when it is spoken, not before (docs/screens.md)."""
+        self._broadcast(("voice", 0, sse("voice", {"phase": phase, **said})))
 
     def on_outcome(self, outcome: KioskOutcome) -> None:
         """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk pages."""

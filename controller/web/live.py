@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..config import Config, QueueConfig
 from ..engine import State
+from ..notices import voice
 from .views import iso, status_view
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def live_view(box: Box, seq: int) -> dict[str, Any]:
         hours_today=getattr(cfg.hours, cfg.calendar.kind(local.date())),
         calls=latest_calls(state, cfg),
         devices=box.health.snapshot(),
+        voice=voice(box).speaking,  # the hall shows a call as it is spoken (event: voice)
     )
     return view
 

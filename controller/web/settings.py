@@ -141,6 +141,7 @@ class HallSettings(_Model):
     calls_shown: int = Field(6, ge=1, le=20)
     columns_when_serving: int = Field(3, ge=1, le=99)  # a column per window from this many
     highlight_seconds: float = Field(10.0, ge=1, le=120)
+    voice_wait_seconds: float = Field(20.0, ge=1, le=300)  # a call the voice never speaks
     banner: str = Field("", max_length=400)
     banner_en: str = Field("", max_length=600)
     banner_speed: float = Field(80.0, ge=10, le=600)

@@ -116,6 +116,10 @@ const PD = (() => {
         touch();
         if (handlers.notice) handlers.notice(JSON.parse(m.data));
       });
+      es.addEventListener("voice", (m) => {  // the box's voice starts or ends a call
+        touch();
+        if (handlers.voice) handlers.voice(JSON.parse(m.data));
+      });
       es.addEventListener("outcome", (m) => {  // a card swipe or ticket button at the box
         touch();
         if (handlers.outcome) handlers.outcome(JSON.parse(m.data));

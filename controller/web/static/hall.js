@@ -8,6 +8,12 @@
   const H = boot.hall;
   let status = null, shown = "";
   const fresh = new Map();  // window -> until (ms), highlighted after a call
+  // With the box's voice on (status.voice), a call is shown when its announcement starts
+  // (event: voice), in step with what the hall hears; these are called, not yet spoken.
+  // A call the voice never speaks (it failed, or lags far behind) shows after VOICE_WAIT_MS.
+  const unspoken = new Map();  // "number@window" -> {e, timer}
+  const VOICE_WAIT_MS = (H.voice_wait_seconds || 20) * 1000;
+  const key = (number, window) => number + "@" + window;
 
   function announce(number, window, windowName, quiet) {
     shown = number + "@" + window;
@@ -37,7 +43,9 @@
     box.classList.toggle("hidden", serving < H.columns_when_serving);
     const now = Date.now();
     box.replaceChildren(...windows.map((w) => {
-      const label = w.state === "serving" ? w.current : w.state === "paused" ? "暂停服务"
+      const held = w.current && unspoken.get(key(w.current, w.number));
+      const label = held && held.e.type === "ticket_called" ? "——"  // not yet spoken
+        : w.state === "serving" ? w.current : w.state === "paused" ? "暂停服务"
         : w.state === "closed" ? "暂停服务" : "——";
       return el("div", {class: `h-win ${w.state}` + ((fresh.get(w.number) || 0) > now ? " fresh" : ""),
         "data-window": w.number},
@@ -55,6 +63,8 @@
   function onStatus(s) {
     const first = status === null;
     status = s;
+    if (!s.voice) for (const k of [...unspoken.keys()]) speak(k);  // the voice went away
+    s.calls = unlisted(s.calls);
     const newest = s.calls[0];
     // A call this page did not see (it was offline, or just opened): show it, flash it
     // only when it is recent.
@@ -68,14 +78,43 @@
   }
 
   function onEvent(e) {
-    if ((e.type === "ticket_called" || e.type === "ticket_recalled") && !e.replay) {
-      const w = status && status.windows.find((x) => x.number === e.window);
-      announce(e.number, e.window, w && w.name);
-      if (status) {  // show it at once; the status that follows confirms it
-        status.calls = [{number: e.number, window: e.window, queue_name: (status.queues.find((q) => q.id === e.queue) || {}).name || ""},
-          ...status.calls.filter((c) => c.number !== e.number)];
-        drawCalls(status.calls);
-      }
+    if ((e.type !== "ticket_called" && e.type !== "ticket_recalled") || e.replay) return;
+    if (!status || !status.voice) { show(e); return; }
+    const k = key(e.number, e.window);  // wait for the voice to say it
+    clearTimeout((unspoken.get(k) || {}).timer);
+    unspoken.set(k, {e, timer: setTimeout(() => speak(k), VOICE_WAIT_MS)});
+    if (e.type === "ticket_called") drawCalls(status.calls = unlisted(status.calls));
+  }
+
+  function onVoice(v) {
+    if (v.phase === "start") speak(key(v.number, v.window));
+  }
+
+  function speak(k) {
+    const held = unspoken.get(k);
+    if (!held) return;
+    clearTimeout(held.timer);
+    unspoken.delete(k);
+    show(held.e);
+  }
+
+  // A first call not yet spoken is not listed yet (a recall keeps its line: only its
+  // flash waits for the voice).
+  function unlisted(calls) {
+    return calls.filter((c) => {
+      const held = unspoken.get(key(c.number, c.window));
+      return !held || held.e.type !== "ticket_called";
+    });
+  }
+
+  function show(e) {
+    const w = status && status.windows.find((x) => x.number === e.window);
+    announce(e.number, e.window, w && w.name);
+    if (status) {  // show it at once; the status that follows confirms it
+      const q = status.queues.find((x) => x.id === e.queue);
+      status.calls = [{number: e.number, window: e.window, queue_name: q ? q.name : ""},
+        ...status.calls.filter((c) => c.number !== e.number)];
+      drawCalls(status.calls);
     }
   }
 
@@ -83,5 +122,5 @@
   PD.marquee($("#banner"), H.banner_speed);
   if (!$("#banner").textContent.trim()) document.querySelector(".banner").classList.add("empty");
   setInterval(() => { if (status) drawWindows(status.windows); }, 1000);
-  PD.live("hall", {status: onStatus, event: onEvent});
+  PD.live("hall", {status: onStatus, event: onEvent, voice: onVoice});
 })();

@@ -29,7 +29,7 @@ from fastapi.responses import Response
 
 from .catalog import REPORTS, Report, run_report
 from .export import filename, to_csv, to_xlsx
-from .labels import Labels, labels_from_store
+from .labels import Labels, live_labels
 from .scope import OutOfScope, Period, ScopeError, resolve_scope
 
 if TYPE_CHECKING:
@@ -106,16 +106,18 @@ def head_office_router(centre: Centre) -> APIRouter:
     router = APIRouter()
 
     @router.get("/api/reports", tags=["reports"])
-    async def catalogue(labels: Names) -> dict[str, Any]:
+    async def catalogue(allowed: Allowed, labels: Names) -> dict[str, Any]:
         """Every report: id, Chinese and English title, the SPEC requirement it answers;
-        and the businesses and customer types a page offers as filters (``choices``)."""
-        names: Labels = labels if labels is not None else await centre.read(labels_from_store)
+        and the filters a page offers (``choices``): the businesses of the caller's
+        branches (their live snapshots now) and the customer types."""
+        seen = await centre.read(lambda s: live_labels(s, allowed))
+        names: Labels = labels if labels is not None else seen
         return {"reports": [{"id": s.id, "title": s.title, "title_en": s.title_en,
                              "spec": s.spec} for s in REPORTS.values()],
                 "parameters": ["period", "date", "org", "branch", "queue", "customer_type",
                                "limit"],
                 "formats": ["json", "xlsx", "csv"],
-                "choices": {"queues": _choices(dict(sorted(names.queues.items()))),
+                "choices": {"queues": _choices(dict(sorted(seen.queues.items()))),
                             "customer_types": _choices(names.ctypes)}}
 
     async def compute(report: str, q: ReportQuery, allowed: list[str] | None,

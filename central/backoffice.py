@@ -9,6 +9,8 @@
   answer arrives on ``reply`` and shows in the pushes.
 * ``GET /api/config-status?org=`` — which branch runs which version.
 * ``POST /api/branches/{code}/queues/{queue}/pause`` (with a reason) and ``…/resume``.
+* ``PUT /api/office/alert-thresholds/{org}`` — a node's own alert thresholds from the
+  /alerts page's form (as ``PUT /api/alerts/thresholds/{org}``, keeping masked phones).
 * ``GET /api/audit`` — who did what, when, newest first.
 
 Every change and command is written to the audit log.
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Path, Query
+from pydantic import BaseModel, Field, ValidationError
+
+from protocols.appointment import mask_phone
 
 from . import audit
 from . import configs as cf
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["backoffice_router"]
 
 Code = Annotated[str, Path(pattern=r"^\d{4,16}$", description="branch code")]
+OrgCode = Annotated[str, Path(pattern=r"^\d{4,16}$", description="org or branch code")]
 Section = Annotated[str, Path(pattern=r"^[a-z]{1,20}$")]
 QueueId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,16}$")]
 
@@ -167,6 +172,34 @@ def backoffice_router(centre: Centre) -> APIRouter:
                                                  {"id": cmd_id}))
         return {"branch": code, "queue": queue, "id": cmd_id}
 
+    # --- alert thresholds (the /alerts page's form) -------------------------------------
+
+    @router.put("/api/office/alert-thresholds/{code}")
+    async def save_thresholds(code: OrgCode, body: Annotated[dict[str, Any], Body()],
+                              who: Principal = controller) -> dict[str, Any]:
+        """Set a node's own alert thresholds (the keys given; the rest inherited). The
+        form was shown the node's phones masked: a masked number it sends back
+        (``138****5678``) keeps the stored number it stands for. 422 lists each bad key."""
+        from .alerts import Thresholds, change_thresholds, effective_thresholds, load_thresholds
+        from .alerts import masked as masked_settings
+
+        who.check(code)
+        own = (await centre.read(load_thresholds)).get(code, {})
+        try:
+            settings = Thresholds.model_validate(_keep_masked_phones(body, own)).set_keys()
+        except ValidationError as exc:
+            fields = [{"key": str(e["loc"][0]) if e["loc"] else "", "type": e["type"],
+                       "msg": e["msg"], "ctx": {k: str(v) for k, v in
+                                                (e.get("ctx") or {}).items()}}
+                      for e in exc.errors()]
+            text = "; ".join(f"{f['key']}: {f['msg']}" for f in fields)
+            raise ApiError("invalid", detail=text, message=f"预警设置有误:{text}",
+                           extra={"fields": fields}) from None
+        await centre.read(lambda s: change_thresholds(s, code, settings, who.id, who.address))
+        nodes = await centre.read(load_thresholds)
+        return {"org": code, "own": masked_settings(nodes.get(code, {})),
+                "effective": masked_settings(effective_thresholds(nodes, code))}
+
     # --- the audit log -----------------------------------------------------------------
 
     @router.get("/api/audit")
@@ -184,6 +217,16 @@ def backoffice_router(centre: Centre) -> APIRouter:
         return {"rows": rows}
 
     return router
+
+
+def _keep_masked_phones(body: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with each masked phone that stands for one of ``own['sms_to']`` replaced by
+    that number (anything else is left for the validation to judge)."""
+    phones = body.get("sms_to")
+    if not isinstance(phones, list):
+        return body
+    stored = {mask_phone(p): p for p in own.get("sms_to") or []}
+    return {**body, "sms_to": [stored.get(p, p) if isinstance(p, str) else p for p in phones]}
 
 
 def _may_read_config(who: Principal, code: str) -> None:

@@ -153,7 +153,7 @@ def pages_router(centre: Centre) -> APIRouter:
         code = org or who.scope
         who.check(code)
         return render("alerts.html", "预警 · 排队联网监控中心", who, "/alerts",
-                      {"org": code}, "alerts.js")
+                      {"org": code}, "alerts.js,thresholds.js")
 
     @router.get("/office/config", response_class=HTMLResponse)
     async def config_page(branch: OrgParam = None, who: Principal = viewer) -> HTMLResponse:

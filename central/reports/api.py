@@ -29,7 +29,7 @@ from fastapi.responses import Response
 
 from .catalog import REPORTS, Report, run_report
 from .export import filename, to_csv, to_xlsx
-from .labels import Labels
+from .labels import Labels, live_labels
 from .scope import OutOfScope, Period, ScopeError, resolve_scope
 
 if TYPE_CHECKING:
@@ -106,13 +106,19 @@ def head_office_router(centre: Centre) -> APIRouter:
     router = APIRouter()
 
     @router.get("/api/reports", tags=["reports"])
-    async def catalogue() -> dict[str, Any]:
-        """Every report: id, Chinese and English title, the SPEC requirement it answers."""
+    async def catalogue(allowed: Allowed, labels: Names) -> dict[str, Any]:
+        """Every report: id, Chinese and English title, the SPEC requirement it answers;
+        and the filters a page offers (``choices``): the businesses of the caller's
+        branches (their live snapshots now) and the customer types."""
+        seen = await centre.read(lambda s: live_labels(s, allowed))
+        names: Labels = labels if labels is not None else seen
         return {"reports": [{"id": s.id, "title": s.title, "title_en": s.title_en,
                              "spec": s.spec} for s in REPORTS.values()],
                 "parameters": ["period", "date", "org", "branch", "queue", "customer_type",
                                "limit"],
-                "formats": ["json", "xlsx", "csv"]}
+                "formats": ["json", "xlsx", "csv"],
+                "choices": {"queues": _choices(dict(sorted(seen.queues.items()))),
+                            "customer_types": _choices(names.ctypes)}}
 
     async def compute(report: str, q: ReportQuery, allowed: list[str] | None,
                       labels: Labels | None) -> Report:
@@ -158,6 +164,10 @@ def head_office_router(centre: Centre) -> APIRouter:
 
     router.include_router(alerts_router(centre))
     return router
+
+
+def _choices(names: dict[str, str]) -> list[dict[str, str]]:
+    return [{"id": k, "name": v} for k, v in names.items()]
 
 
 def _json(report: Report) -> bytes:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["Labels", "labels_from_store"]
+__all__ = ["Labels", "labels_from_store", "live_labels"]
 
 
 def _default_types() -> dict[str, str]:
@@ -72,13 +72,22 @@ def labels_from_store(store: Store, max_age_s: float = 60.0) -> Labels:
     hit = _cache.get(store.url)
     if hit is not None and time.monotonic() - hit[0] < max_age_s:
         return hit[1]
+    labels = live_labels(store)
+    _cache[store.url] = (time.monotonic(), labels)
+    return labels
+
+
+def live_labels(store: Store, prefixes: list[str] | None = None) -> Labels:
+    """Names from the latest live snapshots of the branches under ``prefixes`` (None: every
+    branch), read now (not cached): what a page offers as filters right now."""
     labels = Labels()
     for branch, live in store.execute("SELECT branch, live FROM branches "
                                       "WHERE live IS NOT NULL ORDER BY branch").fetchall():
+        if prefixes is not None and not any(branch.startswith(p) for p in prefixes):
+            continue
         snap = json.loads(live) if isinstance(live, str | bytes) else live
         status = snap.get("status") if isinstance(snap, dict) else None
         _absorb(labels, branch, status if isinstance(status, dict) else {})
-    _cache[store.url] = (time.monotonic(), labels)
     return labels
 
 

@@ -6,14 +6,10 @@
 (() => {
   const {boot, $, el, api, errorText, when, toast} = PD;
   const seen = new Set();
-  let first = true, audio = null;
+  let first = true;
 
   function beep() {
-    if (!$("#sound").checked) return;
-    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    const o = audio.createOscillator(), g = audio.createGain();
-    o.frequency.value = 880; g.gain.value = 0.15;
-    o.connect(g); g.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.35);
+    if ($("#sound").checked) PD.beep();
   }
   async function load() {
     const q = new URLSearchParams({org: boot.org, state: $("#open-only").checked ? "unacked" : "all"});

@@ -1,4 +1,5 @@
-/* Small SVG charts for the dashboard (no library): a line over the day and bar charts.
+/* Small SVG charts for the dashboard (no library): a line over the day, bar charts, and
+ * grouped or stacked bars of several series (the reports).
  * Each draws into a container at its current pixel size, so text is never stretched. */
 "use strict";
 
@@ -86,5 +87,42 @@ const PDChart = (() => {
     if (!values.some((v) => v)) empty(s, w, h);
   }
 
-  return {line, bars};
+  /** Several series over the same categories: bars side by side per category, or stacked;
+   * series: [{name, values}], each series its own colour, named in a legend on top. */
+  function groups(container, series, labels, stacked, title) {
+    const {s, w, h} = svg(container);
+    if (title) s.setAttribute("aria-label", title);
+    const n = labels.length, k = series.length;
+    const tops = labels.map((_, i) => stacked
+      ? series.reduce((sum, se) => sum + (se.values[i] || 0), 0)
+      : Math.max(0, ...series.map((se) => se.values[i] || 0)));
+    const sc = scale(Math.max(1, ...tops)), max = sc.max;
+    yAxis(s, w, h, sc);
+    const slot = (w - PAD.l - PAD.r) / Math.max(1, n);
+    const y = (v) => PAD.t + (h - PAD.t - PAD.b) * (1 - v / max);
+    const bw = stacked ? slot * .7 : slot * .8 / Math.max(1, k);
+    labels.forEach((label, i) => {
+      const x0 = PAD.l + slot * i + slot * (stacked ? .15 : .1);
+      let base = 0;
+      series.forEach((se, j) => {
+        const v = se.values[i] || 0, x = stacked ? x0 : x0 + bw * j;
+        const top = y(base + v), bottom = y(base);
+        add(s, "rect", {x, y: top, width: Math.max(1, bw - 1), height: Math.max(0, bottom - top),
+          class: "bar s" + (j % 6), "data-series": j});
+        if (v && !stacked && bw > 16) add(s, "text", {x: x + bw / 2, y: top - 3, class: "value"}, String(v));
+        if (stacked) base += v;
+      });
+      if (label && slot > 24) add(s, "text", {x: PAD.l + slot * (i + .5), y: h - 6,
+        "text-anchor": "middle", class: "label"}, label);
+    });
+    let lx = PAD.l;
+    series.forEach((se, j) => {  // the legend, one line along the top
+      add(s, "rect", {x: lx, y: 4, width: 10, height: 10, class: "bar s" + (j % 6)});
+      const t = add(s, "text", {x: lx + 14, y: 13, class: "label legend"}, se.name);
+      lx += 24 + (t.getComputedTextLength ? t.getComputedTextLength() : se.name.length * 10);
+    });
+    if (!tops.some((v) => v)) empty(s, w, h);
+  }
+
+  return {line, bars, groups};
 })();

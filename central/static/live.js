@@ -4,7 +4,9 @@
  * and at least every ping_s, and "charts" every few seconds. The browser's EventSource
  * reconnects by itself after a network glitch or a centre restart; a watchdog reopens it
  * when nothing came for three ping periods. Whenever the link is down, or a branch has
- * gone quiet, the page says so and shows how old its figures are. */
+ * gone quiet, the page says so and shows how old its figures are. Open (unacknowledged)
+ * alerts of the user's scope show in a panel above the figures, polled every 5 s from
+ * /api/alerts, with a beep for each new one; they are acknowledged on /alerts. */
 "use strict";
 (() => {
   const {boot, $, el, api, errorText, dur, ago, when, num, toast} = PD;
@@ -310,9 +312,50 @@
     toast("网点未确认(可能离线) No answer from the branch (offline?)", true);
   }
 
+  /* --- open alerts of the user's whole scope (not only the node shown) ---------------- */
+  const ALERTS_SHOWN = 5, SOUND_KEY = "paidui.dashboard.sound";
+  const seenAlerts = new Set();
+  let alertsLoaded = false;
+  $("#alerts-sound").checked = localStorage.getItem(SOUND_KEY) !== "off";
+  $("#alerts-sound").addEventListener("change", (ev) =>
+    localStorage.setItem(SOUND_KEY, ev.target.checked ? "on" : "off"));
+  async function loadAlerts() {
+    const scope = (boot.user && boot.user.scope) || org;
+    const res = await api("GET", "/api/alerts?" + new URLSearchParams({org: scope, state: "unacked", limit: "50"}));
+    if (!res.ok) return;  // no alerts service on this centre, or a glitch: try again later
+    const rows = res.data.alerts || [];  // newest first
+    const fresh = rows.filter((a) => !seenAlerts.has(a.id));
+    rows.forEach((a) => seenAlerts.add(a.id));
+    if (alertsLoaded && fresh.length && $("#alerts-sound").checked) PD.beep();
+    alertsLoaded = true;
+    drawAlerts(rows, new Set(fresh.map((a) => a.id)));
+  }
+  function branchName(code) {
+    const o = tree.find((t) => t.code === code);
+    return o ? `${o.name} ${code}` : code || "";
+  }
+  function drawAlerts(rows, fresh) {
+    $("#alerts-card").classList.toggle("hidden", !rows.length);
+    $("#alerts-count").textContent = rows.length >= 50 ? "50+" : String(rows.length);
+    $("#alerts-link").href = "/alerts?org=" + encodeURIComponent((boot.user && boot.user.scope) || org);
+    const items = rows.slice(0, ALERTS_SHOWN).map((a) => el("li", {"data-alert": a.id,
+      class: (a.level === "critical" ? "bad" : "warn") + (fresh.has(a.id) && alertsLoaded ? " new" : "")},
+    el("span", {class: "when"}, when(a.raised_at)),
+    el("span", {class: "tag " + (a.level === "critical" ? "bad" : "warn")}, branchName(a.branch)),
+    el("a", {href: "/alerts?org=" + encodeURIComponent(a.branch || "")}, a.message || "",
+      el("small", {}, a.message_en || ""))));
+    if (rows.length > ALERTS_SHOWN) {
+      items.push(el("li", {class: "more"}, el("a", {href: $("#alerts-link").href},
+        `还有 ${rows.length - ALERTS_SHOWN} 条 ${rows.length - ALERTS_SHOWN} more…`)));
+    }
+    $("#alerts-list").replaceChildren(...items);
+  }
+
   draw();
   drawCharts();
   loadTree();
   connect();
+  loadAlerts();
+  setInterval(loadAlerts, 5000);
   window.addEventListener("resize", drawCharts);
 })();

@@ -124,5 +124,18 @@ const PD = (() => {
     });
   }
 
-  return {boot, $, el, api, errorText, dur, ago, when, num, toast, orgOptions};
+  /** A short tone for a new alert (WebAudio, no sound file). A browser may keep audio
+   * suspended until the user has clicked on the page; it is resumed on each beep. */
+  let audio = null;
+  function beep() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    audio = audio || new Ctx();
+    if (audio.state === "suspended") audio.resume();
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = 880; g.gain.value = 0.15;
+    o.connect(g); g.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.35);
+  }
+
+  return {boot, $, el, api, errorText, dur, ago, when, num, toast, orgOptions, beep};
 })();

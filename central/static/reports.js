@@ -1,11 +1,30 @@
 /* Reports (E1–E5, C4): the page over the reports service's JSON API. The service lives in
  * central/reports (GET /api/reports, /api/reports/{id}[/xlsx|/csv]); until it is on this
- * centre the page says so instead of failing. */
+ * centre the page says so instead of failing. Filters: an org node, any of its branches,
+ * businesses and customer types (none chosen: all); the downloads take the same query. */
 "use strict";
 (() => {
   const {boot, $, el, api, errorText, orgOptions, num} = PD;
   $("#date").value = new Date().toISOString().slice(0, 10);
-  orgOptions($("#org"), boot.org);
+  let orgs = [];
+
+  function branchOptions() {
+    const under = $("#org").value;
+    $("#branch").replaceChildren(...orgs.filter((o) => o.kind === "branch" && o.code.startsWith(under))
+      .map((o) => el("option", {value: o.code}, o.name + " " + o.code)));
+  }
+  function choiceOptions(select, list) {
+    select.replaceChildren(...(list || []).map((c) => el("option", {value: c.id},
+      c.name === c.id ? c.id : `${c.name} ${c.id}`)));
+  }
+  const picked = (select) => Array.from(select.selectedOptions).map((o) => o.value);
+  orgOptions($("#org"), boot.org).then((list) => { orgs = list; branchOptions(); });
+  $("#org").addEventListener("change", branchOptions);
+  $("#clear").addEventListener("click", () => {
+    for (const id of ["#branch", "#queue", "#ctype"]) {
+      for (const o of $(id).options) o.selected = false;
+    }
+  });
 
   async function catalogue() {
     const res = await api("GET", "/api/reports");
@@ -13,6 +32,9 @@
     const list = res.data.reports || [];
     $("#report").replaceChildren(...list.map((r) => el("option", {value: r.id},
       (r.spec ? r.spec + " · " : "") + (r.title || r.id) + (r.title_en ? " " + r.title_en : ""))));
+    const choices = res.data.choices || {};
+    choiceOptions($("#queue"), choices.queues);
+    choiceOptions($("#ctype"), choices.customer_types);
     $("#note").textContent = "";
     return true;
   }
@@ -21,7 +43,11 @@
   }
   function query() {
     const period = $("#period").value;
-    return new URLSearchParams({org: $("#org").value, period, date: dateFor(period, $("#date").value)});
+    const q = new URLSearchParams({org: $("#org").value, period, date: dateFor(period, $("#date").value)});
+    for (const [key, select] of [["branch", "#branch"], ["queue", "#queue"], ["customer_type", "#ctype"]]) {
+      for (const v of picked($(select))) q.append(key, v);
+    }
+    return q;
   }
   function table(data) {
     const cols = data.columns || [];
@@ -38,9 +64,13 @@
   function chart(data) {
     const ch = data.chart;
     if (!ch || !ch.series || !ch.series.length || !(data.rows || []).length) return null;
-    const box = el("div", {class: "chart wide"});
-    setTimeout(() => PDChart.bars(box, data.rows.map((r) => Number(r[ch.series[0]]) || 0),
-      data.rows.map((r) => String(r[ch.category] ?? "")), null, ch.title), 0);
+    const titles = {};
+    for (const c of data.columns || []) titles[c.key] = c.header || c.title || c.key;
+    const series = ch.series.map((key) => ({name: titles[key] || key,
+      values: data.rows.map((r) => Number(r[key]) || 0)}));
+    const box = el("div", {class: "chart wide", id: "report-chart"});
+    setTimeout(() => PDChart.groups(box, series, data.rows.map((r) => String(r[ch.category] ?? "")),
+      !!ch.stacked, ch.title), 0);
     return el("figure", {class: "card"}, el("figcaption", {}, ch.title || ""), box);
   }
   $("#filters").addEventListener("submit", async (ev) => {
@@ -49,8 +79,9 @@
     const res = await api("GET", `/api/reports/${encodeURIComponent(id)}?${q}`);
     if (!res.ok) { $("#result").replaceChildren(el("p", {class: "error"}, errorText(res))); return; }
     const d = res.data;
+    const scope = [d.scope && d.scope.label, d.period && d.period.label].filter(Boolean).join(" · ");
     $("#result").replaceChildren(...[el("h2", {}, d.title || id, el("small", {}, d.title_en || "")),
-      chart(d), table(d), ...(d.notes || []).map((n) => el("p", {class: "muted"}, n))].filter(Boolean));
+      scope ? el("p", {class: "muted", id: "report-scope"}, scope) : null, chart(d), table(d), ...(d.notes || []).map((n) => el("p", {class: "muted"}, n))].filter(Boolean));
     for (const fmt of ["xlsx", "csv"]) {
       const a = $("#" + fmt);
       a.href = `/api/reports/${encodeURIComponent(id)}/${fmt}?${q}`;

@@ -237,3 +237,26 @@ def test_device_specs_and_the_command_line(tmp_path: Path, bundle: Path,
     assert copy[:2] == ["sh", "-c"] and "| ssh pi@branch-1001010001 " in copy[2]
     assert run == ["ssh", "pi@branch-1001010001", "sudo python3 /var/tmp/paidui-install/"
                    "install.py apply --payload /var/tmp/paidui-install --root / --live"]
+
+
+@pytest.mark.slow
+def test_flash_sh_pi_installs_into_a_scratch_root(tmp_path: Path, bundle: Path) -> None:
+    """The README's way in: `./flash.sh pi --root DIR …` sets up (here: already done) and
+    installs a box into a folder standing for the Pi's root."""
+    import os
+    import subprocess
+    import sys
+
+    o = options(tmp_path, bundle)
+    root = tmp_path / "root"
+    venv = Path(sys.executable).parent.parent
+    env = {**os.environ, "PAIDUI_VENV": str(venv)}
+    done = subprocess.run(
+        ["./flash.sh", "pi", "--root", str(root), "--bundle", str(bundle), "--config",
+         str(EXAMPLE), "--release-key", str(o.release_key), "--clips", str(o.clips),
+         "--no-screens"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    etc = root / "etc"
+    assert (etc / "paidui" / "branch.toml").exists()
+    assert (etc / "systemd" / "system" / "paidui-box.service").exists()
+    assert (root / "opt" / "paidui" / "clips" / "zh" / "please.wav").exists()

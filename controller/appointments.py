@@ -437,7 +437,7 @@ class Appointments:
             self._check(box, booking, now)
         except (Refused, ap.AppointmentFormatError) as exc:
             self.counts[f"refused_{exc.code}"] += 1
-            if exc.code in ("appointment_unknown", "bad_code", "bad_qr"):
+            if _guessing(exc.code, number):
                 self.throttle.failed(source, now)
             raise
         # No await between the checks above and the engine taking the ticket (execute
@@ -532,6 +532,13 @@ class Appointments:
         for key, n in sorted(self.counts.items()):
             m.add(n, outcome=key)
         return [m]
+
+
+def _guessing(code: str, number: str | None) -> bool:
+    """A failure that counts against the source: an unknown or malformed code or QR. A card
+    or ID number holding no booking does not: it is most cards at a kiosk, which then take
+    an ordinary ticket (the box's own readers do not even ask)."""
+    return code in ("bad_code", "bad_qr") or (code == "appointment_unknown" and number is None)
 
 
 def _used(box: Box, booking_id: str) -> bool:

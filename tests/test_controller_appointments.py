@@ -197,6 +197,21 @@ async def test_guessing_codes_is_throttled_and_counted(box: Box, api: httpx.Asyn
     assert comp.counts["redeemed"] == 1
 
 
+async def test_cards_without_a_booking_do_not_throttle_the_kiosk(
+        box: Box, api: httpx.AsyncClient) -> None:
+    """The kiosk asks about every card a reader types before taking an ordinary ticket:
+    a busy morning of walk-in cards must not lock its bookings out."""
+    async with desk(box, throttle=Throttle(per_source=3, per_box=100, window_s=60)) as comp:
+        await comp.on_appointments(box, day_message(TODAYS))
+        for seq in range(5):
+            walk_in = "62258801370" + f"{seq:04d}"
+            walk_in += luhn_check_digit(walk_in)
+            refused(await redeem(api, card=walk_in), 404, "appointment_unknown")
+        r = await redeem(api, id_number=ID_NUMBER)
+        assert r.status_code == 201, r.text
+        assert comp.counts["refused_appointment_unknown"] == 5
+
+
 async def test_no_appointment_component_means_the_kiosk_says_not_available(
         api: httpx.AsyncClient) -> None:
     assert "暂未开通" in refused(await redeem(api, code="312345"), 404, "not_found")

@@ -7,6 +7,7 @@ of every page at the kiosk resolutions land in docs/screenshots/.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,12 @@ from typing import Any
 
 import pytest
 
+from central.broker import LocalBroker
+from protocols import uplink as up
+from protocols.appointment import qr_payload
 from sim.card_swipes import CARDS, swipe_into
+from tests.test_controller_appointments import BRANCH, ID_NUMBER, TODAY, booking, day_message
+from tests.uplink_support import broker_fixture  # noqa: F401 (the fixture "broker")
 
 from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
     LANDSCAPE,
@@ -128,11 +134,74 @@ def test_appointment_entry_says_clearly_when_redemption_is_not_there_yet(
     page.context.close()
 
 
-def test_a_card_swipe_takes_a_vip_ticket(browser: Any, box: BoxProcess) -> None:
-    page = page_at(browser, box, "/kiosk", PORTRAIT)
-    page.keyboard.type("6225880137001237")  # a keyboard-wedge card reader types, then Enter
+def scan(page: Any, text: str, delay: float = 2) -> None:
+    """What a QR scanner or keyboard-wedge card reader does: types fast, then Enter."""
+    page.keyboard.type(text, delay=delay)
     page.keyboard.press("Enter")
+
+
+def test_a_card_reader_typing_takes_a_vip_ticket_and_a_person_typing_does_not(
+    browser: Any, box: BoxProcess
+) -> None:
+    page = page_at(browser, box, "/kiosk", PORTRAIT)
+    expect()(page.locator("#start")).to_be_visible()
+    qr = "https://q.example.cn/yy/1001010001/20261125/312345"
+    scan(page, "6225880137001237", delay=150)  # a person at a keyboard: nothing happens
+    scan(page, qr, delay=150)
+    scan(page, qr)  # a scanner: this box redeems no bookings (no uplink), and says so
+    expect()(page.locator("#m-text")).to_have_text("预约兑号暂未开通,请选择业务取号或咨询大堂经理。")
+    page.locator("#message .k-back").click()
+    scan(page, "6225880137001237")  # the reader: no booking on this box, so a ticket by card
+    expect()(page.locator("#r-number")).to_have_text("V001")  # the first: slow typing took none
+    page.context.close()
+
+
+# Today's bookings, as the centre sends them: one for now by its QR, one on an ID card.
+BOOKED = [booking("bk-qr", "312345"),  # 10:00-11:00
+          booking("bk-id", "354321", queue="V", id_number=ID_NUMBER)]
+
+
+@pytest.fixture
+def booked_box(tmp_path: Path, broker: LocalBroker) -> Iterator[BoxProcess]:
+    """A box with its uplink to a private broker, given today's bookings as the centre
+    sends them (``cmd/appointments``): its appointments component runs."""
+    from paho.mqtt import publish
+
+    password = broker.add_user(BRANCH)
+    message = json.dumps(day_message(BOOKED))
+    with running_box(tmp_path / "data", f"uplink.broker={broker.url}",
+                     f"uplink.password={password}", "web.kiosk.refusal_seconds=3") as box:
+        for _ in range(100):  # sent again until the box keeps it (it may still be connecting)
+            publish.single(up.topic(BRANCH, "cmd", "appointments"), message, qos=1,
+                           hostname="127.0.0.1", port=broker.port,
+                           auth={"username": "centre", "password": "centre-pw"})
+            if box.call("GET", "/api/appointments/summary")[1].get("booked") == len(BOOKED):
+                break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError("the box did not take the bookings")
+        yield box
+
+
+def test_a_scanned_qr_or_card_redeems_its_booking_and_other_cards_take_a_ticket(
+    browser: Any, booked_box: BoxProcess
+) -> None:
+    box = booked_box
+    page = page_at(browser, box, "/kiosk", PORTRAIT)
+    page.locator(".k-btn[data-target=B]").focus()  # the scanner's Enter must not press it
+    scan(page, qr_payload("http://127.0.0.1:8090", BRANCH, TODAY, "312345"))
+    expect()(page.locator("#r-number")).to_have_text("A001")
+    expect()(page.locator("#r-queue")).to_have_text("个人业务")
+    scan(page, qr_payload("http://127.0.0.1:8090", BRANCH, TODAY, "312345"))  # once only
+    expect()(page.locator("#m-text")).to_contain_text("已兑号")
+    page.locator("#message .k-back").click()
+    scan(page, "6225880137001237")  # a VIP card holding no booking: an ordinary ticket
     expect()(page.locator("#r-number")).to_have_text("V001")
+    scan(page, ID_NUMBER)  # an ID card read by a keyboard-style reader: its booking
+    expect()(page.locator("#r-number")).to_have_text("V002")
+    summary = box.call("GET", "/api/appointments/summary")[1]
+    assert summary["redeemed"] == 2, summary
+    assert box.call("GET", "/api/tickets/B001")[0] == 404
     page.context.close()
 
 

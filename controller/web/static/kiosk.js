@@ -66,12 +66,18 @@
 
   // --- taking a ticket ------------------------------------------------------------------
   async function take(body) {
-    $("#busy").classList.remove("hidden");
-    const res = await api("POST", "/api/tickets", {...body, kiosk: boot.kiosk});
-    $("#busy").classList.add("hidden");
+    const res = await ask("/api/tickets", body);
     if (res.ok) showTicket(res.data);
-    else message(PD.errorText(res, lang), "refusal");
+    else refusal(res);
   }
+  /** One request from this kiosk, with the busy overlay while it runs. */
+  async function ask(path, body) {
+    $("#busy").classList.remove("hidden");
+    const res = await api("POST", path, {...body, kiosk: boot.kiosk});
+    $("#busy").classList.add("hidden");
+    return res;
+  }
+  const busy = () => !$("#busy").classList.contains("hidden");
 
   function showTicket(ticket) {
     current = ticket;
@@ -104,7 +110,7 @@
     if (!current) return;
     const res = await api("POST", "/api/tickets/" + encodeURIComponent(current.number) + "/reprint",
       {token: current.reprint_token});
-    if (!res.ok) { message(PD.errorText(res, lang), "refusal"); return; }
+    if (!res.ok) { refusal(res); return; }
     current = {...res.data, ahead: res.data.ahead, reprinted: res.data.printed !== false};
     drawPrint(current);
     applyLang();
@@ -117,6 +123,12 @@
     $("#busy").classList.add("hidden");
     if (o.ok) showTicket(o.ticket);
     else message(o.error.message, "refusal", o.error.message_en);
+  }
+
+  /** The box's refusal of a request, in both languages. */
+  function refusal(res) {
+    const e = (res.data && res.data.error) || {};
+    message(e.message || PD.errorText(res, "zh"), "refusal", e.message_en);
   }
 
   /** A refusal (A7) or a hint, large, then back to the start by itself. */
@@ -175,38 +187,86 @@
   }
   async function submitEntry() {
     if (entry === "card") {
-      if (digits) await take({card: digits});
+      if (digits) await byCard(numberRead(digits));
       return;
     }
     if (!/^\d{6}$/.test(digits)) { message(T.appointmentShort[0], "refusal", T.appointmentShort[1]); return; }
-    $("#busy").classList.remove("hidden");
-    const res = await api("POST", "/api/appointments/redeem", {code: digits, kiosk: boot.kiosk});
-    $("#busy").classList.add("hidden");
-    const code = res.data && res.data.error && res.data.error.code;
-    if (res.ok) showTicket(res.data);
-    else if (res.status === 405 || (res.status === 404 && code === "not_found")) {
-      message(T.appointmentMissing[0], "refusal", T.appointmentMissing[1]);  // not built yet
-    } else message(PD.errorText(res, lang), "refusal");
+    await redeem({code: digits});
   }
-  // A card reader that types (keyboard wedge): digits then Enter, on any screen.
-  let swipe = "", swipeAt = 0;
+
+  /** Redeem a booking by its code or its QR (docs/appointments.md). */
+  async function redeem(body) {
+    const res = await ask("/api/appointments/redeem", body);
+    if (res.ok) showTicket(res.data);
+    else if (noRedemption(res)) message(T.appointmentMissing[0], "refusal", T.appointmentMissing[1]);
+    else refusal(res);
+  }
+  // A box without the appointments component answers 404 not_found (an older one 405).
+  const noRedemption = (res) => res.status === 405 || (res.status === 404 && errorCode(res) === "not_found");
+  const errorCode = (res) => res.data && res.data.error && res.data.error.code;
+  // "This card holds no booking for today": then it is an ordinary card, as on the box's
+  // own readers (controller/appointments.py: unknown, or only another day's booking).
+  const NO_BOOKING = ["appointment_unknown", "appointment_other_day"];
+
+  /** A card or ID number: its booking of today if it holds one, else a ticket by card. */
+  async function byCard(read) {
+    const res = await ask("/api/appointments/redeem", read);
+    if (res.ok) showTicket(res.data);
+    else if (noRedemption(res) || NO_BOOKING.includes(errorCode(res))) await take({card: read.card || read.id_number});
+    else refusal(res);
+  }
+
+  // --- scanners and keyboard-style card readers (A5, A6) -----------------------------------
+  /* A QR scanner or a keyboard-wedge card reader "types" what it read into whatever has the
+   * focus, a few ms a character, then Enter. A burst is a scan when it has at least
+   * SCAN.min characters, at most SCAN.average ms a key on average, and ends in Enter: a
+   * person types 100-300 ms a key, so never makes one. A pause over SCAN.pause ms starts a
+   * new burst (stray keys before a scan do not spoil it). The average, not each gap, is
+   * held to the limit: the event times are the device's, but a busy test machine feeding
+   * keys through the browser's debugging protocol is uneven (up to 40 ms a key seen). */
+  const SCAN = {min: 8, pause: 300, average: 50};
+  let burst = "", burstFrom = 0, burstAt = 0;
+  /** Feed one keydown; the burst's text when this Enter ends a scan, else null. */
+  function scanOf(ev) {
+    const at = ev.timeStamp;
+    if (!burst || at - burstAt > SCAN.pause) { burst = ""; burstFrom = at; }
+    burstAt = at;
+    if (ev.key !== "Enter") {
+      if (ev.key.length === 1) burst += ev.key;
+      return null;
+    }
+    const text = burst;
+    burst = "";
+    return text.length >= SCAN.min && (at - burstFrom) / text.length <= SCAN.average ? text : null;
+  }
+  const ID_NUMBER = /^\d{6}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[\dX]$/;
+  /** A card or ID number as typed: which field of the redeem request it goes in. */
+  function numberRead(text) {
+    const s = text.trim().toUpperCase();
+    return ID_NUMBER.test(s) ? {id_number: s} : {card: s};
+  }
+  /** A scan: a card reader's number (digits, an ID's trailing X, a track-2 line
+   * ";PAN=…?" or an IC card's "PAN D…") or else a QR, whatever it holds. */
+  function scanned(text) {
+    const s = text.trim().toUpperCase();
+    const pan = /;(\d{12,19})=/.exec(s) || /^(\d{12,19})D\d/.exec(s);
+    if (pan) return byCard({card: pan[1]});
+    if (/^\d{12,19}$/.test(s) || ID_NUMBER.test(s)) return byCard(numberRead(s));
+    return redeem({qr: text.trim()});
+  }
+
   document.addEventListener("keydown", (ev) => {
-    if (document.body.dataset.screen === "entry") {
-      if (/^[0-9]$/.test(ev.key)) key(ev.key);
-      else if (ev.key === "Enter") key("ok");
-      else if (ev.key === "Backspace") { digits = digits.slice(0, -1); drawEntry(); }
-      else if (ev.key === "X" || ev.key === "x") { if (entry === "card") { digits += "X"; drawEntry(); } }
+    const scan = scanOf(ev);
+    if (scan !== null) {
+      ev.preventDefault();  // its Enter must not press the button that has the focus
+      if (!busy() && !document.body.classList.contains("closed")) scanned(scan);
       return;
     }
-    const at = Date.now();
-    if (at - swipeAt > 300) swipe = "";
-    swipeAt = at;
-    if (/^[0-9Xx]$/.test(ev.key)) swipe += ev.key.toUpperCase();
-    else if (ev.key === "Enter" && swipe.length >= 8 && document.body.dataset.screen === "start") {
-      const card = swipe;
-      swipe = "";
-      take({card});
-    }
+    if (document.body.dataset.screen !== "entry") return;
+    if (/^[0-9]$/.test(ev.key)) key(ev.key);
+    else if (ev.key === "Enter") { ev.preventDefault(); key("ok"); }
+    else if (ev.key === "Backspace") { digits = digits.slice(0, -1); drawEntry(); }
+    else if (ev.key === "X" || ev.key === "x") { if (entry === "card") { digits += "X"; drawEntry(); } }
   });
 
   // --- the live state: open or closed, paused businesses ----------------------------------

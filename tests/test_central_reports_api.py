@@ -43,7 +43,10 @@ async def get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Resp
 
 
 def sheet_table(data: bytes) -> tuple[Any, list[str], list[list[Any]]]:
-    ws = openpyxl.load_workbook(io.BytesIO(data)).active
+    """The workbook's one sheet, its header row and the rows under it (total included)."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert len(book.sheetnames) == 1
+    ws = book.active
     top = HEADER_ROWS + 2
     header = [c.value for c in ws[top]]
     rows = [[c.value for c in row] for row in ws.iter_rows(min_row=top + 1)]
@@ -62,8 +65,11 @@ async def test_json_excel_and_csv_hold_the_same_numbers(api: Any) -> None:
     keys = [c["key"] for c in j["columns"]]
     for row, cells in zip(j["rows"], rows, strict=False):
         assert cells[:len(keys)] == [row[k] for k in keys]
-    total = rows[len(j["rows"])]
-    assert total[0] == "合计 Total" and total[keys.index("avg_wait")] == j["total"]["avg_wait"]
+    assert ws.title == "wait-by-type"
+    assert [r[keys.index("ctype")] for r in rows[:len(j["rows"])]] == \
+        [r["ctype"] for r in j["rows"]]
+    total = rows[len(j["rows"])]  # the row under the table: every column as the JSON's total
+    assert total[:len(keys)] == ["合计 Total", *[j["total"].get(k) for k in keys[1:]]]
     assert ws["A1"].value == "客户平均等待时间及分布(按客户类型)"
     assert "1001" in ws["A3"].value and "2026年11月25日" in ws["A4"].value
     assert ws["A5"].value.startswith("生成时间 Generated at: ")

@@ -16,7 +16,7 @@ from central.reports.api import allowed_prefixes
 from central.reports.export import HEADER_ROWS
 from central.service import Centre
 from central.store import open_store
-from tests.office_support import ADMIN_SEED, admin_client
+from tests.office_support import ADMIN_SEED, CENTRE_TOML, add_user, admin_client
 from tests.reports_support import B1, B2, B3, hand_day, ingest_all
 from tests.test_central_reports import other_days
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
@@ -116,6 +116,43 @@ async def test_the_callers_scope_is_enforced(api: Any) -> None:
     assert (await get(client, "/api/reports/tellers", branch=B3)).status_code == 403
     ok = await get(client, "/api/reports/branch-summary", branch=B2)
     assert [row["branch"] for row in ok.json()["rows"]] == [B2]
+
+
+async def test_two_sub_branch_managers_each_see_only_their_own_branch(store_url: str
+                                                                     ) -> None:
+    """Real back-office sessions (no dependency override): the managers of 金水路 (B1) and
+    花园路 (B2) each get their own branch's reports, in every format, and 403 for the
+    other's branch or for the city above them."""
+    store = open_store(store_url)
+    ingest_all(store, hand_day(), *other_days())
+    store.close()
+    centre = Centre(load_centre_config(CENTRE_TOML, [f"store.url={store_url}",
+                                                     "http.enabled=false", ADMIN_SEED]))
+    try:
+        async with admin_client(centre) as (http, _):
+            admin = {"Authorization": http.headers.pop("Authorization")}
+            managers = {B1: await add_user(http, admin, "jinshui", "manager", B1),
+                        B2: await add_user(http, admin, "huayuan", "manager", B2)}
+            everyone = await http.get("/api/reports/branch-summary", headers=admin,
+                                      params={**DAY, "org": "100101"})
+            assert {r["branch"] for r in everyone.json()["rows"]} == {B1, B2}
+            for mine, other in ((B1, B2), (B2, B1)):
+                me = managers[mine]
+                r = await http.get("/api/reports/branch-summary", headers=me, params=DAY)
+                assert r.status_code == 200, r.text
+                assert [row["branch"] for row in r.json()["rows"]] == [mine]
+                _, _, rows = sheet_table((await http.get(
+                    "/api/reports/branch-summary/xlsx", headers=me, params=DAY)).content)
+                assert [row[0] for row in rows[:-1]] == [mine]  # and the total row
+                for suffix in ("", "/xlsx", "/csv"):
+                    for params in ({"branch": other}, {"org": other}, {"org": "100101"}):
+                        r = await http.get(f"/api/reports/branch-summary{suffix}",
+                                           headers=me, params={**DAY, **params})
+                        assert r.status_code == 403, (mine, suffix, params, r.text)
+            assert (await http.get("/api/reports/branch-summary", params=DAY)).status_code \
+                == 401
+    finally:
+        await centre.close()
 
 
 async def test_bad_requests_get_clear_errors(api: Any) -> None:

@@ -51,12 +51,14 @@ from .store import Store, open_store, sqlite_path
 if TYPE_CHECKING:
     from .service import Centre
 
-__all__ = ["Appointments", "CustomerRefused", "StorePool", "booking_view"]
+__all__ = ["STATES", "Appointments", "CustomerRefused", "StorePool", "booking_view",
+           "view_state"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LIST_BRANCHES_S = 5.0  # new branches get their day lists within this
+STATES = ("booked", "redeemed", "missed", "cancelled")  # a booking as people see it
 SESSION_TTL_S = 30.0  # a registered customer's session, remembered
 CATALOGUE_TTL_S = 10.0  # what a branch offers, remembered
 SENT_CODE = "【排队预约】您的验证码是{code},{minutes}分钟内有效。如非本人操作,请忽略。"
@@ -574,11 +576,23 @@ class Appointments:
                                         args))
 
     def _outcomes(self, st: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Fill in names, and each redemption and its rating from the branch's events (the
-        box is where a booking is used; the first time one is seen it is also stored)."""
+        """Fill in each redemption (see :meth:`_redeem`) and the branch's and business's
+        names."""
+        cats: dict[str, dict[str, Any] | None] = {}
+        for row in self._redeem(st, rows):
+            if row["branch"] not in cats:
+                cats[row["branch"]] = _catalogue(st, row["branch"])
+            cat = cats[row["branch"]]
+            row["branch_name"] = self._branch_name(row["branch"], cat)
+            q = next((x for x in (cat or {}).get("queues", []) if x["id"] == row["queue"]), None)
+            row["queue_name"] = q["name"] if q else row["queue"]
+        return rows
+
+    def _redeem(self, st: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fill in each redemption and its rating from the branch's events (the box is
+        where a booking is used; the first time one is seen it is also stored)."""
         today = self.today()
         events: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        cats: dict[str, dict[str, Any] | None] = {}
         for row in rows:
             key = (row["branch"], row["day"])
             if row["state"] == "booked" and row["day"] <= today:
@@ -590,31 +604,33 @@ class Appointments:
                         st.execute("UPDATE bookings SET ticket = ?, redeemed_at = ? WHERE id = ?",
                                    (found["ticket"], found["redeemed_at"], row["id"]))
                     row.update(found)
-            if row["branch"] not in cats:
-                cats[row["branch"]] = _catalogue(st, row["branch"])
-            cat = cats[row["branch"]]
-            row["branch_name"] = self._branch_name(row["branch"], cat)
-            q = next((x for x in (cat or {}).get("queues", []) if x["id"] == row["queue"]), None)
-            row["queue_name"] = q["name"] if q else row["queue"]
         return rows
 
     # --- staff -----------------------------------------------------------------------------
 
     async def search(self, **filters: Any) -> dict[str, Any]:
-        """Staff list and search (预约管理): every filter optional, ``fuzzy`` or exact."""
-        rows, total = await self.pool.run(self._search, filters)
+        """Staff list and search (预约管理): every filter optional, ``fuzzy`` or exact.
+        ``states`` counts every match (not only this page) by the state the list shows."""
+        rows, states = await self.pool.run(self._search, filters)
         now = self.clock()
-        return {"total": total, "bookings": [staff_view(r, self.settings, now) for r in rows]}
+        return {"total": sum(states.values()), "states": states,
+                "bookings": [staff_view(r, self.settings, now) for r in rows]}
 
-    def _search(self, st: Store, f: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    def _search(self, st: Store, f: dict[str, Any]
+                ) -> tuple[list[dict[str, Any]], dict[str, int]]:
         where, args = self._where(f)
         base = ("FROM bookings b JOIN customers c ON c.id = b.customer"
                 + (" WHERE " + " AND ".join(where) if where else ""))
-        total = int(st.execute("SELECT count(*) " + base, args).fetchone()[0])
+        every = self._redeem(st, _rows(st, "SELECT b.id, b.branch, b.day, b.slot, b.state, "
+                                           "b.ticket " + base, args))
+        now = self.clock()
+        states = dict.fromkeys(STATES, 0)
+        for r in every:
+            states[view_state(r, self.settings, now)] += 1
         rows = _rows(st, "SELECT b.*, c.name, c.gender, c.phone_masked, c.id_masked, "
                          "c.id_region " + base + " ORDER BY b.day, b.slot, b.created_at "
                          "LIMIT ? OFFSET ?", [*args, f.get("limit", 100), f.get("offset", 0)])
-        return self._outcomes(st, rows), total
+        return self._outcomes(st, rows), states
 
     def _where(self, f: dict[str, Any]) -> tuple[list[str], list[Any]]:
         fuzzy = bool(f.get("fuzzy"))
@@ -653,6 +669,20 @@ class Appointments:
             except ap.AppointmentFormatError:
                 add("1 = 0")
         return where, args
+
+    async def businesses(self, branch: str) -> list[dict[str, str]]:
+        """The businesses the branches under ``branch`` (an org prefix) offer for booking,
+        by id, named as their boxes name them (what the staff search filters on)."""
+        def read(st: Store) -> list[dict[str, str]]:
+            found: dict[str, dict[str, str]] = {}
+            for (body,) in st.execute("SELECT body FROM branch_catalogue WHERE branch LIKE ? "
+                                      "ORDER BY branch", (_like_prefix(branch),)):
+                for q in _json(body).get("queues", []):
+                    found.setdefault(q["id"], {"id": q["id"], "name": q["name"],
+                                               "name_en": q.get("name_en", "")})
+            return sorted(found.values(), key=lambda q: q["id"])
+
+        return await self.pool.read(read)
 
     async def export_csv(self, **filters: Any) -> str:
         """The search as CSV (UTF-8 with BOM for Excel), masked like every page."""
@@ -796,16 +826,10 @@ def secret_path(s: CustomerSettings, store_url: str) -> Path:
 def booking_view(r: dict[str, Any], s: CustomerSettings, now: float, own: bool = False
                  ) -> dict[str, Any]:
     """A booking as its owner (``own``: with code and QR) or staff sees it."""
-    state = r["state"]
-    if state == "booked" and r.get("ticket"):
-        state = "redeemed"
-    elif state == "booked":
-        _, last = ap.redeem_window(r["day"], r["slot"], s.tz, 0, s.late_minutes * 60)
-        if now > last:
-            state = "missed"
     view = {"id": r["id"], "branch": r["branch"], "branch_name": r.get("branch_name"),
             "queue": r["queue"], "queue_name": r.get("queue_name"), "day": r["day"],
-            "slot": r["slot"], "slot_label": ap.slot(r["slot"]).label, "state": state,
+            "slot": r["slot"], "slot_label": ap.slot(r["slot"]).label,
+            "state": view_state(r, s, now),
             "ticket_number": r.get("ticket_number"), "rating": r.get("rating"),
             "channel": r["channel"], "booked_at": _iso(r["created_at"], s)}
     if own:
@@ -816,6 +840,18 @@ def booking_view(r: dict[str, Any], s: CustomerSettings, now: float, own: bool =
         view["qr"] = ap.qr_payload(s.public_url, r["branch"], r["day"], r["code"])
         view["ticket"] = r.get("ticket")
     return view
+
+
+def view_state(r: dict[str, Any], s: CustomerSettings, now: float) -> str:
+    """What a booking's state is to the people who see it (one of :data:`STATES`): a
+    booking used at the box is ``redeemed``; one not used by its slot's end (and the grace
+    after it) ``missed``."""
+    if r["state"] != "booked":
+        return str(r["state"])
+    if r.get("ticket"):
+        return "redeemed"
+    _, last = ap.redeem_window(r["day"], r["slot"], s.tz, 0, s.late_minutes * 60)
+    return "missed" if now > last else "booked"
 
 
 def staff_view(r: dict[str, Any], s: CustomerSettings, now: float) -> dict[str, Any]:

@@ -11,7 +11,8 @@ commands (:mod:`central.sms`); :func:`mount_customers` adds their routes to the 
 * a signed-in customer (``Authorization: Bearer <token>``): ``/api/public/me``,
   ``/register``, ``/bookings`` (list, book, one, cancel, rate), ``/tickets`` (remote);
 * staff (a back-office session with the ``view`` permission, limited to the user's
-  organisation subtree): ``/api/staff/appointments`` and ``….csv``;
+  organisation subtree): ``/api/staff/appointments`` and ``….csv``, and
+  ``/api/staff/businesses`` (what the search's business filter offers);
 * the SMS gateway: ``/api/sms/inbound``;
 * pages for phones: ``/m/…`` (one page, drawn by ``static/customer/app.js``), the printed
   ticket's ``/b/{branch}/t/{ticket}`` and the booking QR's ``/yy/…``.
@@ -330,6 +331,11 @@ def staff_router(ch: CustomerChannels) -> APIRouter:
                      ) -> dict[str, Any]:
         """预约管理: by time, name, area, ID number; exact, or ``fuzzy=true``. Masked."""
         return await a.search(**scoped(f, who))
+
+    @r.get("/businesses")
+    async def businesses(who: Principal = viewer) -> dict[str, Any]:
+        """The businesses booked at the user's branches (the search's ``queue``)."""
+        return {"businesses": await a.businesses(who.user.scope)}
 
     @r.get("/appointments.csv")
     async def export(f: Annotated[Filters, Query()], who: Principal = viewer) -> Response:

@@ -41,6 +41,7 @@ NAV = (
     ("/live", "view", "实时监控", "Live"),
     ("/reports", "view", "统计报表", "Reports"),
     ("/alerts", "view", "预警", "Alerts"),
+    ("/office/appointments", "view", "预约管理", "Appointments"),
     ("/office/config", "configure", "网点配置", "Configuration"),
     ("/office/versions", "view", "配置版本", "Versions"),
     ("/office/orgs", "orgs", "机构", "Organisation"),
@@ -109,6 +110,13 @@ def _user(who: Principal | None) -> str:
             '<button type="button" id="logout">退出 Log out</button>')
 
 
+def _today(centre: Centre) -> str:
+    """The customer channels' day (a demo centre's clock may start elsewhere)."""
+    if centre.customers is None:
+        return ""
+    return centre.customers.appointments.today()
+
+
 def pages_router(centre: Centre) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     viewer = Depends(need("view"))
@@ -154,6 +162,17 @@ def pages_router(centre: Centre) -> APIRouter:
         who.check(code)
         return render("alerts.html", "预警 · 排队联网监控中心", who, "/alerts",
                       {"org": code}, "alerts.js,thresholds.js")
+
+    @router.get("/office/appointments", response_class=HTMLResponse)
+    async def appointments_page(org: OrgParam = None, who: Principal = viewer
+                                ) -> HTMLResponse:
+        """预约管理 (H2): the staff search (``/api/staff/appointments``) as a page."""
+        code = org or who.scope
+        who.check(code)
+        boot = {"org": code, "enabled": centre.customers is not None,
+                "today": _today(centre)}
+        return render("appointments.html", "预约管理 · 排队联网监控中心", who,
+                      "/office/appointments", boot, "appointments.js")
 
     @router.get("/office/config", response_class=HTMLResponse)
     async def config_page(branch: OrgParam = None, who: Principal = viewer) -> HTMLResponse:

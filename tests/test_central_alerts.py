@@ -410,6 +410,51 @@ async def test_the_back_office_names_the_user_and_the_scope(api: Any) -> None:
     assert (await client.get(f"/api/alerts/{peer}")).status_code == 404
 
 
+async def test_two_sub_branch_managers_each_see_only_their_own_alerts(
+        store_url: str, store: Store) -> None:
+    """Real back-office sessions (no dependency override): the managers of 金水路 (B1) and
+    花园路 (B2) each list, read and acknowledge only their own branch's alert (as
+    themselves); the other's branch, node or thresholds answer 403, its alert 404 (not even
+    its existence)."""
+    live(store, B1, T0, waiting=35)
+    live(store, B2, T0, waiting=35)
+    d = Desk(store_url, T0)
+    await d.round()
+    await d.desk.close()
+    raised = {a["branch"]: a["id"] for a in alerts(store, "waiting_over")}
+    assert set(raised) == {B1, B2}
+    centre = Centre(load_centre_config(CENTRE_TOML, [
+        f"store.url={store_url}", "http.enabled=false", ADMIN_SEED]))
+    try:
+        async with admin_client(centre) as (http, _):
+            admin = {"Authorization": http.headers.pop("Authorization")}
+            managers = {B1: await add_user(http, admin, "jinshui", "manager", B1),
+                        B2: await add_user(http, admin, "huayuan", "manager", B2)}
+            for mine, other in ((B1, B2), (B2, B1)):
+                me = managers[mine]
+                listed = await http.get("/api/alerts", headers=me)
+                assert listed.status_code == 200, listed.text
+                assert [a["branch"] for a in listed.json()["alerts"]] == [mine]
+                for params in ({"branch": other}, {"org": other}, {"org": "100101"}):
+                    r = await http.get("/api/alerts", headers=me, params=params)
+                    assert r.status_code == 403, (mine, params, r.text)
+                for method in ("GET", "PUT"):
+                    r = await http.request(method, f"/api/alerts/thresholds/{other}",
+                                           headers=me, json={"waiting_over": 1})
+                    assert r.status_code == 403, (mine, method, r.text)
+                assert (await http.get(f"/api/alerts/{raised[other]}", headers=me)
+                        ).status_code == 404
+                assert (await http.post(f"/api/alerts/{raised[other]}/ack", headers=me)
+                        ).status_code == 404
+                done = await http.post(f"/api/alerts/{raised[mine]}/ack", headers=me,
+                                       json={"user": "forged"})
+                assert done.status_code == 200, done.text
+                assert done.json()["acked_by"] == ("jinshui" if mine == B1 else "huayuan")
+            assert (await http.get("/api/alerts")).status_code == 401
+    finally:
+        await centre.close()
+
+
 async def test_thresholds_over_http_mask_phones(api: Any) -> None:
     client, app = api
     put = await client.put("/api/alerts/thresholds/1001",

@@ -3,9 +3,11 @@ exact and fuzzy; masked in every answer, the CSV export and the log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from controller.clock import ManualClock
 from tests.customer_support import an_id, bearer, plain_centre, put_catalogue, staff
 from tests.uplink_support import BRANCH, pg_url_fixture, store_url_fixture  # noqa: F401
 
+TZ = ZoneInfo("Asia/Shanghai")
 PEOPLE = [  # name, phone, ID region, queue, day, slot
     ("张伟", "13800000001", "410105", "A", "2026-11-25", 4),
     ("张伟华", "13800000002", "410102", "B", "2026-11-25", 5),
@@ -70,6 +73,38 @@ async def test_search_by_time_name_area_and_number_exact_and_fuzzy(
     assert names(await search(api, phone="13800000004")) == ["王芳"]
     assert names(await search(api, queue="A", state="booked")) == ["张伟", "李娜"]
     assert await search(api, name="%", fuzzy=True) == []  # LIKE wildcards are literal
+
+
+async def test_the_answer_counts_every_match_by_the_state_staff_see(
+        booked: tuple[Centre, httpx.AsyncClient, list[str]], clock: ManualClock) -> None:
+    centre, api, _ = booked
+    assert centre.customers is not None
+    a = centre.customers.appointments
+    [wang] = await search(api, name="王芳")
+    owner = await a.pool.run(lambda st: st.execute(
+        "SELECT customer FROM bookings WHERE id = ?", (wang["id"],)).fetchone()[0])
+    await a.cancel(Customer(a.vault.digest("13800000004"), "13800000004", owner, "王芳"),
+                   wang["id"])
+    clock.set(dt.datetime(2026, 11, 25, 12, 30, tzinfo=TZ))  # slot 4 (11-12) is over
+
+    r = await api.get("/api/staff/appointments", params={"limit": 1},
+                      headers=await session(api))
+    answer = r.json()
+    assert answer["states"] == {"booked": 2, "redeemed": 0, "missed": 1, "cancelled": 1}
+    assert answer["total"] == 4 and len(answer["bookings"]) == 1  # counts: not just the page
+    assert [b["state"] for b in answer["bookings"]] == ["missed"]  # 张伟, 11-25 slot 4
+    one_day = await api.get("/api/staff/appointments", headers=await session(api), params={
+        "day_from": "2026-11-25", "day_to": "2026-11-25"})
+    assert one_day.json()["states"] == {"booked": 1, "redeemed": 0, "missed": 1,
+                                        "cancelled": 0}
+
+
+async def test_the_business_filter_offers_what_the_branches_offer_for_booking(
+        booked: tuple[Centre, httpx.AsyncClient, list[str]]) -> None:
+    _, api, _ = booked
+    r = await api.get("/api/staff/businesses", headers=await session(api))
+    offered = {q["id"]: q["name"] for q in r.json()["businesses"]}
+    assert offered["A"] == "个人业务" and {"A", "B", "F"} <= set(offered)
 
 
 async def test_every_answer_export_and_log_line_is_masked(

@@ -246,37 +246,54 @@ def test_a_sub_branch_manager_sees_only_its_branch(
 
 def test_the_report_and_alert_pages_work_with_or_without_their_service(
         browser: Any, centre: CentreProcess) -> None:
-    """Without the reports and alerts service (central/reports, another issue) the pages
-    say so; with it, they list its reports and alerts. Never a script error."""
-    present = centre.call("GET", "/api/reports", token=centre.token())[0] == 200
+    """With the reports and alerts service (central/reports, central/alerts.py) the pages
+    list its reports and alerts; on a centre without it (its routes answer 404, as they did
+    before it was mounted) they say so and draw nothing. Never a script error."""
+    status, catalogue = centre.call("GET", "/api/reports", token=centre.token())
+    assert status == 200
+    ids = [r["id"] for r in catalogue["reports"]]
     page = logged_in(browser, centre)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     exp = expect()
-    page.goto(centre.url + "/reports")
-    if present:
-        exp(page.locator("#report option")).not_to_have_count(0)
-    else:
-        exp(page.locator("#note")).to_contain_text("尚未启用")
+
+    page.goto(centre.url + "/reports")  # the service answers
+    exp(page.locator("#note")).to_have_text("")
+    exp(page.locator("#report option")).to_have_count(len(ids))
+    assert page.locator("#report option").evaluate_all(
+        "os => os.map((o) => o.value)") == ids
     page.goto(centre.url + "/alerts")
-    if present:
-        exp(page.locator("#alerts thead")).to_be_visible()
-        save(page, "centre-alerts")
-    else:
-        exp(page.locator("#note")).to_contain_text("尚未启用")
+    exp(page.locator("#alerts thead")).to_be_visible()
+    exp(page.locator("#note")).to_have_text("")
+    exp(page.locator("#thresholds-page")).to_be_visible()
+
+    def absent(route: Any) -> None:
+        route.fulfill(status=404, content_type="application/json",
+                      body='{"detail": "Not Found"}')
+
+    page.route("**/api/reports**", absent)  # a centre without the service
+    page.route("**/api/alerts**", absent)
+    page.goto(centre.url + "/reports")
+    exp(page.locator("#note")).to_contain_text("报表服务尚未启用")
+    page.wait_for_load_state("networkidle")
+    exp(page.locator("#report option")).to_have_count(0)
+    page.goto(centre.url + "/alerts")
+    page.wait_for_load_state("networkidle")
+    exp(page.locator("#note")).to_contain_text("预警服务尚未启用")
+    exp(page.locator("#alerts thead")).to_have_count(0)
     assert errors == []
 
 
 def test_a_report_shown_and_exported_to_excel_has_the_same_numbers(
         browser: Any, centre: CentreProcess, box: BoxProcess, tmp_path: Path) -> None:
-    """The report page over the reports service (central/reports, another issue): skipped
-    on a centre without it."""
-    token = centre.token()
-    status, _ = centre.call("GET", "/api/reports", token=token)
-    if status == 404:
-        pytest.skip("the reports service (central/reports) is not on this centre")
+    """The report page over the reports service (central/reports): the businesses of a
+    branch on the page, and the Excel download holds them in its cells — the report's
+    sheet, its header row, each business's row and the total row."""
     import openpyxl
 
+    from central.reports.export import HEADER_ROWS
+
+    token = centre.token()
     for queue in "AAB":
         box.call("POST", "/api/tickets", {"queue": queue})
     teller = box.teller(1, "t1")
@@ -285,30 +302,50 @@ def test_a_report_shown_and_exported_to_excel_has_the_same_numbers(
     query = f"?period=day&date=2026-11-25&org={B1}"
     deadline = time.monotonic() + 30
     while True:  # the centre's summaries follow the events it stores
-        status, report = centre.call("GET", "/api/reports/branch-summary" + query, token=token)
-        numbers = [v for v in (report.get("total") or {}).values()
-                   if isinstance(v, int | float) and not isinstance(v, bool)]
-        if (status == 200 and 3 in numbers) or time.monotonic() > deadline:
+        status, report = centre.call("GET", "/api/reports/branch-business" + query,
+                                     token=token)
+        total = report.get("total") or {}
+        if (status == 200 and total.get("issued") == 3 and total.get("calls") == 2) or \
+                time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert status == 200 and 3 in numbers, report
+    assert status == 200 and total["issued"] == 3 and total["calls"] == 2, report
 
     page = logged_in(browser, centre)
     page.goto(centre.url + f"/reports?org={B1}")
     exp = expect()
-    exp(page.locator('#report option[value="branch-summary"]')).to_have_count(1)
-    page.select_option("#report", "branch-summary")
+    exp(page.locator('#report option[value="branch-business"]')).to_have_count(1)
+    page.select_option("#report", "branch-business")
     page.fill("#date", "2026-11-25")
     page.click("#filters button[type=submit]")
-    exp(page.locator("#report-table")).to_be_visible()
     exp(page.locator("#report-table tr.total")).to_be_visible()
     save(page, "centre-report")
     with page.expect_download() as download:
         page.click("#xlsx")
     path = tmp_path / "report.xlsx"
     download.value.save_as(path)
+
     book = openpyxl.load_workbook(path)
-    cells = [c for ws in book.worksheets for row in ws.iter_rows(values_only=True)
-             for c in row if isinstance(c, int | float)]
-    for n in numbers:  # every figure of the total row is in the workbook
-        assert any(abs(c - n) < 0.01 for c in cells), (n, numbers)
+    assert book.sheetnames == ["branch-business"]
+    ws = book["branch-business"]
+    assert ws["A1"].value == report["title"] == "网点各类业务等待与办理时间统计"
+    top = HEADER_ROWS + 2
+    keys = [c["key"] for c in report["columns"]]
+    assert [c.value for c in ws[top]] == [c["header"] for c in report["columns"]]
+    assert ws.cell(top, keys.index("issued") + 1).value == "客户总数(人) Customers (people)"
+    cells = [[c.value for c in row] for row in ws.iter_rows(
+        min_row=top + 1, max_row=top + len(report["rows"]) + 1)]
+    issued, calls = keys.index("issued"), keys.index("calls")
+    by_queue = {row[keys.index("queue")]: row for row in cells[:-1]}
+    assert set(by_queue) == {"A", "B"}
+    assert by_queue["A"][keys.index("branch")] == B1
+    for row in report["rows"]:  # each business's row: every cell as the JSON
+        assert by_queue[row["queue"]] == [row.get(k) for k in keys], (row, by_queue)
+    assert (by_queue["A"][issued], by_queue["B"][issued]) == (2, 1)  # A, A, B
+    assert (by_queue["A"][calls], by_queue["B"][calls]) == (2, 0)  # window 1 called the As
+    last = cells[-1]
+    assert last[0] == report["total"]["label"] == "合计 Total"
+    assert (last[issued], last[calls]) == (3, 2)
+    for key, value in report["total"].items():  # the rest of the total row: as the JSON
+        if key in keys and isinstance(value, int | float):
+            assert abs(last[keys.index(key)] - value) < 0.01, (key, last, report["total"])

@@ -16,7 +16,7 @@ from central.reports.api import allowed_prefixes
 from central.reports.export import HEADER_ROWS
 from central.service import Centre
 from central.store import open_store
-from tests.office_support import ADMIN_SEED, admin_client
+from tests.office_support import ADMIN_SEED, CENTRE_TOML, add_user, admin_client
 from tests.reports_support import B1, B2, B3, hand_day, ingest_all
 from tests.test_central_reports import other_days
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
@@ -43,7 +43,10 @@ async def get(client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Resp
 
 
 def sheet_table(data: bytes) -> tuple[Any, list[str], list[list[Any]]]:
-    ws = openpyxl.load_workbook(io.BytesIO(data)).active
+    """The workbook's one sheet, its header row and the rows under it (total included)."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert len(book.sheetnames) == 1
+    ws = book.active
     top = HEADER_ROWS + 2
     header = [c.value for c in ws[top]]
     rows = [[c.value for c in row] for row in ws.iter_rows(min_row=top + 1)]
@@ -62,8 +65,11 @@ async def test_json_excel_and_csv_hold_the_same_numbers(api: Any) -> None:
     keys = [c["key"] for c in j["columns"]]
     for row, cells in zip(j["rows"], rows, strict=False):
         assert cells[:len(keys)] == [row[k] for k in keys]
-    total = rows[len(j["rows"])]
-    assert total[0] == "合计 Total" and total[keys.index("avg_wait")] == j["total"]["avg_wait"]
+    assert ws.title == "wait-by-type"
+    assert [r[keys.index("ctype")] for r in rows[:len(j["rows"])]] == \
+        [r["ctype"] for r in j["rows"]]
+    total = rows[len(j["rows"])]  # the row under the table: every column as the JSON's total
+    assert total[:len(keys)] == ["合计 Total", *[j["total"].get(k) for k in keys[1:]]]
     assert ws["A1"].value == "客户平均等待时间及分布(按客户类型)"
     assert "1001" in ws["A3"].value and "2026年11月25日" in ws["A4"].value
     assert ws["A5"].value.startswith("生成时间 Generated at: ")
@@ -110,6 +116,43 @@ async def test_the_callers_scope_is_enforced(api: Any) -> None:
     assert (await get(client, "/api/reports/tellers", branch=B3)).status_code == 403
     ok = await get(client, "/api/reports/branch-summary", branch=B2)
     assert [row["branch"] for row in ok.json()["rows"]] == [B2]
+
+
+async def test_two_sub_branch_managers_each_see_only_their_own_branch(store_url: str
+                                                                     ) -> None:
+    """Real back-office sessions (no dependency override): the managers of 金水路 (B1) and
+    花园路 (B2) each get their own branch's reports, in every format, and 403 for the
+    other's branch or for the city above them."""
+    store = open_store(store_url)
+    ingest_all(store, hand_day(), *other_days())
+    store.close()
+    centre = Centre(load_centre_config(CENTRE_TOML, [f"store.url={store_url}",
+                                                     "http.enabled=false", ADMIN_SEED]))
+    try:
+        async with admin_client(centre) as (http, _):
+            admin = {"Authorization": http.headers.pop("Authorization")}
+            managers = {B1: await add_user(http, admin, "jinshui", "manager", B1),
+                        B2: await add_user(http, admin, "huayuan", "manager", B2)}
+            everyone = await http.get("/api/reports/branch-summary", headers=admin,
+                                      params={**DAY, "org": "100101"})
+            assert {r["branch"] for r in everyone.json()["rows"]} == {B1, B2}
+            for mine, other in ((B1, B2), (B2, B1)):
+                me = managers[mine]
+                r = await http.get("/api/reports/branch-summary", headers=me, params=DAY)
+                assert r.status_code == 200, r.text
+                assert [row["branch"] for row in r.json()["rows"]] == [mine]
+                _, _, rows = sheet_table((await http.get(
+                    "/api/reports/branch-summary/xlsx", headers=me, params=DAY)).content)
+                assert [row[0] for row in rows[:-1]] == [mine]  # and the total row
+                for suffix in ("", "/xlsx", "/csv"):
+                    for params in ({"branch": other}, {"org": other}, {"org": "100101"}):
+                        r = await http.get(f"/api/reports/branch-summary{suffix}",
+                                           headers=me, params={**DAY, **params})
+                        assert r.status_code == 403, (mine, suffix, params, r.text)
+            assert (await http.get("/api/reports/branch-summary", params=DAY)).status_code \
+                == 401
+    finally:
+        await centre.close()
 
 
 async def test_bad_requests_get_clear_errors(api: Any) -> None:

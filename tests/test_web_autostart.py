@@ -6,11 +6,12 @@ import configparser
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from controller.web.autostart import Screen, main, wait_for, write
+from controller.web.autostart import Screen, desktop_entry, main, wait_for, write
 from tests.browser import free_port
 
 KIOSK = "kiosk=http://127.0.0.1:8080/kiosk"
@@ -55,9 +56,37 @@ def test_xdg_autostart_entries_run_the_same_chromium(tmp_path: Path) -> None:
     assert entry["Type"] == "Application"
     sh, flag, script = shlex.split(entry["Exec"])
     assert (sh, flag) == ("sh", "-c")
-    wait, run = script.split(" && exec ")
-    assert shlex.split(wait)[-1] == "http://127.0.0.1:8080/api/status"
-    assert shlex.split(run)[-1] == "http://127.0.0.1:8080/kiosk"
+    assert "http://127.0.0.1:8080/api/status" in script
+    assert "http://127.0.0.1:8080/kiosk" in script
+
+
+def test_the_xdg_entry_waits_for_the_box_and_reopens_chromium_when_it_dies(
+        tmp_path: Path) -> None:
+    """No giving up after a slow boot, and a crashed browser comes back (as Restart=always
+    does for the user unit): run the entry's own command with stand-ins."""
+    log = tmp_path / "log"
+    python = tmp_path / "python"  # the box answers at the third look
+    python.write_text(f"#!/bin/sh\necho wait >> {log}\n"
+                      f'[ "$(grep -c wait {log})" -ge 3 ]\n')
+    browser = tmp_path / "chromium"  # opens, then dies at once
+    browser.write_text(f"#!/bin/sh\necho chromium >> {log}\n")
+    for f in (python, browser):
+        f.chmod(0o755)
+    entry = desktop_entry(Screen.parse(KIOSK), browser=str(browser), python=str(python),
+                          profiles=str(tmp_path / "profiles"), restart_s=0.05)
+    (tmp_path / "kiosk.desktop").write_text(entry, encoding="utf-8")
+    script = shlex.split(read(tmp_path / "kiosk.desktop")["Desktop Entry"]["Exec"])[2]
+    proc = subprocess.Popen(["sh", "-c", script])
+    try:
+        deadline = time.monotonic() + 20
+        while not (log.exists() and log.read_text().count("chromium") >= 3):
+            assert time.monotonic() < deadline, log.read_text() if log.exists() else ""
+            time.sleep(0.05)  # another process writing the file
+    finally:
+        proc.kill()
+        proc.wait()
+    lines = log.read_text().split()
+    assert lines[:4] == ["wait", "wait", "wait", "chromium"]  # waited, then opened
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")

@@ -105,15 +105,19 @@ def systemd_unit(screen: Screen, *, browser: str, python: str, profiles: str,
     ])
 
 
-def desktop_entry(screen: Screen, *, browser: str, python: str, profiles: str) -> str:
-    """An XDG autostart entry (for desktops that run those rather than user units)."""
+def desktop_entry(screen: Screen, *, browser: str, python: str, profiles: str,
+                  restart_s: float = 3.0) -> str:
+    """An XDG autostart entry (for desktops that run those rather than user units), kept
+    running as the user unit is (``Restart=always``): it waits for the box — however long
+    it takes — opens Chromium, and opens it again ``restart_s`` after it ends or crashes."""
     wait = shlex.join([python, "-m", "controller.web.autostart", "wait", _box_url(screen.url)])
     run = shlex.join(chromium_command(screen, browser=browser, profiles=profiles))
+    loop = f"while :; do until {wait}; do sleep 1; done; {run}; sleep {restart_s:g}; done"
     return "\n".join([
         "[Desktop Entry]",
         "Type=Application",
         f"Name=paidui {screen.name} screen",
-        f"Exec=sh -c {shlex.quote(wait + ' && exec ' + run)}",
+        f"Exec=sh -c {shlex.quote(loop)}",
         "X-GNOME-Autostart-enabled=true",
         "NoDisplay=true",
         "",

@@ -57,6 +57,7 @@ import aiomqtt
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from controller.uplink.link import still_cancelling
 from protocols.appointment import mask_phone
 
 from . import audit
@@ -530,6 +531,7 @@ class AlertDesk:
         """Evaluate and deliver until cancelled; a failed round is logged, never fatal."""
         try:
             while True:
+                still_cancelling()  # a delivery's publish may have swallowed the stop
                 try:
                     await self.round()
                 except Exception as exc:  # the store or the broker went away: next round

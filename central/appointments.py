@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from controller.uplink.link import still_cancelling
 from protocols import appointment as ap
 
 from .customer_settings import CustomerSettings
@@ -703,6 +704,9 @@ class Appointments:
         """Push each branch-day's bookings until cancelled; a store hiccup is logged."""
         try:
             while True:
+                # A publish cut short by the stop can come back as the broker's error, not
+                # as the cancellation: without this the loop would go on after a SIGTERM.
+                still_cancelling()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.push_every_s):
                         await self._wake.wait()

@@ -24,6 +24,7 @@ from tests.customer_support import (
     customer_centre,
     http,
     linked_box,
+    plain_centre,
     pushed,
     sign_in,
 )
@@ -250,3 +251,32 @@ async def test_a_card_registered_at_the_centre_redeems_by_swipe_at_the_kiosk(
         assert got.ok and got.code == "redeemed" and got.ticket is not None
         t = box.engine.state.by_num(got.ticket["number"])
         assert t is not None and t.appointment == booking["id"] and t.queue == "B"
+
+
+async def test_the_booking_push_stops_on_a_stop_even_when_a_publish_turns_it_into_an_error(
+        tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM cancels the push loop; the MQTT client may answer a publish cut short with
+    its own error instead of the cancellation. The loop must end all the same (it once went
+    on, and the centre never exited)."""
+    async with plain_centre(f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path, clock) as (
+            centre, _):
+        assert centre.customers is not None
+        a = centre.customers.appointments
+        publishing = asyncio.Event()
+
+        async def push() -> int:
+            publishing.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                raise ConnectionError("disconnected during publish") from None
+            return 0
+
+        monkeypatch.setattr(a, "push", push)
+        task = asyncio.create_task(a.run())
+        a._wake.set()
+        await asyncio.wait_for(publishing.wait(), 5)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, "the push loop went on after it was cancelled"
+        assert task.cancelled()

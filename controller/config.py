@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -208,25 +208,26 @@ class VipCustomer(_Model):
     cards: list[str] = []
     id_numbers: list[str] = []
 
+    # A number with a wrong check digit could never be issued a ticket (the engine refuses
+    # it): a config holding one is refused, naming it.
     @field_validator("cards")
     @classmethod
     def _cards_pass_luhn(cls, cards: list[str]) -> list[str]:
-        for i, card in enumerate(cards):
-            try:
-                parse_ic(card)
-            except CardError as exc:  # such a card could never be issued a ticket
-                raise ValueError(f"card {i + 1}: {exc}") from None
-        return cards
+        return _all_valid(cards, parse_ic, "card")
 
     @field_validator("id_numbers")
     @classmethod
     def _ids_pass_their_check(cls, ids: list[str]) -> list[str]:
-        for i, number in enumerate(ids):
-            try:
-                parse_id_number(number)
-            except CardError as exc:
-                raise ValueError(f"ID number {i + 1}: {exc}") from None
-        return ids
+        return _all_valid(ids, parse_id_number, "ID number")
+
+
+def _all_valid(numbers: list[str], parse: Callable[[str], object], what: str) -> list[str]:
+    for i, number in enumerate(numbers):
+        try:
+            parse(number)
+        except CardError as exc:
+            raise ValueError(f"{what} {i + 1}: {exc}") from None
+    return numbers
 
 
 class RatingLevel(_Model):

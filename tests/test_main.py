@@ -31,6 +31,9 @@ def run_box(*args: str) -> subprocess.CompletedProcess[str]:
     (["--set", "nonsense"], "nonsense"),
     (["--set", "printer.encoding=\"latin1\""], "printer.encoding"),
     (["--set", "rs485.profile=\"morse\""], "rs485.profile"),
+    (["--set", 'vip_customers.0.cards=["6225880137001238"]'], "vip_customers.0.cards"),
+    (["--set", 'vip_customers.0.id_numbers=["410105198001012312"]'],
+     "vip_customers.0.id_numbers"),
     (["--http", "localhost"], "--http"),
 ])
 def test_a_bad_config_is_one_clear_message_and_exit_code_2(args: list[str], key: str) -> None:

@@ -24,7 +24,7 @@ from ..engine import Event
 from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import issue_and_print, issued_view, reprint
-from .auth import kiosk_answer, may_reprint
+from .auth import is_staff, kiosk_answer, may_reprint
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -152,7 +152,7 @@ def create_app(box: Box) -> FastAPI:
     ) -> dict[str, Any]:
         """That day's tickets with their states. Who the customers are (VIP names, stars)
         and which teller served them only with a teller's or lobby manager's login."""
-        staff = _staff(request)
+        staff = is_staff(request)
         await box.settled()
         state = box.engine.state
         wanted = day.isoformat() if day else state.day
@@ -177,7 +177,7 @@ def create_app(box: Box) -> FastAPI:
         t = state.by_num(number.upper())
         if t is None:
             raise Refused("unknown_ticket", number=number)
-        return ticket_view(t, cfg(), state, box.clock.now(), identity=_staff(request))
+        return ticket_view(t, cfg(), state, box.clock.now(), identity=is_staff(request))
 
     @app.post("/api/tickets/{number}/insert-front", tags=["tickets"])
     async def insert_front(request: Request, number: TicketNo) -> dict[str, Any]:
@@ -333,12 +333,3 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), str(exc.detail))
 
-
-def _staff(request: Request) -> bool:
-    """Whether the request carries a teller's or lobby manager's session. Without the
-    screens (and their staff gate) the API is a trusted local one: everything is shown."""
-    screens = getattr(request.app.state, "screens", None)
-    if screens is None:
-        return True
-    session, _ = screens["auth"].session_of(request, ("teller", "lobby"))
-    return session is not None

@@ -438,13 +438,18 @@ def kiosk_answer(request: Request, view: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def may_reprint(request: Request, ticket_id: str, token: str | None) -> bool:
-    """A staff session, or the token the issuing kiosk was given. Without the screens (and
-    their staff gate) the API is a trusted local one."""
+def is_staff(request: Request) -> bool:
+    """Whether the request carries a teller's or lobby manager's session. Without the
+    screens (and their staff gate) the API is a trusted local one: staff, as it were."""
     screens = getattr(request.app.state, "screens", None)
     if screens is None:
         return True
-    auth: Auth = screens["auth"]
-    if auth.session_of(request, ("teller", "lobby"))[0] is not None:
+    return screens["auth"].session_of(request, ("teller", "lobby"))[0] is not None
+
+
+def may_reprint(request: Request, ticket_id: str, token: str | None) -> bool:
+    """A staff session, or the token the issuing kiosk was given."""
+    if is_staff(request):
         return True
+    auth: Auth = request.app.state.screens["auth"]
     return bool(token) and hmac.compare_digest(str(token), auth.reprint_token(ticket_id))

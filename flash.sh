@@ -26,9 +26,14 @@ as_root() {
     else die "need root for: $*"; fi
 }
 
+# What the operator's machine needs to install a Pi (flash.sh pi): no broker, browser or
+# test tools — the installer speaks the clip pack here and copies over ssh.
+PI_OPERATOR_PACKAGES=(python3-venv espeak-ng openssh-client)
+
 apt_setup() {
-    local missing=()
-    for pkg in "${APT_PACKAGES[@]}"; do
+    local missing=() wanted=("$@")  # default: everything the project uses
+    [ $# -gt 0 ] || wanted=("${APT_PACKAGES[@]}")
+    for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
             || missing+=("$pkg")
     done
@@ -112,7 +117,8 @@ main() {
         sim) cmd_sim "$@" ;;
         test) cmd_test "$@" ;;
         setup) setup ;;
-        pi) setup; cd "$ROOT"; exec "$PY" -m deploy.install pi "$@" ;;
+        pi) apt_setup "${PI_OPERATOR_PACKAGES[@]}"; venv_setup; cd "$ROOT"
+            exec "$PY" -m deploy.install pi "$@" ;;
         *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 }

@@ -111,6 +111,7 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     from .live import live_router
     from .media import media_router
     from .pages import error_page, mount_pages
+    from .staffing import staffing_router
 
     office: Office = centre.office
     app.state.gate = office.gate
@@ -128,6 +129,7 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     app.include_router(live_router(centre, office.board))
     app.include_router(backoffice_router(centre))
     app.include_router(media_router(centre))
+    app.include_router(staffing_router(centre))
     mount_pages(app, centre)
 
 

@@ -42,6 +42,7 @@ NAV = (
     ("/reports", "view", "统计报表", "Reports"),
     ("/alerts", "view", "预警", "Alerts"),
     ("/office/appointments", "view", "预约管理", "Appointments"),
+    ("/office/staffing", "view", "排班建议", "Staffing"),
     ("/office/config", "configure", "网点配置", "Configuration"),
     ("/office/versions", "view", "配置版本", "Versions"),
     ("/office/orgs", "orgs", "机构", "Organisation"),
@@ -173,6 +174,14 @@ def pages_router(centre: Centre) -> APIRouter:
                 "today": _today(centre)}
         return render("appointments.html", "预约管理 · 排队联网监控中心", who,
                       "/office/appointments", boot, "appointments.js")
+
+    @router.get("/office/staffing", response_class=HTMLResponse)
+    async def staffing_page(branch: OrgParam = None, who: Principal = viewer) -> HTMLResponse:
+        """排班建议 (B5/E): ``GET /api/office/staffing`` for a branch, as a page."""
+        if branch is not None:
+            who.check(branch)
+        return render("staffing.html", "排班建议 · 排队联网监控中心", who, "/office/staffing",
+                      {"branch": branch}, "staffing.js")
 
     @router.get("/office/config", response_class=HTMLResponse)
     async def config_page(branch: OrgParam = None, who: Principal = viewer) -> HTMLResponse:

@@ -441,6 +441,13 @@ class Store:
             args.append(epoch)
         return [_json(r[0]) for r in self.execute(sql + " ORDER BY epoch, seq", args)]
 
+    def history(self, branch: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """A branch's stored events of the business days ``first_day``..``last_day``
+        (inclusive, ISO dates), in journal order: what :func:`sim.des.learn.learn` reads."""
+        rows = self.execute("SELECT body FROM events WHERE branch = ? AND day >= ? AND day <= ? "
+                            "ORDER BY epoch, seq", (branch, first_day, last_day))
+        return [_json(r[0]) for r in rows]
+
     def seqs(self, branch: str, epoch: str, low: int, high: int) -> list[int]:
         rows = self.execute("SELECT seq FROM events WHERE branch = ? AND epoch = ? AND seq >= ? "
                             "AND seq <= ? ORDER BY seq", (branch, epoch, low, high))

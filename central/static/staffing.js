@@ -47,6 +47,7 @@
     const q = query();
     $("#run").disabled = true;
     $("#note").textContent = "正在模拟… Simulating…";
+    $("#note").classList.remove("hidden");
     $("#csv").classList.add("hidden");
     const res = await api("GET", "/api/office/staffing?" + q);
     $("#run").disabled = false;
@@ -56,7 +57,7 @@
       $("#summary").classList.add("hidden");
       return;
     }
-    $("#note").textContent = "";
+    $("#note").classList.add("hidden");
     show(res.data);
     $("#csv").href = "/api/office/staffing.csv?" + q;
     $("#csv").classList.remove("hidden");

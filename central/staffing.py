@@ -2,7 +2,7 @@
 
 * ``GET /api/office/staffing?branch=CODE&days=14&target_min=15&level=0.85&seeds=3
   [&date=YYYY-MM-DD]`` — for a branch in the caller's scope: its latest configuration
-  version as the centre holds it, its stored events of the ``days`` business days before
+  version as the centre holds it, its stored events of the ``days`` calendar days before
   ``date`` (default: today at the branch), learned into a day's arrivals and service times
   (:func:`sim.des.learn.learn`) and simulated on the real engine until the fewest windows
   per hour serve ``level`` of that hour's customers within ``target_min`` minutes
@@ -50,7 +50,7 @@ class StaffingQuery:
     def __init__(
         self,
         branch: Annotated[str, Query(pattern=r"^\d{4,16}$", description="branch code")],
-        days: Annotated[int, Query(ge=1, le=90, description="business days of history")] = 14,
+        days: Annotated[int, Query(ge=1, le=90, description="days of history")] = 14,
         target_min: Annotated[float, Query(gt=0, le=240, description="target wait (min)")
                               ] = 15.0,
         level: Annotated[float, Query(gt=0, le=1, description="share within target")] = 0.85,

@@ -404,6 +404,32 @@ def test_the_hall_display_recovers_by_itself_after_the_box_restarts(
     hall.context.close()
 
 
+def test_the_hall_display_recovers_by_itself_after_the_network_stalls(
+    browser: Any, box: BoxProcess
+) -> None:
+    """A link that carries nothing — no data, no close (a dead switch, a cable pulled
+    half-way): the page notices by its missing pings, says offline, and comes back to
+    live calls by itself, without a reload."""
+    import os
+    import signal
+
+    hall = page_at(browser, box, "/hall", LANDSCAPE)
+    hall.evaluate("window.loadedOnce = true")  # gone if the page reloaded
+    expect()(hall.locator("body")).not_to_have_class("offline")
+    os.kill(box.proc.pid, signal.SIGSTOP)  # the box answers nothing, closes nothing
+    try:
+        expect()(hall.locator("body")).to_have_class("hall offline", timeout=15000)
+    finally:
+        os.kill(box.proc.pid, signal.SIGCONT)
+    token = box.teller(1, "t1")
+    box.call("POST", "/api/tickets", {"queue": "A"})
+    assert box.call("POST", "/api/windows/1/call-next", {}, token)[0] == 200
+    expect()(hall.locator("#now-who")).to_have_text("A001", timeout=15000)
+    expect()(hall.locator("body")).not_to_have_class("offline")
+    assert hall.evaluate("window.loadedOnce") is True
+    hall.context.close()
+
+
 def test_a_keypad_call_on_the_simulated_bus_shows_on_the_hall_display(
     browser: Any, box: BoxProcess
 ) -> None:

@@ -160,7 +160,7 @@ def centre_services(args: argparse.Namespace) -> list[Service]:
         py, "-m", "sim", "fleet", "--first-code", first, "--branches", str(args.fleet),
         "--broker", f"mqtt://127.0.0.1:{port}", "--password", BRANCH_PASSWORD,
         "--rate", "90", "--duration", "86400", "--data-dir", str(d / f"fleet-{first}"),
-        "--log-level", "WARNING"]) for first in FLEET_FIRST if args.fleet > 0]
+        "--appointments", "--log-level", "WARNING"]) for first in FLEET_FIRST if args.fleet > 0]
     loopback = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host
     return [
         Service("broker", [MOSQUITTO, "-c", str(files.conf)], ready=mqtt_ready(port)),

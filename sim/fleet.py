@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.appointments import build_appointments
 from controller.box import Box
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config, parse_config
@@ -63,6 +64,7 @@ class FleetSettings:
     data_dir: Path | None = None  # default: a temporary folder (in /dev/shm when there)
     seed: int = 1
     uplink: dict[str, Any] = field(default_factory=dict)  # extra [uplink] settings
+    appointments: bool = False  # each box keeps an appointment book, as a real one does
 
 
 def branch_config(code: str, base: Config | None = None) -> Config:
@@ -110,6 +112,10 @@ class Fleet:
         for box in self.boxes:
             uplink = Uplink(link)
             self.uplinks.append(uplink)
+            if s.appointments:  # the centre's booking lists are taken, not refused
+                for comp in build_appointments(box.config, box.data_dir, [uplink]):
+                    self._tasks.append(asyncio.create_task(comp.run(box),
+                                                           name="fleet-appointments"))
             self._tasks.append(asyncio.create_task(uplink.run(box), name="fleet-uplink"))
         return self
 
@@ -234,6 +240,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--drain", type=float, default=60.0, help="seconds to wait for acks")
+    p.add_argument("--appointments", action="store_true",
+                   help="each branch keeps an appointment book (takes the centre's bookings)")
     p.add_argument("--procs", type=int, default=1,
                    help="split the branches over this many processes (one event loop each)")
     p.add_argument("--log-level", default="WARNING")
@@ -250,6 +258,8 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
             str(args.drain), "--log-level", args.log_level]
     if args.password is not None:
         base += ["--password", args.password]
+    if args.appointments:
+        base.append("--appointments")
     procs, first = [], args.first_code
     for i in range(args.procs):
         n = share + (i < extra)
@@ -271,7 +281,8 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     settings = FleetSettings(branches=args.branches, broker=args.broker, password=args.password,
                              rate=args.rate, service_minutes=args.service_minutes,
-                             first_code=args.first_code, data_dir=args.data_dir, seed=args.seed)
+                             first_code=args.first_code, data_dir=args.data_dir, seed=args.seed,
+                             appointments=args.appointments)
     started = time.monotonic()
     async with Fleet(settings) as fleet:
         await fleet.connected()

@@ -166,6 +166,7 @@ def test_with_the_centre_the_demo_runs_broker_centre_and_fleet_and_stops_them_al
         assert f"demo: {name} stopped (pid {pid}, code 0)" in text, text
     assert text.index("demo: box stopped") < text.index("demo: centre stopped")
     assert "Traceback" not in text and "never retrieved" not in text, text
+    assert "refused the bookings" not in text  # the simulated branches keep appointment books
 
 
 def _centre_branches(port: int) -> list[dict[str, object]]:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from central.broker import LocalBroker
 from sim.fleet import Fleet, FleetSettings, branch_config
@@ -15,6 +16,7 @@ from tests.uplink_support import (  # noqa: F401
     assert_exactly_the_journal,
     broker_fixture,
     centre_running,
+    wait_for,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +67,33 @@ async def test_a_fleet_split_over_processes_adds_up(broker: LocalBroker, tmp_pat
     total = json.loads(r.stdout.strip().splitlines()[-1])
     assert total["branches"] == 2 and total["procs"] == 2 and total["drained"] is True
     assert total["backlog"] == 0 and total["events"] >= 8  # logins and day opening at least
+
+
+async def test_fleet_branches_with_appointment_books_take_the_centres_booking_lists(
+        broker: LocalBroker, tmp_path: Path) -> None:
+    """What ./flash.sh sim's fleets run with: each branch acknowledges the centre's day
+    lists as a real box does, instead of refusing them."""
+    from central.store import open_store
+
+    codes = [str(9_000_000_001 + i) for i in range(2)]
+    for code in codes:
+        broker.add_user(code, "fleet-pw")
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    settings = FleetSettings(branches=2, broker=broker.url, password="fleet-pw", rate=720,
+                             data_dir=tmp_path / "fleet", uplink=TEST_LINK, appointments=True)
+    async with centre_running(broker, store_url), Fleet(settings) as fleet:
+        await fleet.connected(30)
+
+        async def acked() -> bool:
+            def read() -> list[tuple[str, int, Any]]:
+                st = open_store(store_url)
+                try:
+                    return list(st.execute("SELECT branch, acked_revision, refused FROM "
+                                           "appointment_days").fetchall())
+                finally:
+                    st.close()
+            rows = await asyncio.to_thread(read)
+            return bool(rows) and {r[0] for r in rows} >= set(codes) and all(
+                r[1] >= 1 and r[2] is None for r in rows)
+
+        await wait_for(acked, 40, "every fleet branch acknowledging its booking lists")

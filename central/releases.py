@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import threading
 import time
@@ -67,6 +66,8 @@ from protocols.release import (
     update_command,
     verify_manifest,
 )
+
+from .store import connect_sqlite, transaction
 
 __all__ = [
     "ReleaseError",
@@ -151,9 +152,7 @@ class ReleaseStore:
             raise ReleaseError(f"{url!r}: expected sqlite:///PATH or postgresql://…")
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        db = connect_sqlite(path)  # the centre's other services may be opening it too
         db.execute("PRAGMA foreign_keys=ON")
         return cls(db, Path(files), postgres=False)
 
@@ -178,18 +177,8 @@ class ReleaseStore:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._lock:
-            if self.postgres:
-                with self.db.transaction():
-                    yield
-                return
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, transaction(self.db, self.postgres):
+            yield
 
     # --- releases ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,31 @@ def _wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
             time.sleep(0.02)
 
 
+def connect_sqlite(path: Path) -> sqlite3.Connection:
+    """An autocommit SQLite connection in WAL mode, the busy timeout set first: several
+    services (ingest, web, alerts, releases) open the same file at once."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=30000")
+    _wal(db)
+    return db
+
+
+@contextmanager
+def transaction(db: Any, postgres: bool) -> Iterator[None]:
+    """One transaction on an autocommit connection (SQLite: taking the write lock at once)."""
+    if postgres:
+        with db.transaction():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
     """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
     return Store(url, max_ahead=max_ahead)
@@ -139,9 +164,7 @@ class Store:
         path = sqlite_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=30000")  # first: several connections open at once
-            _wal(db)
+            db = connect_sqlite(path)
             db.execute("PRAGMA synchronous=FULL")  # an ack promises the row is on disk
         except sqlite3.Error as exc:
             raise StoreError(f"store {path}: {exc}") from exc
@@ -177,19 +200,8 @@ class Store:
         self.db.executemany(sql, rows)
         return int(self.db.total_changes - before)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self.postgres:
-            with self.db.transaction():
-                yield
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.db, self.postgres)
 
     def retrying(self, fn: Callable[[], Any], attempts: int = 5) -> Any:
         """Run ``fn`` in a transaction; retry on a deadlock or serialisation failure."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import controller.box
 from controller.box import Box
 from controller.engine import Login
 from controller.errors import Refused
+from tests.uplink_support import wait_for
 
 
 async def test_a_teller_login_checks_the_password_off_the_event_loop(
@@ -49,16 +49,10 @@ async def test_the_kiosks_sign_out_and_in_on_their_schedule_by_themselves(
         assert box.engine.state.kiosk_open  # starting the box signs its kiosks in
         await asyncio.sleep(0.05)  # the ticker's first look at the schedule: 17:20, open
         clock.advance(601)  # 17:30:01
-        await until(lambda: not box.engine.state.kiosk_open)
+        await wait_for(lambda: not box.engine.state.kiosk_open, 5, "signed out at 17:30")
         with pytest.raises(Refused) as refused:
             await box.execute(IssueTicket(queue="A"))
         assert refused.value.code == "kiosk_signed_out"
         clock.advance(14.5 * 3600)  # Thursday 08:00:01
-        await until(lambda: box.engine.state.kiosk_open)
+        await wait_for(lambda: box.engine.state.kiosk_open, 5, "signed in at 08:00")
 
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)  # the box's own ticker runs on this loop

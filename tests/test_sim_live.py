@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sim.live.cli import main
 from sim.rs485_control import shown
 from tests.browser import ROOT, BoxProcess, free_port
 from tests.conftest import example_config
+from tests.uplink_support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -94,14 +95,6 @@ def _tickets(box: BoxProcess) -> list[dict[str, Any]]:
     return list(data["tickets"])
 
 
-async def _settles(read: Callable[[], str], want: str, timeout: float = 5.0) -> bool:
-    """Whether ``read()`` comes to show ``want`` within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while (got := await asyncio.to_thread(read)) != want and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)  # a device updated by another process: polling it
-    return got == want
-
-
 async def test_a_simulated_branch_day_runs_through_a_real_box(box: BoxProcess,
                                                              scenario: Path) -> None:
     status, _ = box.call("POST", "/api/queues/B/pause", {"reason": "系统升级"},
@@ -139,7 +132,7 @@ async def test_a_simulated_branch_day_runs_through_a_real_box(box: BoxProcess,
     windows = [v["window"] for v in report["tellers"].values()]
     assert windows == [1, 3, 5]
     for w in windows:  # the bus master writes the display a moment after the logout
-        assert await _settles(lambda w=w: shown(box.data_dir, "display", w), "------")
+        await wait_for(lambda w=w: _shows(box, w, "------"), 5, f"display {w} at ------")
     assert not [t for t in tickets if t["state"] == "called"]
 
 
@@ -151,14 +144,15 @@ async def test_the_branch_carries_on_when_the_box_restarts(box: BoxProcess,
         lambda e: served.append(str(e["number"])) if e["type"] == "ticket_finished" else None)
     run = asyncio.create_task(branch.run())
     try:
-        await _until(lambda: len(served) >= 2)
+        await wait_for(lambda: len(served) >= 2, 60, "two customers served")
         before = {t["number"] for t in _tickets(box)}
         await asyncio.to_thread(box.stop)
-        await _until(lambda: not branch.mirror.up)
+        await wait_for(lambda: not branch.mirror.up, 60, "the simulator seeing the box go")
         await asyncio.to_thread(box.start)
-        await _until(lambda: branch.mirror.up)
+        await wait_for(lambda: branch.mirror.up, 60, "the simulator seeing the box back")
         # a customer who came after the restart is called and served
-        await _until(lambda: any(n not in before for n in served))
+        await wait_for(lambda: any(n not in before for n in served), 60,
+                       "a customer served after the restart")
     finally:
         branch.request_stop()
         report = await asyncio.wait_for(run, 30)
@@ -169,11 +163,10 @@ async def test_the_branch_carries_on_when_the_box_restarts(box: BoxProcess,
         [t for t in _tickets(box) if t["state"] == "finished"])
 
 
-async def _until(check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
+async def _shows(box: BoxProcess, window: int, text: str) -> bool:
+    """Whether window ``window``'s simulated display shows ``text`` (asked of the box's
+    simulator, another process)."""
+    return await asyncio.to_thread(shown, box.data_dir, "display", window) == text
 
 
 def test_outside_opening_hours_every_customer_is_turned_away(tmp_path: Path,

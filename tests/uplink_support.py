@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import secrets
 import sqlite3
@@ -78,15 +79,18 @@ def broker_fixture(tmp_path: Path) -> Iterator[LocalBroker]:
         b.kill()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[T]], timeout: float = 30.0,
+async def wait_for(predicate: Callable[[], Awaitable[T] | T], timeout: float = 30.0,
                    what: str = "condition", poll: float = 0.05) -> T:
-    """Await ``predicate()`` until it returns something truthy (the system under test is
-    another process or thread; its database is the signal)."""
+    """Poll ``predicate()`` (awaiting it when it is a coroutine) until it returns something
+    truthy (the system under test is another process or thread, or a task on this loop;
+    its state is the signal)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Any = None
     while loop.time() < deadline:
-        last = await predicate()
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last  # type: ignore[no-any-return]
         await asyncio.sleep(poll)

@@ -133,7 +133,7 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     while its queue is still over the count.
     """
     windows = serving_windows(state, cfg, t)
-    waiting = list(state.waiting.values())
+    waiting = state.waiting
     if not windows or len(waiting) == 1:
         return len(waiting) - 1
     if len(windows) == 1 and not windows[0].balancing:
@@ -141,25 +141,71 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
         key = rank_key(cfg, w, now)
         kt = key(t)
         num, qs = w.number, w.queues
-        return sum(1 for x in waiting if x is not t and key(x) < kt
+        return sum(1 for x in waiting.values() if x is not t and key(x) < kt
                    and (x.directed == num or (x.directed is None and x.queue in qs)))
-    threshold = cfg.thresholds.balance_waiting
-    lanes: list[tuple[list[Ticket], list[Ticket]]] = []
+    return _drain(_lanes(state, cfg, windows, t, now), t, state, cfg)
+
+
+Lane = tuple[list[Ticket], list[Ticket]]
+
+
+def _lanes(state: State, cfg: Config, windows: list[WindowConfig], t: Ticket,
+           now: float) -> list[Lane]:
+    """Each window's lane (see :func:`ahead_of`), sharing the work between alike windows.
+
+    A window's rank differs from another's only by its priorities and by the tickets
+    directed to it: windows with the same priorities that no waiting ticket is directed to
+    rank every ticket alike (``t.directed != number`` is true for all), and serve the same
+    queues, so they share one sort and one lane (ranked with window number 0, never a
+    real window's).
+    """
+    waiting = list(state.waiting.values())
+    targets = {x.directed for x in waiting if x.directed is not None}
+    escalate_s = cfg.thresholds.escalate_after_min * 60.0
+    factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
+    made: dict[tuple[int, tuple[tuple[str, int], ...]], Lane] = {}
+    lanes: list[Lane] = []
     for w in windows:
-        key = rank_key(cfg, w, now)
-        num, qs = w.number, w.queues
-        mine = [x for x in waiting
-                if x.directed == num or (x.directed is None and x.queue in qs)]
-        if t.directed == num or (t.directed is None and t.queue in qs):
-            kt = key(t)
-            ranked = [(rk, x) for x in mine if x is not t and (rk := key(x)) < kt]
-            ranked.sort(key=_first)
-            lanes.append(([x for _, x in ranked] + [t], []))
-        else:
-            mine.sort(key=key)
-            others = [x for x in waiting if x.directed is None and x.queue not in qs]
-            others.sort(key=key)
-            lanes.append((mine, others))
+        num = w.number if w.number in targets else 0
+        sig = (num, _priorities(w))
+        lane = made.get(sig)
+        if lane is None:
+            lane = made[sig] = _lane(factory(w.queues, num, escalate_s, now), waiting,
+                                     t, w.number, w.queues)
+        lanes.append(lane)
+    return lanes
+
+
+def _lane(key: Callable[[Ticket], Rank], waiting: list[Ticket], t: Ticket, num: int,
+          qs: dict[str, int]) -> Lane:
+    if t.directed == num or (t.directed is None and t.queue in qs):
+        kt = key(t)
+        ranked = [(rk, x) for x in waiting
+                  if (x.directed == num or (x.directed is None and x.queue in qs))
+                  and x is not t and (rk := key(x)) < kt]
+        ranked.sort(key=_first)
+        return [x for _, x in ranked] + [t], []
+    mine = [x for x in waiting if x.directed == num or (x.directed is None and x.queue in qs)]
+    mine.sort(key=key)
+    others = [x for x in waiting if x.directed is None and x.queue not in qs]
+    others.sort(key=key)
+    return mine, others
+
+
+_PRIORITIES: dict[int, tuple[WindowConfig, tuple[tuple[str, int], ...]]] = {}
+
+
+def _priorities(w: WindowConfig) -> tuple[tuple[str, int], ...]:
+    """``w``'s queues and priorities as a hashable value (computed once per window)."""
+    got = _PRIORITIES.get(id(w))
+    if got is None or got[0] is not w:  # a new config (or a recycled id): compute afresh
+        got = _PRIORITIES[id(w)] = (w, tuple(sorted(w.queues.items())))
+    return got[1]
+
+
+def _drain(lanes: list[Lane], t: Ticket, state: State, cfg: Config) -> int:
+    """Call from the lanes in turn until ``t`` is called; the number of calls before it."""
+    threshold = cfg.thresholds.balance_waiting
     counts = dict(state.waiting_count)
     taken: set[str] = set()
     pos = [0] * len(lanes)

@@ -63,9 +63,21 @@ def _key_factory(order: tuple[str, ...], escalate: bool) -> KeyFactory:
 
 def rank_key(cfg: Config, window: WindowConfig, now: float) -> Callable[[Ticket], Rank]:
     """The rank function of ``window`` at ``now``: the smallest rank is called first."""
-    escalate_s = cfg.thresholds.escalate_after_min * 60.0
-    factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
+    factory, escalate_s = _strategy(cfg)
     return factory(window.queues, window.number, escalate_s, now)
+
+
+_STRATEGIES: dict[int, tuple[Config, KeyFactory, float]] = {}
+
+
+def _strategy(cfg: Config) -> tuple[KeyFactory, float]:
+    """``cfg``'s rank factory and escalation time, looked up once per configuration."""
+    got = _STRATEGIES.get(id(cfg))
+    if got is None or got[0] is not cfg:  # a new config (or a recycled id)
+        escalate_s = cfg.thresholds.escalate_after_min * 60.0
+        factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
+        got = _STRATEGIES[id(cfg)] = (cfg, factory, escalate_s)
+    return got[1], got[2]
 
 
 def eligible(
@@ -100,18 +112,35 @@ def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
 
     This is the set :func:`ahead_of` drains, in window-number order.
     """
-    threshold = cfg.thresholds.balance_waiting
-
-    def can(w: WindowConfig) -> bool:
-        if t.directed is not None:
-            return w.number == t.directed
-        return t.queue in w.queues or (
-            w.balancing and state.waiting_count.get(t.queue, 0) >= threshold
-        )
-
-    able = [w for w in cfg.windows if can(w)]
-    open_ = [w for w in able if state.window(w.number).open]
+    if t.directed is not None:
+        able = [w for w in cfg.windows if w.number == t.directed]
+    else:
+        own, helped = _able(cfg, t.queue)
+        over = state.waiting_count.get(t.queue, 0) >= cfg.thresholds.balance_waiting
+        able = helped if over else own
+    states = state.windows
+    open_ = [w for w in able
+             if (ws := states.get(w.number)) is not None and ws.teller is not None
+             and not ws.paused]
     return open_ or able
+
+
+_ABLE: dict[int, tuple[Config, dict[str, tuple[list[WindowConfig], list[WindowConfig]]]]] = {}
+
+
+def _able(cfg: Config, queue: str) -> tuple[list[WindowConfig], list[WindowConfig]]:
+    """The windows serving ``queue``, and those with the balancing windows that may help it
+    (both in configuration order), worked out once per configuration and queue."""
+    got = _ABLE.get(id(cfg))
+    if got is None or got[0] is not cfg:  # a new config (or a recycled id)
+        got = _ABLE[id(cfg)] = (cfg, {})
+    pair = got[1].get(queue)
+    if pair is None:
+        pair = got[1][queue] = (
+            [w for w in cfg.windows if queue in w.queues],
+            [w for w in cfg.windows if queue in w.queues or w.balancing],
+        )
+    return pair
 
 
 def _first(pair: tuple[Rank, Ticket]) -> Rank:
@@ -143,7 +172,11 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
         num, qs = w.number, w.queues
         return sum(1 for x in waiting.values() if x is not t and key(x) < kt
                    and (x.directed == num or (x.directed is None and x.queue in qs)))
-    return _drain(_lanes(state, cfg, windows, t, now), t, state, cfg)
+    lanes = _lanes(state, cfg, windows, t, now)
+    own, borrow = lanes[0]
+    if not borrow and all(lane is lanes[0] for lane in lanes):
+        return len(own) - 1  # alike windows take the one lane in turn: t's place in it
+    return _drain(lanes, t, state, cfg)
 
 
 Lane = tuple[list[Ticket], list[Ticket]]
@@ -161,8 +194,7 @@ def _lanes(state: State, cfg: Config, windows: list[WindowConfig], t: Ticket,
     """
     waiting = list(state.waiting.values())
     targets = {x.directed for x in waiting if x.directed is not None}
-    escalate_s = cfg.thresholds.escalate_after_min * 60.0
-    factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
+    factory, escalate_s = _strategy(cfg)
     made: dict[tuple[int, tuple[tuple[str, int], ...]], Lane] = {}
     lanes: list[Lane] = []
     for w in windows:

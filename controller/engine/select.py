@@ -67,17 +67,20 @@ def rank_key(cfg: Config, window: WindowConfig, now: float) -> Callable[[Ticket]
     return factory(window.queues, window.number, escalate_s, now)
 
 
-_STRATEGIES: dict[int, tuple[Config, KeyFactory, float]] = {}
-
-
 def _strategy(cfg: Config) -> tuple[KeyFactory, float]:
-    """``cfg``'s rank factory and escalation time, looked up once per configuration."""
-    got = _STRATEGIES.get(id(cfg))
-    if got is None or got[0] is not cfg:  # a new config (or a recycled id)
+    """``cfg``'s rank factory and escalation time, kept on the configuration.
+
+    Cached in the instance's ``__dict__`` as :meth:`Config._index` does, and keyed on the
+    identities of the parts it is made from: a ``model_copy`` that replaces them (and
+    copies the cache along) never answers from the original's.
+    """
+    got = cfg.__dict__.get("_rank_factory")
+    if got is None or got[0] is not cfg.strategy or got[1] is not cfg.thresholds:
         escalate_s = cfg.thresholds.escalate_after_min * 60.0
         factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
-        got = _STRATEGIES[id(cfg)] = (cfg, factory, escalate_s)
-    return got[1], got[2]
+        got = cfg.__dict__["_rank_factory"] = (cfg.strategy, cfg.thresholds, factory,
+                                               escalate_s)
+    return got[2], got[3]
 
 
 def eligible(
@@ -125,15 +128,13 @@ def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
     return open_ or able
 
 
-_ABLE: dict[int, tuple[Config, dict[str, tuple[list[WindowConfig], list[WindowConfig]]]]] = {}
-
-
 def _able(cfg: Config, queue: str) -> tuple[list[WindowConfig], list[WindowConfig]]:
     """The windows serving ``queue``, and those with the balancing windows that may help it
-    (both in configuration order), worked out once per configuration and queue."""
-    got = _ABLE.get(id(cfg))
-    if got is None or got[0] is not cfg:  # a new config (or a recycled id)
-        got = _ABLE[id(cfg)] = (cfg, {})
+    (both in configuration order), worked out once per configuration and queue (kept on
+    the configuration, as :func:`_strategy` is)."""
+    got = cfg.__dict__.get("_able")
+    if got is None or got[0] is not cfg.windows:
+        got = cfg.__dict__["_able"] = (cfg.windows, {})
     pair = got[1].get(queue)
     if pair is None:
         pair = got[1][queue] = (
@@ -224,14 +225,12 @@ def _lane(key: Callable[[Ticket], Rank], waiting: list[Ticket], t: Ticket, num: 
     return mine, others
 
 
-_PRIORITIES: dict[int, tuple[WindowConfig, tuple[tuple[str, int], ...]]] = {}
-
-
 def _priorities(w: WindowConfig) -> tuple[tuple[str, int], ...]:
-    """``w``'s queues and priorities as a hashable value (computed once per window)."""
-    got = _PRIORITIES.get(id(w))
-    if got is None or got[0] is not w:  # a new config (or a recycled id): compute afresh
-        got = _PRIORITIES[id(w)] = (w, tuple(sorted(w.queues.items())))
+    """``w``'s queues and priorities as a hashable value (kept on the window, as
+    :func:`_strategy` is)."""
+    got = w.__dict__.get("_priorities")
+    if got is None or got[0] is not w.queues:
+        got = w.__dict__["_priorities"] = (w.queues, tuple(sorted(w.queues.items())))
     return got[1]
 
 

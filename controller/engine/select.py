@@ -135,9 +135,10 @@ def _able(cfg: Config, queue: str) -> tuple[list[WindowConfig], list[WindowConfi
     got = cfg.__dict__.get("_able")
     if got is None or got[0] is not cfg.windows:
         got = cfg.__dict__["_able"] = (cfg.windows, {})
-    pair = got[1].get(queue)
+    known: dict[str, tuple[list[WindowConfig], list[WindowConfig]]] = got[1]
+    pair = known.get(queue)
     if pair is None:
-        pair = got[1][queue] = (
+        pair = known[queue] = (
             [w for w in cfg.windows if queue in w.queues],
             [w for w in cfg.windows if queue in w.queues or w.balancing],
         )

@@ -9,12 +9,15 @@ Prints:
 Rates use the process's CPU time, which on an otherwise idle machine equals the wall
 time and on a shared one (other jobs on the same two cores) is the honest figure; the
 wall times are printed beside it.
+Then the same days as a batch (a comparison's or a staffing search's many days): wall
+time for the whole batch, pool start-up included, in one process and in one process per
+core (:mod:`sim.des.batch`), as customer events per second of wall time and the ratio.
 Where the time goes (cProfile, top functions by own time): ``--profile``.
 
 "Customer events" are the engine's ticket events (issued, called, recalled, no-show,
 finished, rated, closed); engine commands and all events are printed as well.
 
-    python bench/bench_des.py [--runs 5] [--profile]
+    python bench/bench_des.py [--runs 5] [--batch 24] [--jobs N] [--profile]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.config import Config, load_config, parse_config
+from sim.des.batch import batch, cores
 from sim.des.day import DayRun, simulate_day
 from sim.des.scenario import Scenario, default_scenario
 from sim.des.theory import TheoryCase, theory_config, theory_scenario
@@ -79,13 +83,35 @@ def measure(label: str, config: Config, scenario: Scenario, seeds: range) -> lis
     return cpus
 
 
+def _day_counts(task: tuple[Config, Scenario, int]) -> tuple[int, int]:
+    run = simulate_day(*task)
+    return len(run.customers), customer_events(run)
+
+
+def measure_batch(label: str, config: Config, scenario: Scenario, seeds: range,
+                  jobs: int) -> float:
+    """Wall time of the days as one batch in ``jobs`` processes; customer events/s."""
+    t = time.perf_counter()
+    with batch(jobs) as days:
+        counts = days.map(_day_counts, [(config, scenario, seed) for seed in seeds])
+    wall = time.perf_counter() - t
+    people, cev = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    rate = cev / wall
+    print(f"  {label}, {jobs} process{'es' if jobs > 1 else ''}: {len(counts)} days, "
+          f"{people} customers in {wall:.2f} s wall -> {people / wall:,.0f} customers/s, "
+          f"{rate:,.0f} customer events/s")
+    return rate
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=24, help="days per batch (0: skip)")
+    p.add_argument("--jobs", type=int, default=cores(), help="processes of the batch runs")
     p.add_argument("--profile", action="store_true")
     args = p.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"{platform.system()} {platform.release()}")
+          f"{platform.system()} {platform.release()}, {cores()} cores")
     runs = range(1, args.runs + 1)
     for c, lam, s in ((1, 40, 1.0), (5, 200, 1.2)):
         case = TheoryCase(c, lam, s, hours=8)
@@ -98,6 +124,21 @@ def main() -> None:
     cpus = measure("1,000-customer day, 12 windows", big, scenario, runs)
     print(f"1,000-customer branch-day: CPU median {statistics.median(cpus):.3f} s, "
           f"min {min(cpus):.3f} s, max {max(cpus):.3f} s")
+    if args.batch:
+        print(f"batches of {args.batch} days (wall time, pool start-up included):")
+        seeds = range(1, args.batch + 1)
+        for c, lam, s in ((1, 40, 1.0), (5, 200, 1.2)):
+            case = TheoryCase(c, lam, s, hours=8)
+            label = f"theory c={c} λ={lam}/h"
+            one = measure_batch(label, theory_config(c, s), theory_scenario(case), seeds, 1)
+            many = measure_batch(label, theory_config(c, s), theory_scenario(case), seeds,
+                                 args.jobs)
+            print(f"    ratio {many / one:.2f}")
+        for label, cfg, sc in (("example branch", example, default_scenario(example, DAY)),
+                               ("1,000-customer day", big, scenario)):
+            one = measure_batch(label, cfg, sc, seeds, 1)
+            many = measure_batch(label, cfg, sc, seeds, args.jobs)
+            print(f"    ratio {many / one:.2f}")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()

@@ -60,6 +60,19 @@ def _branch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="also write the JSON here")
 
 
+def _jobs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                   help="days simulated at once, one process each (default: every core); "
+                        "the results do not depend on it")
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
 def _branch(args: argparse.Namespace) -> tuple[Config, Scenario]:
     if not args.config:
         raise ConfigError("--config", "give a branch config (or --servers for the theory check)",
@@ -107,6 +120,7 @@ def _day(argv: list[str]) -> int:
     t.add_argument("--hours", type=float, default=8.0, help="hours of arrivals (≤ 20)")
     t.add_argument("--warmup-hours", type=float, help="not measured (default: hours/10)")
     t.add_argument("--replications", type=int, default=1, help="independent days")
+    _jobs_option(p)
     args = p.parse_args(argv)
     if args.servers is not None:
         return _theory(args)
@@ -153,7 +167,7 @@ def _theory(args: argparse.Namespace) -> int:
         raise ValueError("--replications must be at least 1")
     case = TheoryCase(args.servers, args.arrivals_per_hour, args.service_minutes,
                       args.service_dist, args.hours, args.warmup_hours, args.cv)
-    result = theory_run(case, args.seed, args.replications)
+    result = theory_run(case, args.seed, args.replications, jobs=args.jobs)
     theory = result["theory"] or {}
     lines = [f"served: {result['served']} of {result['customers']} "
              f"({result['measured']} measured after the warm-up)"]
@@ -182,11 +196,12 @@ def _compare(argv: list[str]) -> int:
     p.add_argument("--seeds", type=int, default=10, help="days (seeds from --seed on)")
     p.add_argument("--level", type=float, default=0.95)
     p.add_argument("--excel")
+    _jobs_option(p)
     args = p.parse_args(argv)
     config, scenario = _branch(args)
     variants = [parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS)]
     result = compare(config, scenario, variants, range(args.seed, args.seed + args.seeds),
-                     args.level)
+                     args.level, jobs=args.jobs)
     if args.excel:
         write_compare_excel(result, args.excel)
     _emit(args, result, "\n".join(_compare_text(result)))
@@ -212,10 +227,12 @@ def _staffing(argv: list[str]) -> int:
     p.add_argument("--level", type=float, default=0.85, help="share within the target")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--excel")
+    _jobs_option(p)
     args = p.parse_args(argv)
     config, scenario = _branch(args)
     advice = advise_staffing(config, scenario, target_wait_s=args.target_min * 60,
-                             level=args.level, seeds=range(args.seed, args.seed + args.seeds))
+                             level=args.level, seeds=range(args.seed, args.seed + args.seeds),
+                             jobs=args.jobs)
     if args.excel:
         advice.to_excel(args.excel)
     lines = [f"{advice.window_hours} window-hours; all hours met: {advice.met}"]

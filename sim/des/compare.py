@@ -16,6 +16,7 @@ from typing import Any
 from controller.config import STRATEGY_RULES, Config
 
 from .arrivals import customers
+from .batch import batch
 from .branch import sim_config
 from .day import Day
 from .measures import Period, day_measures, utilisation
@@ -97,23 +98,22 @@ def day_metrics(measures: Mapping[str, Any]) -> dict[str, float]:
 def compare(
     config: Config, scenario: Scenario, variants: Sequence[Variant],
     seeds: Sequence[int | str] = tuple(range(1, 11)), level: float = 0.95,
+    jobs: int | None = 1,
 ) -> dict[str, Any]:
     """Run every variant on every seed's day; the first variant is the baseline.
 
     Returns per variant the mean of each metric with its confidence interval over seeds,
-    and the paired difference (variant − baseline) with its interval.
+    and the paired difference (variant − baseline) with its interval. The seeds' days run
+    in ``jobs`` processes (None: every core; see :mod:`sim.des.batch`).
     """
     if not variants:
         raise ValueError("no variants")
     per: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
-    base_cfg = sim_config(config, scenario)
-    for seed in seeds:
-        people = customers(base_cfg, scenario, seed)
-        for v in variants:
-            run = Day(config, scenario, seed, v.overrides, people=people).run()
-            period = Period(run.t0, run.t0 + 86400, run.config.tz)
-            per[v.name].append(day_metrics(day_measures(run.events, period,
-                                                        scenario.target_wait_s)))
+    with batch(jobs) as days:
+        by_seed = days.map(_seed_metrics, [(config, scenario, seed, variants) for seed in seeds])
+    for row in by_seed:
+        for v, metrics in zip(variants, row, strict=True):
+            per[v.name].append(metrics)
     base = variants[0].name
     out: dict[str, Any] = {"baseline": base, "seeds": list(seeds), "level": level,
                            "variants": {}}
@@ -131,6 +131,20 @@ def compare(
                 for k in keys
             },
         }
+    return out
+
+
+def _seed_metrics(
+    task: tuple[Config, Scenario, int | str, Sequence[Variant]],
+) -> list[dict[str, float]]:
+    """One seed's customers served under each variant: the variants' day metrics."""
+    config, scenario, seed, variants = task
+    people = customers(sim_config(config, scenario), scenario, seed)
+    out = []
+    for v in variants:
+        run = Day(config, scenario, seed, v.overrides, people=people).run()
+        period = Period(run.t0, run.t0 + 86400, run.config.tz)
+        out.append(day_metrics(day_measures(run.events, period, scenario.target_wait_s)))
     return out
 
 

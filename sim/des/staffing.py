@@ -27,6 +27,7 @@ from typing import Any
 from controller.config import Config
 
 from .arrivals import Customer, customers
+from .batch import Batch, batch
 from .branch import sim_config
 from .day import Day
 from .learn import learn
@@ -90,19 +91,29 @@ class StaffingAdvice:
 def advise_staffing(
     config: Config, scenario: Scenario, *, target_wait_s: float | None = None,
     level: float = 0.85, seeds: Sequence[int | str] = (1, 2, 3, 4, 5), rounds: int = 4,
+    jobs: int | None = 1,
 ) -> StaffingAdvice:
     """The fewest window-hours per hour meeting ``level`` within ``target_wait_s``.
 
     ``scenario.staffing.serves`` (which businesses each window serves) is kept; its
     ``open`` hours are what is advised. The scenario's target is used when
     ``target_wait_s`` is None. Callable from the centre's back office with a learned
-    scenario (:func:`sim.des.learn.learn`).
+    scenario (:func:`sim.des.learn.learn`). Each plan's days (one per seed) run in
+    ``jobs`` processes (None: every core; see :mod:`sim.des.batch`).
     """
+    with batch(jobs) as days:
+        return _advise(config, scenario, target_wait_s, level, seeds, rounds, days)
+
+
+def _advise(
+    config: Config, scenario: Scenario, target_wait_s: float | None, level: float,
+    seeds: Sequence[int | str], rounds: int, days: Batch,
+) -> StaffingAdvice:
     target = scenario.target_wait_s if target_wait_s is None else target_wait_s
     scenario = replace(scenario, target_wait_s=target)
     cfg = sim_config(config, scenario)
     search = _Search(config, scenario, level, list(seeds),
-                     {s: customers(cfg, scenario, s) for s in seeds})
+                     {s: customers(cfg, scenario, s) for s in seeds}, days)
     hours = _demand_hours(scenario)
     every = tuple(sorted(w.number for w in cfg.windows))
     order = {h: window_order(cfg, scenario, h) for h in hours}
@@ -155,6 +166,7 @@ class _Search:
     level: float
     seeds: list[int | str]
     people: Mapping[int | str, list[Customer]]
+    batch: Batch = field(default_factory=lambda: Batch(1, None))  # this process
     days: int = 0
 
     def shares(self, plan: Staffing) -> dict[int, tuple[float, float | None, int]]:
@@ -164,17 +176,14 @@ class _Search:
         called: dict[int, int] = {}
         waited: dict[int, float] = {}
         scenario = replace(self.scenario, staffing=plan)
-        for seed in self.seeds:
-            run = Day(self.config, scenario, seed, people=self.people[seed]).run()
+        tasks = [(self.config, scenario, seed, self.people[seed]) for seed in self.seeds]
+        for day in self.batch.map(_hour_waits, tasks):
             self.days += 1
-            period = Period(run.t0, run.t0 + 86400, run.config.tz)
-            for hour, ws in wait_stats(run.events, period)["hour"].items():
-                h = int(hour)
-                ok = sum(1 for w in ws.waits if w <= scenario.target_wait_s)
+            for h, (ok, n, waits, c) in day.items():
                 within[h] = within.get(h, 0) + ok
-                total[h] = total.get(h, 0) + len(ws.waits) + ws.never_called
-                waited[h] = waited.get(h, 0.0) + sum(ws.waits)
-                called[h] = called.get(h, 0) + len(ws.waits)
+                total[h] = total.get(h, 0) + n
+                waited[h] = waited.get(h, 0.0) + waits
+                called[h] = called.get(h, 0) + c
         out: dict[int, tuple[float, float | None, int]] = {}
         for h in range(HOURS):
             n, c = total.get(h, 0), called.get(h, 0)
@@ -218,6 +227,21 @@ class _Search:
     def _meets(self, plan: Staffing, hour: int, order: Sequence[int], k: int) -> bool:
         share, _, _ = self.shares(plan.with_hour(hour, order[:k]))[hour]
         return share >= self.level  # an hour nobody arrives in meets it with none
+
+
+def _hour_waits(
+    task: tuple[Config, Scenario, int | str, list[Customer]],
+) -> dict[int, tuple[int, int, float, int]]:
+    """One day under the scenario's plan: per issue hour (customers within the target,
+    customers, their summed waits, customers called)."""
+    config, scenario, seed, people = task
+    run = Day(config, scenario, seed, people=people).run()
+    period = Period(run.t0, run.t0 + 86400, run.config.tz)
+    out = {}
+    for hour, ws in wait_stats(run.events, period)["hour"].items():
+        ok = sum(1 for w in ws.waits if w <= scenario.target_wait_s)
+        out[int(hour)] = (ok, len(ws.waits) + ws.never_called, sum(ws.waits), len(ws.waits))
+    return out
 
 
 def _demand_hours(scenario: Scenario) -> list[int]:

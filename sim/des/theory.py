@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.config import Config, parse_config
 
+from .batch import batch
 from .day import DayRun, simulate_day
 from .distributions import Empirical, Exponential, LogNormal, ServiceTime
 from .measures import Period, WaitStats, wait_stats, windows
@@ -149,17 +150,17 @@ def _service(case: TheoryCase) -> ServiceTime:
 
 def theory_run(
     case: TheoryCase, seed: int = 1, replications: int = 1, level: float = 0.95,
+    jobs: int | None = 1,
 ) -> dict[str, Any]:
     """Simulate ``case`` and set the results beside the closed form.
 
     One replication: confidence intervals by batch means (20 batches of consecutive
     customers). Several: by the replications' means (independent days, seeds
-    ``seed``, ``seed+1``…).
+    ``seed``, ``seed+1``…), which run in ``jobs`` processes (None: every core; see
+    :mod:`sim.des.batch`).
     """
-    config = theory_config(case.servers, case.service_minutes)
-    scenario = theory_scenario(case)
-    runs = [simulate_day(config, scenario, seed + i) for i in range(replications)]
-    parts = [_measure(run, case) for run in runs]
+    with batch(jobs) as days:
+        parts = days.map(_replication, [(case, seed + i) for i in range(replications)])
     waits = [w for p in parts for w in p[0].waits]
     over = [1.0 if w > 60 else 0.0 for w in waits]
     util_ci = None
@@ -185,11 +186,19 @@ def theory_run(
         "mean_wait_ci": mean_ci.to_json(),
         "p_wait_over_60s_ci": over_ci.to_json(),
         "utilisation_ci": util_ci,
-        "wall_s": sum(r.wall_s for r in runs),
-        "engine_commands": sum(r.commands for r in runs),
+        "wall_s": sum(p[4] for p in parts),
+        "engine_commands": sum(p[5] for p in parts),
     }
     out["theory"] = _theory(case)
     return out
+
+
+def _replication(task: tuple[TheoryCase, int]) -> tuple[WaitStats, float, int, int, float, int]:
+    """One day of the case: its measures, wall time and engine commands."""
+    case, seed = task
+    run = simulate_day(theory_config(case.servers, case.service_minutes),
+                       theory_scenario(case), seed)
+    return *_measure(run, case), run.wall_s, run.commands
 
 
 def _measure(run: DayRun, case: TheoryCase) -> tuple[WaitStats, float, int, int]:

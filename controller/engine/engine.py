@@ -29,6 +29,7 @@ __all__ = ["Engine", "Event"]
 
 Event = dict[str, Any]
 _Why = tuple[str, dict[str, Any]]  # a refusal's code and parameters
+_WALK_IN: dict[str, Any] = {}  # a ticket taken without a card: no customer details (read only)
 
 
 class _Days:
@@ -54,8 +55,14 @@ class _Days:
 class Engine:
     """A branch's queue state machine (SPEC A, B, C1)."""
 
-    def __init__(self, config: Config, state: State | None = None) -> None:
+    def __init__(
+        self, config: Config, state: State | None = None, *, count_ahead: bool = True,
+    ) -> None:
         self.state = state if state is not None else State()
+        # ``ahead`` on ``ticket_issued``: the count printed on the ticket. Only the
+        # simulator, which prints nothing, turns it off (it is a third of a simulated
+        # branch-day); the event then carries ``ahead: None`` and nothing else changes.
+        self.count_ahead = count_ahead
         # Checks a teller's password against its stored hash. Pure but slow on purpose
         # (scrypt): a box with an event loop checks off the loop first and hands the
         # answer in here (see Box.execute).
@@ -69,6 +76,7 @@ class Engine:
         self._types = {t.id: t.priority for t in config.customer_types}
         self._queues = {q.id: q for q in config.queues}
         self._windows = {w.number: w for w in config.windows}
+        self._ratings = {r.score: r for r in config.rating_levels}
         self._open_cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
         # queue -> why it takes no tickets this minute by its days and hours (None: open)
         self._open_now: dict[str, _Why | None] = {}
@@ -190,7 +198,7 @@ class Engine:
         s, cfg = self.state, self.cfg
         if not s.kiosk_open and cmd.channel in ("kiosk", "button", "card"):
             raise Refused("kiosk_signed_out")
-        customer: dict[str, Any] = {}
+        customer = _WALK_IN
         if cmd.card is not None:
             queue, customer = self._by_card(cmd.card)
         elif cmd.queue is not None:
@@ -204,7 +212,7 @@ class Engine:
         if n > queue.last:
             raise Refused("range_exhausted", queue_name=queue.name)
         cap = cfg.thresholds.branch_waiting_cap
-        if cap and s.waiting_total >= cap:
+        if cap and len(s.waiting) >= cap:
             raise Refused("branch_full", cap=cap)
         ctype = customer.get("customer_type") or queue.customer_type or "normal"
         number = queue.format(n)
@@ -220,10 +228,10 @@ class Engine:
         })
         # The rank needs the ticket in the state; ``ahead`` is then filled in before the
         # event leaves the engine (apply does not read it).
-        e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now)
+        e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now) if self.count_ahead else None
         threshold = cfg.thresholds.lobby_alert_waiting
-        if threshold and s.waiting_total > threshold and s.lobby_alert_at is None:
-            self._emit(out, now, "lobby_alert", waiting=s.waiting_total, threshold=threshold)
+        if threshold and len(s.waiting) > threshold and s.lobby_alert_at is None:
+            self._emit(out, now, "lobby_alert", waiting=len(s.waiting), threshold=threshold)
 
     def _print_failed(self, cmd: c.PrintFailed, now: float, out: list[Event]) -> None:
         t = self._ticket(cmd.number)
@@ -430,7 +438,7 @@ class Engine:
 
     def _rate(self, cmd: c.Rate, now: float, out: list[Event]) -> None:
         _, ws = self._window(cmd.window)
-        level = self.cfg.rating_level(cmd.score)
+        level = self._ratings.get(cmd.score)
         if level is None:
             raise Refused("bad_score", score=cmd.score)
         if ws.last_finished is None:
@@ -448,7 +456,7 @@ class Engine:
         })
 
     def _rate_ticket(self, cmd: c.RateTicket, now: float, out: list[Event]) -> None:
-        level = self.cfg.rating_level(cmd.score)
+        level = self._ratings.get(cmd.score)
         if level is None:
             raise Refused("bad_score", score=cmd.score)
         t = self._ticket(cmd.number)

@@ -79,9 +79,10 @@ def customers(config: Config, scenario: Scenario, seed: int | str) -> list[Custo
         svc_rng = random.Random(f"{tag}/service")
         beh_rng = random.Random(f"{tag}/behaviour")
         limit = recall_limit(config, scenario.behaviour)
+        weight = sum(w for _, w in scenario.behaviour.scores)
         for i, t in enumerate(times):
             c = Customer(0, t, stream.queue, stream.customer_type, service.draw(svc_rng),
-                         *_behaviour(scenario.behaviour, limit, beh_rng))
+                         *_behaviour(scenario.behaviour, limit, weight, beh_rng))
             drawn.append((t, k, i, c))
     drawn.sort(key=lambda d: d[:3])
     out = [d[3] for d in drawn]
@@ -100,8 +101,16 @@ def _arrival_times(
     if not parts:
         return []
 
+    parts.sort()  # (they come in time order already; the search below relies on it)
+    at = [0]  # the piece the last time fell in: times only grow, so search on from there
+
     def rate(t: float) -> float:
-        return next((r for a, b, r in parts if a <= t < b), 0.0)
+        for i in range(at[0], len(parts)):
+            a, b, r = parts[i]
+            if a <= t < b:
+                at[0] = i
+                return r
+        return 0.0
 
     return thinning(rate, max(r for _, _, r in parts), parts[0][0], parts[-1][1], rng)
 
@@ -111,12 +120,13 @@ def recall_limit(config: Config, behaviour: Behaviour) -> int:
     return config.thresholds.recalls_before_no_show or behaviour.max_recalls
 
 
-def _behaviour(b: Behaviour, limit: int, rng: random.Random) -> tuple[int, int]:
-    """(answers_at, score), from a fixed number of draws so streams stay in step."""
+def _behaviour(b: Behaviour, limit: int, weight: float, rng: random.Random) -> tuple[int, int]:
+    """(answers_at, score), from a fixed number of draws so streams stay in step.
+    ``weight``: the scores' total weight."""
     absent = rng.random() < b.no_show
     answers = [rng.random() < b.answer_recall for _ in range(limit)]
     rates = rng.random() < b.rating
-    pick = rng.random() * sum(w for _, w in b.scores)
+    pick = rng.random() * weight
     answers_at = next((k + 1 for k, yes in enumerate(answers) if yes), -1) if absent else 0
     score = 0
     if rates:

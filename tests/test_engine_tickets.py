@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from controller.config import Config
@@ -111,6 +114,26 @@ def test_outside_business_hours_is_refused_with_the_hours(config: Config) -> Non
     r = refusal(Engine(config), at(7, 59), queue="A")
     assert r.code == "outside_hours"
     assert "08:30-17:00" in r.message
+
+
+@pytest.mark.parametrize("day", [29, 28, 30])  # the clocks go forward on the 29th, 02:00
+def test_opening_hours_are_wall_clock_minutes_even_when_the_clocks_change(day: int) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    cfg = branch(branch={"code": "1001010001", "name": "测试支行",
+                         "timezone": "Europe/Berlin"},
+                 hours={"workday": ["08:30-17:00"], "weekend": ["09:00-16:00"],
+                        "holiday": []})
+
+    def local(h: int, m: int, s: float = 0.0) -> float:
+        return dt.datetime(2026, 3, day, h, m, tzinfo=berlin).timestamp() + s
+
+    opens, closes = ("08:30", "17:00") if day == 30 else ("09:00", "16:00")
+    (oh, om), (ch, cm) = (map(int, opens.split(":")), map(int, closes.split(":")))
+    e = Engine(cfg)
+    assert refusal(e, local(oh, om) - 0.5, queue="A").code == "outside_hours"
+    assert issue(e, local(oh, om), queue="A")["number"] == "A001"
+    assert issue(e, local(ch, cm) - 0.5, queue="A")["number"] == "A002"
+    assert refusal(e, local(ch, cm), queue="A").code == "outside_hours"
 
 
 def test_a_business_not_offered_on_weekends(config: Config) -> None:

@@ -77,9 +77,10 @@ class Engine:
         self._queues = {q.id: q for q in config.queues}
         self._windows = {w.number: w for w in config.windows}
         self._ratings = {r.score: r for r in config.rating_levels}
-        self._open_cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
-        # queue -> why it takes no tickets this minute by its days and hours (None: open)
-        self._open_now: dict[str, _Why | None] = {}
+        # the local day now falls in: [lo, hi) epoch seconds, its kind, its minute 0 (epoch)
+        self._today: tuple[float, float, str, float] = (0.0, 0.0, "", 0.0)
+        # (queue, kind of day) -> its opening rule, see _hours_rule
+        self._hours: dict[tuple[str, str], tuple[_Why | None, list[tuple[int, int]], str]] = {}
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -272,41 +273,60 @@ class Engine:
             "customer_type": ct.customer_type, "stars": ct.stars, "card": masked,
         }
 
-    def _local_minute(self, now: float) -> tuple[str, str]:
-        """(kind of day, "HH:MM") at ``now``, cached for the minute it falls in."""
-        lo, hi, kind, hhmm = self._open_cache
+    def _local_minute(self, now: float) -> tuple[str, int]:
+        """(kind of day, minute of the local day) at ``now``.
+
+        The day's bounds are cached, so this is one subtraction most of the time; on a day
+        the clocks change (daylight saving) local time is not epoch time plus a constant,
+        and only the current minute is cached.
+        """
+        lo, hi, kind, base = self._today
         if not lo <= now < hi:
-            local = dt.datetime.fromtimestamp(now, self._days.tz)
+            tz = self._days.tz
+            local = dt.datetime.fromtimestamp(now, tz)
             kind = self.cfg.calendar.kind(local.date())
-            hhmm = local.strftime("%H:%M")
-            lo = now - local.second - local.microsecond / 1e6
-            self._open_cache = (lo, lo + 60.0, kind, hhmm)
-            self._open_now = {}
-        return kind, hhmm
+            midnight = dt.datetime.combine(local.date(), dt.time(), tz)
+            after = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tz)
+            if midnight.utcoffset() == after.utcoffset():
+                lo, hi = midnight.timestamp(), after.timestamp()
+                base = lo
+            else:
+                lo = now - local.second - local.microsecond / 1e6
+                hi = lo + 60.0
+                base = lo - (local.hour * 60 + local.minute) * 60.0
+            self._today = (lo, hi, kind, base)
+        return kind, int((now - base) // 60)
 
     def _check_open(self, queue: QueueConfig, now: float) -> None:
-        self._local_minute(now)  # (renews the per-minute verdicts when the minute changes)
-        if queue.id in self._open_now:
-            refusal = self._open_now[queue.id]
-        else:
-            refusal = self._open_now[queue.id] = self._hours_refusal(queue, now)
+        kind, minute = self._local_minute(now)
+        rule = self._hours.get((queue.id, kind))
+        if rule is None:
+            rule = self._hours[queue.id, kind] = self._hours_rule(queue, kind)
+        refusal, spans, hours = rule
         if refusal is not None:
             raise Refused(refusal[0], **refusal[1])
+        for start, end in spans:
+            if start <= minute < end:
+                break
+        else:
+            raise Refused("outside_hours", hours=hours)
         reason = self.state.paused_queues.get(queue.id)
         if reason is not None:
             raise Refused("queue_paused", reason=reason, queue_name=queue.name)
 
-    def _hours_refusal(self, queue: QueueConfig, now: float) -> _Why | None:
-        """Why ``queue`` takes no tickets in ``now``'s minute by its days and hours, if so."""
-        kind, hhmm = self._local_minute(now)
+    def _hours_rule(
+        self, queue: QueueConfig, kind: str,
+    ) -> tuple[_Why | None, list[tuple[int, int]], str]:
+        """``queue``'s rule on a kind of day: a refusal if it is not offered that kind of
+        day, else its opening spans in minutes of the day ("08:30-11:30" -> (510, 690),
+        open from the first minute up to, not including, the last) and their wording."""
         if (queue.days == "workdays" and kind != "workday") or (
             queue.days == "weekends" and kind == "workday"
         ):
-            return "not_offered_today", {"queue_name": queue.name}
-        spans = getattr(queue.hours or self.cfg.hours, kind)
-        if not any(span[:5] <= hhmm < span[6:] for span in spans):
-            return "outside_hours", {"hours": " ".join(spans) or "今日休息"}
-        return None
+            return ("not_offered_today", {"queue_name": queue.name}), [], ""
+        spans: list[str] = getattr(queue.hours or self.cfg.hours, kind)
+        minutes = [(_minutes(span[:5]), _minutes(span[6:])) for span in spans]
+        return None, minutes, " ".join(spans) or "今日休息"
 
     # --- windows (B1–B5) -------------------------------------------------------------------
 
@@ -523,6 +543,10 @@ _DISPATCH: dict[type, Any] = {
     c.SignOut: Engine._sign_out,
     c.Tick: Engine._tick,
 }
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:])
 
 
 def _card_type(cfg: Config, card: str) -> Any:

@@ -20,6 +20,11 @@ class ConfigError(PaiduiError, ValueError):
         self.key, self.problem, self.source = key, problem, source
         super().__init__(f"{source}: {key}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by its fields, not by Exception's one message: it crosses process
+        # boundaries intact (a simulated day's bad override, in a worker of sim.des.batch).
+        return type(self), (self.key, self.problem, self.source)
+
 
 class Refused(PaiduiError):
     """The engine refuses a command, with a stable code and words for the user (SPEC A7).
@@ -35,12 +40,19 @@ class Refused(PaiduiError):
         self.message, self.message_en = render(code, params)
         super().__init__(f"{code}: {self.message_en}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (as ConfigError's)
+        return _refused, (self.code, self.params)
+
     @property
     def status(self) -> int:
         return MESSAGES[self.code].status
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "message_en": self.message_en}
+
+
+def _refused(code: str, params: dict[str, Any]) -> Refused:
+    return Refused(code, **params)
 
 
 class JournalError(PaiduiError, OSError):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import threading
 
 import pytest
 
+from controller.errors import ConfigError, Refused
 from sim.des.batch import Batch, batch
-from sim.des.compare import PRESETS, compare
+from sim.des.compare import PRESETS, compare, parse_variant
+from sim.des.errors import ScenarioError, SimError
 from sim.des.scenario import default_scenario
 from sim.des.staffing import advise_staffing
 from sim.des.theory import TheoryCase, theory_run
@@ -75,6 +78,38 @@ def test_staffing_advice_does_not_depend_on_the_processes() -> None:
     one = advise_staffing(CFG, scenario, seeds=(1, 2), rounds=1, jobs=1)
     two = advise_staffing(CFG, scenario, seeds=(1, 2), rounds=1, jobs=2)
     assert two.to_json() == one.to_json()
+
+
+def test_a_bad_variant_is_the_same_clear_error_from_a_worker() -> None:
+    scenario = default_scenario(CFG, DAY)
+    variants = [PRESETS["branch"], parse_variant("x=thresholds.nope=1")]
+    for jobs in (1, 2):
+        with pytest.raises(ConfigError, match=r"thresholds\.nope") as info:
+            compare(CFG, scenario, variants, seeds=range(1, 3), jobs=jobs)
+        assert info.value.key == "thresholds.nope"
+
+
+@pytest.mark.parametrize("error", [
+    ConfigError("windows.2.queues", "unknown queue 'Z'", "simulation"),
+    ScenarioError("service.A.dist", "'gamma' is not a distribution"),
+    Refused("outside_hours", hours="08:30-17:00"),
+])
+def test_errors_cross_process_boundaries_whole(error: Exception) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error)
+    assert vars(back) == vars(error)
+
+
+def _die(n: int) -> int:
+    if n == 3:
+        os._exit(9)  # as the kernel's out-of-memory killer would leave it
+    return n
+
+
+def test_a_worker_that_dies_is_a_clear_error() -> None:
+    with pytest.raises(SimError, match="worker process stopped unexpectedly"), \
+            batch(2) as days:
+        days.map(_die, list(range(6)))
 
 
 def test_a_batch_without_a_pool_is_a_plain_loop() -> None:

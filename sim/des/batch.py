@@ -3,7 +3,9 @@
 A strategy comparison, a staffing search or a theory check with replications runs the
 same branch on many independent days (seeds). Each day is a pure function of its config,
 scenario and seed, so the days can run in separate processes and their results come back
-in order: the answer is the same whatever ``jobs`` is, only sooner.
+in order: the answer is the same whatever ``jobs`` is, only sooner. An error in a day
+(a bad override) comes back as itself; a worker that dies (killed, out of memory) is a
+:class:`~sim.des.errors.SimError` saying so.
 
 Only what is measured travels back (a day's metrics, a staffing hour's waits), never the
 day's events: pickling those would cost more than simulating them.
@@ -23,8 +25,11 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import TypeVar
+
+from .errors import SimError
 
 __all__ = ["Batch", "batch", "cores"]
 
@@ -50,7 +55,11 @@ class Batch:
         """``[fn(t) for t in tasks]``, in order; ``fn`` must be a module-level function."""
         if self._pool is None or len(tasks) <= 1:
             return [fn(t) for t in tasks]
-        return list(self._pool.map(fn, tasks))
+        try:
+            return list(self._pool.map(fn, tasks))
+        except BrokenProcessPool as exc:  # killed (out of memory?), not an error of a day
+            raise SimError(f"a simulation worker process stopped unexpectedly ({exc}); "
+                           "try again with fewer --jobs") from exc
 
 
 @contextmanager

@@ -15,3 +15,7 @@ class ScenarioError(SimError, ValueError):
     def __init__(self, key: str, problem: str) -> None:
         self.key, self.problem = key, problem
         super().__init__(f"{key}: {problem}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled by its fields, so that it crosses process boundaries (sim.des.batch).
+        return type(self), (self.key, self.problem)

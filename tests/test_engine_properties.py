@@ -54,6 +54,17 @@ CFG = branch(
     thresholds={"escalate_after_min": 20, "balance_waiting": 3, "recalls_before_no_show": 2,
                 "lobby_alert_waiting": 4},
 )
+# Windows 1 and 2 alike (the same businesses and priorities): ``ahead`` then shares their
+# ranking and, while nothing is directed to either, their lane.
+TWINS = branch(
+    windows=[
+        {"number": 1, "queues": {"A": 5, "B": 1}},
+        {"number": 2, "queues": {"A": 5, "B": 1}},
+        {"number": 3, "queues": {"V": 9, "B": 2}, "balancing": True},
+    ],
+    card_types=CFG.model_dump(mode="json")["card_types"],
+    thresholds={"escalate_after_min": 20, "balance_waiting": 2, "recalls_before_no_show": 2},
+)
 WINDOWS = st.sampled_from([1, 2, 3])
 QUEUES = st.sampled_from(["A", "B", "V"])
 
@@ -68,9 +79,11 @@ def run(engine: Engine, cmd: object, now: float, log: list[Event]) -> list[Event
 
 
 class Branch(RuleBasedStateMachine):
+    cfg = CFG
+
     def __init__(self) -> None:
         super().__init__()
-        self.engine = Engine(CFG)
+        self.engine = Engine(self.cfg)
         self.now = T0
         self.log: list[Event] = []
         self.given: dict[str, list[int]] = defaultdict(list)  # "day queue" -> numbers issued
@@ -247,8 +260,13 @@ def drain_until(engine: Engine, number: str, now: float) -> int:
     raise AssertionError("unreachable")
 
 
+class TwinWindows(Branch):
+    cfg = TWINS
+
+
 TestBranch = Branch.TestCase
-TestBranch.settings = settings(
+TestTwinWindows = TwinWindows.TestCase
+TestBranch.settings = TestTwinWindows.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -294,3 +294,18 @@ def test_ahead_counts_what_the_strategy_puts_before_the_ticket() -> None:
     ]
     assert ahead == [0, 1, 0]  # the VIP is next, not third
     assert e.ahead("A002", T0) == 2
+
+
+def test_ahead_with_two_alike_windows_one_of_them_sent_a_customer() -> None:
+    # Windows 1 and 2 serve personal banking alike; window 1 sends A001 on to window 2,
+    # where it is called first. A new ticket then has A002, A001 and A003 before it: the
+    # windows call in turn (1: A002, 2: A001, 1: A003, 2: A004).
+    alike = {"A": 5}
+    e = engine(branch(windows=[{"number": 1, "queues": alike}, {"number": 2, "queues": alike}]),
+               logged_in=(1, 2))
+    take(e, "A", "A", "A")
+    assert call(e, 1) == "A001"
+    e.handle(Transfer(1, to_window=2), T0)
+    issued = e.handle(IssueTicket(queue="A"), T0)
+    assert next(ev["ahead"] for ev in issued if ev["type"] == "ticket_issued") == 3
+    assert [call(e, 1), call(e, 2), call(e, 1), call(e, 2)] == ["A002", "A001", "A003", "A004"]

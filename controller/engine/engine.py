@@ -91,8 +91,7 @@ class Engine:
         if now < s.last_now:  # a clock stepping back never reorders events
             now = s.last_now
         try:
-            if self._days.day_of(now) > s.day:
-                self._roll_day(now, out)
+            self._roll_day(now, out)
             handler = _DISPATCH.get(type(cmd))
             if handler is None:
                 raise TypeError(f"not an engine command: {cmd!r}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from ..config import Config, WindowConfig
 from .state import State, Ticket
@@ -67,20 +68,31 @@ def rank_key(cfg: Config, window: WindowConfig, now: float) -> Callable[[Ticket]
     return factory(window.queues, window.number, escalate_s, now)
 
 
-def _strategy(cfg: Config) -> tuple[KeyFactory, float]:
-    """``cfg``'s rank factory and escalation time, kept on the configuration.
+V = TypeVar("V")
 
-    Cached in the instance's ``__dict__`` as :meth:`Config._index` does, and keyed on the
-    identities of the parts it is made from: a ``model_copy`` that replaces them (and
-    copies the cache along) never answers from the original's.
+
+def _kept(owner: Any, name: str, basis: tuple[Any, ...], make: Callable[[], V]) -> V:
+    """``make()``, computed once and kept on ``owner`` (a configuration model) as long as
+    ``basis``, the parts it is made from, stays the same.
+
+    Kept in the instance's ``__dict__`` as :meth:`Config._index` does, so it lives and
+    dies with the configuration; keyed on its basis because a ``model_copy`` copies the
+    ``__dict__`` along: a copy that replaced a part never answers from the original's.
     """
-    got = cfg.__dict__.get("_rank_factory")
-    if got is None or got[0] is not cfg.strategy or got[1] is not cfg.thresholds:
+    got = owner.__dict__.get(name)
+    if got is None or got[0] != basis:
+        got = owner.__dict__[name] = (basis, make())
+    value: V = got[1]
+    return value
+
+
+def _strategy(cfg: Config) -> tuple[KeyFactory, float]:
+    """``cfg``'s rank factory and escalation time."""
+    def make() -> tuple[KeyFactory, float]:
         escalate_s = cfg.thresholds.escalate_after_min * 60.0
-        factory = _key_factory(tuple(cfg.strategy.order), escalate_s > 0)
-        got = cfg.__dict__["_rank_factory"] = (cfg.strategy, cfg.thresholds, factory,
-                                               escalate_s)
-    return got[2], got[3]
+        return _key_factory(tuple(cfg.strategy.order), escalate_s > 0), escalate_s
+
+    return _kept(cfg, "_rank_factory", (cfg.strategy, cfg.thresholds), make)
 
 
 def eligible(
@@ -130,12 +142,9 @@ def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
 
 def _able(cfg: Config, queue: str) -> tuple[list[WindowConfig], list[WindowConfig]]:
     """The windows serving ``queue``, and those with the balancing windows that may help it
-    (both in configuration order), worked out once per configuration and queue (kept on
-    the configuration, as :func:`_strategy` is)."""
-    got = cfg.__dict__.get("_able")
-    if got is None or got[0] is not cfg.windows:
-        got = cfg.__dict__["_able"] = (cfg.windows, {})
-    known: dict[str, tuple[list[WindowConfig], list[WindowConfig]]] = got[1]
+    (both in configuration order), worked out once per configuration and queue."""
+    known: dict[str, tuple[list[WindowConfig], list[WindowConfig]]] = _kept(
+        cfg, "_able", (cfg.windows,), dict)
     pair = known.get(queue)
     if pair is None:
         pair = known[queue] = (
@@ -227,12 +236,8 @@ def _lane(key: Callable[[Ticket], Rank], waiting: list[Ticket], t: Ticket, num: 
 
 
 def _priorities(w: WindowConfig) -> tuple[tuple[str, int], ...]:
-    """``w``'s queues and priorities as a hashable value (kept on the window, as
-    :func:`_strategy` is)."""
-    got = w.__dict__.get("_priorities")
-    if got is None or got[0] is not w.queues:
-        got = w.__dict__["_priorities"] = (w.queues, tuple(sorted(w.queues.items())))
-    return got[1]
+    """``w``'s queues and priorities as a hashable value."""
+    return _kept(w, "_priorities", (w.queues,), lambda: tuple(sorted(w.queues.items())))
 
 
 def _drain(lanes: list[Lane], t: Ticket, state: State, cfg: Config) -> int:

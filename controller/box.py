@@ -62,6 +62,7 @@ class Box:
         self._last: asyncio.Future[None] | None = None
         self._recovering: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._pruned_day: str | None = None  # the day retention last ran for
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -74,6 +75,7 @@ class Box:
         self._committer.start()
         self._ticker = asyncio.create_task(self._tick_loop(self.tick_s), name="box-tick")
         await self.execute(c.SignIn())  # 启动排队机,自动进入正常工作状态 (A9)
+        await self._retain()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -213,6 +215,22 @@ class Box:
         cutoff = (today - dt.timedelta(days=days)).isoformat()
         return int(await self._committer.call(lambda j: j.prune(cutoff)))
 
+    async def _retain(self) -> None:
+        """Retention in production: :meth:`prune` at start and once per business day
+        (called from the tick loop; docs/journal.md, "Outbox and retention")."""
+        day = self.engine.state.day
+        if day == self._pruned_day:
+            return
+        self._pruned_day = day
+        try:
+            pruned = await self.prune()
+        except JournalError as exc:  # retried tomorrow; never worth stopping for
+            log.warning("journal retention: %s", exc)
+            return
+        if pruned:
+            log.info("journal retention: %d acknowledged events older than %d days deleted",
+                     pruned, self.config.journal.keep_days)
+
     # --- reading -----------------------------------------------------------------------
 
     async def read_day(self, day: str) -> State:
@@ -245,6 +263,7 @@ class Box:
             await asyncio.sleep(period)
             try:
                 await self.execute(c.Tick())
+                await self._retain()
                 if kiosk.sign_in and kiosk.sign_out:
                     local = dt.datetime.fromtimestamp(self.clock.now(), self.config.tz)
                     desired = kiosk.sign_in <= local.strftime("%H:%M") < kiosk.sign_out

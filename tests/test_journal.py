@@ -139,3 +139,29 @@ async def test_a_corrupt_journal_file_is_a_clear_error(config: Config, clock: Ma
     with pytest.raises(JournalError, match="journal"):
         async with Box(config, tmp_path, clock):
             pass
+
+
+async def test_retention_runs_daily_and_at_start_and_spares_unsent_events(
+        clock: ManualClock, tmp_path: Path) -> None:
+    from tests.uplink_support import journal_rows, wait_for
+
+    cfg = branch(journal={"snapshot_every": 1, "keep_days": 90})
+    async with Box(cfg, tmp_path, clock, tick_s=0.01) as box:
+        await issue(box)
+        sent = box.last_seq
+        await box.acknowledge(sent)  # the centre has the first ticket ...
+        await issue(box)  # ... but not the second (unsent)
+        first_day = box.engine.state.day
+        clock.advance(91 * 86400)  # 91 virtual days later the box is still running
+
+        def old_sent() -> list[int]:
+            return [s for s, e in journal_rows(tmp_path) if s <= sent]
+
+        await wait_for(lambda: not old_sent(), timeout=10, what="the daily retention")
+        unsent = [e for s, e in journal_rows(tmp_path) if s > sent and e["day"] == first_day]
+        assert any(e["type"] == "ticket_issued" for e in unsent)  # never pruned while unsent
+        await box.acknowledge(box.last_seq)
+    clock.advance(91 * 86400)
+    async with Box(cfg, tmp_path, clock, tick_s=3600) as box:  # no tick: only the start
+        assert not [e for _, e in journal_rows(tmp_path) if e["day"] == first_day]
+        assert await issue(box) == "A001"

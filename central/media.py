@@ -9,7 +9,9 @@ Which files the kiosk shows, and in what order, is the ``web.kiosk.media`` list 
 branch's configuration.
 
 * ``GET /api/branches/{code}/media`` — the branch's files (own and inherited);
-* ``PUT /api/orgs/{code}/media/{name}`` — upload (the body is the file), ``DELETE`` — remove;
+* ``PUT /api/orgs/{code}/media/{name}`` — upload (the body is the file: PNG, JPEG, GIF,
+  WebP, MP4, WebM or Ogg video whose bytes match its name — never SVG, see
+  ``protocols/media.py``), ``DELETE`` — remove;
 * ``POST /api/branches/{code}/media/push`` — send them; the answer lists the command ids.
 """
 
@@ -25,6 +27,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 
 from controller.uplink.media import MAX_MEDIA_BYTES, MEDIA_TYPES
+from protocols.media import NotMedia, media_type
 
 from . import audit
 from .auth import ApiError, Principal, need
@@ -101,6 +104,10 @@ def media_router(centre: Centre) -> APIRouter:
             raise _too_big(len(data))
         if not data:
             raise ApiError("invalid", detail="an empty file", message="文件为空")
+        try:  # the box checks the same; refusing here saves a push that would fail
+            media_type(name, data)
+        except NotMedia as exc:
+            raise ApiError("invalid", detail=exc.problem, message=exc.problem_zh) from None
         saved = await centre.read(lambda s: save_media(s, code, name, data, who.id))
         await centre.read(lambda s: audit.record(s, who, "media.upload", code, name, {
             "size": saved["size"], "sha256": saved["sha256"]}))

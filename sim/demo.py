@@ -21,6 +21,7 @@ import ctypes
 import datetime as dt
 import getpass
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -36,11 +37,12 @@ from controller.config import Calendar, load_config
 from controller.errors import ConfigError, JournalError
 from controller.journal import Journal
 
-__all__ = ["Service", "demo_start", "main", "run_services", "services"]
+__all__ = ["Service", "demo_start", "main", "run_services", "seed_media", "services"]
 
 PROG = "python -m sim demo"
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "branch.toml"
+SAMPLE_MEDIA = ROOT / "examples" / "media"  # copied into <data dir>/media (seed_media)
 BEIJING = ZoneInfo("Asia/Shanghai")
 JOURNAL = "journal.sqlite3"  # the box's journal in its data directory (controller/box.py)
 _PR_SET_PDEATHSIG = 1
@@ -369,8 +371,21 @@ def _say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
+def seed_media(data_dir: Path, samples: Path = SAMPLE_MEDIA) -> Path:
+    """Copy the sample kiosk images into the box's media folder, ``<data dir>/media``, the
+    first time (a folder that exists is the box's own, left as it is: the centre may have
+    pushed into it). The checkout is never written to."""
+    folder = Path(data_dir) / "media"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        for f in sorted(samples.iterdir()):
+            shutil.copyfile(f, folder / f.name)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    seed_media(args.data_dir)
     return asyncio.run(run_services(services(args), args.ready_timeout, banner(args)))
 
 

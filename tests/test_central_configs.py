@@ -145,7 +145,7 @@ async def test_a_pushed_version_is_applied_by_the_box_and_shown_as_running(
         push = await wait_for(applied, 20, "the box's reply to the push")
         assert push["version"] == 2 and push["config_version"] == box.config.version
         assert box.config.queue("A").name == "个人综合业务"
-        assert box.config.web["media_dir"] == "examples/media"  # the box's own path stays
+        assert box.config.web["media_dir"] == ""  # the box's own path stays (<data dir>/media)
 
         async def running_v2() -> dict[str, Any]:
             rows = (await http.get("/api/config-status?org=100101",

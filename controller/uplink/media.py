@@ -1,10 +1,14 @@
 """Media files from the centre (``cmd/media``): the kiosk's images and videos (A10, G2).
 
 The centre sends each file whole, base64, with its SHA-256; the box checks the name (a
-plain file name of an image or video), the size and the digest, and writes it atomically
-into the screens' media folder (``web.media_dir``, default ``<data dir>/media``), where the
-kiosk's media area finds it. ``delete`` names files to remove. A bad file refuses the
-whole command and changes nothing.
+plain file name of an image or video; never SVG), the size, the digest and that the bytes
+are what the name says (:func:`protocols.media.media_type`: an HTML page named ``.png`` is
+refused), and writes it atomically into the screens' media folder (``web.media_dir``,
+default ``<data dir>/media``), where the kiosk's media area finds it. ``delete`` names
+files to remove. The folder is bounded (:data:`~controller.web.media.MAX_MEDIA_FILES`
+files, :data:`~controller.web.media.MAX_MEDIA_FOLDER_BYTES` bytes after the command). A
+bad file, or a push that would overfill the folder, refuses the whole command and changes
+nothing; the reply says which file and why.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from protocols.media import TYPES, NotMedia, media_type
+
+from ..web.media import MAX_MEDIA_FILES, MAX_MEDIA_FOLDER_BYTES
 from ..web.settings import FILE, web_settings
 from .commands import CommandRefused
 
@@ -27,15 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["MAX_MEDIA_BYTES", "MEDIA_TYPES", "store_media"]
 
 MAX_MEDIA_BYTES = 2_500_000  # one file; base64 of it fits an MQTT message of the protocol
-MEDIA_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".mp4", ".webm",
-                         ".ogv"})
+MEDIA_TYPES = frozenset(TYPES)  # no .svg: see protocols/media.py
 
 
 async def store_media(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
     """The ``media`` command: check every file first, then write them and delete."""
     folder = web_settings(box.config).media_path(box.data_dir)
     files = [_checked(i, f) for i, f in enumerate(msg.get("files") or [])]
-    doomed = [_name(f"delete.{i}", n) for i, n in enumerate(msg.get("delete") or [])]
+    doomed = [_plain(f"delete.{i}", n) for i, n in enumerate(msg.get("delete") or [])]
+    await asyncio.to_thread(_room, folder, files, doomed)
     await asyncio.to_thread(_apply, folder, files, doomed)
     return {"stored": [n for n, _ in files], "deleted": doomed,
             "bytes": sum(len(raw) for _, raw in files)}
@@ -53,24 +60,60 @@ def _checked(i: int, f: Any) -> tuple[str, bytes]:
         raise _refused(f"files.{i}", f"{len(raw)} bytes > {MAX_MEDIA_BYTES}")
     if hashlib.sha256(raw).hexdigest() != f.get("sha256"):
         raise _refused(f"files.{i}.sha256", "does not match the data")
+    try:
+        media_type(name, raw)
+    except NotMedia as exc:
+        raise _refused(f"files.{i}.data", exc.problem, exc.problem_zh) from None
     return name, raw
 
 
-def _name(key: str, name: Any) -> str:
+def _plain(key: str, name: Any) -> str:
+    """A plain file name of the folder (any kind: an old SVG may be deleted)."""
     if not isinstance(name, str) or not re.fullmatch(FILE.strip("^$"), name):
         raise _refused(key, "not a plain file name")
+    return name
+
+
+def _name(key: str, name: Any) -> str:
+    name = _plain(key, name)
     if Path(name).suffix.lower() not in MEDIA_TYPES:
         raise _refused(key, f"{name}: not an image or video ({', '.join(sorted(MEDIA_TYPES))})")
     return name
 
 
-def _refused(key: str, problem: str) -> CommandRefused:
-    return CommandRefused("bad_media", f"媒体文件无效,未采用:{key}: {problem}",
+def _refused(key: str, problem: str, problem_zh: str = "") -> CommandRefused:
+    return CommandRefused("bad_media", f"媒体文件无效,未采用:{key}: {problem_zh or problem}",
                           f"media refused, nothing changed: {key}: {problem}")
+
+
+def _room(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]) -> None:
+    """Refuse a command that would leave the folder over its bounds."""
+    after = {p.name: p.stat().st_size for p in _present(folder)}
+    for name in doomed:
+        after.pop(name, None)
+    after.update((name, len(raw)) for name, raw in files)
+    total = sum(after.values())
+    if len(after) > MAX_MEDIA_FILES or total > MAX_MEDIA_FOLDER_BYTES:
+        raise CommandRefused(
+            "media_full",
+            f"媒体文件夹已满,未采用:将有 {len(after)} 个文件、{total} 字节,上限 "
+            f"{MAX_MEDIA_FILES} 个、{MAX_MEDIA_FOLDER_BYTES} 字节;请先删除不用的文件。",
+            f"media folder full, nothing changed: {len(after)} files, {total} bytes after "
+            f"this push; at most {MAX_MEDIA_FILES} files, {MAX_MEDIA_FOLDER_BYTES} bytes. "
+            "Delete unused files first.")
+
+
+def _present(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
 
 
 def _apply(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # a write cut short by a crash
+        stale.unlink(missing_ok=True)
     for name, raw in files:
         tmp = folder / f".{name}.tmp"
         with tmp.open("wb") as f:

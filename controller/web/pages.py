@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import Config
 from .auth import Auth, StaffGate, auth_router, load_secret
 from .events import KIOSK_ID, EventHub, events_router
+from .media import media_router, playable
 from .settings import KioskButton, KioskLayout, WebSettings, web_settings
 from .staff import staff_router
 
@@ -32,8 +33,7 @@ __all__ = ["kiosk_buttons", "media_files", "mount_screens"]
 
 HERE = Path(__file__).parent
 STATIC, TEMPLATES = HERE / "static", HERE / "templates"
-IMAGE = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
-VIDEO = frozenset({".mp4", ".webm", ".ogv"})
+media_files = playable  # the kiosk's playlist (controller/web/media.py)
 
 
 def mount_screens(app: FastAPI, box: Box) -> None:
@@ -45,27 +45,11 @@ def mount_screens(app: FastAPI, box: Box) -> None:
     hub = EventHub(box, ping_s=web.ping_seconds, reprint_token=auth.reprint_token).attach()
     media = web.media_path(box.data_dir)
     for router in (events_router(hub), auth_router(auth), staff_router(box, hub),
-                   pages_router(box, web, media), appointments_router(box)):
+                   pages_router(box, web, media), appointments_router(box), media_router(media)):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/media", StaticFiles(directory=media, check_dir=False), name="media")
     app.add_middleware(StaffGate, auth=auth)
     app.state.screens = {"hub": hub, "auth": auth, "web": web}
-
-
-def media_files(folder: Path, wanted: list[str]) -> list[dict[str, str]]:
-    """The kiosk's media playlist: ``wanted`` in order, else every image/video of ``folder``."""
-    try:
-        present = {p.name for p in folder.iterdir() if p.is_file()}
-    except OSError:
-        present = set()
-    names = [n for n in wanted if n in present] if wanted else sorted(present)
-    out = []
-    for name in names:
-        ext = Path(name).suffix.lower()
-        if ext in IMAGE or ext in VIDEO:
-            out.append({"url": f"/media/{name}", "kind": "video" if ext in VIDEO else "image"})
-    return out
 
 
 def kiosk_buttons(cfg: Config, layout: KioskLayout) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ Rules (each with its own ``kind``):
 
 =================  ===============================================================
 ``waiting_over``   more than ``waiting_over`` customers waiting at a branch (A8, from
-                   its live snapshot); on until the count is back at or below it
+                   its live snapshot); on until the count is back at or below 80 % of
+                   it (hysteresis: a count hovering at the threshold is one alert)
 ``long_wait``      a customer waiting longer than ``wait_over_min`` minutes and not yet
                    called (from the ticket summaries); on until called or closed
 ``bad_rating``     a rating the branch marks bad (差评, C2; noted at ingest)
@@ -230,13 +231,15 @@ def live_rules(store: Store, branches: list[dict[str, Any]], nodes: dict[str, di
     tz = report_timezone(store)
     for kind in ("waiting_over", "device_fault", "offline"):
         verdict.looked_at.setdefault(kind, set())
+    raised = {b for (b,) in store.execute("SELECT branch FROM alerts WHERE kind = "
+                                          "'waiting_over' AND resolved_at IS NULL")}
     for row in branches:
         branch = row["branch"]
         t = effective_thresholds(nodes, branch)
         _offline(row, t, labels, now, tz, verdict)
         if row["online"] is False:
             continue  # what it said last is stale: judged again when it is back
-        _waiting(row, t, labels, verdict)
+        _waiting(row, t, labels, verdict, branch in raised)
         _devices(row, t, labels, verdict)
 
 
@@ -256,14 +259,15 @@ def _offline(row: dict[str, Any], t: dict[str, Any], labels: Labels, now: float,
         {"since": since}))
 
 
-def _waiting(row: dict[str, Any], t: dict[str, Any], labels: Labels, verdict: Verdict) -> None:
+def _waiting(row: dict[str, Any], t: dict[str, Any], labels: Labels, verdict: Verdict,
+             raised: bool) -> None:
     branch, limit = row["branch"], t["waiting_over"]
     status = (row.get("live") or {}).get("status") or {}
     waiting = status.get("waiting_total")
     if not limit or not isinstance(waiting, int):
         return
     verdict.looked_at["waiting_over"].add(branch)
-    if waiting > limit:
+    if waiting > limit or (raised and waiting > limit * 4 // 5):  # cleared at 80 %
         verdict.raised.append(Candidate(
             f"waiting_over:{branch}", "waiting_over", branch,
             f"请注意,目前网点排队等待人数已经超过{limit}个。",

@@ -242,6 +242,14 @@ class Thresholds(_Model):
     balance_waiting: int = Field(10, ge=1)
     branch_waiting_cap: int = Field(0, ge=0)  # 0 = no cap
     lobby_alert_waiting: int = Field(30, ge=0)  # 0 = off
+    lobby_alert_clear: int = Field(0, ge=0)  # re-armed at or below; 0: 80 % of the above
+    lobby_alert_repeat_min: float = Field(10, ge=0)  # at least this long between two alerts
+
+    @property
+    def lobby_alert_clear_at(self) -> int:
+        """Hysteresis: the waiting count at or below which the lobby alert is re-armed."""
+        clear = self.lobby_alert_clear or self.lobby_alert_waiting * 4 // 5
+        return min(clear, self.lobby_alert_waiting)  # equal: no hysteresis
     recalls_before_no_show: int = Field(3, ge=0)  # 0 = recalls never discard by themselves
     rating_window_s: float = Field(120, gt=0)
 

@@ -143,14 +143,19 @@ async def test_the_most_specific_threshold_decides_who_alerts(store: Store, desk
 # --- the rules -----------------------------------------------------------------------------
 
 
-async def test_waiting_over_threshold_once_until_back_below(store: Store, desk: Desk) -> None:
+async def test_waiting_over_threshold_once_until_back_below_the_clear_mark(
+        store: Store, desk: Desk) -> None:
     live(store, B1, T0, waiting=31)
     await desk.round()
     await desk.round(T0 + 5)
     [a] = alerts(store)
     assert a["kind"] == "waiting_over" and a["message"] == SEED_A8
     assert a["repeats"] == 1 and a["resolved_at"] is None and a["detail"]["waiting"] == 31
-    live(store, B1, T0 + 6, waiting=30)
+    for i, n in enumerate((30, 31, 28, 31, 25)):  # hovering at the threshold: one alert
+        live(store, B1, T0 + 6, waiting=n)
+        await desk.round(T0 + 7 + i / 10)
+    assert len(alerts(store)) == 1 and alerts(store)[0]["resolved_at"] is None
+    live(store, B1, T0 + 6, waiting=24)  # 80 % of 30: cleared
     await desk.round(T0 + 10)
     assert alerts(store)[0]["resolved_at"] == T0 + 10
     live(store, B1, T0 + 11, waiting=40)

@@ -200,7 +200,8 @@ def test_a_refusal_changes_nothing() -> None:
 
 
 def test_lobby_alert_once_per_crossing() -> None:
-    e = engine(branch(thresholds={"lobby_alert_waiting": 2}), logged_in=(1,))
+    e = engine(branch(thresholds={"lobby_alert_waiting": 2, "lobby_alert_clear": 2,
+                                  "lobby_alert_repeat_min": 0}), logged_in=(1,))  # no hysteresis
     alerts = []
     for _ in range(5):
         alerts += [ev for ev in e.handle(IssueTicket(queue="A"), T0) if ev["type"] == "lobby_alert"]

@@ -229,9 +229,19 @@ class Engine:
         # The rank needs the ticket in the state; ``ahead`` is then filled in before the
         # event leaves the engine (apply does not read it).
         e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now) if self.count_ahead else None
-        threshold = cfg.thresholds.lobby_alert_waiting
-        if threshold and len(s.waiting) > threshold and s.lobby_alert_at is None:
-            self._emit(out, now, "lobby_alert", waiting=len(s.waiting), threshold=threshold)
+        self._lobby_alert(now, out)
+
+    def _lobby_alert(self, now: float, out: list[Event]) -> None:
+        """A8 with hysteresis: raised above the threshold, re-armed only at or below the
+        clear mark (state.py ``_dequeue``), and never twice within the repeat interval."""
+        s, t = self.state, self.cfg.thresholds
+        if not t.lobby_alert_waiting or len(s.waiting) <= t.lobby_alert_waiting:
+            return
+        last = s.lobby_alert_last
+        if s.lobby_alert_at is None and (last is None
+                                         or now - last >= t.lobby_alert_repeat_min * 60):
+            self._emit(out, now, "lobby_alert", waiting=len(s.waiting),
+                       threshold=t.lobby_alert_waiting, clear=t.lobby_alert_clear_at)
 
     def _print_failed(self, cmd: c.PrintFailed, now: float, out: list[Event]) -> None:
         t = self._ticket(cmd.number)

@@ -86,7 +86,8 @@ class State:
     paused_queues: dict[str, str] = field(default_factory=dict)  # queue -> reason
     issued: int = 0  # tickets issued today (the next ticket's order)
     fronts: int = 0  # insert-front counter
-    lobby_alert_at: int | None = None  # threshold crossed and not yet back below
+    lobby_alert_at: int | None = None  # alert raised: re-armed at or below this count
+    lobby_alert_last: float | None = None  # when the last lobby alert was raised
 
     # --- reading -----------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class State:
         if self.waiting.pop(t.id, None) is not None:
             self.waiting_count[t.queue] -= 1
             if self.lobby_alert_at is not None and len(self.waiting) <= self.lobby_alert_at:
-                self.lobby_alert_at = None  # back below the threshold: re-armed
+                self.lobby_alert_at = None  # down to the clear mark: re-armed
 
     def _leave_window(self, t: Ticket) -> None:
         if t.window is not None:
@@ -149,6 +150,7 @@ class State:
             "issued": self.issued,
             "fronts": self.fronts,
             "lobby_alert_at": self.lobby_alert_at,
+            "lobby_alert_last": self.lobby_alert_last,
         }
 
     @classmethod
@@ -169,6 +171,7 @@ class State:
         s.paused_queues = dict(d["paused_queues"])
         s.issued, s.fronts = d["issued"], d["fronts"]
         s.lobby_alert_at = d["lobby_alert_at"]
+        s.lobby_alert_last = d.get("lobby_alert_last")  # absent in older snapshots
         return s
 
 
@@ -191,7 +194,7 @@ def _day_opened(s: State, e: dict[str, Any]) -> None:
     s.waiting.clear()
     s.waiting_count.clear()
     s.issued = s.fronts = 0
-    s.lobby_alert_at = None
+    s.lobby_alert_at = s.lobby_alert_last = None
     for w in s.windows.values():
         w.current = w.last_finished = None
         w.held.clear()
@@ -330,7 +333,8 @@ def _kiosk(s: State, e: dict[str, Any]) -> None:
 
 
 def _lobby_alert(s: State, e: dict[str, Any]) -> None:
-    s.lobby_alert_at = e["threshold"]
+    s.lobby_alert_at = e.get("clear", e["threshold"])  # older events: no hysteresis
+    s.lobby_alert_last = e["at"]
 
 
 _HANDLERS = {

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock
 from .config import Config
+from .disk import DiskBudget
 from .engine import Engine, Event, State
 from .engine import commands as c
 from .errors import JournalError, Refused
@@ -30,6 +31,7 @@ from .health import Health
 if TYPE_CHECKING:
     from .kiosk import TicketPrinter
 from .journal import GroupCommitter, Journal, Record
+from .notices import notices
 from .passwords import verify_password
 
 __all__ = ["Box", "Listener"]
@@ -54,6 +56,8 @@ class Box:
         self.engine = Engine(config)
         self.listeners: list[Listener] = []
         self.health = Health(clock)
+        self.disk = DiskBudget(self.data_dir, config.journal, health=self.health,
+                               notify=lambda n: notices(self).post(n))
         self.printer: TicketPrinter | None = None  # set by the printer component
         self.refusals: Counter[str] = Counter()
         self.journal_failures = 0
@@ -76,6 +80,7 @@ class Box:
         self._ticker = asyncio.create_task(self._tick_loop(self.tick_s), name="box-tick")
         await self.execute(c.SignIn())  # 启动排队机,自动进入正常工作状态 (A9)
         await self._retain()
+        self.disk.check()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -264,6 +269,7 @@ class Box:
             try:
                 await self.execute(c.Tick())
                 await self._retain()
+                self.disk.check()
                 if kiosk.sign_in and kiosk.sign_out:
                     local = dt.datetime.fromtimestamp(self.clock.now(), self.config.tz)
                     desired = kiosk.sign_in <= local.strftime("%H:%M") < kiosk.sign_out

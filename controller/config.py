@@ -298,6 +298,8 @@ class HttpConfig(_Model):
 class JournalConfig(_Model):
     keep_days: int = Field(90, ge=1)
     snapshot_every: int = Field(1000, ge=1)  # events between snapshots
+    disk_warn_mb: int = Field(500, ge=0)  # free space under this: health alarm + notice
+    disk_stop_mb: int = Field(100, ge=0)  # under this: no new tickets (controller/disk.py)
 
 
 class Config(_Model):

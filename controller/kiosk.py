@@ -174,6 +174,7 @@ async def issue_and_print(box: Box, cmd: c.IssueTicket, timeout: float = 10.0
                           ) -> tuple[dict[str, Any], PrintOutcome | None]:
     """Issue (durably), then print. Returns the ticket info and the print outcome
     (None when the box has no printer). Refusals propagate as :class:`Refused`."""
+    box.disk.admit_ticket()  # disk_full (503) before the journal has no room (disk.py)
     events = await box.execute(cmd)
     issued = next(e for e in events if e["type"] == "ticket_issued")
     info = ticket_info(box, issued)

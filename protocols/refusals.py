@@ -44,6 +44,11 @@ MESSAGES: dict[str, RefusalText] = {
         "对不起,网点等待人数已达上限({cap}人),暂停取号,请稍后再来。",
         "Sorry, the branch has reached its waiting limit ({cap}). Please come back later.",
     ),
+    "disk_full": RefusalText(
+        "对不起,系统存储空间不足,暂停取号,请咨询大堂经理。",
+        "Sorry, the system is out of storage space: no tickets now. Please ask the lobby "
+        "manager.", 503,
+    ),
     "range_exhausted": RefusalText(
         "对不起,{queue_name}今日号段已用完,请咨询大堂经理。",
         "Sorry, the ticket range of {queue_name} is used up today. Please ask the lobby manager.",

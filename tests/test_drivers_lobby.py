@@ -135,4 +135,4 @@ async def test_simulated_branch_end_to_end(clock: ManualClock, tmp_path: Path) -
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert {d["name"]: d["state"] for d in box.health.snapshot()} == {
-        "audio": "ok", "card_reader.sim": "ok", "gpio": "ok", "hall_display": "ok"}
+        "audio": "ok", "card_reader.sim": "ok", "disk": "ok", "gpio": "ok", "hall_display": "ok"}

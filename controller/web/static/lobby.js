@@ -171,7 +171,7 @@
     },
     event: onEvent,
     health: (d) => { devices[d.name] = d; if (on) drawDevices(); },
-    notice: (n) => { if (on) popup("中心提醒 Centre alert", n.message); },
+    notice: (n) => { if (on) popup(n.title || "中心提醒 Centre alert", n.message); },
   });
   start();
 })();

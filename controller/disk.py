@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from .config import JournalConfig
 from .errors import Refused
-from .health import Health
+from .health import Health, State
 
 __all__ = ["MB", "DiskBudget", "Level", "free_bytes"]
 
@@ -32,6 +32,7 @@ MB = 1_000_000
 Level = Literal["ok", "low", "full"]
 FreeBytes = Callable[[Path], int]
 _RANK = {"ok": 0, "low": 1, "full": 2}
+_HEALTH: dict[str, State] = {"ok": "ok", "low": "warning", "full": "fault"}
 _WORDS: dict[str, tuple[str, str]] = {
     "low": ("数据盘剩余空间不足({free} MB),请联系运维清理或更换存储卡。",
             "The box's data disk is low ({free} MB free): ask IT to free space."),
@@ -77,8 +78,7 @@ class DiskBudget:
         if level != self.level:
             worse = _RANK[level] > _RANK[self.level or "ok"]
             self.level = level
-            state = {"ok": "ok", "low": "warning", "full": "fault"}[level]
-            self.health.report("disk", state, "" if level == "ok" else level)
+            self.health.report("disk", _HEALTH[level], "" if level == "ok" else level)
             if worse and self.notify is not None:
                 zh, en = _WORDS[level]
                 mb = free // MB

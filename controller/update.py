@@ -354,6 +354,7 @@ class Updater:
         manifest = self._verify(offer, manifest_bytes, sig)
         incoming = s.root / "incoming" / manifest.version
         incoming.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_drop_other_downloads, incoming)
         free = shutil.disk_usage(incoming).free
         if free < 3 * manifest.total_size + 50_000_000:
             raise ReleaseRefused("disk_full", f"{free // 1_000_000} MB free, the release needs "
@@ -674,6 +675,14 @@ def _get(url: str, timeout: float, limit: int) -> tuple[int, bytes]:
 
 
 # --- the health check after a restart ------------------------------------------------------
+
+
+def _drop_other_downloads(incoming: Path) -> None:
+    """Bound: ``incoming/`` holds one release, the one being fetched (its ``.part`` files
+    resume); a failed download of another version is deleted, not kept for ever."""
+    for other in incoming.parent.iterdir():
+        if other != incoming:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def health_problem(health: Any, pending: dict[str, Any]) -> str:

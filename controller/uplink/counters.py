@@ -1,18 +1,22 @@
 """The link's daily counters (SPEC F1): connection failures, timeouts, retries, per day.
 
 When the box's day changes, the finished day's counters are logged and appended to
-``{data_dir}/uplink/link-days.jsonl``, then start again from zero.
+``{data_dir}/uplink/link-days.jsonl``, then start again from zero. The file keeps the last
+:data:`DAYS_KEPT` days (about 120 KB), oldest dropped first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LinkCounters"]
+__all__ = ["DAYS_KEPT", "LinkCounters"]
+
+DAYS_KEPT = 400  # a year and a bit of daily link counters
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,20 @@ class LinkCounters:
             record = json.dumps(asdict(self))
             log.info("uplink link counters for %s: %s", self.day, record)
             if log_file is not None:
-                log_file.parent.mkdir(parents=True, exist_ok=True)
-                with log_file.open("a", encoding="utf-8") as f:
-                    f.write(record + "\n")
+                _append_kept(log_file, record)
         self.__dict__.update(asdict(LinkCounters(day=day)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _append_kept(path: Path, line: str) -> None:
+    """Append ``line``, keeping the last :data:`DAYS_KEPT` lines (replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join([*lines, line][-DAYS_KEPT:]) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

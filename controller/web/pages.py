@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
-from .auth import Auth, StaffGate, auth_router, load_secret
+from .auth import Auth, auth_router, guard, load_secret
 from .events import KIOSK_ID, EventHub, events_router
 from .settings import KioskButton, KioskLayout, WebSettings, web_settings
 from .staff import staff_router
@@ -49,7 +49,7 @@ def mount_screens(app: FastAPI, box: Box) -> None:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/media", StaticFiles(directory=media, check_dir=False), name="media")
-    app.add_middleware(StaffGate, auth=auth)
+    guard(app, auth)  # after every route: it checks the window routes read their window
     app.state.screens = {"hub": hub, "auth": auth, "web": web}
 
 

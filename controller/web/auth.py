@@ -236,9 +236,11 @@ class BackOff:
         self.keys.pop(key, None)
 
     def _shrink(self, now: float) -> None:
+        """Down to three quarters of the bound, so a spray of new keys pays for one scan
+        per ``max_keys / 4`` failures, not one per failure."""
         for key in [k for k, f in self.keys.items() if now >= f.until + self.forget_s]:
             del self.keys[key]
-        while len(self.keys) > self.max_keys:
+        while len(self.keys) > self.max_keys * 3 // 4:
             self.keys.popitem(last=False)
 
 

@@ -120,6 +120,17 @@ async def test_every_window_route_reads_its_window_through_the_teller_check(
         guard_window_routes(app)
 
 
+PLAIN = {str(i): i for i in range(1, 1000)}
+
+
+@given(st.one_of(st.text(max_size=5), st.sampled_from(sorted(PLAIN)),
+                 st.integers(-10**6, 10**6).map(str)))
+def test_only_a_plain_number_from_1_to_999_names_a_window(text: str) -> None:
+    from controller.web.auth import window_number
+
+    assert window_number(text) == PLAIN.get(text)
+
+
 # --- generated spellings ---------------------------------------------------------------------
 
 _DIGITS = {"1": "1١١१¹𝟏", "2": "2２٢२²𝟐"}

@@ -438,8 +438,9 @@ def same_origin(origin: str, scheme: str, host: str) -> bool:
 
 # --- the window routes' dependencies -------------------------------------------------------
 
-WindowSegment = Annotated[str, PathParam(
-    description="Window (counter) number, 1–999 in plain decimal (any other spelling: 404)")]
+WindowSegment = Annotated[str, PathParam(  # the pattern is documentation; window_number checks
+    description="Window (counter) number, 1–999 in plain decimal (any other spelling: 404)",
+    json_schema_extra={"pattern": "^[1-9][0-9]{0,2}$"})]
 
 
 def _auth(request: Request) -> Auth:

@@ -207,8 +207,8 @@ async def test_openapi_and_public_config(api: httpx.AsyncClient) -> None:
          "wrong_password"),
         ("post", "/api/windows/1/login", {"teller": "t1"}, 422, "invalid_request"),
         ("post", "/api/windows/99/call-next", None, 404, "unknown_window"),
-        ("post", "/api/windows/0/call-next", None, 422, "invalid_request"),
-        ("post", "/api/windows/x/call-next", None, 422, "invalid_request"),
+        ("post", "/api/windows/0/call-next", None, 404, "not_found"),  # not a plain 1-999
+        ("post", "/api/windows/x/call-next", None, 404, "not_found"),
         ("post", "/api/windows/1/call-next", None, 401, "login_required"),
         ("post", "/api/windows/1/rating", {"score": 3}, 401, "login_required"),
         ("get", "/api/tickets/A999", None, 404, "unknown_ticket"),

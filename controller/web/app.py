@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
@@ -24,7 +24,16 @@ from ..engine import Event
 from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import issue_and_print, issued_view, reprint
-from .auth import is_staff, kiosk_answer, may_reprint
+from .auth import (
+    LoginWindow,
+    TellerWindow,
+    end_session,
+    grant_session,
+    is_staff,
+    kiosk_answer,
+    login_attempt,
+    may_reprint,
+)
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -33,7 +42,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-WindowNo = Annotated[int, Path(ge=1, le=999, description="Window (counter) number")]
 TicketNo = Annotated[str, Path(pattern=r"^[A-Za-z]{0,3}\d{1,6}$", description="e.g. A023")]
 
 
@@ -187,59 +195,68 @@ def create_app(box: Box) -> FastAPI:
 
     # --- windows -----------------------------------------------------------------------
 
+    # Each route reads its window as TellerWindow: parsed strictly once, the teller's
+    # session checked for exactly that number, which is the one the handler acts on.
+
     @app.post("/api/windows/{n}/login", tags=["windows"])
-    async def login(n: WindowNo, req: LoginRequest) -> dict[str, Any]:
-        return window_result(await run(c.Login(n, req.teller, req.password)), n)
+    async def login(n: LoginWindow, req: LoginRequest, request: Request, response: Response
+                    ) -> dict[str, Any]:
+        """Log a teller in at window n; the answer carries its session (docs/api.md)."""
+        async with login_attempt(request, "teller", req.teller):
+            result = window_result(await run(c.Login(n, req.teller, req.password)), n)
+        return result | grant_session(request, response, "teller", result["teller"], n)
 
     @app.post("/api/windows/{n}/logout", tags=["windows"])
-    async def logout(n: WindowNo) -> dict[str, Any]:
-        return window_result(await run(c.Logout(n)), n)
+    async def logout(n: TellerWindow, request: Request, response: Response) -> dict[str, Any]:
+        result = window_result(await run(c.Logout(n)), n)
+        end_session(request, response, "teller")
+        return result
 
     @app.post("/api/windows/{n}/call-next", tags=["windows"])
-    async def call_next(n: WindowNo) -> dict[str, Any]:
+    async def call_next(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.CallNext(n)), n)
 
     @app.post("/api/windows/{n}/recall", tags=["windows"])
-    async def recall(n: WindowNo) -> dict[str, Any]:
+    async def recall(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.Recall(n)), n)
 
     @app.post("/api/windows/{n}/no-show", tags=["windows"])
-    async def no_show(n: WindowNo) -> dict[str, Any]:
+    async def no_show(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.NoShow(n)), n)
 
     @app.post("/api/windows/{n}/finish", tags=["windows"])
-    async def finish(n: WindowNo, req: Annotated[FinishRequest | None, Body()] = None
+    async def finish(n: TellerWindow, req: Annotated[FinishRequest | None, Body()] = None
                      ) -> dict[str, Any]:
         ask = req.ask_rating if req else False
         return window_result(await run(c.Finish(n, ask_rating=ask)), n)
 
     @app.post("/api/windows/{n}/pause", tags=["windows"])
-    async def pause(n: WindowNo) -> dict[str, Any]:
+    async def pause(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.PauseWindow(n)), n)
 
     @app.post("/api/windows/{n}/resume", tags=["windows"])
-    async def resume(n: WindowNo) -> dict[str, Any]:
+    async def resume(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.ResumeWindow(n)), n)
 
     @app.post("/api/windows/{n}/transfer", tags=["windows"])
-    async def transfer(n: WindowNo, req: TransferRequest) -> dict[str, Any]:
+    async def transfer(n: TellerWindow, req: TransferRequest) -> dict[str, Any]:
         """Move the current (or a numbered) ticket to another window or business (B4)."""
         number = req.number.upper() if req.number else None
         cmd = c.Transfer(n, to_window=req.to_window, to_queue=req.to_queue, number=number)
         return window_result(await run(cmd), n)
 
     @app.post("/api/windows/{n}/hold", tags=["windows"])
-    async def hold(n: WindowNo) -> dict[str, Any]:
+    async def hold(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.Hold(n)), n)
 
     @app.post("/api/windows/{n}/call-back", tags=["windows"])
-    async def call_back(n: WindowNo, req: Annotated[CallBackRequest | None, Body()] = None
+    async def call_back(n: TellerWindow, req: Annotated[CallBackRequest | None, Body()] = None
                         ) -> dict[str, Any]:
         number = req.number.upper() if req and req.number else None
         return window_result(await run(c.CallBack(n, number)), n)
 
     @app.post("/api/windows/{n}/rating", tags=["windows"])
-    async def rating(n: WindowNo, req: RatingRequest) -> dict[str, Any]:
+    async def rating(n: TellerWindow, req: RatingRequest) -> dict[str, Any]:
         """The customer's rating of the service just finished at this window (C1)."""
         events = await run(c.Rate(n, req.score))
         e = events[-1]

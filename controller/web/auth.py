@@ -2,58 +2,80 @@
 
 Who may do what (the contract is in docs/api.md):
 
-* **Public** (kiosk, hall display, anyone on the branch LAN): every ``GET`` except the
-  staff views, ``POST /api/tickets``, ``POST /api/tickets/{n}/reprint``,
-  ``POST /api/appointments/redeem`` and the two logins.
-* **The teller of window n**: every other request under ``/api/windows/{n}/``. A teller logs
-  in with ``POST /api/windows/{n}/login`` (the engine's ``Login``, unchanged); its answer
-  gains ``token``, ``csrf_token`` and ``expires_at`` and sets the ``paidui_teller`` cookie.
-  The session is good only while the engine has that teller logged in at that window, so a
-  logout at the keypad ends it too.
+* **Public** (kiosk, hall display, anyone on the branch LAN): every ``GET`` outside
+  ``/api/windows/`` and ``/api/lobby/``, ``POST /api/tickets``,
+  ``POST /api/tickets/{n}/reprint`` (with the issuing kiosk's token), ``POST
+  /api/appointments/redeem``, ``POST /api/auth/logout`` and the two logins.
+* **The teller of window n**: every other request under ``/api/windows/{n}/``. The window
+  number is read once, strictly (:func:`window_number`: ``1``–``999`` in plain ASCII
+  decimal, no sign, leading zero, space, dot or other digits), by the dependency
+  :data:`TellerWindow` of each window route, which checks the teller session for exactly
+  that number and hands the same ``int`` to the handler. A path under ``/api/windows/``
+  whose number is spelled any other way (``+1``, ``01``, ``1.0``, ``%31``, ``１``) is 404
+  before any handler runs (:class:`StaffGate`), and :func:`guard_window_routes` refuses to
+  start an app with a window route lacking that dependency.
 * **Any staff** (a teller or a lobby manager): ``POST /api/tickets/{n}/insert-front``.
 * **A lobby manager** (``[[web.lobby_managers]]``): ``/api/lobby/…`` and every other
   state-changing request (pausing a business, signing the kiosks in or out, and any route
   added later: closed by default).
 
+A teller logs in with ``POST /api/windows/{n}/login`` (the engine's ``Login``, unchanged);
+its answer gains ``token``, ``csrf_token`` and ``expires_at`` and sets the ``paidui_teller``
+cookie. The session is good only while the engine has that teller logged in at that window,
+so a logout at the keypad ends it too; a logout through the API revokes it.
+
 A token is ``pd1.<payload>.<hmac>`` signed with a secret kept in the data directory, so
 sessions survive a restart of the box. Pages send it as an HttpOnly, SameSite=Strict cookie
-and must echo ``X-CSRF-Token`` on state-changing requests; integrations and tests send
+and must echo ``X-CSRF-Token`` on state-changing requests, and their ``Origin`` (when sent)
+must be the box's own scheme, host and port; integrations and tests send
 ``Authorization: Bearer <token>`` and need no CSRF token (no ambient credential).
-Failed logins are counted per client address: ``web.login_attempts`` failures within
-``web.login_window_s`` answer 429 until the oldest failure ages out.
+
+Failed logins back off (:class:`Throttle`) per client address (long, growing back-off) and
+per configured teller or lobby manager id (short and capped, reset by a success from any
+address), so one client spraying passwords locks itself out, not the teller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
+import math
 import os
 import re
 import secrets
-from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+import fastapi.routing
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ..errors import PaiduiError, Refused
 from ..passwords import verify_password
 from .settings import WebSettings
 
 if TYPE_CHECKING:
     from ..box import Box
 
-__all__ = ["Auth", "Session", "StaffGate", "auth_router"]
+__all__ = [
+    "Auth", "Denied", "LoginWindow", "Session", "StaffGate", "TellerWindow", "Throttle",
+    "auth_router", "end_session", "grant_session", "guard", "login_attempt", "window_number",
+]
 
 Kind = Literal["teller", "lobby"]
 KindQuery = Annotated[Kind, Query(description="teller or lobby")]
-Role = Literal["public", "login", "teller", "staff", "lobby"]
+Rule = Literal["public", "window", "staff", "lobby"]  # what rule_for decides per path
+Need = Literal["teller", "staff", "lobby"]  # the session a request must carry
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -61,6 +83,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 COOKIE = {"teller": "paidui_teller", "lobby": "paidui_lobby"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 ERRORS: dict[str, tuple[int, str, str]] = {
     "login_required": (401, "请先登录。", "Please log in first."),
@@ -75,6 +98,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "too_many_attempts": (429, "登录失败次数过多,请{wait}秒后再试。",
                           "Too many failed logins. Try again in {wait} s."),
     "wrong_password": (401, "用户名或密码错误。", "Wrong user name or password."),
+    "not_found": (404, "没有这个地址。", "Not Found"),
 }
 
 
@@ -84,6 +108,40 @@ def error_response(code: str, headers: dict[str, str] | None = None, **params: A
     status, zh, en = ERRORS[code]
     body = {"code": code, "message": zh.format(**params), "message_en": en.format(**params)}
     return JSONResponse({"error": body}, status, headers=headers)
+
+
+class Denied(PaiduiError, PermissionError):
+    """A request the staff rules refuse; ``code`` is a key of :data:`ERRORS`."""
+
+    def __init__(self, code: str, headers: dict[str, str] | None = None, **params: Any) -> None:
+        self.code, self.headers, self.params = code, headers, params
+        super().__init__(code)
+
+    def response(self) -> JSONResponse:
+        return error_response(self.code, self.headers, **self.params)
+
+
+# --- window numbers ----------------------------------------------------------------------
+
+_PLAIN_WINDOW = re.compile(r"[1-9][0-9]{0,2}")  # [0-9], not \d: no other scripts' digits
+_WINDOW_PATH = re.compile(r"/api/windows/([^/]*)/[a-z][a-z\-]*")
+
+
+def window_number(text: str) -> int | None:
+    """The window a path segment names: ``1``–``999`` in plain ASCII decimal, else None
+    (``+1``, ``01``, ``1.0``, `` 1``, ``１``, ``1000`` name none)."""
+    return int(text) if _PLAIN_WINDOW.fullmatch(text) else None
+
+
+def plainly_spelled(scope: Scope) -> bool:
+    """Whether a request under ``/api/windows/`` is ``/api/windows/<window>/<action>`` with a
+    plain window number, and arrived spelled exactly so (no percent-encoding)."""
+    path: str = scope["path"]
+    m = _WINDOW_PATH.fullmatch(path)
+    if m is None or window_number(m.group(1)) is None:
+        return False
+    raw: bytes | None = scope.get("raw_path")
+    return raw is None or raw.split(b"?", 1)[0] == path.encode()
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -127,26 +185,114 @@ def load_secret(data_dir: Path) -> bytes:
     return raw
 
 
-class Throttle:
-    """Failed logins per client address in a sliding window."""
+# --- failed logins -------------------------------------------------------------------------
 
-    def __init__(self, attempts: int, window_s: float) -> None:
-        self.attempts, self.window_s = attempts, window_s
-        self.failures: dict[str, deque[float]] = {}
+ADDRESS_FIRST_S, ADDRESS_CAP_S = 30.0, 3600.0  # a client address: 30 s, 1 min, ... 1 h
+ACCOUNT_FIRST_S, ACCOUNT_CAP_S = 5.0, 60.0  # a teller or manager: 5 s, 10 s, ... 1 min
+MAX_KEYS = 4096  # addresses (and accounts) remembered at once; ~1 MB at most
 
-    def wait(self, key: str, now: float) -> int:
-        """Seconds until ``key`` may try again (0: now)."""
-        q = self.failures.get(key)
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        if not q or len(q) < self.attempts:
-            return 0
-        return max(1, int(q[0] + self.window_s - now + 0.999))
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    until: float  # no login before this (the last failure's time while no wait is due)
+
+
+class BackOff:
+    """Failed logins of one kind of key (client addresses, or staff accounts), bounded.
+
+    ``free`` failures cost nothing; the next makes the key wait ``first_s``, and each one
+    after that doubles the wait, up to ``cap_s``. A key is forgotten ``forget_s`` after its
+    wait is over without a new failure. At most ``max_keys`` keys are kept: past that,
+    forgotten keys go first, then those whose last failure is oldest.
+    """
+
+    def __init__(self, *, free: int, first_s: float, cap_s: float, forget_s: float,
+                 max_keys: int = MAX_KEYS) -> None:
+        self.free, self.first_s, self.cap_s = free, first_s, cap_s
+        self.forget_s, self.max_keys = forget_s, max_keys
+        self.keys: OrderedDict[str, _Failures] = OrderedDict()  # oldest failure first
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds ``key`` must wait before its next try (0: none)."""
+        f = self.keys.get(key)
+        if f is None or now >= f.until + self.forget_s:
+            return 0.0
+        return max(0.0, f.until - now)
 
     def fail(self, key: str, now: float) -> None:
-        if len(self.failures) > 10_000:  # bounded memory under a spray of addresses
-            self.failures.clear()
-        self.failures.setdefault(key, deque()).append(now)
+        f = self.keys.pop(key, None)
+        if f is None or now >= f.until + self.forget_s:
+            f = _Failures(0, now)
+        f.count += 1
+        over = f.count - self.free  # 0 on the last free failure: the first wait
+        f.until = now + (min(self.cap_s, self.first_s * 2.0 ** min(over, 32)) if over >= 0
+                         else 0.0)
+        self.keys[key] = f
+        if len(self.keys) > self.max_keys:
+            self._shrink(now)
+
+    def forget(self, key: str) -> None:
+        self.keys.pop(key, None)
+
+    def _shrink(self, now: float) -> None:
+        """Down to three quarters of the bound, so a spray of new keys pays for one scan
+        per ``max_keys / 4`` failures, not one per failure."""
+        for key in [k for k, f in self.keys.items() if now >= f.until + self.forget_s]:
+            del self.keys[key]
+        while len(self.keys) > self.max_keys * 3 // 4:
+            self.keys.popitem(last=False)
+
+
+class Throttle:
+    """Failed logins per client address and per staff account (docs/api.md).
+
+    An address that keeps failing waits longer and longer (up to an hour); an account
+    (a configured teller or lobby manager id) waits briefly (at most a minute) and is
+    cleared by a success from any address, so a client spraying wrong passwords locks
+    itself out but the teller it targets only for moments. Ids nobody has configured
+    count against the address only: the account table never holds more than the staff.
+    """
+
+    def __init__(self, web: WebSettings) -> None:
+        self.addresses = BackOff(free=web.login_attempts, first_s=ADDRESS_FIRST_S,
+                                 cap_s=ADDRESS_CAP_S, forget_s=web.login_window_s)
+        self.accounts = BackOff(free=web.login_attempts, first_s=ACCOUNT_FIRST_S,
+                                cap_s=ACCOUNT_CAP_S, forget_s=web.login_window_s)
+
+    def wait(self, address: str, account: str | None, now: float) -> int:
+        """Whole seconds before the next try from ``address`` for ``account`` (0: now)."""
+        wait = self.addresses.wait(address, now)
+        if account is not None:
+            wait = max(wait, self.accounts.wait(account, now))
+        return math.ceil(wait)
+
+    def failed(self, address: str, account: str | None, now: float) -> None:
+        self.addresses.fail(address, now)
+        if account is not None:
+            self.accounts.fail(account, now)
+
+    def succeeded(self, account: str | None) -> None:
+        if account is not None:
+            self.accounts.forget(account)
+
+
+def client_address(request: Request) -> str:
+    """The throttle's key for the client: its IPv4 address, or its IPv6 /64 (one host can
+    take any address of its /64)."""
+    host = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is None:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+# --- sessions ------------------------------------------------------------------------------
 
 
 class Auth:
@@ -154,7 +300,8 @@ class Auth:
 
     def __init__(self, box: Box, web: WebSettings, secret: bytes) -> None:
         self.box, self.web, self.secret = box, web, secret
-        self.throttle = Throttle(web.login_attempts, web.login_window_s)
+        self.throttle = Throttle(web)
+        self.logins = asyncio.Lock()  # one password check at a time: no racing the throttle
         self.revoked: dict[str, float] = {}  # nonce -> expiry
 
     # tokens
@@ -213,6 +360,12 @@ class Auth:
         return {"token": self.token(s), "csrf_token": self.csrf(s),
                 "expires_at": round(s.expires), "kind": s.kind}
 
+    def account(self, kind: Kind, user: str) -> str | None:
+        """The throttle's key for a configured teller or lobby manager (None: nobody's)."""
+        known = (self.box.config.teller(user) is not None if kind == "teller"
+                 else any(m.id == user for m in self.web.lobby_managers))
+        return f"{kind}:{user}" if known else None
+
     # requests
     def session_of(self, request: Request, kinds: tuple[Kind, ...]) -> tuple[Session | None, bool]:
         """The request's session of one of ``kinds`` and whether it came by cookie."""
@@ -227,6 +380,23 @@ class Auth:
                 return s, True
         return None, False
 
+    def check(self, request: Request, need: Need, window: int | None = None) -> Session:
+        """The request's session if it may act as ``need`` (the teller of ``window``, any
+        staff, or a lobby manager); else raise :class:`Denied`."""
+        kinds: tuple[Kind, ...] = (
+            ("teller",) if need == "teller" else ("lobby",) if need == "lobby"
+            else ("teller", "lobby"))
+        s, by_cookie = self.session_of(request, kinds)
+        if s is None:
+            if need == "lobby" and self.session_of(request, ("teller",))[0] is not None:
+                raise Denied("forbidden")
+            raise Denied("login_required")
+        if need == "teller" and (window is None or s.window != window):
+            raise Denied("wrong_window")
+        if by_cookie and request.method not in SAFE_METHODS and not self.csrf_ok(request, s):
+            raise Denied("csrf_failed")
+        return s
+
     def reprint_token(self, ticket_id: str) -> str:
         """What lets the kiosk that issued ``ticket_id`` print it again without a login
         (after a print failure), and nobody else duplicate somebody's number."""
@@ -234,41 +404,165 @@ class Auth:
                              hashlib.sha256).digest())[:22]
 
     def csrf_ok(self, request: Request, s: Session) -> bool:
+        """A cookie session's state-changing request: the page's CSRF token, and an
+        ``Origin`` (browsers send one) that is the box itself."""
         origin = request.headers.get("origin")
-        if origin and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        scheme = str(request.scope.get("scheme", "http"))
+        if origin is not None and not same_origin(origin, scheme, request.headers.get("host", "")):
             return False
         sent = request.headers.get("x-csrf-token", "")
         return bool(sent) and hmac.compare_digest(sent, self.csrf(s))
 
 
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?")
+
+
+def origin_of(scheme: str, host: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of ``scheme://host``, a missing port being the scheme's
+    default; None when either is malformed or the scheme is not http(s)."""
+    scheme = scheme.lower()
+    m = _HOST.fullmatch(host)
+    if scheme not in DEFAULT_PORTS or m is None:
+        return None
+    port = int(m.group(2)) if m.group(2) else DEFAULT_PORTS[scheme]
+    return scheme, m.group(1).lower(), port
+
+
+def same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether an ``Origin`` header names the box as this request reached it: the scheme
+    it came over and the host and port of its ``Host`` header, exactly."""
+    sent_scheme, sep, sent_host = origin.partition("://")
+    mine = origin_of(scheme, host)
+    return bool(sep) and mine is not None and origin_of(sent_scheme, sent_host) == mine
+
+
+# --- the window routes' dependencies -------------------------------------------------------
+
+WindowSegment = Annotated[str, PathParam(  # the pattern is documentation; window_number checks
+    description="Window (counter) number, 1–999 in plain decimal (any other spelling: 404)",
+    json_schema_extra={"pattern": "^[1-9][0-9]{0,2}$"})]
+
+
+def _auth(request: Request) -> Auth:
+    screens = getattr(request.app.state, "screens", None)
+    if screens is None:
+        raise Denied("login_required")  # no staff rules mounted: nobody drives a window
+    auth: Auth = screens["auth"]
+    return auth
+
+
+def _known_window(request: Request, n: str) -> int:
+    window = window_number(n)
+    if window is None:
+        raise Denied("not_found")
+    if _auth(request).box.config.window(window) is None:
+        raise Refused("unknown_window", window=window)
+    return window
+
+
+async def login_window(request: Request, n: WindowSegment) -> int:
+    """The window of a teller login (throttled by :func:`login_attempt`, not gated)."""
+    return _known_window(request, n)
+
+
+async def teller_window(request: Request, n: WindowSegment) -> int:
+    """The window a teller command acts on, once the request's teller session is checked
+    for exactly that window; the session is left on ``request.state`` for a logout."""
+    window = _known_window(request, n)
+    request.state.session = _auth(request).check(request, "teller", window)
+    return window
+
+
+LoginWindow = Annotated[int, Depends(login_window)]
+TellerWindow = Annotated[int, Depends(teller_window)]
+
+
+def guard_window_routes(app: FastAPI) -> None:
+    """Refuse an app with a route under ``/api/windows/`` that does not take its window as
+    :data:`TellerWindow` (or, for the login only, :data:`LoginWindow`): it would serve
+    anyone, as the gate leaves those paths to these dependencies."""
+    for route in _all_routes(app):
+        path = str(getattr(route, "path", None) or "")
+        if path != "/api/windows" and not path.startswith("/api/windows/"):
+            continue
+        dependant = getattr(route, "dependant", None)  # a Mount has none: refused
+        calls = {d.call for d in dependant.dependencies} if dependant is not None else set()
+        allowed = {teller_window, login_window} if path == "/api/windows/{n}/login" else {
+            teller_window}
+        if not calls & allowed:
+            raise RuntimeError(f"{path}: a window route must take its window as TellerWindow")
+
+
+def _all_routes(app: FastAPI) -> Iterator[Any]:
+    """Every route of ``app``, those of included routers too (FastAPI ≥ 0.16x keeps an
+    included router as one entry of ``app.routes``; older ones copy its routes in)."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    yield from contexts(app.routes) if contexts is not None else app.routes
+
+
+@contextlib.asynccontextmanager
+async def login_attempt(request: Request, kind: Kind, user: str) -> AsyncIterator[None]:
+    """Around one password check: 429 while the client's address or the account must
+    wait; a ``wrong_password`` counts against both, a success clears the account. Checks
+    run one at a time so concurrent guesses cannot all pass before the first one fails."""
+    auth = _auth(request)
+    address, account = client_address(request), auth.account(kind, user)
+    async with auth.logins:
+        wait = auth.throttle.wait(address, account, auth.box.clock.now())
+        if wait:
+            raise Denied("too_many_attempts", {"Retry-After": str(wait)}, wait=wait)
+        try:
+            yield
+        except (Refused, Denied) as e:
+            if e.code == "wrong_password":
+                auth.throttle.failed(address, account, auth.box.clock.now())
+            raise
+        auth.throttle.succeeded(account)
+
+
+def grant_session(request: Request, response: Response, kind: Kind, user: str,
+                  window: int | None = None) -> dict[str, Any]:
+    """After a successful login: a new session's fields for the answer, its cookie set."""
+    auth = _auth(request)
+    s = auth.issue(kind, user, window)
+    response.headers.append("set-cookie", auth.cookie(s, kind))
+    return auth.grant(s)
+
+
+def end_session(request: Request, response: Response, kind: Kind) -> None:
+    """After a successful logout: the session the request was checked with is revoked
+    (it would no longer be found once the engine logged the teller out); cookie cleared."""
+    auth = _auth(request)
+    s: Session | None = getattr(request.state, "session", None)
+    if s is not None:
+        auth.revoke(s)
+    response.headers.append("set-cookie", auth.cookie(None, kind))
+
+
 # --- who may do what ---------------------------------------------------------------------
 
 _PUBLIC_POST = re.compile(
-    r"^/api/(tickets|tickets/[A-Za-z0-9]{1,12}/reprint|appointments/redeem|auth/logout)$"
+    r"/api/(tickets|tickets/[A-Za-z0-9]{1,12}/reprint|appointments/redeem|auth/logout"
+    r"|auth/lobby)"
 )
-_WINDOW = re.compile(r"^/api/windows/([^/]+)/([a-z\-]+)$")
-_LOGIN = re.compile(r"^/api/(windows/(\d{1,3})/login|auth/lobby)$")
-_INSERT_FRONT = re.compile(r"^/api/tickets/[A-Za-z0-9]{1,12}/insert-front$")
+_INSERT_FRONT = re.compile(r"/api/tickets/[A-Za-z0-9]{1,12}/insert-front")
 
 
-def rule_for(method: str, path: str) -> tuple[Role, int | None]:
-    """The role a request needs, and the window it concerns."""
-    login = _LOGIN.match(path)
-    if login and method == "POST":
-        return "login", int(login.group(2)) if login.group(2) else None
-    w = _WINDOW.match(path)
-    if w:
-        number = w.group(1)
-        return "teller", int(number) if number.isdigit() and len(number) <= 3 else 0
+def rule_for(method: str, path: str) -> Rule:
+    """What a request needs: ``window`` is decided by the window routes' own dependency
+    (:data:`TellerWindow`) on the number they act on; the gate only 404s a path there
+    that does not spell a window plainly."""
+    if path.startswith("/api/windows/"):
+        return "window"
     if path.startswith("/api/lobby/"):
-        return "lobby", None
+        return "lobby"
     if method in SAFE_METHODS:
-        return "public", None
-    if method == "POST" and _PUBLIC_POST.match(path):
-        return "public", None
-    if _INSERT_FRONT.match(path):
-        return "staff", None
-    return "lobby", None
+        return "public"
+    if method == "POST" and _PUBLIC_POST.fullmatch(path):
+        return "public"
+    if _INSERT_FRONT.fullmatch(path):
+        return "staff"
+    return "lobby"
 
 
 class StaffGate:
@@ -283,97 +577,29 @@ class StaffGate:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        role, window = rule_for(request.method, scope["path"])
-        if role == "teller" and self.auth.box.config.window(window or 0) is None:
-            role = "public"  # no such window: the API refuses it (404/422), nothing happens
-        if role == "public":
-            await self.app(scope, receive, send)
-        elif role == "login":
-            await self._login(scope, receive, send, request, window)
-        else:
-            denied = self._deny(request, role, window)
-            if denied is not None:
-                await denied(scope, receive, send)
-            elif role == "teller" and scope["path"].endswith("/logout"):
-                s, _ = self.auth.session_of(request, ("teller",))
-                await self.app(scope, receive, _after_logout(send, self.auth, s))
-            else:
-                await self.app(scope, receive, send)
-
-    def _deny(self, request: Request, role: Role, window: int | None) -> JSONResponse | None:
-        kinds: tuple[Kind, ...] = (
-            ("teller",) if role == "teller" else ("lobby",) if role == "lobby"
-            else ("teller", "lobby"))
-        s, by_cookie = self.auth.session_of(request, kinds)
-        if s is None:
-            if role == "lobby" and self.auth.session_of(request, ("teller",))[0] is not None:
-                return error_response("forbidden")
-            return error_response("login_required")
-        if role == "teller" and s.window != window:
-            return error_response("wrong_window")
-        if by_cookie and request.method not in SAFE_METHODS and not self.auth.csrf_ok(request, s):
-            return error_response("csrf_failed")
-        return None
-
-    async def _login(self, scope: Scope, receive: Receive, send: Send, request: Request,
-                     window: int | None) -> None:
-        now = self.auth.box.clock.now()
-        address = request.client.host if request.client else "unknown"
-        wait = self.auth.throttle.wait(address, now)
-        if wait:
-            await error_response("too_many_attempts", {"Retry-After": str(wait)}, wait=wait)(
-                scope, receive, send)
-        elif window is None:
-            await self.app(scope, receive, send)  # the lobby login counts its own failures
-        else:
-            await self.app(scope, receive, _teller_login(send, self.auth, window, address))
-
-
-def _teller_login(send: Send, auth: Auth, window: int, address: str) -> Send:
-    """Wraps ``send`` of ``/api/windows/{n}/login``: a success gains a session."""
-    start: Message = {}
-    chunks: list[bytes] = []
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            start.update(message)
+        rule = rule_for(request.method, scope["path"])
+        try:
+            if rule == "window" and not plainly_spelled(scope):
+                raise Denied("not_found")  # never "public": no handler sees it
+            if rule == "staff" or rule == "lobby":
+                self.auth.check(request, rule)
+        except Denied as denied:
+            await denied.response()(scope, receive, send)
             return
-        if message["type"] != "http.response.body" or not start:
-            await send(message)
-            return
-        chunks.append(message.get("body", b""))
-        if message.get("more_body"):
-            return
-        body = b"".join(chunks)
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        if start["status"] == 200:
-            data = json.loads(body)
-            s = auth.issue("teller", str(data["teller"]), window)
-            data.update(auth.grant(s))
-            body = json.dumps(data, ensure_ascii=False).encode()
-            headers.append((b"set-cookie", auth.cookie(s, "teller").encode()))
-        elif start["status"] in (401, 403):
-            auth.throttle.fail(address, auth.box.clock.now())
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return wrapped
+        await self.app(scope, receive, send)
 
 
-def _after_logout(send: Send, auth: Auth, s: Session | None) -> Send:
-    """Wraps ``send`` of a window logout: a success ends the page's session too."""
+def guard(app: FastAPI, auth: Auth) -> None:
+    """Put the staff rules on ``app`` (after its routes): the gate, the answer to a
+    :class:`Denied`, and the check that every window route reads its window as it should."""
+    guard_window_routes(app)
 
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 200:
-            if s is not None:
-                auth.revoke(s)
-            headers = [*message.get("headers", []),
-                       (b"set-cookie", auth.cookie(None, "teller").encode())]
-            message = {**message, "headers": headers}
-        await send(message)
+    async def denied(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Denied)
+        return exc.response()
 
-    return wrapped
+    app.add_exception_handler(Denied, denied)
+    app.add_middleware(StaffGate, auth=auth)
 
 
 # --- routes ------------------------------------------------------------------------------
@@ -388,18 +614,16 @@ def auth_router(auth: Auth) -> APIRouter:
     router = APIRouter(tags=["auth"])
 
     @router.post("/api/auth/lobby")
-    async def lobby_login(req: LobbyLogin, request: Request) -> JSONResponse:
+    async def lobby_login(req: LobbyLogin, request: Request, response: Response
+                          ) -> dict[str, Any]:
         """Log a lobby manager (大堂经理) in: a token, a CSRF token and a cookie."""
-        manager = next((m for m in auth.web.lobby_managers if m.id == req.user), None)
-        ok = manager is not None and await asyncio.to_thread(
-            verify_password, manager.password_hash, req.password)
-        if manager is None or not ok:
-            address = request.client.host if request.client else "unknown"
-            auth.throttle.fail(address, auth.box.clock.now())
-            return error_response("wrong_password")
-        s = auth.issue("lobby", manager.id)
-        body = {"user": manager.id, "name": manager.name, **auth.grant(s)}
-        return JSONResponse(body, headers={"set-cookie": auth.cookie(s, "lobby")})
+        async with login_attempt(request, "lobby", req.user):
+            manager = next((m for m in auth.web.lobby_managers if m.id == req.user), None)
+            if manager is None or not await asyncio.to_thread(
+                    verify_password, manager.password_hash, req.password):
+                raise Denied("wrong_password")
+        return {"user": manager.id, "name": manager.name,
+                **grant_session(request, response, "lobby", manager.id)}
 
     @router.get("/api/auth/session")
     async def session(request: Request, kind: KindQuery = "teller") -> JSONResponse:

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
-from .auth import Auth, StaffGate, auth_router, load_secret
+from .auth import Auth, auth_router, guard, load_secret
 from .events import KIOSK_ID, EventHub, events_router
 from .media import media_router, playable
 from .settings import KioskButton, KioskLayout, WebSettings, web_settings
@@ -48,7 +48,7 @@ def mount_screens(app: FastAPI, box: Box) -> None:
                    pages_router(box, web, media), appointments_router(box), media_router(media)):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(StaffGate, auth=auth)
+    guard(app, auth)  # after every route: it checks the window routes read their window
     app.state.screens = {"hub": hub, "auth": auth, "web": web}
 
 

@@ -153,8 +153,8 @@ class WebSettings(_Model):
     """The whole ``[web]`` section."""
 
     session_hours: float = Field(12.0, gt=0, le=24 * 14)
-    login_attempts: int = Field(5, ge=1, le=100)  # failures per user or address ...
-    login_window_s: float = Field(300.0, gt=0)  # ... in this many seconds, then 429
+    login_attempts: int = Field(5, ge=1, le=100)  # free failures per address and account
+    login_window_s: float = Field(300.0, gt=0)  # quiet seconds that forget them (docs/api.md)
     ping_seconds: float = Field(15.0, ge=0.2, le=300)  # heartbeat on the event stream
     media_dir: str = ""  # "": <data dir>/media; relative paths from the working directory
     lobby_managers: list[LobbyManager] = []

@@ -1,20 +1,22 @@
 """The staff views: a window's soft-caller panel (B6) and the lobby manager's overview (D3).
 
 Both only read. Changes go through the existing command routes (``/api/windows/{n}/…``,
-``/api/queues/{q}/pause``), which :class:`~controller.web.auth.StaffGate` guards.
+``/api/queues/{q}/pause``), which :mod:`controller.web.auth` guards; the panel reads its
+window as :data:`~controller.web.auth.TellerWindow`, checked against the teller's session.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from ..config import Config
 from ..engine import State, Ticket
 from ..engine.select import eligible, select
 from ..engine.state import OPEN_STATES
 from ..errors import Refused
+from .auth import TellerWindow
 from .events import EventHub
 from .views import iso
 
@@ -22,9 +24,6 @@ if TYPE_CHECKING:
     from ..box import Box
 
 __all__ = ["lobby_overview", "staff_router", "window_panel"]
-
-WindowNo = Annotated[int, Path(ge=1, le=999, description="Window (counter) number")]
-
 
 def _brief(t: Ticket, cfg: Config, now: float) -> dict[str, Any]:
     q = cfg.queue(t.queue)
@@ -120,7 +119,7 @@ def staff_router(box: Box, hub: EventHub) -> APIRouter:
     router = APIRouter(tags=["screens"])
 
     @router.get("/api/windows/{n}/panel")
-    async def panel(n: WindowNo) -> dict[str, Any]:
+    async def panel(n: TellerWindow) -> dict[str, Any]:
         """The soft caller's view of window n (needs that window's teller session)."""
         await hub.settled()
         return window_panel(box.engine.state, box.config, n, box.clock.now())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock
 from .config import Config
 from .disk import DiskBudget
-from .engine import Engine, Event, State
+from .engine import Engine, Event, Request, State
 from .engine import commands as c
 from .errors import JournalError, Refused
 from .health import Health
@@ -78,6 +78,7 @@ class Box:
         self._committer = GroupCommitter(self.journal)
         self._committer.start()
         self._ticker = asyncio.create_task(self._tick_loop(self.tick_s), name="box-tick")
+        await self.execute(c.VoidUndelivered())  # numbers nobody holds (docs/journal.md)
         await self.execute(c.SignIn())  # 启动排队机,自动进入正常工作状态 (A9)
         await self._retain()
         self.disk.check()
@@ -124,18 +125,20 @@ class Box:
 
     # --- commands ----------------------------------------------------------------------
 
-    async def execute(self, cmd: c.Command) -> list[Event]:
+    async def execute(self, cmd: c.Command, request: Request | None = None) -> list[Event]:
         """Run ``cmd`` now; return its events once they are durable.
 
-        Raises :class:`Refused` (after journaling any events produced on the way) or
-        :class:`JournalError` when the journal cannot take them.
+        ``request`` (who asked, their key): a repeat of the asker's latest request is not
+        acted on again (:meth:`Engine.handle`). Raises :class:`Refused` (after journaling
+        any events produced on the way) or :class:`JournalError` when the journal cannot
+        take them.
         """
         if self._recovering is not None or self._committer is None:
             raise JournalError("the journal is recovering from a failed write; try again")
         if isinstance(cmd, c.Login):
             await self._check_password_off_the_loop(cmd)
         try:
-            events = self.engine.handle(cmd, self.clock.now())
+            events = self.engine.handle(cmd, self.clock.now(), request)
         except Refused as refusal:
             self.refusals[refusal.code] += 1
             pending = getattr(refusal, "events", None)

@@ -3,7 +3,9 @@
 The number is durable before the printer is asked (A3, A4). If printing fails, the
 ticket stays valid: the failure is journaled (``ticket_print_failed``), the caller gets
 the number and the reason to show on screen, and a reprint can be asked for. No ghost
-numbers: every number issued is held by somebody, on paper or on the screen.
+numbers: every number issued is held by somebody, on paper or on the screen — the
+ticket is journaled ``ticket_delivered`` before the answer goes out, and a box that died
+before that voids it at start-up, so no window calls it (docs/journal.md).
 
 What the box's own devices (a card reader, a GPIO ticket button) did reaches the kiosk
 page the same way: each device's listeners hear a :class:`KioskOutcome`; while the
@@ -21,9 +23,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .engine import Request, Ticket
 from .engine import commands as c
 from .errors import JournalError, Refused
 from .notices import board_of
@@ -170,15 +173,52 @@ def issued_view(box: Box, info: dict[str, Any], outcome: PrintOutcome | None
     return view
 
 
-async def issue_and_print(box: Box, cmd: c.IssueTicket, timeout: float = 10.0
+async def issue_and_print(box: Box, cmd: c.IssueTicket, timeout: float = 10.0, *,
+                          request: Request | None = None
                           ) -> tuple[dict[str, Any], PrintOutcome | None]:
-    """Issue (durably), then print. Returns the ticket info and the print outcome
-    (None when the box has no printer). Refusals propagate as :class:`Refused`."""
+    """Issue (durably), print, record that the customer has the number, answer.
+
+    Returns the ticket info and the print outcome (None when the box has no printer).
+    Refusals propagate as :class:`Refused`. The ticket is issued with ``confirm``: until
+    ``ticket_delivered`` is journaled (after printing, before answering), a restart voids
+    it, so no window calls a number nobody holds (docs/journal.md, "Numbers nobody holds").
+
+    ``request`` (asker, key): a repeat of the asker's latest request (a kiosk retrying after
+    a lost answer, even across a restart) gets the ticket it issued, not printed again.
+    """
     box.disk.admit_ticket()  # disk_full (503) before the journal has no room (disk.py)
-    events = await box.execute(cmd)
-    issued = next(e for e in events if e["type"] == "ticket_issued")
+    events = await box.execute(replace(cmd, confirm=True), request)
+    issued = next((e for e in events if e["type"] == "ticket_issued"), None)
+    if issued is None:  # a repeat: the engine did nothing
+        assert request is not None
+        return await _again(box, request[0])
     info = ticket_info(box, issued)
-    return info, await _print(box, info, timeout)
+    outcome = await _print(box, info, timeout)
+    await box.execute(c.Delivered(info["number"], "printed" if outcome and outcome.ok
+                                  else "answered"))
+    return info, outcome
+
+
+async def _again(box: Box, asker: str) -> tuple[dict[str, Any], PrintOutcome | None]:
+    """The ticket ``asker``'s latest request issued, as its first answer gave it."""
+    t = box.engine.state.requested(asker)
+    if t is None:
+        raise Refused("unknown_ticket", number="")
+    if t.delivery == "pending":  # issued, but the first answer never went out
+        await box.execute(c.Delivered(t.number, "answered"))
+    outcome = None
+    if getattr(box, "printer", None) is not None:
+        outcome = (PrintOutcome(True) if t.print_error is None
+                   else PrintOutcome(False, t.print_error, "打印失败", "Printing failed"))
+    return _info(box, t, reprint=False), outcome
+
+
+def _info(box: Box, t: Ticket, *, reprint: bool) -> dict[str, Any]:
+    ahead = box.engine.ahead(t.number, box.clock.now())
+    event = {"ticket": t.id, "number": t.number, "queue": t.queue, "at": t.issued_at,
+             "ahead": ahead or 0, "customer_type": t.customer_type, "stars": t.stars,
+             "vip_name": t.vip_name}
+    return ticket_info(box, event, reprint=reprint)
 
 
 async def reprint(box: Box, number: str, timeout: float = 10.0
@@ -187,11 +227,7 @@ async def reprint(box: Box, number: str, timeout: float = 10.0
     t = box.engine.state.by_num(number)
     if t is None:
         raise Refused("unknown_ticket", number=number)
-    ahead = box.engine.ahead(t.number, box.clock.now())
-    event = {"ticket": t.id, "number": t.number, "queue": t.queue, "at": t.issued_at,
-             "ahead": ahead or 0, "customer_type": t.customer_type, "stars": t.stars,
-             "vip_name": t.vip_name}
-    info = ticket_info(box, event, reprint=True)
+    info = _info(box, t, reprint=True)
     return info, await _print(box, info, timeout)
 
 

@@ -2,7 +2,7 @@
 
 from . import commands
 from .commands import *  # noqa: F403
-from .engine import Engine, Event
+from .engine import Engine, Event, Request
 from .select import ahead_of, select, serving_windows
 from .state import OPEN_STATES, TERMINAL_STATES, State, Ticket, WindowState
 
@@ -11,6 +11,7 @@ __all__ = [
     "TERMINAL_STATES",
     "Engine",
     "Event",
+    "Request",
     "State",
     "Ticket",
     "WindowState",

@@ -12,6 +12,7 @@ __all__ = [
     "CallBack",
     "CallNext",
     "Command",
+    "Delivered",
     "Finish",
     "Hold",
     "InsertFront",
@@ -31,6 +32,7 @@ __all__ = [
     "SignOut",
     "Tick",
     "Transfer",
+    "VoidUndelivered",
 ]
 
 
@@ -43,6 +45,24 @@ class IssueTicket:
     kiosk: str = "kiosk"
     channel: str = "kiosk"  # kiosk | button | card | remote | appointment
     appointment: str | None = None  # booking id, when redeeming an appointment (A6)
+    # The issuer will say the ticket reached its customer (:class:`Delivered`); until it
+    # does, a restart voids it (:class:`VoidUndelivered`): nobody holds its number.
+    confirm: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A ticket issued with ``confirm`` reached its customer: ``how`` is ``printed`` (on
+    paper) or ``answered`` (its number is on the kiosk's screen or in the API's answer)."""
+
+    number: str
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidUndelivered:
+    """At start-up: void today's waiting tickets issued with ``confirm`` that never reached
+    a customer (the box stopped between committing and printing or answering them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,5 +204,5 @@ class Tick:
 Command = (
     IssueTicket | PrintFailed | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
     | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | RateTicket | PauseQueue
-    | ResumeQueue | SignIn | SignOut | Tick
+    | ResumeQueue | SignIn | SignOut | Tick | Delivered | VoidUndelivered
 )

@@ -25,9 +25,10 @@ from . import commands as c
 from .select import ahead_of, select
 from .state import State, Ticket
 
-__all__ = ["Engine", "Event"]
+__all__ = ["Engine", "Event", "Request"]
 
 Event = dict[str, Any]
+Request = tuple[str, str]  # (who asked, their key for this request)
 _Why = tuple[str, dict[str, Any]]  # a refusal's code and parameters
 _WALK_IN: dict[str, Any] = {}  # a ticket taken without a card: no customer details (read only)
 
@@ -84,8 +85,15 @@ class Engine:
 
     # --- the one entry point -------------------------------------------------------------
 
-    def handle(self, cmd: c.Command, now: float) -> list[Event]:
-        """Apply ``cmd`` at ``now``; return the events, already applied to :attr:`state`."""
+    def handle(self, cmd: c.Command, now: float, request: Request | None = None
+               ) -> list[Event]:
+        """Apply ``cmd`` at ``now``; return the events, already applied to :attr:`state`.
+
+        ``request`` is ``(who, key)``: who asked (a keypad, a teller's session, a kiosk) and
+        their key for this press or request. The command's first event records it; the
+        same key again from the same asker, while it is still their latest (today), is a
+        repeat: nothing is done and no event comes out (see docs/engine.md, "Repeats").
+        """
         out: list[Event] = []
         s = self.state
         if now < s.last_now:  # a clock stepping back never reorders events
@@ -95,7 +103,13 @@ class Engine:
             handler = _DISPATCH.get(type(cmd))
             if handler is None:
                 raise TypeError(f"not an engine command: {cmd!r}")
+            if request is not None and s.repeated(request):
+                return out
+            mark = len(out)
             handler(self, cmd, now, out)
+            if request is not None and len(out) > mark:
+                out[mark]["request"] = list(request)
+                s.note_request(out[mark])
         except Refused as refusal:
             refusal.events = out  # type: ignore[attr-defined]
             raise
@@ -226,6 +240,9 @@ class Engine:
             "appointment": cmd.appointment, "high_return": queue.high_return, "ahead": 0,
             "waiting": len(s.waiting),
         })
+        if cmd.confirm:  # (as apply does on replay, from the same field)
+            e["confirm"] = True
+            s.tickets[tid].delivery = "pending"
         # The rank needs the ticket in the state; ``ahead`` is then filled in before the
         # event leaves the engine (apply does not read it).
         e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now) if self.count_ahead else None
@@ -247,6 +264,18 @@ class Engine:
         t = self._ticket(cmd.number)
         self._emit(out, now, "ticket_print_failed", ticket=t.id, number=t.number,
                    queue=t.queue, reason=cmd.reason[:200])
+
+    def _delivered(self, cmd: c.Delivered, now: float, out: list[Event]) -> None:
+        t = self._ticket(cmd.number)
+        if t.delivery == "pending":  # said once; a second word changes nothing
+            self._emit(out, now, "ticket_delivered", ticket=t.id, number=t.number,
+                       queue=t.queue, how=cmd.how)
+
+    def _void_undelivered(self, cmd: c.VoidUndelivered, now: float, out: list[Event]) -> None:
+        for t in list(self.state.tickets.values()):
+            if t.delivery == "pending" and t.state == "waiting" and t.calls == 0:
+                self._emit(out, now, "ticket_voided", ticket=t.id, number=t.number,
+                           queue=t.queue, reason="not_delivered", was=t.state)
 
     def _queue(self, queue_id: str) -> QueueConfig:
         queue = self._queues.get(queue_id)
@@ -551,6 +580,8 @@ _DISPATCH: dict[type, Any] = {
     c.SignIn: Engine._sign_in,
     c.SignOut: Engine._sign_out,
     c.Tick: Engine._tick,
+    c.Delivered: Engine._delivered,
+    c.VoidUndelivered: Engine._void_undelivered,
 }
 
 

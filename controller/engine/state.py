@@ -12,6 +12,7 @@ Ticket life (one day)::
                 │  └──transfer────┘  │ └─no-show──► no_show ──call back──► called
                 │                    └─hold──► held ──call back──► called
                 └── day end: waiting / held / called ──► not_served
+     └── at start-up, issued with ``confirm`` and never delivered nor called ──► voided
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 __all__ = ["OPEN_STATES", "TERMINAL_STATES", "State", "Ticket", "WindowState"]
 
-TERMINAL_STATES = frozenset({"finished", "no_show", "not_served"})
+TERMINAL_STATES = frozenset({"finished", "no_show", "not_served", "voided"})
 OPEN_STATES = frozenset({"waiting", "called", "held"})
 
 
@@ -55,6 +56,9 @@ class Ticket:
     directed: int | None = None  # transferred to this window (柜面协同)
     rated: int | None = None
     print_error: str | None = None  # why its paper ticket did not print, if it did not
+    # issued with ``confirm``: "pending" until it reached its customer ("printed" or
+    # "answered"); None: its issuer does not confirm (a remote ticket, the simulator)
+    delivery: str | None = None
 
 
 @dataclass(slots=True)
@@ -88,6 +92,9 @@ class State:
     fronts: int = 0  # insert-front counter
     lobby_alert_at: int | None = None  # alert raised: re-armed at or below this count
     lobby_alert_last: float | None = None  # when the last lobby alert was raised
+    # who asked -> (their latest request key today, the ticket it issued if it issued one);
+    # at most one entry per asker, and only askers whose request made an event today
+    requests: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -101,6 +108,21 @@ class State:
         tid = self.by_number.get(number)
         return self.tickets.get(tid) if tid is not None else None
 
+    def repeated(self, request: tuple[str, str]) -> bool:
+        """Whether ``(who, key)`` is ``who``'s latest request, already acted on today."""
+        seen = self.requests.get(request[0])
+        return seen is not None and seen[0] == request[1]
+
+    def requested(self, who: str) -> Ticket | None:
+        """The ticket ``who``'s latest request issued (None: it issued none)."""
+        seen = self.requests.get(who)
+        return self.tickets.get(seen[1]) if seen is not None and seen[1] else None
+
+    def note_request(self, e: dict[str, Any]) -> None:
+        """Remember the request an event records (the engine, and replay, call this)."""
+        who, key = e["request"]
+        self.requests[who] = (key, e["ticket"] if e["type"] == "ticket_issued" else None)
+
     @property
     def waiting_total(self) -> int:
         return len(self.waiting)
@@ -112,6 +134,8 @@ class State:
         handler = _HANDLERS.get(e["type"])
         if handler is not None:
             handler(self, e)
+        if "request" in e:
+            self.note_request(e)
         at = e.get("at")
         if at is not None and at > self.last_now:
             self.last_now = at
@@ -151,6 +175,7 @@ class State:
             "fronts": self.fronts,
             "lobby_alert_at": self.lobby_alert_at,
             "lobby_alert_last": self.lobby_alert_last,
+            "requests": {who: list(seen) for who, seen in self.requests.items()},
         }
 
     @classmethod
@@ -172,6 +197,7 @@ class State:
         s.issued, s.fronts = d["issued"], d["fronts"]
         s.lobby_alert_at = d["lobby_alert_at"]
         s.lobby_alert_last = d.get("lobby_alert_last")  # absent in older snapshots
+        s.requests = {who: (key, ticket) for who, (key, ticket) in d.get("requests", {}).items()}
         return s
 
 
@@ -195,6 +221,7 @@ def _day_opened(s: State, e: dict[str, Any]) -> None:
     s.waiting_count.clear()
     s.issued = s.fronts = 0
     s.lobby_alert_at = s.lobby_alert_last = None
+    s.requests.clear()
     for w in s.windows.values():
         w.current = w.last_finished = None
         w.held.clear()
@@ -207,6 +234,8 @@ def _issued(s: State, e: dict[str, Any]) -> None:
         e.get("vip_name"), e.get("channel", "kiosk"), e.get("appointment"),
         e.get("high_return", False),
     )
+    if e.get("confirm"):
+        t.delivery = "pending"
     s.issued += 1
     s.counters[t.queue] = t.n
     s.tickets[t.id] = t
@@ -295,6 +324,23 @@ def _closed(s: State, e: dict[str, Any]) -> None:
     t.finished_at = e["at"]
 
 
+def _delivered(s: State, e: dict[str, Any]) -> None:
+    s.tickets[e["ticket"]].delivery = e["how"]
+
+
+def _voided(s: State, e: dict[str, Any]) -> None:
+    """Nobody holds the number: it leaves the queue for good. Its request is forgotten (a
+    retry with the same key gets a new ticket) and so is its appointment (redeemable again)."""
+    t = s.tickets[e["ticket"]]
+    s._dequeue(t)
+    t.state = "voided"
+    t.finished_at = e["at"]
+    t.appointment = None
+    for who, (_, ticket) in list(s.requests.items()):
+        if ticket == t.id:
+            del s.requests[who]
+
+
 def _print_failed(s: State, e: dict[str, Any]) -> None:
     s.tickets[e["ticket"]].print_error = e["reason"]
 
@@ -350,6 +396,8 @@ _HANDLERS = {
     "ticket_rated": _rated,
     "ticket_closed": _closed,
     "ticket_print_failed": _print_failed,
+    "ticket_delivered": _delivered,
+    "ticket_voided": _voided,
     "teller_login": _login,
     "teller_logout": _logout,
     "window_paused": _window_paused,

@@ -34,6 +34,7 @@ from .auth import (
     login_attempt,
     may_reprint,
 )
+from .idempotency import asked, kiosk_asker, once, teller_asker
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -114,7 +115,7 @@ def create_app(box: Box) -> FastAPI:
         return box.config
 
     async def run(cmd: c.Command) -> list[Event]:
-        return await box.execute(cmd)
+        return await box.execute(cmd, asked())  # asked(): see idempotency.py
 
     def window_result(events: list[Event], window: int) -> dict[str, Any]:
         state = box.engine.state
@@ -131,12 +132,13 @@ def create_app(box: Box) -> FastAPI:
     # --- tickets -----------------------------------------------------------------------
 
     @app.post("/api/tickets", status_code=201, tags=["tickets"])
+    @once(kiosk_asker)
     async def issue_ticket(req: IssueRequest, request: Request) -> dict[str, Any]:
         """Take a ticket (取号) for a business or by card. Durable before it is answered.
         The answer's ``reprint_token`` lets this kiosk print it again after a failure."""
         channel = "card" if req.card is not None else "kiosk"
         cmd = c.IssueTicket(queue=req.queue, card=req.card, kiosk=req.kiosk, channel=channel)
-        info, outcome = await issue_and_print(box, cmd)
+        info, outcome = await issue_and_print(box, cmd, request=asked())
         return kiosk_answer(request, issued_view(box, info, outcome))
 
     @app.post("/api/tickets/{number}/reprint", tags=["tickets"])
@@ -207,38 +209,46 @@ def create_app(box: Box) -> FastAPI:
         return result | grant_session(request, response, "teller", result["teller"], n)
 
     @app.post("/api/windows/{n}/logout", tags=["windows"])
+    @once(teller_asker)
     async def logout(n: TellerWindow, request: Request, response: Response) -> dict[str, Any]:
         result = window_result(await run(c.Logout(n)), n)
         end_session(request, response, "teller")
         return result
 
     @app.post("/api/windows/{n}/call-next", tags=["windows"])
+    @once(teller_asker)
     async def call_next(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.CallNext(n)), n)
 
     @app.post("/api/windows/{n}/recall", tags=["windows"])
+    @once(teller_asker)
     async def recall(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.Recall(n)), n)
 
     @app.post("/api/windows/{n}/no-show", tags=["windows"])
+    @once(teller_asker)
     async def no_show(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.NoShow(n)), n)
 
     @app.post("/api/windows/{n}/finish", tags=["windows"])
+    @once(teller_asker)
     async def finish(n: TellerWindow, req: Annotated[FinishRequest | None, Body()] = None
                      ) -> dict[str, Any]:
         ask = req.ask_rating if req else False
         return window_result(await run(c.Finish(n, ask_rating=ask)), n)
 
     @app.post("/api/windows/{n}/pause", tags=["windows"])
+    @once(teller_asker)
     async def pause(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.PauseWindow(n)), n)
 
     @app.post("/api/windows/{n}/resume", tags=["windows"])
+    @once(teller_asker)
     async def resume(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.ResumeWindow(n)), n)
 
     @app.post("/api/windows/{n}/transfer", tags=["windows"])
+    @once(teller_asker)
     async def transfer(n: TellerWindow, req: TransferRequest) -> dict[str, Any]:
         """Move the current (or a numbered) ticket to another window or business (B4)."""
         number = req.number.upper() if req.number else None
@@ -246,10 +256,12 @@ def create_app(box: Box) -> FastAPI:
         return window_result(await run(cmd), n)
 
     @app.post("/api/windows/{n}/hold", tags=["windows"])
+    @once(teller_asker)
     async def hold(n: TellerWindow) -> dict[str, Any]:
         return window_result(await run(c.Hold(n)), n)
 
     @app.post("/api/windows/{n}/call-back", tags=["windows"])
+    @once(teller_asker)
     async def call_back(n: TellerWindow, req: Annotated[CallBackRequest | None, Body()] = None
                         ) -> dict[str, Any]:
         number = req.number.upper() if req and req.number else None

@@ -63,12 +63,15 @@ COUNTERS = (  # besides the decoder's frames, checksum_errors, garbage_bytes (, 
 
 @dataclass(frozen=True, slots=True)
 class KeyReport:
-    """A keypad's digits and key (see protocols/rs485/keys.py); ``at`` is loop time."""
+    """A keypad's digits and key (see protocols/rs485/keys.py); ``at`` is loop time.
+    ``seq``: the keypad's own number for this press (Modbus EVENT_SEQ; None on 68-frame,
+    whose frames carry none)."""
 
     device: Device
     key: int
     digits: bytes
     at: float
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,11 @@
 A Modbus node never speaks unasked, so keypads are polled every round (five registers:
 queued reports, key, sequence, digit count, first digits) and evaluators too while they
 ask for a score. A report is acted on once per sequence number and acknowledged by
-writing that number back. A screen is one write from ``MODE``; a heartbeat reads
-``DEVICE_TYPE`` and checks the right kind of node answers. Maps: protocols/rs485/modbus.py.
+writing that number back. The engine journals each keypad's latest sequence number with
+the command it caused, so a report read again after the box restarted (it acted, then died
+before the acknowledgement) is not acted on twice either (docs/rs485.md). A screen is
+one write from ``MODE``; a heartbeat reads ``DEVICE_TYPE`` and checks the right kind of
+node answers. Maps: protocols/rs485/modbus.py.
 """
 
 from __future__ import annotations
@@ -87,13 +90,13 @@ class Modbus:
             bus.stats["duplicates"] += 1  # our acknowledgement was lost: only ack again
             return
         device.last_seq = seq
-        report = self._report(device, code, regs, count)
+        report = self._report(device, code, regs, count, seq)
         if report is None:
             bus.stats["bad_reports"] += 1
         else:
             bus.report(report)
 
-    def _report(self, device: Device, code: int, regs: list[int], count: int
+    def _report(self, device: Device, code: int, regs: list[int], count: int, seq: int
                 ) -> KeyReport | ScoreReport | None:
         now = asyncio.get_running_loop().time()
         if device.kind == "evaluator":
@@ -102,7 +105,7 @@ class Modbus:
             digits = mb.unpack_symbols(regs, count)
         except FrameError:
             return None
-        return KeyReport(device, code, digits, now)
+        return KeyReport(device, code, digits, now, seq)
 
     async def acknowledge(self, bus: Bus, device: Device) -> None:
         seqs, device.pending_ack = device.pending_ack, []

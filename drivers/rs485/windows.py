@@ -157,7 +157,7 @@ class Windows:
         try:
             action = parse_keys(report.key, report.digits)
             command = command_for(action, keypad.window, state, config, by=keypad.name)
-            await self.box.execute(command)
+            await self.box.execute(command, _press(report))
         except KeySequenceError as exc:
             self._tell(keypad, BAD_KEYS, str(exc))
         except (Refused, KeypadError) as exc:
@@ -189,3 +189,10 @@ class Windows:
         self.bus.beep(keypad, 2)
         self.bus.show(keypad, Screen("message", message))
         self._later(keypad, self.settings.message_s, None)
+
+
+def _press(report: KeyReport) -> tuple[str, str] | None:
+    """(keypad, its number for the press) for the engine: a Modbus report read again after
+    a restart is then a repeat, not a second press. 68-frame presses have no number; their
+    resends are caught by the bus (``dedupe_s``)."""
+    return None if report.seq is None else (report.device.name, f"seq:{report.seq}")

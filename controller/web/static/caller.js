@@ -8,6 +8,7 @@
   const MODES = ["standard", "compact", "hidden"];
   let win = null, panel = null, mode = localStorage.getItem("caller.mode") || C.mode;
   let refreshTimer = null;
+  let busy = false;  // a press is in flight (see act)
 
   // --- session --------------------------------------------------------------------------
   async function start() {
@@ -86,7 +87,8 @@
     $("#hiddenbar").textContent = `软呼叫器已隐藏 · ${p.window}号窗口 当前 ${cur ? cur.number : "—"} · 等待 ${p.waiting} · ${C.hotkeys.mode || ""} 显示`;
     for (const b of document.querySelectorAll("[data-act]")) {
       const needsCurrent = ["recall", "finish", "no_show", "hold"].includes(b.dataset.act);
-      b.disabled = (needsCurrent && !cur) || (p.paused && ["call_next", "call_back"].includes(b.dataset.act));
+      b.disabled = (busy && b.dataset.act !== "mode") || (needsCurrent && !cur) ||
+        (p.paused && ["call_next", "call_back"].includes(b.dataset.act));
     }
     tick();
   }
@@ -109,7 +111,7 @@
     transfer: "转移", call_back: "回呼", pause: "暂停", resume: "恢复", insert_front: "插前"};
 
   async function post(action, path, body) {
-    const res = await api("POST", path, body);
+    const res = await PD.press(path, body);  // one key per press: a repeat acts once
     if (res.status === 401) { showLogin("登录已失效,请重新登录。"); return res; }
     if (res.ok) {
       const cur = res.data.current;
@@ -118,9 +120,23 @@
     await refresh();
     return res;
   }
+  /* One press is one request: while one is in flight every action button is disabled
+   * and presses (clicks, hotkeys) are ignored, so a double-click calls one customer. */
+  function setBusy(on) {
+    busy = on;
+    document.body.classList.toggle("busy", on);
+    for (const b of document.querySelectorAll("[data-act]")) {
+      if (b.dataset.act !== "mode") b.disabled = true;
+    }
+    if (!on && panel) draw();  // the buttons as the window's state allows them
+  }
   async function act(action) {
-    if (win === null) return;
+    if (win === null || busy) return;
     if (action === "mode") { setMode(MODES[(MODES.indexOf(mode) + 1) % MODES.length]); return; }
+    setBusy(true);
+    try { await perform(action); } finally { setBusy(false); }
+  }
+  async function perform(action) {
     if (action === "pause") {
       const what = panel && panel.paused ? "resume" : "pause";
       await post(what, `/api/windows/${win}/${what}`);

@@ -39,9 +39,10 @@ const PD = (() => {
   }
   const $ = (sel, root) => (root || document).querySelector(sel);
 
-  /** Call the box's API. Resolves to {ok, status, data}; never rejects on HTTP errors. */
-  async function api(method, path, body) {
-    const headers = {"Accept": "application/json"};
+  /** Call the box's API. Resolves to {ok, status, data}; never rejects on HTTP errors.
+   * extra: more headers (e.g. an Idempotency-Key, docs/api.md). */
+  async function api(method, path, body, extra) {
+    const headers = Object.assign({"Accept": "application/json"}, extra || {});
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
     try {
@@ -56,6 +57,17 @@ const PD = (() => {
     }
   }
   function setCsrf(token) { csrf = token || ""; }
+  /** A fresh Idempotency-Key for one press (crypto.randomUUID needs HTTPS; this does not). */
+  function pressKey() {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+  /** POST once per press: the same key again if the answer was lost (status 0). */
+  async function press(path, body) {
+    const key = {"Idempotency-Key": pressKey()};
+    const res = await api("POST", path, body, key);
+    return res.status === 0 ? api("POST", path, body, key) : res;
+  }
   function errorText(res, lang) {
     const e = (res.data && res.data.error) || {};
     return (lang === "en" ? e.message_en : e.message) || e.message || ("HTTP " + res.status);
@@ -185,6 +197,6 @@ const PD = (() => {
     return run;
   }
 
-  return {boot, api, setCsrf, errorText, live, beep, clock, marquee, el, $, now, syncClock,
+  return {boot, api, press, setCsrf, errorText, live, beep, clock, marquee, el, $, now, syncClock,
           since, minutes, hhmm};
 })();

@@ -66,16 +66,25 @@
 
   // --- taking a ticket ------------------------------------------------------------------
   async function take(body) {
+    if (busy()) return;  // one touch is one ticket
     const res = await ask("/api/tickets", body);
     if (res.ok) showTicket(res.data);
     else refusal(res);
   }
-  /** One request from this kiosk, with the busy overlay while it runs. */
+  /** One request from this kiosk, with the busy overlay while it runs and the ticket
+   * buttons disabled; a ticket request carries one Idempotency-Key (docs/api.md), sent
+   * again if the answer was lost, so it never makes two tickets. */
   async function ask(path, body) {
     $("#busy").classList.remove("hidden");
-    const res = await api("POST", path, {...body, kiosk: boot.kiosk});
-    $("#busy").classList.add("hidden");
-    return res;
+    const buttons = document.querySelectorAll(".k-btn");
+    for (const b of buttons) b.disabled = true;
+    const sent = Object.assign({}, body, {kiosk: boot.kiosk});
+    try {
+      return path === "/api/tickets" ? await PD.press(path, sent) : await api("POST", path, sent);
+    } finally {
+      for (const b of buttons) b.disabled = false;
+      $("#busy").classList.add("hidden");
+    }
   }
   const busy = () => !$("#busy").classList.contains("hidden");
 
@@ -196,6 +205,7 @@
 
   /** Redeem a booking by its code or its QR (docs/appointments.md). */
   async function redeem(body) {
+    if (busy()) return;
     const res = await ask("/api/appointments/redeem", body);
     if (res.ok) showTicket(res.data);
     else if (noRedemption(res)) message(T.appointmentMissing[0], "refusal", T.appointmentMissing[1]);
@@ -210,6 +220,7 @@
 
   /** A card or ID number: its booking of today if it holds one, else a ticket by card. */
   async function byCard(read) {
+    if (busy()) return;
     const res = await ask("/api/appointments/redeem", read);
     if (res.ok) showTicket(res.data);
     else if (noRedemption(res) || NO_BOOKING.includes(errorCode(res))) await take({card: read.card || read.id_number});

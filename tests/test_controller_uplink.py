@@ -18,10 +18,10 @@ from central.broker import LocalBroker
 from central.reconcile import check_branch
 from controller.box import Box
 from controller.clock import ManualClock
+from controller.components import Startup
 from controller.config import Config
 from controller.engine import commands as c
 from controller.errors import Refused
-from controller.uplink import load_pushed
 from controller.web import create_app
 from protocols import uplink as proto
 from tests.conftest import CST
@@ -257,8 +257,8 @@ async def test_a_new_configuration_is_validated_applied_and_kept(
         assert birth["online"] is True and birth["config_version"] == new_version
     assert box.config.queue("A").name == "个人综合业务" and box.config.version == new_version
     assert box.engine.cfg is box.config
-    kept = load_pushed(box.data_dir, config, [])  # what a restart loads
-    assert kept is not None and kept.version == new_version
+    kept = Startup(config, (), box.data_dir).begin(box.clock.now())  # what a restart loads
+    assert kept.config.version == new_version and not kept.set_aside
 
 
 async def test_software_update_is_a_hook(box: Box, broker: LocalBroker) -> None:

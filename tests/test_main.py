@@ -102,6 +102,9 @@ async def test_a_kept_push_that_cannot_start_is_set_aside_and_the_centre_told(
             [sys.executable, "-m", "controller", "--config", str(EXAMPLE), "--data-dir",
              str(data), "--http", f"127.0.0.1:{port}", "--log-level", "WARNING",
              "--set", "clock.start=2026-11-25T10:00:00+08:00",
+             # no simulated voice: a SIGTERM while it makes its clip pack with espeak-ng
+             # can leave the box hanging (2 in 8 runs; drivers/audio.py, another issue)
+             "--set", "audio.enabled=false",
              "--set", f'uplink.broker="{broker.url}"', "--set", f'uplink.password="{password}"'],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL, stderr=log)

@@ -14,8 +14,13 @@ import httpx
 import pytest
 
 from central.broker import LocalBroker
-from tests.conftest import EXAMPLE, ROOT, example_config
-from tests.test_controller_uplink import listen, next_on
+from controller.__main__ import settle_removed
+from controller.box import Box
+from controller.clock import ManualClock
+from controller.config import parse_config
+from controller.engine import commands as c
+from tests.conftest import EXAMPLE, ROOT, WEDNESDAY_10AM, example_config
+from tests.test_controller_uplink import listen, next_on, without_a
 from tests.test_crash import free_port, start_box, wait_ready
 from tests.uplink_support import BRANCH, broker_fixture
 
@@ -83,8 +88,6 @@ async def test_a_signal_stops_the_box_cleanly(tmp_path: Path, sig: signal.Signal
 def push_without_a() -> dict[str, Any]:
     """What an older box kept after the centre removed business A: its ticket button
     (gpio.buttons.0, a local section) still issues A, so it cannot start on it."""
-    from tests.test_controller_uplink import without_a
-
     return without_a(example_config())
 
 
@@ -131,3 +134,27 @@ async def test_a_kept_push_that_cannot_start_is_set_aside_and_the_centre_told(
 def test_no_window_is_refused_at_start() -> None:
     done = run_box("--set", "windows=[]")
     assert done.returncode == 2 and "windows: a branch needs at least one window" in done.stderr
+
+
+@pytest.mark.parametrize(("said", "health"), [(True, None), (False, "warning")])
+async def test_a_start_without_a_business_that_has_customers_waiting(
+        tmp_path: Path, said: bool, health: str | None) -> None:
+    """The box starts on a configuration without business A while A's customers wait
+    (it fell back from a set-aside push that had added A): they are moved as its
+    removed_queues says, or, unsaid, stay listed with a health warning."""
+    clock = ManualClock(WEDNESDAY_10AM)
+    async with Box(example_config(), tmp_path, clock) as box:
+        for queue in "AB":
+            await box.execute(c.IssueTicket(queue=queue))
+    local = without_a(example_config())
+    local["gpio"]["buttons"] = []
+    if said:
+        local["removed_queues"] = {"A": {"transfer_to": "B"}}
+    async with Box(parse_config(local), tmp_path, clock) as box:
+        await settle_removed(box)
+        queues = {t.number: t.queue for t in box.engine.state.waiting.values()}
+        alarm = box.health.devices.get("config.removed_queues")
+    assert queues == ({"A001": "B", "B001": "B"} if said else {"A001": "A", "B001": "B"})
+    assert (alarm.state if alarm else None) == health
+    if alarm:
+        assert "removed_queues.A" in alarm.detail

@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 # name -> (top-level keys, title)
 SECTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "branch": (("branch",), "网点信息 Branch"),
-    "queues": (("queues", "menus"), "业务与菜单 Businesses and menus"),
+    "queues": (("queues", "menus", "removed_queues"), "业务与菜单 Businesses and menus"),
     "windows": (("windows",), "窗口与优先级 Windows and priorities"),
     "tellers": (("tellers",), "柜员 Tellers"),
     "ratings": (("rating_levels",), "评价等级 Rating levels"),
@@ -77,6 +77,7 @@ SECTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "screens": (("web",), "取号机界面、综合屏、呼叫器、大堂经理 Kiosk layout, screens"),
 }
 SECRET_KEEPERS = (("tellers",), ("web", "lobby_managers"))  # lists whose items have hashes
+SHOWN_IF_SET = ("removed_queues",)  # left out of the editor's text while empty
 
 
 class ConfigProblem(CentreError, ValueError):
@@ -116,8 +117,13 @@ def section_text(body: Mapping[str, Any], section: str) -> str:
     """A section of a stored version as TOML, numbers masked and password hashes left out."""
     keys, title = SECTIONS[section]
     shown = _hide_hashes(mask_config(body))
-    part = {k: shown[k] for k in keys if k in shown}
+    part = {k: shown[k] for k in keys if k in shown and not (k in SHOWN_IF_SET and not shown[k])}
     head = f"# {title}\n"
+    if section == "queues":
+        head += ("# 删除仍有客户等候的业务时,写明这些号的去向,否则网点拒收:\n"
+                 "# [removed_queues.A] transfer_to = \"B\"(转入业务B,保留号码)或 close = true\n"
+                 "# Removing a business while customers wait for it: say where they go, or\n"
+                 "# the box refuses the push: transfer_to = \"B\" (numbers kept) or close = true\n")
     if section in ("tellers", "screens"):
         head += ("# 密码散列不显示:不写则保留原密码;写 password = \"…\" 设置新密码。\n"
                  "# Password hashes are not shown: leave them out to keep them, or add\n"

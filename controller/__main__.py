@@ -12,14 +12,19 @@ import getpass
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .components import build_components
+from .clock import clock_for
+from .components import Start, Startup
 from .config import Config, load_config
-from .errors import ConfigError, JournalError
+from .engine import commands as c
+from .errors import ConfigError, JournalError, Refused
 from .httpserver import http_server
 from .logs import FORMATS, setup_logging
-from .supervisor import Component
-from .uplink.commands import load_pushed
+from .uplink.commands import HEALTH
+
+if TYPE_CHECKING:
+    from .box import Box
 
 log = logging.getLogger("controller")
 
@@ -46,24 +51,39 @@ def http_address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-async def serve(config: Config, data_dir: Path, host: str, port: int,
-                components: list[Component]) -> None:
+async def serve(start: Start, data_dir: Path, host: str, port: int) -> None:
 
     from .box import Box
-    from .clock import clock_for
     from .supervisor import Supervisor
     from .web import create_app
 
+    config = start.config
     async with Box(config, data_dir, clock_for(config.clock.start)) as box:
+        if start.set_aside:  # on the screens' device list and in the centre's health
+            box.health.report(HEALTH, "fault", "中心下发的配置无法启动,已搁置 (the centre's "
+                              f"configuration cannot start, set aside): {start.set_aside}")
+        await settle_removed(box)
         app = create_app(box)
         server = http_server(app, host, port, graceful_s=2)
-        supervisor = Supervisor(box, components)
+        supervisor = Supervisor(box, start.components)
         log.info("branch %s (%s) epoch %s seq %d, http://%s:%d", config.branch.code,
                  config.branch.name, box.epoch, box.last_seq, host, port)
         async with asyncio.TaskGroup() as tg:
             devices = tg.create_task(supervisor.run(), name="supervisor")
             await server.serve()  # returns on SIGINT/SIGTERM
             devices.cancel()
+
+
+async def settle_removed(box: Box) -> None:
+    """Tickets waiting today for a business the configuration started on does not have
+    (e.g. it fell back from a set-aside push): moved or closed as its ``removed_queues``
+    says; if it says nothing, they stay listed and the health entry says so."""
+    if not box.engine.stranded():
+        return
+    try:
+        await box.execute(c.SettleRemovedQueues())
+    except Refused as exc:
+        box.health.report(f"{HEALTH}.removed_queues", "warning", exc.message_en)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,17 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level, getattr(args, "log_format", "text"))
     try:
-        config = load_config(args.config, args.overrides)
+        local = load_config(args.config, args.overrides)
         data_dir = Path(args.data_dir or "data")
-        config = load_pushed(data_dir, config, args.overrides) or config
-        host, port = http_address(args, config)
-        components = build_components(config, data_dir)
-    except ConfigError as exc:
+        startup = Startup(local, tuple(args.overrides), data_dir)
+        start = startup.begin(clock_for(local.clock.start).now())
+        host, port = http_address(args, start.config)
+    except ConfigError as exc:  # the local file's own mistake: fix it on site
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(config, data_dir, host, port, components))
+            asyncio.run(serve(start, data_dir, host, port))
     except JournalError as exc:
         print(f"journal error: {exc}", file=sys.stderr)
         return 1

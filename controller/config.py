@@ -36,6 +36,7 @@ __all__ = [
     "CardType",
     "Config",
     "QueueConfig",
+    "RemovedQueue",
     "TellerConfig",
     "VipCustomer",
     "WindowConfig",
@@ -134,6 +135,24 @@ class QueueConfig(_Model):
 
     def format(self, n: int) -> str:
         return f"{self.prefix}{n:0{self.digits}d}"
+
+
+class RemovedQueue(_Model):
+    """What becomes of the waiting and held tickets of a business this configuration no
+    longer has (``[removed_queues.A]``): moved to another business, keeping their numbers
+    (as a teller's transfer), or closed as not served. Exactly one of the two."""
+
+    transfer_to: str | None = None  # a business of this configuration
+    close: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RemovedQueue:
+        if (self.transfer_to is None) != self.close:
+            raise ValueError("say either transfer_to = \"<business>\" or close = true")
+        return self
+
+
+QueueId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,16}$")]
 
 
 class MenuConfig(_Model):
@@ -308,6 +327,9 @@ class Config(_Model):
     branch: BranchConfig
     hardware: Literal["sim", "real", "none"] = "none"
     queues: list[QueueConfig]
+    # A business taken out of the configuration while its tickets wait: what to do with
+    # them (docs/config.md). A push that strands tickets without saying is refused.
+    removed_queues: dict[QueueId, RemovedQueue] = {}
     menus: list[MenuConfig] = []
     windows: list[WindowConfig]
     tellers: list[TellerConfig] = []
@@ -352,6 +374,8 @@ class Config(_Model):
         _unique("windows", (w.number for w in self.windows))
         _unique("tellers", (t.id for t in self.tellers))
         _unique("menus", (m.id for m in self.menus))
+        if not self.windows:  # nobody could ever be called: refused, not run quietly
+            raise ValueError("windows: a branch needs at least one window")
         queue_ids = {q.id for q in self.queues}
         menu_ids = {m.id for m in self.menus}
         type_ids = {c.id for c in self.customer_types}
@@ -376,6 +400,13 @@ class Config(_Model):
                 raise ValueError(f"vip_customers.{i}.queue: unknown queue {v.queue!r}")
             if v.customer_type not in type_ids:
                 raise ValueError(f"vip_customers.{i}.customer_type: unknown {v.customer_type!r}")
+        for qid, rule in self.removed_queues.items():
+            if qid in queue_ids:
+                raise ValueError(f"removed_queues.{qid}: {qid!r} is still a business; "
+                                 f"delete this entry")
+            if rule.transfer_to is not None and rule.transfer_to not in queue_ids:
+                raise ValueError(f"removed_queues.{qid}.transfer_to: unknown queue "
+                                 f"{rule.transfer_to!r}")
         _unique("rating_levels", (r.score for r in self.rating_levels))
         return self
 

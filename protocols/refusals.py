@@ -131,6 +131,13 @@ MESSAGES: dict[str, RefusalText] = {
     "same_place": RefusalText(
         "不能转移到原窗口或原业务。", "Can't transfer to the same window or business.", 422
     ),
+    # --- configuration (G2): a business removed while its customers wait ---
+    "tickets_waiting": RefusalText(
+        "业务{queue}还有{count}位客户在等候,配置未采用:请在 removed_queues.{queue} 中写明"
+        "转入的业务(transfer_to)或结束这些号(close = true)。",
+        "{count} customers still wait for business {queue}: configuration refused. Say in "
+        "removed_queues.{queue} where they go (transfer_to) or to close them (close = true).",
+    ),
     # --- ratings (C1) ---
     "no_service_to_rate": RefusalText(
         "没有可评价的服务。", "There is no finished service to rate.", 404

@@ -17,6 +17,7 @@ from controller.engine import commands as c
 from controller.errors import Refused
 
 from .office_support import B1, B2, add_user, http_client, login, office_running
+from .test_controller_uplink import box_b_button, without_a
 from .uplink_support import (
     broker_fixture,
     pg_url_fixture,
@@ -26,7 +27,7 @@ from .uplink_support import (
     wait_for,
 )
 
-__all__ = ["broker_fixture", "pg_url_fixture", "store_url_fixture"]
+__all__ = ["box_b_button", "broker_fixture", "pg_url_fixture", "store_url_fixture"]
 
 pytestmark = pytest.mark.network
 VIP_CARD, VIP_ID = "6225880137001237", "410105198001012311"
@@ -208,3 +209,40 @@ async def test_pausing_a_business_makes_the_kiosk_refuse_with_the_reason(
         assert [(a["action"], a["target"], a["user"]) for a in rows] == [
             ("queue.resume", "F", "admin"), ("queue.pause", "F", "admin")]
         assert rows[1]["detail"]["reason"] == "系统升级" and rows[1]["org"] == B1
+
+
+async def test_removing_a_business_the_centre_says_where_its_customers_go(
+        box_b_button: Box, broker: LocalBroker, store_url: str) -> None:
+    """A manager removes business A with ``[removed_queues.A] transfer_to = "B"`` at the
+    centre: the version keeps the directive, the push carries it, the box moves A's waiting
+    customers to B with their numbers, and the centre shows the push applied."""
+    from central.toml_text import dumps
+
+    box = box_b_button
+    for queue in "AAB":
+        await box.execute(c.IssueTicket(queue=queue))
+    uplink = uplink_for(broker)
+    async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
+            http_client(centre) as http:
+        admin = await login(http)
+        text = dumps(without_a(box.config, removed_queues={"A": {"transfer_to": "B"}}))
+        r = await http.post(f"/api/branches/{B1}/config/import", headers=admin,
+                            json={"text": text, "comment": "个人业务并入对公"})
+        assert r.status_code == 201, r.text
+        number = r.json()["version"]
+        _, queues = await section(http, admin, B1, "queues")
+        assert "[removed_queues.A]" in queues and 'transfer_to = "B"' in queues
+        sent = await http.post(f"/api/branches/{B1}/config/push", headers=admin,
+                               json={"version": number})
+        assert sent.status_code == 202, sent.text
+
+        async def answered() -> dict[str, Any]:
+            pushes = (await http.get(f"/api/branches/{B1}/config",
+                                     headers=admin)).json()["pushes"]
+            return pushes[0] if pushes and pushes[0]["state"] != "pending" else {}
+
+        push = await wait_for(answered, 20, "the box's reply to the push")
+    assert push["state"] == "applied", push
+    assert box.config.queue("A") is None
+    moved = sorted((t.number, t.queue) for t in box.engine.state.waiting.values())
+    assert moved == [("A001", "B"), ("A002", "B"), ("B001", "B")]

@@ -21,7 +21,6 @@ from controller.clock import ManualClock
 from controller.config import Config
 from controller.engine import commands as c
 from controller.errors import Refused
-from controller.uplink import load_pushed
 from controller.web import create_app
 from protocols import uplink as proto
 from tests.conftest import CST
@@ -257,8 +256,99 @@ async def test_a_new_configuration_is_validated_applied_and_kept(
         assert birth["online"] is True and birth["config_version"] == new_version
     assert box.config.queue("A").name == "个人综合业务" and box.config.version == new_version
     assert box.engine.cfg is box.config
-    kept = load_pushed(box.data_dir, config, [])  # what a restart loads
-    assert kept is not None and kept.version == new_version
+    from controller.components import Startup
+
+    kept = Startup(config, (), box.data_dir).begin(box.clock.now())  # what a restart loads
+    assert kept.config.version == new_version and not kept.set_aside
+
+
+def without_a(config: Config, **extra: Any) -> dict[str, Any]:
+    """The business configuration a centre sends after a manager removed business A
+    (个人业务) everywhere the centre edits: queues, windows, card types, kiosk buttons."""
+    push = config.model_dump(mode="json")
+    for section in ("uplink", "http", "clock"):
+        push.pop(section, None)
+    push["queues"] = [q for q in push["queues"] if q["id"] != "A"]
+    for w in push["windows"]:
+        w["queues"].pop("A", None)
+    push["card_types"] = [t for t in push["card_types"] if t["queue"] != "A"]
+    push["web"]["kiosk"]["buttons"] = [b for b in push["web"]["kiosk"]["buttons"]
+                                       if b["target"] != "A"]
+    return {**push, **extra}
+
+
+def unknown_web_key(config: Config) -> dict[str, Any]:
+    push = config.model_dump(mode="json")
+    push["web"]["kiosk_colour"] = "#ff0000"  # a typo of a [web] key
+    return push
+
+
+def no_windows(config: Config) -> dict[str, Any]:
+    return {**config.model_dump(mode="json"), "windows": []}
+
+
+@pytest.mark.parametrize(("push", "key"), [
+    (without_a, "gpio.buttons.0.queue"),  # the branch's ticket button still issues A
+    (unknown_web_key, "web.kiosk_colour"),
+    (no_windows, "windows"),
+])
+async def test_a_push_the_box_could_not_start_on_is_refused_and_nothing_is_kept(
+        box: Box, broker: LocalBroker, config: Config, push: Any, key: str) -> None:
+    uplink = uplink_for(broker)
+    before = box.config.version
+    async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/reply") as q:
+        await wait_for(lambda: _true(uplink.connected), 10, "connected")
+        await command(broker, "config", cmd_id="cfg-1", config=push(config))
+        reply = await next_on(q, "reply")
+    assert reply["ok"] is False and reply["error"]["code"] == "bad_config"
+    assert key in reply["error"]["message"] and key in reply["error"]["message_en"]
+    assert box.config.version == before and box.engine.cfg is box.config
+    assert not (box.data_dir / "pushed-config.json").exists()  # a restart is unchanged
+
+
+@pytest.fixture
+async def box_b_button(clock: ManualClock, tmp_path: Path) -> AsyncIterator[Box]:
+    """The example branch whose one ticket button issues B: A can be removed."""
+    from tests.conftest import example_config
+
+    config = example_config('gpio.buttons=[{ pin = 27, queue = "B" }]')
+    async with Box(config, tmp_path / "data", clock) as b:
+        yield b
+
+
+@pytest.mark.parametrize(("rule", "event", "result"), [
+    ({"transfer_to": "B"}, "ticket_transferred", "moved"),
+    ({"close": True}, "ticket_closed", "closed"),
+])
+async def test_removing_a_business_with_customers_waiting_says_where_they_go(
+        box_b_button: Box, broker: LocalBroker, rule: dict[str, Any], event: str,
+        result: str) -> None:
+    box = box_b_button
+    for queue in "ABA":
+        await box.execute(c.IssueTicket(queue=queue))
+    before = box.config.version
+    uplink = uplink_for(broker)
+    async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/#") as q:
+        await wait_for(lambda: _true(uplink.connected), 10, "connected")
+        await command(broker, "config", cmd_id="cfg-silent", config=without_a(box.config))
+        refused = await next_on(q, "reply", lambda m: m["id"] == "cfg-silent")
+        assert refused["ok"] is False and refused["error"]["code"] == "tickets_waiting"
+        assert "removed_queues.A" in refused["error"]["message"]
+        assert box.config.version == before and box.config.queue("A") is not None
+        assert not (box.data_dir / "pushed-config.json").exists()
+
+        push = without_a(box.config, removed_queues={"A": rule})
+        await command(broker, "config", cmd_id="cfg-said", config=push)
+        applied = await next_on(q, "reply", lambda m: m["id"] == "cfg-said")
+        sent = await next_on(q, "events", lambda m: any(
+            e["type"] == event and e["reason"] == "business_removed" for e in m["events"]))
+    assert applied["ok"] is True and applied["result"][result] == 2
+    assert [e["number"] for e in sent["events"] if e["type"] == event] == ["A001", "A002"]
+    assert box.config.queue("A") is None and box.engine.stranded() == {}
+    waiting = sorted(box.engine.state.waiting.values(), key=lambda t: t.order)
+    left = [(t.number, t.queue) for t in waiting]  # numbers kept, first come first served
+    assert left == ([("A001", "B"), ("B001", "B"), ("A002", "B")] if result == "moved"
+                    else [("B001", "B")])
 
 
 async def test_software_update_is_a_hook(box: Box, broker: LocalBroker) -> None:

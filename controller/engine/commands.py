@@ -28,6 +28,7 @@ __all__ = [
     "Recall",
     "ResumeQueue",
     "ResumeWindow",
+    "SettleRemovedQueues",
     "SignIn",
     "SignOut",
     "Tick",
@@ -197,6 +198,12 @@ class SignOut:
 
 
 @dataclass(frozen=True, slots=True)
+class SettleRemovedQueues:
+    """After a new configuration: the waiting and held tickets of businesses it no longer
+    has go where its ``removed_queues`` says (moved, keeping their numbers, or closed)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Nothing but the passing of time: closes the day at the boundary."""
 
@@ -205,4 +212,5 @@ Command = (
     IssueTicket | PrintFailed | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
     | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | RateTicket | PauseQueue
     | ResumeQueue | SignIn | SignOut | Tick | Delivered | VoidUndelivered
+    | SettleRemovedQueues
 )

@@ -131,6 +131,17 @@ class Engine:
             return None
         return ahead_of(self.state, self.cfg, t, max(now, self.state.last_now))
 
+    def stranded(self, config: Config | None = None) -> dict[str, int]:
+        """Waiting and held tickets per business that ``config`` (default: the engine's)
+        does not have: customers no window would ever call. (A ticket being served stays
+        with its teller.)"""
+        known = {q.id for q in (config or self.cfg).queues}
+        out: dict[str, int] = {}
+        for t in self.state.tickets.values():
+            if t.state in _NOT_AT_A_WINDOW and t.queue not in known:
+                out[t.queue] = out.get(t.queue, 0) + 1
+        return out
+
     # --- helpers -------------------------------------------------------------------------
 
     def _emit(self, out: list[Event], now: float, etype: str, **fields: Any) -> Event:
@@ -557,6 +568,26 @@ class Engine:
     def _tick(self, cmd: c.Tick, now: float, out: list[Event]) -> None:
         pass  # the day roll in handle() is all a tick does
 
+    def _settle_removed(self, cmd: c.SettleRemovedQueues, now: float, out: list[Event]) -> None:
+        stranded = self.stranded()
+        rules = self.cfg.removed_queues
+        unsaid = sorted(q for q in stranded if q not in rules)
+        if unsaid:
+            raise Refused("tickets_waiting", queue=unsaid[0], count=stranded[unsaid[0]])
+        for t in [t for t in self.state.tickets.values()
+                  if t.state in _NOT_AT_A_WINDOW and t.queue in stranded]:  # in issue order
+            to = rules[t.queue].transfer_to
+            if to is None:
+                self._emit(out, now, "ticket_closed", ticket=t.id, number=t.number,
+                           queue=t.queue, state="not_served", was=t.state,
+                           reason="business_removed")
+                continue
+            q = self._queue(to)
+            self._emit(out, now, "ticket_transferred", ticket=t.id, number=t.number,
+                       from_queue=t.queue, window=None, teller=None,
+                       customer_type=t.customer_type, handle_s=None, was=t.state,
+                       to_queue=q.id, high_return=q.high_return, reason="business_removed")
+
 
 _DISPATCH: dict[type, Any] = {
     c.IssueTicket: Engine._issue,
@@ -582,7 +613,9 @@ _DISPATCH: dict[type, Any] = {
     c.Tick: Engine._tick,
     c.Delivered: Engine._delivered,
     c.VoidUndelivered: Engine._void_undelivered,
+    c.SettleRemovedQueues: Engine._settle_removed,
 }
+_NOT_AT_A_WINDOW = ("waiting", "held")  # tickets a removed business's directive applies to
 
 
 def _minutes(hhmm: str) -> int:

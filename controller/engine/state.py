@@ -284,6 +284,8 @@ def _finished(s: State, e: dict[str, Any]) -> None:
 def _transferred(s: State, e: dict[str, Any]) -> None:
     t = s.tickets[e["ticket"]]
     s._leave_window(t)
+    if t.state == "held" and t.window is not None and t.id in s.window(t.window).held:
+        s.window(t.window).held.remove(t.id)  # moved on: no longer held at that window
     s._dequeue(t)
     if e.get("to_queue"):
         t.queue = e["to_queue"]

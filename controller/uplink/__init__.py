@@ -4,8 +4,8 @@ See docs/uplink.md for the protocol; :mod:`protocols.uplink` holds the topic tre
 schemas shared with the centre.
 """
 
-from .commands import CommandRefused, load_pushed
+from .commands import CommandRefused
 from .link import Uplink
 from .settings import UplinkSettings
 
-__all__ = ["CommandRefused", "Uplink", "UplinkSettings", "load_pushed"]
+__all__ = ["CommandRefused", "Uplink", "UplinkSettings"]

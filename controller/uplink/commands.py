@@ -7,9 +7,11 @@ is sent again (the centre may re-send after a lost reply). The answers of the la
 * ``pause`` / ``resume`` a business with a reason (SPEC G3; the kiosk then refuses with the
   A7 words) — the same engine commands the branch's own screens use.
 * ``replay`` a seq range from the journal (the centre found a gap).
-* ``config`` — a new configuration, validated before it is applied; a bad one is refused
-  with the reason and the running one stays. A good one is written to
-  ``{data_dir}/pushed-config.json`` first, so a restart keeps it (see :func:`load_pushed`).
+* ``config`` — a new configuration, checked exactly as the box checks one at start
+  (:meth:`controller.components.Startup.check`), and refused if it would leave customers
+  waiting for a business it removes without saying where they go (``removed_queues``).
+  A refused one changes nothing. An accepted one is kept in ``{data_dir}/pushed-config.json``
+  (the one before it in ``pushed-config.previous.json``), then applied.
 * ``totals`` — send a day's totals again.
 * ``update`` — a hook: another component registers the software-update handler.
 * ``alert`` — an alert from the centre for the lobby manager (central/alerts.py): posted
@@ -18,21 +20,22 @@ is sent again (the centre may re-send after a lost reply). The answers of the la
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Config, apply_overrides, parse_config
 from ..engine import commands as c
 from ..errors import ConfigError, JournalError, PaiduiError, Refused
 from ..notices import notices
 
 if TYPE_CHECKING:
     from ..box import Box
+    from ..components import Startup
 
 __all__ = [
     "LOCAL_KEYS",
@@ -40,14 +43,19 @@ __all__ = [
     "CommandDesk",
     "CommandRefused",
     "Handler",
-    "load_pushed",
+    "config_command",
     "merge_pushed",
+    "read_pushed",
+    "set_aside",
 ]
 
 log = logging.getLogger(__name__)
 
 KEEP = 500
-PUSHED = "pushed-config.json"
+PUSHED = "pushed-config.json"  # the centre's configuration the box runs on
+PREVIOUS = "pushed-config.previous.json"  # the one accepted before it: the fallback
+KEEP_REJECTED = 5  # pushes set aside at start (pushed-config.rejected-*.json) kept at most
+HEALTH = "config"  # the health entry a set-aside push raises (docs/config.md)
 # Sections that describe this box's hardware and links: they stay as configured locally,
 # whatever the centre pushes (the centre does not know the box's broker password).
 LOCAL_SECTIONS = ("hardware", "clock", "http", "journal", "printer", "rs485", "audio", "gpio",
@@ -83,21 +91,81 @@ def merge_pushed(pushed: dict[str, Any], local: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def load_pushed(data_dir: Path, local: Config, overrides: Iterable[str]) -> Config | None:
-    """The configuration the centre last pushed, merged with the ``local`` config's hardware
-    and link sections and the ``--set`` overrides; None when nothing was pushed.
-
-    Raises :class:`ConfigError` if the kept file no longer validates.
-    """
-    path = Path(data_dir) / PUSHED
-    if not path.exists():
-        return None
+def read_pushed(path: Path) -> dict[str, Any]:
+    """A kept push, as the centre sent it. Raises :class:`ConfigError` if unreadable."""
     try:
-        pushed = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError("(file)", f"cannot read {path}: {exc}", str(path)) from None
-    merged = merge_pushed(pushed, local.model_dump(mode="json"))
-    return parse_config(apply_overrides(merged, overrides), str(path))
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError("(file)", f"cannot read {path.name}: {exc}", str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("(root)", "expected a table", str(path))
+    return data
+
+
+def keep_pushed(data_dir: Path, pushed: dict[str, Any]) -> None:
+    """Keep an accepted push for the next start, and the one it replaces as the fallback.
+    A power cut at any point leaves a whole file under each name."""
+    current = data_dir / PUSHED
+    if current.exists():
+        kept = json.loads(current.read_text(encoding="utf-8"))
+        if kept == pushed:  # the same push again (a retry): the fallback stays as it was
+            return
+        _write_atomic(data_dir / PREVIOUS, kept)
+    _write_atomic(current, pushed)
+
+
+def set_aside(path: Path, now: float) -> Path:
+    """Rename a kept push that cannot start (``pushed-config.rejected-<UTC time>.json``), so
+    the box starts without it and the file stays for whoever looks into why; only the
+    newest :data:`KEEP_REJECTED` are kept."""
+    stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"pushed-config.rejected-{stamp}.json")
+    n = 1
+    while aside.exists():  # two in the same second (the push and the one before it)
+        n += 1
+        aside = path.with_name(f"pushed-config.rejected-{stamp}-{n}.json")
+    os.replace(path, aside)
+    for old in sorted(path.parent.glob("pushed-config.rejected-*.json"))[:-KEEP_REJECTED]:
+        old.unlink(missing_ok=True)
+    return aside
+
+
+def config_command(startup: Startup | None = None) -> Handler:
+    """The ``config`` command's handler. ``startup``: how this box was started (the local
+    file, its ``--set`` overrides); None takes the running configuration as the local one
+    (an in-process box without ``python -m controller``)."""
+    async def config(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+        from ..components import Startup, WrongBranch
+
+        how = startup or Startup(box.config, (), box.data_dir)
+        try:
+            new, _ = how.check(msg["config"], "centre")
+        except WrongBranch as exc:
+            raise CommandRefused("wrong_branch", "配置属于其他网点,未采用",
+                                 f"the configuration is for another branch: {exc.problem}"
+                                 ) from None
+        except ConfigError as exc:
+            raise CommandRefused("bad_config", f"配置无效,未采用:{exc.key}: {exc.problem}",
+                                 f"configuration refused, the old one stays: {exc}") from None
+        unsaid = {q: n for q, n in box.engine.stranded(new).items()
+                  if q not in new.removed_queues}
+        if unsaid:
+            queue = min(unsaid)
+            raise Refused("tickets_waiting", queue=queue, count=unsaid[queue])
+        old = box.config.version
+        keep_pushed(box.data_dir, msg["config"])  # only what passed: a restart starts on it
+        box.engine.configure(new)
+        box.config = new
+        # No await between configure() and the engine handling this: nothing else runs on
+        # the new configuration while a removed business still has tickets waiting.
+        events = await box.execute(c.SettleRemovedQueues()) if box.engine.stranded() else []
+        box.health.report(HEALTH, "ok", f"centre configuration {new.version} applied")
+        log.info("configuration %s applied (was %s), kept in %s", new.version, old, PUSHED)
+        return {"config_version": new.version, "previous": old,
+                "moved": sum(e["type"] == "ticket_transferred" for e in events),
+                "closed": sum(e["type"] == "ticket_closed" for e in events)}
+
+    return config
 
 
 class CommandDesk:
@@ -113,7 +181,7 @@ class CommandDesk:
         self._replay, self._totals, self._on_config = replay, totals, on_config
         self.handlers: dict[str, Handler] = {
             "pause": self._pause, "resume": self._resume, "replay": self._replay_cmd,
-            "config": self._config, "totals": self._totals_cmd, "update": _no_update,
+            "config": config_command(), "totals": self._totals_cmd, "update": _no_update,
             "alert": _alert,
         }
 
@@ -142,6 +210,8 @@ class CommandDesk:
             return None, CommandRefused("journal_unavailable", "系统暂时无法记录,请稍后再试。",
                                         f"The box cannot record right now: {exc}")
         self._remember(msg["id"], result, refusal)
+        if name == "config" and refusal is None:
+            await self._on_config()  # the new configuration hash, announced
         return result, refusal
 
     # --- the commands --------------------------------------------------------------------
@@ -165,24 +235,6 @@ class CommandDesk:
 
     async def _totals_cmd(self, box: Box, msg: dict[str, Any]) -> dict[str, Any]:
         return await self._totals(msg["day"])
-
-    async def _config(self, box: Box, msg: dict[str, Any]) -> dict[str, Any]:
-        local = box.config.model_dump(mode="json")
-        try:
-            new = parse_config(merge_pushed(msg["config"], local), "centre")
-        except ConfigError as exc:
-            raise CommandRefused("bad_config", f"配置无效,未采用:{exc.key}: {exc.problem}",
-                                 f"configuration refused, the old one stays: {exc}") from None
-        if new.branch.code != box.config.branch.code:
-            raise CommandRefused("wrong_branch", "配置属于其他网点,未采用",
-                                 f"the configuration is for branch {new.branch.code}")
-        old = box.config.version
-        _write_atomic(box.data_dir / PUSHED, msg["config"])
-        box.engine.configure(new)
-        box.config = new
-        log.info("configuration %s applied (was %s), kept in %s", new.version, old, PUSHED)
-        await self._on_config()
-        return {"config_version": new.version, "previous": old}
 
     # --- memory ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .components import build_components
 from .config import Config, load_config
 from .errors import ConfigError, JournalError
-from .httpserver import http_server
+from .httpserver import ServerLimits, http_server
 from .logs import FORMATS, setup_logging
 from .supervisor import Component
 from .uplink.commands import load_pushed
@@ -56,7 +56,7 @@ async def serve(config: Config, data_dir: Path, host: str, port: int,
 
     async with Box(config, data_dir, clock_for(config.clock.start)) as box:
         app = create_app(box)
-        server = http_server(app, host, port, graceful_s=2)
+        server = http_server(app, host, port, graceful_s=2, limits=ServerLimits.of(config.http))
         supervisor = Supervisor(box, components)
         log.info("branch %s (%s) epoch %s seq %d, http://%s:%d", config.branch.code,
                  config.branch.name, box.epoch, box.last_seq, host, port)

@@ -25,6 +25,7 @@ from ..engine import commands as c
 from ..errors import JournalError, Refused
 from ..kiosk import issue_and_print, issued_view, reprint
 from .auth import is_staff, kiosk_answer, may_reprint
+from .limits import install_limits
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -299,6 +300,7 @@ def create_app(box: Box) -> FastAPI:
         }
 
     mount_screens(app, box)  # kiosk, soft caller, hall display, lobby manager, event stream
+    install_limits(app, box.config.http)  # body cap and deadline, outermost (limits.py)
     return app
 
 

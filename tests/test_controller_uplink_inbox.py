@@ -5,6 +5,7 @@ latest per day, a full line answers ``busy``, and every command gets exactly one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -61,6 +62,20 @@ async def send(broker: LocalBroker, commands: list[tuple[str, dict[str, Any]]]) 
                                  proto.encode(proto.command(**args)), qos=1)
 
 
+@contextlib.asynccontextmanager
+async def line(box: Box, broker: LocalBroker, size: int
+               ) -> AsyncIterator[tuple[Any, SlowDesk, dict[str, list[dict[str, Any]]]]]:
+    """A connected uplink with ``size`` commands' room and a :class:`SlowDesk`; the answers
+    the centre got, by command id."""
+    desk = SlowDesk()
+    uplink = uplink_for(broker, command_queue=size)
+    uplink.register_command("appointments", desk)
+    answers: dict[str, list[dict[str, Any]]] = {}
+    async with running(uplink.run(box)), running(collect(replies(broker), answers)):
+        await wait_for(lambda: uplink.connected, 10, "connected")
+        yield uplink, desk, answers
+
+
 def push(day: str, revision: int) -> tuple[str, dict[str, Any]]:
     return "appointments", {"cmd_id": f"ap-{day}-{revision}", "day": day,
                             "revision": revision, "key": KEY, "bookings": []}
@@ -71,12 +86,7 @@ async def test_a_burst_of_appointment_lists_runs_the_latest_of_each_day(
     """600 lists (300 revisions of two days) behind a slow one, then a pause: the box runs
     the latest of each day and the pause, answers every older list ``superseded``, and
     never holds more than one list per day."""
-    desk = SlowDesk()
-    uplink = uplink_for(broker, command_queue=16)
-    uplink.register_command("appointments", desk)
-    answers: dict[str, list[dict[str, Any]]] = {}
-    async with running(uplink.run(box)), running(collect(replies(broker), answers)):
-        await wait_for(lambda: uplink.connected, 10, "connected")
+    async with line(box, broker, 16) as (uplink, desk, answers):
         burst = [push(day, rev) for rev in range(1, 301) for day in DAYS]
         await send(broker, [*burst, ("pause", {"cmd_id": "p1", "queue": "F", "reason": "x"})])
         await wait_for(lambda: len(answers) >= 597, 30, "the superseded answered")
@@ -96,12 +106,7 @@ async def test_a_burst_of_appointment_lists_runs_the_latest_of_each_day(
 
 async def test_a_full_line_answers_busy_and_drops_nothing_silently(
         box: Box, broker: LocalBroker) -> None:
-    desk = SlowDesk()
-    uplink = uplink_for(broker, command_queue=4)
-    uplink.register_command("appointments", desk)
-    answers: dict[str, list[dict[str, Any]]] = {}
-    async with running(uplink.run(box)), running(collect(replies(broker), answers)):
-        await wait_for(lambda: uplink.connected, 10, "connected")
+    async with line(box, broker, 4) as (uplink, desk, answers):
         await send(broker, [push(DAYS[0], 1)])
         await wait_for(lambda: desk.ran, 10, "the slow list running")
         pauses = [("pause", {"cmd_id": f"p{i}", "queue": "F", "reason": "x"}) for i in range(10)]

@@ -22,8 +22,10 @@ What uvicorn (h11) offers, and what this module adds (docs/config.md ``[http]``)
   ``max_connections`` (in all; never above the open-file limit less
   :data:`RESERVED_FILES` for the journal, devices and logs) closes the oldest *idle*
   connection of that address (or of all) — one with no request in flight: a head not yet
-  complete, or a keep-alive — and when none is idle the new one is closed. A request
-  being served, an event stream included, is never cut for a newcomer.
+  complete, or a keep-alive; failing that, the oldest event stream (a request
+  with ``Accept: text/event-stream``: its page reconnects by itself); and when there is
+  neither, the new one is closed. A kiosk's ticket is thus never refused for a thousand
+  idle or streaming connections, and any other request is never cut for a newcomer.
 * ``backlog``: the kernel's accept queue, and how many connections asyncio accepts in one
   go before any is looked at: a sixteenth of the open-file limit (at most uvicorn's 2048);
   four times that is left out of ``max_connections``, so that a burst of connections
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 SEND_BUFFER = 65536  # bytes per connection in the kernel (a LAN needs far less: 100 Mbit/s × 1 ms)
 WRITE_BUFFER = 16384  # bytes per connection queued in the box before it waits (uvicorn: 64 KiB)
 RESERVED_FILES = 64  # open files kept for the journal, serial ports, logs, the broker link
+EVENT_STREAM = (b"accept", b"text/event-stream")
 REPORT_EVERY_S = 60.0  # closed connections are logged at most this often (a flood is long)
 
 
@@ -127,9 +130,14 @@ class _Guard:
                 del self.by_address[conn.address]
 
     def _shed(self, pool: dict[GuardedH11, None], newcomer: GuardedH11, why: str) -> None:
-        victim = next((c for c in pool if c is not newcomer and c.idle()), newcomer)
+        others = [c for c in pool if c is not newcomer]
+        victim = next((c for c in others if c.idle()), None) or \
+            next((c for c in others if c.streaming()), newcomer)
         self.leave(victim)
-        victim.transport.close()
+        if victim.streaming():
+            victim.transport.abort()  # a stalled stream's close() would wait to flush
+        else:
+            victim.transport.close()
         self.count(why)
 
     def count(self, why: str) -> None:
@@ -172,13 +180,18 @@ class GuardedH11(H11Protocol):
         if self._waiting_for_head():
             if self._head_timer is None:  # the first bytes of a next request
                 self._arm_head()
-        elif self._head_timer is not None:
+            return
+        if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
     def idle(self) -> bool:
         """No request in flight: its head is not complete yet, or it is a keep-alive."""
         return self._waiting_for_head() and (self.cycle is None or self.cycle.response_complete)
+
+    def streaming(self) -> bool:
+        """An event stream in flight (its page reconnects when it is cut)."""
+        return not self.idle() and EVENT_STREAM in (self.headers or ())
 
     def _waiting_for_head(self) -> bool:
         return bool(self.conn.their_state is h11.IDLE)

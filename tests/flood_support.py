@@ -233,12 +233,13 @@ class Listener:
 @contextlib.asynccontextmanager
 async def listeners(port: int, addresses: list[str], per_address: int, stalled_every: int
                     ) -> AsyncIterator[list[Listener]]:
-    """``per_address`` listeners from each address; every ``stalled_every``-th never reads."""
+    """``per_address`` listeners from each address; every ``stalled_every``-th (the first
+    included; 0: none) never reads."""
     out: list[Listener] = []
     tasks: list[asyncio.Task[None]] = []
     for local in addresses:
         for i in range(per_address):
-            lst = Listener(reads=i % stalled_every != 0)
+            lst = Listener(reads=not stalled_every or i % stalled_every != 0)
             out.append(lst)
             tasks.append(asyncio.ensure_future(lst.run(port, local)))
     try:

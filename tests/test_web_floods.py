@@ -99,3 +99,14 @@ async def test_a_screen_that_reads_nothing_is_cut_alone(tmp_path: Path) -> None:
             await wait_for(only_readers_left, 15, "the stalled ones cut")
             readers = [s for s in screens if s.reads]
             assert all(len(s.issued) == 400 and not s.ended for s in readers)
+
+
+async def test_at_the_connection_cap_the_kiosk_still_issues(tmp_path: Path) -> None:
+    """The box's connections all taken by event streams: a kiosk's ticket cuts the oldest
+    stream (its page reconnects by itself) rather than being refused."""
+    with flood_box(tmp_path / "data", 'hardware="none"', "http.max_connections=30") as box:
+        async with listeners(box.port, attacker_addresses(1), 30, stalled_every=0) as screens:
+            status, _, answer = await issue_ticket(box.port)
+            assert status == 201, answer
+            await wait_for(lambda: sum(s.ended for s in screens) == 1, 10, "one stream cut")
+            assert screens[0].ended  # the oldest

@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def reader(hub: EventHub, arrived: dict[str, list[float]], ready: asyncio.Event) -> None:
-    async for message in hub.stream("bench", None):
-        if message.startswith("event: status") or "event: status" in message[:40]:
-            ready.set()
-        if "ticket_issued" in message:
-            data = json.loads(message.split("data: ", 1)[1])
-            arrived.setdefault(data["number"], []).append(time.perf_counter())
+    async for write in hub.stream("bench", None):
+        for message in write.split("\n\n"):  # one write holds a tick's events and status
+            if "event: status" in message[:40]:
+                ready.set()
+            if "ticket_issued" in message:
+                data = json.loads(message.split("data: ", 1)[1])
+                arrived.setdefault(data["number"], []).append(time.perf_counter())
 
 
 async def run(screens: int, tickets: int, stalled: bool = False) -> None:

@@ -19,7 +19,7 @@ from .components import Start, Startup
 from .config import Config, load_config
 from .engine import commands as c
 from .errors import ConfigError, JournalError, Refused
-from .httpserver import http_server
+from .httpserver import ServerLimits, http_server
 from .logs import FORMATS, setup_logging
 from .uplink.commands import HEALTH
 
@@ -64,7 +64,7 @@ async def serve(start: Start, data_dir: Path, host: str, port: int) -> None:
                               f"configuration cannot start, set aside): {start.set_aside}")
         await settle_removed(box)
         app = create_app(box)
-        server = http_server(app, host, port, graceful_s=2)
+        server = http_server(app, host, port, graceful_s=2, limits=ServerLimits.of(config.http))
         supervisor = Supervisor(box, start.components)
         log.info("branch %s (%s) epoch %s seq %d, http://%s:%d", config.branch.code,
                  config.branch.name, box.epoch, box.last_seq, host, port)

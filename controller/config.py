@@ -312,6 +312,15 @@ class ClockConfig(_Model):
 class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # Floods and slow clients (controller/httpserver.py, controller/web/limits.py):
+    head_timeout_s: float = Field(10.0, gt=0, le=300)  # request line + headers, in all
+    keep_alive_s: float = Field(5.0, gt=0, le=300)  # an idle connection between requests
+    write_stall_s: float = Field(60.0, gt=0, le=3600)  # a client that reads nothing
+    max_header_bytes: int = Field(16384, ge=4096, le=1048576)
+    max_connections: int = Field(1000, ge=16, le=100000)  # and never over the open-file limit
+    per_address: int = Field(64, ge=4, le=100000)  # connections from one client address
+    max_body_bytes: int = Field(65536, ge=1024, le=64 * 1048576)
+    body_timeout_s: float = Field(30.0, gt=0, le=600)  # a request's whole body
 
 
 class JournalConfig(_Model):

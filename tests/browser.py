@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,8 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
 class BoxProcess:
     """``python -m controller`` on the example branch, as a real subprocess."""
 
+    preexec: Callable[[], object] | None = None  # run in the child before the box starts
+
     def __init__(self, data_dir: Path, *overrides: str, port: int | None = None) -> None:
         self.data_dir, self.overrides = data_dir, overrides
         self.port = port or free_port()
@@ -98,7 +100,8 @@ class BoxProcess:
         for o in self.overrides:
             cmd += ["--set", o]
         log = open(self.data_dir.parent / f"box-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log,
+                                     preexec_fn=self.preexec)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # the port answers when the box is ready

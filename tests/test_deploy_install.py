@@ -80,7 +80,8 @@ def test_a_full_install_into_a_root_folder_then_nothing_to_do(tmp_path: Path, bu
     for line in ("Type=notify", "WatchdogSec=30", "Restart=on-failure", "User=paidui",
                  "ExecStart=/opt/paidui/current/venv/bin/python -I -m controller --config "
                  "/etc/paidui/branch.toml --data-dir /var/lib/paidui $PAIDUI_ARGS",
-                 "ReadWritePaths=/opt/paidui /var/lib/paidui", "StartLimitIntervalSec=0"):
+                 "ReadWritePaths=/opt/paidui /var/lib/paidui", "StartLimitIntervalSec=0",
+                 "LimitNOFILE=65536", "MemoryMax=1G"):  # floods: files, and a bound
         assert line in box.splitlines()
     guard = (units / "paidui-update-guard.service").read_text()
     assert "ExecStart=/opt/paidui/previous/venv/bin/python -I -m controller.update guard " \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from controller.web import create_app
 from controller.web.events import EventHub
 from drivers.card_reader import CardReader
 from sim.card_swipes import SimSwipes
+from tests.uplink_support import wait_for
 
 
 def parse(message: str) -> dict[str, Any]:
@@ -31,10 +33,18 @@ def parse(message: str) -> dict[str, Any]:
     return out
 
 
+# per stream: the messages of a write not yet taken
+_unread: weakref.WeakKeyDictionary[AsyncIterator[str], list[str]] = weakref.WeakKeyDictionary()
+
+
 async def take(stream: AsyncIterator[str], kind: str) -> dict[str, Any]:
-    """The next message of ``kind`` (others, e.g. health, are skipped)."""
+    """The next message of ``kind`` (others, e.g. health, are skipped). One write can hold
+    several messages (a tick's events and the status after them)."""
+    unread = _unread.setdefault(stream, [])
     while True:
-        msg = parse(await anext(stream))
+        if not unread:
+            unread += [m + "\n\n" for m in (await anext(stream)).split("\n\n") if m]
+        msg = parse(unread.pop(0))
         if msg.get("event") == kind:
             return msg
 
@@ -104,7 +114,7 @@ async def test_an_unknown_position_gets_only_the_snapshot(box: Box) -> None:
 
 
 async def test_a_slow_screen_is_dropped_and_never_holds_up_the_box(box: Box) -> None:
-    hub = EventHub(box, queue_size=4).attach()
+    hub = EventHub(box, queue_size=4, coalesce_s=0).attach()  # a batch per commit
     stream = hub.stream("hall", None)
     await take(stream, "status")
     for _ in range(20):  # the screen reads nothing meanwhile
@@ -126,12 +136,30 @@ async def test_an_idle_stream_sends_pings_with_the_box_time(box: Box) -> None:
 
 
 async def test_screens_connected_are_reported_as_device_health(box: Box) -> None:
-    hub = EventHub(box).attach()
+    hub = EventHub(box, screens_report_s=0.2).attach()
     stream = hub.stream("hall", None)
     await take(stream, "status")
-    assert box.health.devices["screens"].detail == "hall 1"
+    assert box.health.devices["screens"].detail == "hall 1"  # the first at once
     await stream.aclose()
-    assert box.health.devices["screens"].detail == "none connected"
+    assert box.health.devices["screens"].detail == "hall 1"  # the next after 0.2 s
+    await wait_for(lambda: box.health.devices["screens"].detail == "none connected", 2,
+                   "the screen's leaving reported")
+
+
+async def test_screens_connecting_together_do_not_each_tell_every_screen(box: Box) -> None:
+    """300 screens connect at once: device health (which every screen hears) says so once
+    at once and once when the burst is over, not 300 times to each of them."""
+    hub = EventHub(box, screens_report_s=0.2).attach()
+    heard: list[str] = []
+    box.health.listeners.append(lambda s: heard.append(s.detail) if s.name == "screens" else 0)
+    streams = [hub.stream("hall", None) for _ in range(300)]
+    for stream in streams:
+        await take(stream, "status")
+    await wait_for(lambda: heard[-1:] == ["hall 300"], 2, "300 screens reported")
+    assert heard == ["hall 1", "hall 300"], heard
+    assert hub.stats.dropped == 0
+    for stream in streams:
+        await stream.aclose()
 
 
 async def test_the_live_view_is_served_over_http(box: Box) -> None:

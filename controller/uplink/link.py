@@ -8,8 +8,10 @@ connected it runs, under one TaskGroup:
   ``ack_timeout_s`` → go back and send again from the last ack (a *timeout* and a
   *retry* in the day's counters). Every connect starts again from the last ack.
 * the receiver: ``ack`` (cumulative, for this journal's epoch; stored with
-  :meth:`Box.acknowledge` at most every ``ack_persist_s``) and ``cmd/…`` (handed to the
-  command desk, answered on ``reply``).
+  :meth:`Box.acknowledge` at most every ``ack_persist_s``) and ``cmd/…`` (into the
+  bounded :class:`~controller.uplink.inbox.CommandInbox`, ``command_queue`` at most,
+  appointment lists of a day coalesced to the latest; what it refuses or supersedes is
+  answered at once on ``reply``), run one at a time by the command desk.
 * ``live``: the status view, retained, after each change, at most every ``live_interval_s``.
 * ``health``: devices, link counters, outbox; retained; on change and periodically.
 * ``totals``: each finished day's totals, once all its events are acknowledged, at or
@@ -46,6 +48,7 @@ from ..journal import Journal
 from ..web.views import status_view
 from .commands import CommandDesk, CommandRefused, Handler
 from .counters import LinkCounters
+from .inbox import CommandInbox
 from .settings import UplinkSettings
 
 if TYPE_CHECKING:
@@ -92,6 +95,8 @@ class Uplink:
         self.box: Box | None = None
         self.state_dir = Path("uplink")
         self.desk: CommandDesk | None = None
+        self.inbox = CommandInbox(settings.command_queue)
+        self._inbox_ready = asyncio.Event()
 
     def use_updater(self, updater: Updater) -> None:
         """Wire the software updater (F4): ``cmd/update`` goes to :meth:`Updater.offer`,
@@ -233,11 +238,10 @@ class Uplink:
         self._health_dirty.set()
         self._totals_wake.set()
         self._wake.set()
-        commands: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._receive(client, commands), name="uplink-receive")
+            tg.create_task(self._receive(client), name="uplink-receive")
             tg.create_task(self._send(client), name="uplink-send")
-            tg.create_task(self._commands(client, commands), name="uplink-commands")
+            tg.create_task(self._commands(client), name="uplink-commands")
             tg.create_task(self._live(client), name="uplink-live")
             tg.create_task(self._health(client), name="uplink-health")
             tg.create_task(self._totals(), name="uplink-totals")
@@ -340,8 +344,7 @@ class Uplink:
 
     # --- receiving -----------------------------------------------------------------------
 
-    async def _receive(self, client: aiomqtt.Client,
-                       commands: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             try:
                 where, msg = proto.decode(str(message.topic), bytes(message.payload or b""))
@@ -353,7 +356,11 @@ class Uplink:
             if where.kind == "ack":
                 await self._on_ack(msg)
             elif where.kind == "cmd" and where.name is not None:
-                commands.put_nowait((where.name, msg))
+                for (name, refused), refusal in self.inbox.offer(where.name, msg):
+                    log.warning("command %s %s: %s", name, refused["id"], refusal.message_en)
+                    await self._reply(client, proto.reply(
+                        refused["id"], name, error=refusal.to_json(), at=self._box().clock.now()))
+                self._inbox_ready.set()
 
     async def _refuse_malformed(self, client: aiomqtt.Client, topic: str, payload: Any,
                                 exc: proto.ProtocolError) -> None:
@@ -401,13 +408,17 @@ class Uplink:
             await self._box().acknowledge(through)
             self._persisted = through
 
-    async def _commands(self, client: aiomqtt.Client,
-                        commands: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    async def _commands(self, client: aiomqtt.Client) -> None:
         desk = self.desk
         assert desk is not None
         while True:
             still_cancelling()
-            name, msg = await commands.get()
+            taken = self.inbox.take()
+            if taken is None:
+                self._inbox_ready.clear()
+                await self._inbox_ready.wait()
+                continue
+            name, msg = taken
             result, refusal = await desk.run(name, msg)
             now = self._box().clock.now()
             answer = proto.reply(msg["id"], name, result=result,
@@ -478,7 +489,9 @@ class Uplink:
         return {
             "v": proto.SCHEMA_VERSION, "branch": box.config.branch.code, "at": box.clock.now(),
             "epoch": box.epoch, "last_seq": box.last_seq, "devices": box.health.snapshot(),
-            "link": {"connected": self.connected, **self.counters.to_dict()},
+            "link": {"connected": self.connected, **self.counters.to_dict(),
+                     "commands_waiting": len(self.inbox),
+                     "commands_refused": dict(self.inbox.refused)},
             "outbox": await self.outbox(),
         }
 
@@ -599,6 +612,12 @@ class Uplink:
             Metric("paidui_outbox_acked_through", "gauge",
                    "the centre's cumulative acknowledgement").add(self.acked),
         ]
+        refused = Metric("paidui_uplink_commands_refused_total", "counter",
+                         "centre commands answered without running (busy, superseded)")
+        for code in ("busy", "superseded"):
+            refused.add(self.inbox.refused[code], code=code)
+        found += [Metric("paidui_uplink_commands_waiting", "gauge",
+                         "centre commands waiting to run").add(len(self.inbox)), refused]
         for name in ("connects", "connection_failures", "disconnects", "timeouts", "retries",
                      "replays", "events_sent"):
             found.append(Metric(f"paidui_uplink_{name}_today", "gauge",

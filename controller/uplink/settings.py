@@ -38,6 +38,7 @@ class UplinkSettings(BaseModel):
     totals_at: str = Field("00:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time
     totals_days: int = Field(7, ge=1, le=90)  # how far back unsent totals are caught up
     check_every_s: float = Field(30.0, gt=0)  # the totals schedule's tick
+    command_queue: int = Field(64, ge=1, le=10000)  # centre commands waiting, at most
 
     @field_validator("broker")
     @classmethod

@@ -35,6 +35,7 @@ from .auth import (
     may_reprint,
 )
 from .idempotency import asked, kiosk_asker, once, teller_asker
+from .limits import install_limits
 from .metrics import install_metrics
 from .pages import mount_screens
 from .views import status_view, ticket_view
@@ -328,6 +329,7 @@ def create_app(box: Box) -> FastAPI:
         }
 
     mount_screens(app, box)  # kiosk, soft caller, hall display, lobby manager, event stream
+    install_limits(app, box.config.http)  # body cap and deadline, outermost (limits.py)
     return app
 
 

@@ -19,8 +19,15 @@ calls after the journal commit — and a status snapshot is computed only when e
 applied to the engine has been heard, so nothing is shown before it is durable.
 
 Each client has a bounded queue. The listener never waits: a client whose queue is full
-is dropped (its stream ends), and its browser reconnects and catches up by replay. A slow
-screen therefore never holds up the box.
+is dropped alone (its stream ends), and its browser reconnects, catches up by replay and
+resyncs from the snapshot. A slow screen therefore never holds up the box or another
+screen; one that reads nothing at all is cut by the server (``http.write_stall_s``).
+
+Fanning out costs one write per screen, so it is done in ticks: the events committed
+within ``coalesce_s`` (50 ms) and the status snapshot after them go to each screen as one
+queue item and one write. A screen connecting or leaving is reported as device health at
+most once per ``screens_report_s`` (a thousand screens reconnecting must not send each of
+them a thousand messages). Bounds and figures: docs/screens.md, docs/performance.md.
 
 ``event: outcome`` is what became of a customer's card or button press at one of the box's
 own devices (controller/kiosk.py :class:`~controller.kiosk.KioskRelay`): ``{"ok": true,
@@ -62,6 +69,9 @@ __all__ = ["Client", "EventHub", "events_router", "public_event"]
 
 log = logging.getLogger(__name__)
 
+Item = tuple[str, int, str]  # (kind, seq, SSE message)
+Batch = tuple[Item, ...]
+
 PRIVATE_FIELDS = frozenset({"card", "vip", "vip_name"})  # never on a public screen
 KIOSK_ID = r"^[A-Za-z0-9_\-]{1,32}$"  # /kiosk?id=…
 _AFTER = re.compile(r"^([0-9A-Za-z_\-]{1,64}):(\d{1,15})$")
@@ -80,11 +90,11 @@ def sse(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 @dataclass(eq=False)
 class Client:
-    """One connected screen. ``queue`` holds ``(kind, seq, message)``; ``kiosk`` is the id
-    of a kiosk page (``/kiosk?id=…``)."""
+    """One connected screen. ``queue`` holds batches of ``(kind, seq, message)`` (one
+    batch per tick or per notice); ``kiosk`` is the id of a kiosk page (``/kiosk?id=…``)."""
 
     page: str
-    queue: asyncio.Queue[tuple[str, int, str]]
+    queue: asyncio.Queue[Batch]
     dropped: bool = False
     kiosk: str | None = None
 
@@ -105,13 +115,16 @@ class EventHub:
 
     def __init__(self, box: Box, *, queue_size: int = 256, ping_s: float = 15.0,
                  replay_limit: int = 1000, coalesce_s: float = 0.05,
-                 hours_check_s: float = 5.0,
+                 hours_check_s: float = 5.0, screens_report_s: float = 1.0,
                  reprint_token: Callable[[str], str] | None = None) -> None:
         self.box = box
         self.reprint_token = reprint_token
         self.queue_size, self.ping_s = queue_size, ping_s
         self.replay_limit, self.coalesce_s = replay_limit, coalesce_s
         self.hours_check_s = hours_check_s
+        self.screens_report_s = screens_report_s
+        self._screens_timer: asyncio.TimerHandle | None = None
+        self._screens_at: float | None = None  # loop time of the last screens report
         self._offered: tuple[bool, ...] | None = None
         self._hours_timer: asyncio.TimerHandle | None = None
         self.clients: set[Client] = set()
@@ -119,6 +132,7 @@ class EventHub:
         self.heard = box.last_seq  # the last seq the listener has been told of
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
+        self._pending: list[Item] = []  # committed events of this tick, not yet fanned out
         self._waiters: list[asyncio.Future[None]] = []
 
     def attach(self) -> EventHub:
@@ -147,18 +161,33 @@ class EventHub:
             self._report()
 
     def _report(self) -> None:
+        """Say how many screens are connected (device health, which every screen hears) —
+        at once if the last report is older than ``screens_report_s``, else once at the end
+        of that time: a thousand screens reconnecting must not send a million messages."""
+        if self._screens_timer is not None:
+            return  # a report is due anyway and will count this one
+        loop = asyncio.get_running_loop()
+        wait = 0.0 if self._screens_at is None else \
+            self._screens_at + self.screens_report_s - loop.time()
+        if wait > 0:
+            self._screens_timer = loop.call_later(wait, self._report_screens)
+        else:
+            self._report_screens()
+
+    def _report_screens(self) -> None:
+        self._screens_timer = None
+        self._screens_at = asyncio.get_running_loop().time()
         detail = ", ".join(f"{p} {n}" for p, n in sorted(self.stats.connected.items()) if n)
         self.box.health.report("screens", "ok", detail or "none connected")
 
-    def _broadcast(self, item: tuple[str, int, str],
-                   to: Callable[[Client], bool] | None = None) -> int:
-        """Queue ``item`` for every client (or those ``to`` picks); how many got it."""
+    def _broadcast(self, batch: Batch, to: Callable[[Client], bool] | None = None) -> int:
+        """Queue ``batch`` for every client (or those ``to`` picks); how many got it."""
         sent = 0
         for client in list(self.clients):
             if client.dropped or (to is not None and not to(client)):
                 continue
             try:
-                client.queue.put_nowait(item)
+                client.queue.put_nowait(batch)
             except asyncio.QueueFull:
                 client.dropped = True  # it reconnects and catches up by replay
                 self.stats.dropped += 1
@@ -173,26 +202,36 @@ class EventHub:
         for e in events:
             seq = int(e.get("seq", 0))
             self.heard = max(self.heard, seq)
-            self._broadcast(("box", seq, self._box_message(e)))
+            self._pending.append(("box", seq, self._box_message(e)))
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             if not w.done():
                 w.set_result(None)
         self._dirty = True
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.coalesce_s, self._push_status)
+            self._timer = asyncio.get_running_loop().call_later(self.coalesce_s, self._tick)
+
+    def _tick(self) -> None:
+        """The tick's events and then the status after them, as one batch per screen."""
+        self._timer = None
+        batch, self._pending = self._pending, []
+        status = self._status()
+        if status is not None:
+            batch.append(status)
+        if batch:
+            self._broadcast(tuple(batch))
 
     def on_health(self, status: Status) -> None:
-        self._broadcast(("health", 0, sse("health", asdict(status))))
+        self._broadcast((("health", 0, sse("health", asdict(status))),))
 
     def on_notice(self, notice: dict[str, Any]) -> None:
         """The centre's alert (controller/notices.py): ``event: notice`` to every page."""
-        self._broadcast(("notice", 0, sse("notice", notice)))
+        self._broadcast((("notice", 0, sse("notice", notice)),))
 
     def on_voice(self, phase: str, said: dict[str, Any]) -> None:
         """The box's voice starts or ends a call (``event: voice``): the hall display shows
         a call when it is spoken, not before (docs/screens.md)."""
-        self._broadcast(("voice", 0, sse("voice", {"phase": phase, **said})))
+        self._broadcast((("voice", 0, sse("voice", {"phase": phase, **said})),))
 
     def on_outcome(self, outcome: KioskOutcome) -> None:
         """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk pages."""
@@ -204,7 +243,7 @@ class EventHub:
         def at_kiosk(client: Client) -> bool:
             return client.page == "kiosk" and wanted in (None, client.kiosk)
 
-        if not self._broadcast(("outcome", 0, sse("outcome", data)), at_kiosk):
+        if not self._broadcast((("outcome", 0, sse("outcome", data)),), at_kiosk):
             log.warning("no kiosk page %s is open: %s not shown on a screen",
                         wanted or "at all", data.get("ticket", {}).get("number") or outcome.code)
 
@@ -228,23 +267,26 @@ class EventHub:
         offered = tuple(offered_now(cfg, q, now) for q in cfg.queues)
         if self._offered is not None and offered != self._offered:
             self._dirty = True
-            self._push_status()
+            status = self._status()
+            if status is not None:
+                self._broadcast((status,))
         self._offered = offered
         self._hours_timer = asyncio.get_running_loop().call_later(
             self.hours_check_s, self._watch_hours)
 
     def close(self) -> None:
         """Stop looking at the clock (the box is stopping)."""
-        if self._hours_timer is not None:
-            self._hours_timer.cancel()
+        for timer in (self._hours_timer, self._screens_timer, self._timer):
+            if timer is not None:
+                timer.cancel()
 
-    def _push_status(self) -> None:
-        self._timer = None
+    def _status(self) -> Item | None:
+        """A fresh status snapshot if something changed and all of it is heard."""
         if not self._dirty or not self._consistent():
-            return  # a commit is in flight: its listener call brings us back
+            return None  # a commit is in flight: its listener call brings us back
         self._dirty = False
         seq = self.heard
-        self._broadcast(("status", seq, sse("status", live_view(self.box, seq))))
+        return ("status", seq, sse("status", live_view(self.box, seq)))
 
     def _consistent(self) -> bool:
         """True when every event the engine has applied is committed and heard."""
@@ -289,19 +331,26 @@ class EventHub:
             yield sse("status", snap)
             while not client.dropped:
                 try:
-                    kind, seq, message = await asyncio.wait_for(client.queue.get(), self.ping_s)
+                    async with asyncio.timeout(self.ping_s):  # (no task per wait, unlike wait_for)
+                        batches = [await client.queue.get()]
                 except TimeoutError:
                     yield sse("ping", {"seq": self.heard, "now": iso(self.box.clock.now(),
                                                                      self.box.config)})
                     continue
-                if kind == "box" and seq <= last_event:
-                    continue  # already sent by the replay or covered by the snapshot
-                if kind == "status" and seq < last_status:
-                    continue
-                last_event = max(last_event, seq) if kind == "box" else last_event
-                last_status = max(last_status, seq) if kind == "status" else last_status
-                self.stats.sent += 1
-                yield message
+                while not client.queue.empty():  # all that is ready goes in one write
+                    batches.append(client.queue.get_nowait())
+                out = []
+                for kind, seq, message in (item for batch in batches for item in batch):
+                    if kind == "box" and seq <= last_event:
+                        continue  # already sent by the replay or covered by the snapshot
+                    if kind == "status" and seq < last_status:
+                        continue
+                    last_event = max(last_event, seq) if kind == "box" else last_event
+                    last_status = max(last_status, seq) if kind == "status" else last_status
+                    out.append(message)
+                if out:
+                    self.stats.sent += len(out)
+                    yield "".join(out)
         finally:
             self.unsubscribe(client)
 

@@ -82,6 +82,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEEP_DAYS = 7  # past days kept (to tell "used"/"other day" apart from "unknown")
+AHEAD_DAYS = 14  # days the catalogue describes (today first): no list beyond them is kept
+MAX_PER_SLOT = 100  # bookings per business per slot a day's list may hold
 MAX_TRACKED = 200  # ticket numbers one track command may ask about
 DEFAULT_EARLY_S = 30 * 60.0
 DEFAULT_LATE_S = 15 * 60.0
@@ -187,7 +189,7 @@ def _booking(day: str, raw: Any) -> Booking:
 
 
 class AppointmentBook:
-    """The branch-days received, on disk and in memory.
+    """The branch-days received, on disk and in memory (bounded: docs/appointments.md).
 
     The file has one owner: a thread of the book's own runs every statement in the order
     asked, :meth:`close` included. A write still in flight when the box stops (its command
@@ -305,6 +307,27 @@ def retained_from(today: str) -> str:
     return (dt.date.fromisoformat(today) - dt.timedelta(days=KEEP_DAYS)).isoformat()
 
 
+def most_bookings(cfg: Config) -> int:
+    """The most bookings one day may hold: every business of the catalogue, in every slot,
+    :data:`MAX_PER_SLOT` each (far above what its windows can serve in an hour)."""
+    return max(1, len(cfg.queues)) * len(ap.SLOTS) * MAX_PER_SLOT
+
+
+def check_bounds(new: Day, today: str, cfg: Config) -> None:
+    """Refuse a list the book would not keep: a day past retention or beyond the
+    catalogue's :data:`AHEAD_DAYS`, or more bookings than :func:`most_bookings`."""
+    last = (dt.date.fromisoformat(today) + dt.timedelta(days=AHEAD_DAYS - 1)).isoformat()
+    if not retained_from(today) <= new.day <= last:
+        raise CommandRefused("day_out_of_range", f"预约日期{new.day}超出范围",
+                             f"day {new.day}: the box keeps {retained_from(today)}..{last}")
+    most = most_bookings(cfg)
+    if len(new.bookings) > most:
+        raise CommandRefused("too_many_bookings", f"预约数量超出本网点上限({most}个)",
+                             f"{len(new.bookings)} bookings for {new.day}: at most {most} "
+                             f"({max(1, len(cfg.queues))} businesses × {len(ap.SLOTS)} "
+                             f"slots × {MAX_PER_SLOT})")
+
+
 # --- throttling ------------------------------------------------------------------------
 
 
@@ -392,6 +415,7 @@ class Appointments:
         new = parse_day(msg)
         now = box.clock.now()
         today = box.engine.day_of(now)
+        check_bounds(new, today, box.config)
         kept = await self.book.replace(new, now, today)
         current = self.book.days[new.day]
         log.info("appointments for %s: revision %d %s (%d bookings)", new.day, new.revision,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,14 +51,22 @@ def one_run(n: int, suites: list[str], timeout: float, out: Path) -> tuple[str, 
            "-p", "no:cacheprovider", *suites]
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     start = time.monotonic()
+    # A session of its own: a run that hangs (or this script stopped) takes the brokers
+    # and boxes its tests started down with it.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired as exc:
-        _keep(out, n, "timeout", f"{exc.stdout or ''}\n{exc.stderr or ''}")
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
+        _keep(out, n, "timeout", f"{stdout}\n{stderr}")
         return "timeout", time.monotonic() - start
     took = time.monotonic() - start
-    text = f"{proc.stdout}\n{proc.stderr}"
+    text = f"{stdout}\n{stderr}"
     if proc.returncode in CRASH_CODES or FATAL in text:
         _keep(out, n, f"crash (exit {proc.returncode})", text)
         return "crash", took

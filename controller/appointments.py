@@ -4,7 +4,9 @@ The centre sends each branch the bookings of today and tomorrow ahead of time
 (``cmd/appointments``, one full list per branch-day with a revision; a cancellation is a
 new revision). The box keeps them in ``{data_dir}/appointments.sqlite3`` (WAL,
 ``synchronous=FULL``) and answers only once they are on disk, so a booking redeems even
-when the link is down at that moment.
+when the link is down at that moment. The book is bounded: a week of past days, the
+catalogue's 14 days ahead, at most businesses × 9 slots × :data:`MAX_PER_SLOT` bookings a
+day (:func:`check_bounds`).
 
 Redemption goes through the engine like any ticket: ``IssueTicket(queue, appointment=<booking
 id>, channel="appointment")``, which ranks ahead of walk-ins by the ``appointment`` rule. A
@@ -77,6 +79,9 @@ __all__ = [
     "TooManyAttempts",
     "appointments_router",
     "build_appointments",
+    "check_bounds",
+    "most_bookings",
+    "retained_from",
 ]
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ import json
 import logging
 import signal
 import sys
+from typing import Any
 
 from controller.logs import FORMATS, setup_logging
 
@@ -124,12 +125,16 @@ async def _reconcile(args: argparse.Namespace) -> int:
 
     dt.date.fromisoformat(args.day)
     config = load_centre_config(args.config, args.overrides)
-    store = await asyncio.to_thread(open_store, config.store.url)
-    try:
-        report = await asyncio.to_thread(reconcile_day, store, args.day,
-                                         config.reconcile.long_wait_minutes)
-    finally:
-        store.close()
+
+    def reconcile() -> dict[str, Any]:
+        # Opened, used and closed on one thread: a Ctrl-C cannot close it under the query.
+        store = open_store(config.store.url)
+        try:
+            return reconcile_day(store, args.day, config.reconcile.long_wait_minutes)
+        finally:
+            store.close()
+
+    report = await asyncio.to_thread(reconcile)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     if args.replay and report["mismatch"]:
         consumer = Consumer(config)

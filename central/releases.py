@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
+from controller.shared_db import SharedConnection
 from controller.slots import file_sha256
 from protocols.release import (
     Manifest,
@@ -67,6 +67,7 @@ from protocols.release import (
     verify_manifest,
 )
 
+from .errors import StoreError
 from .store import connect_sqlite, transaction
 
 __all__ = [
@@ -130,14 +131,17 @@ class Target:
 class ReleaseStore:
     """Releases, rollouts and per-branch status; files kept under ``files``.
 
-    Thread-safe (one lock): the HTTP router calls it from FastAPI's worker threads.
+    Thread-safe (one lock around every use of the connection, close included): the HTTP
+    router calls it from FastAPI's worker threads, the consumers from ``asyncio.to_thread``;
+    :meth:`close` waits for the call in flight, and a call after it raises
+    :class:`~central.errors.StoreError` instead of reaching a closed connection.
     ``db`` is a DB-API connection in autocommit mode (sqlite3 with ``isolation_level=None``
     or psycopg with ``autocommit=True``), so the centre's store can lend its own.
     """
 
     def __init__(self, db: Any, files: Path, *, postgres: bool) -> None:
-        self.db, self.files, self.postgres = db, Path(files), postgres
-        self._lock = threading.RLock()
+        self.files, self.postgres = Path(files), postgres
+        self._conn = SharedConnection(db, lambda: StoreError("the release store is closed"))
         self.files.mkdir(parents=True, exist_ok=True)
         self.migrate()
 
@@ -157,7 +161,8 @@ class ReleaseStore:
         return cls(db, Path(files), postgres=False)
 
     def close(self) -> None:
-        self.db.close()
+        """Close once the call in flight (if any) is over. Safe to call twice."""
+        self._conn.close()
 
     def migrate(self) -> None:
         sql = schema_sql("postgres" if self.postgres else "sqlite")
@@ -168,16 +173,19 @@ class ReleaseStore:
     # --- plumbing ------------------------------------------------------------------------
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.db.execute(sql.replace("?", "%s") if self.postgres else sql, args)
+        """Under :meth:`_tx` or ``_conn.use()`` (the cursor is read under the lock)."""
+        with self._conn.use() as db:
+            return db.execute(sql.replace("?", "%s") if self.postgres else sql, args)
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self._exec(sql, args)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        with self._conn.use():
+            cur = self._exec(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._lock, transaction(self.db, self.postgres):
+        with self._conn.use() as db, transaction(db, self.postgres):
             yield
 
     # --- releases ------------------------------------------------------------------------
@@ -227,7 +235,7 @@ class ReleaseStore:
                            "VALUES (?, ?, ?, ?)", (m.version, f.name, f.sha256, f.size))
 
     def release(self, version: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._conn.use():
             rows = self._rows("SELECT * FROM releases WHERE version = ?", (version,))
         if not rows:
             return None
@@ -237,13 +245,13 @@ class ReleaseStore:
 
     def releases(self) -> list[dict[str, Any]]:
         """Every stored release, newest first."""
-        with self._lock:
+        with self._conn.use():
             return self._rows("SELECT version, created_at, uploaded_at, min_config_version, "
                               "size, key_id, notes FROM releases ORDER BY sort_key DESC")
 
     def file_path(self, version: str, name: str) -> Path | None:
         """Where a release's file is, if ``name`` is one of its files (no path tricks)."""
-        with self._lock:
+        with self._conn.use():
             rows = self._rows("SELECT name FROM release_files WHERE version = ? AND name = ?",
                               (version, name))
         return self.files / version / "files" / name if rows else None
@@ -266,7 +274,7 @@ class ReleaseStore:
     def known_branches(self) -> list[str]:
         """Every branch the centre knows: seen by the release store or, once the centre's
         store shares this database, in its ``branches`` table."""
-        with self._lock:
+        with self._conn.use():
             codes = {r["branch"] for r in self._rows("SELECT branch FROM release_branches")}
             if self._has_table("branches"):
                 codes |= {r["branch"] for r in self._rows("SELECT branch FROM branches")}
@@ -313,7 +321,7 @@ class ReleaseStore:
 
     def offer_for(self, branch: str, base_url: str) -> dict[str, Any] | None:
         """The ``cmd/update`` payload a checking box should act on, or None."""
-        with self._lock:
+        with self._conn.use():
             rows = self._rows(
                 "SELECT rb.cmd_id, rb.status, r.version, r.rollback FROM rollout_branches rb "
                 "JOIN rollouts r ON r.id = rb.rollout_id WHERE rb.branch = ? "
@@ -362,7 +370,7 @@ class ReleaseStore:
     def statuses(self, version: str | None = None) -> list[dict[str, Any]]:
         """Per branch: its latest rollout (of ``version``, if given), status and reason."""
         where, args = ("WHERE r.version = ?", (version,)) if version else ("", ())
-        with self._lock:
+        with self._conn.use():
             rows = self._rows(
                 "SELECT rb.branch, r.version, r.id AS rollout, r.target, rb.status, rb.reason, "
                 "rb.detail, rb.updated_at, b.running_version FROM rollout_branches rb "

@@ -4,7 +4,9 @@ The centre sends each branch the bookings of today and tomorrow ahead of time
 (``cmd/appointments``, one full list per branch-day with a revision; a cancellation is a
 new revision). The box keeps them in ``{data_dir}/appointments.sqlite3`` (WAL,
 ``synchronous=FULL``) and answers only once they are on disk, so a booking redeems even
-when the link is down at that moment.
+when the link is down at that moment. The book is bounded: a week of past days, the
+catalogue's 14 days ahead, at most businesses × 9 slots × :data:`MAX_PER_SLOT` bookings a
+day (:func:`check_bounds`).
 
 Redemption goes through the engine like any ticket: ``IssueTicket(queue, appointment=<booking
 id>, channel="appointment")``, which ranks ahead of walk-ins by the ``appointment`` rule. A
@@ -37,6 +39,7 @@ today's tickets stand) commands. See docs/appointments.md.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
@@ -76,11 +79,16 @@ __all__ = [
     "TooManyAttempts",
     "appointments_router",
     "build_appointments",
+    "check_bounds",
+    "most_bookings",
+    "retained_from",
 ]
 
 log = logging.getLogger(__name__)
 
 KEEP_DAYS = 7  # past days kept (to tell "used"/"other day" apart from "unknown")
+AHEAD_DAYS = 14  # days the catalogue describes (today first): no list beyond them is kept
+MAX_PER_SLOT = 100  # bookings per business per slot a day's list may hold
 MAX_TRACKED = 200  # ticket numbers one track command may ask about
 DEFAULT_EARLY_S = 30 * 60.0
 DEFAULT_LATE_S = 15 * 60.0
@@ -186,7 +194,14 @@ def _booking(day: str, raw: Any) -> Booking:
 
 
 class AppointmentBook:
-    """The branch-days received, on disk and in memory. Writes run in a worker thread."""
+    """The branch-days received, on disk and in memory (bounded: docs/appointments.md).
+
+    The file has one owner: a thread of the book's own runs every statement in the order
+    asked, :meth:`close` included. A write still in flight when the box stops (its command
+    cancelled) ends before the file is closed, and nothing ever reaches a closed
+    connection (which would crash the process). ``days`` is replaced whole, never changed
+    in place, so the event loop reads it while the book's thread writes.
+    """
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS days (
@@ -202,15 +217,44 @@ class AppointmentBook:
         self.path = path
         self.days: dict[str, Day] = {}
         self._db: sqlite3.Connection | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def open(self) -> None:
-        """Open (creating) the file and load every day kept (call in a worker thread)."""
+    async def open(self, today: str) -> None:
+        """Open (creating) the file, drop the days past retention, load the others."""
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="appointment-book")
+        await self._run(self._open, today)
+
+    async def close(self) -> None:
+        """Close the file after everything asked before (even if this wait is cancelled).
+        Safe to call twice; the book may be opened again."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.submit(self._close)
+            await asyncio.to_thread(thread.shutdown, True)
+
+    async def replace(self, new: Day, now: float, today: str) -> bool:
+        """Keep ``new`` unless a newer revision of its day is kept; True if kept. Days
+        before ``today``'s retention go in the same transaction."""
+        return bool(await self._run(self._replace, new, now, today))
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self._thread is None:
+            raise sqlite3.ProgrammingError("the appointment book is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    # --- on the book's thread ------------------------------------------------------------
+
+    def _open(self, today: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = self._db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(self.SCHEMA)
-        self._db = db
+        first = retained_from(today)
+        with contextlib.suppress(sqlite3.Error):  # a full disk: forgotten next time
+            _forget_before(db, first)
         days = {}
         for day, rev, key, early, late in db.execute(
                 "SELECT day, revision, key, early_s, late_s FROM days"):
@@ -219,19 +263,19 @@ class AppointmentBook:
                               "card_digest FROM bookings"):
             if row[1] in days:
                 days[row[1]].bookings[row[0]] = Booking(*row)
-        self.days = {d: day.index() for d, day in days.items()}
+        self.days = {d: day.index() for d, day in days.items() if d >= first}
 
-    def close(self) -> None:
+    def _close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
             db.close()
 
-    def replace(self, new: Day, now: float) -> bool:
-        """Keep ``new`` unless a newer revision of its day is kept; True if kept."""
+    def _replace(self, new: Day, now: float, today: str) -> bool:
         old = self.days.get(new.day)
         if old is not None and old.revision >= new.revision:
             return False
         db = self._conn()
+        first = retained_from(today)
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO days VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE "
@@ -243,24 +287,50 @@ class AppointmentBook:
             db.executemany("INSERT INTO bookings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(b.day, b.id, b.code, b.queue, b.slot, b.state, b.id_digest,
                              b.card_digest) for b in new.bookings.values()])
+            _forget_before(db, first)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        self.days[new.day] = new  # only once it is on disk
+        # only once it is on disk; a new dict, never the one a reader is going through
+        self.days = {d: v for d, v in {**self.days, new.day: new}.items() if d >= first}
         return True
-
-    def prune(self, today: str) -> None:
-        cutoff = (dt.date.fromisoformat(today) - dt.timedelta(days=KEEP_DAYS)).isoformat()
-        db = self._conn()
-        db.execute("DELETE FROM bookings WHERE day < ?", (cutoff,))
-        db.execute("DELETE FROM days WHERE day < ?", (cutoff,))
-        self.days = {d: v for d, v in self.days.items() if d >= cutoff}
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise sqlite3.ProgrammingError("the appointment book is not open")
         return self._db
+
+
+def _forget_before(db: sqlite3.Connection, first: str) -> None:
+    db.execute("DELETE FROM bookings WHERE day < ?", (first,))
+    db.execute("DELETE FROM days WHERE day < ?", (first,))
+
+
+def retained_from(today: str) -> str:
+    """The first day the book keeps: :data:`KEEP_DAYS` before ``today``."""
+    return (dt.date.fromisoformat(today) - dt.timedelta(days=KEEP_DAYS)).isoformat()
+
+
+def most_bookings(cfg: Config) -> int:
+    """The most bookings one day may hold: every business of the catalogue, in every slot,
+    :data:`MAX_PER_SLOT` each (far above what its windows can serve in an hour)."""
+    return max(1, len(cfg.queues)) * len(ap.SLOTS) * MAX_PER_SLOT
+
+
+def check_bounds(new: Day, today: str, cfg: Config) -> None:
+    """Refuse a list the book would not keep: a day past retention or beyond the
+    catalogue's :data:`AHEAD_DAYS`, or more bookings than :func:`most_bookings`."""
+    last = (dt.date.fromisoformat(today) + dt.timedelta(days=AHEAD_DAYS - 1)).isoformat()
+    if not retained_from(today) <= new.day <= last:
+        raise CommandRefused("day_out_of_range", f"预约日期{new.day}超出范围",
+                             f"day {new.day}: the box keeps {retained_from(today)}..{last}")
+    most = most_bookings(cfg)
+    if len(new.bookings) > most:
+        raise CommandRefused("too_many_bookings", f"预约数量超出本网点上限({most}个)",
+                             f"{len(new.bookings)} bookings for {new.day}: at most {most} "
+                             f"({max(1, len(cfg.queues))} businesses × {len(ap.SLOTS)} "
+                             f"slots × {MAX_PER_SLOT})")
 
 
 # --- throttling ------------------------------------------------------------------------
@@ -321,9 +391,9 @@ class Appointments:
         """Open the book, serve redemptions and commands until cancelled."""
         from .metrics import register, unregister
 
-        await self.start(box)
-        register(box, self.metrics)
-        try:
+        try:  # stopped even when cancelled while opening: the book closes after the open
+            await self.start(box)
+            register(box, self.metrics)
             await asyncio.Event().wait()  # everything happens in callers' tasks
         finally:
             unregister(box, self.metrics)
@@ -331,9 +401,7 @@ class Appointments:
 
     async def start(self, box: Box) -> None:
         self.box = box
-        await asyncio.to_thread(self.book.open)
-        with contextlib.suppress(sqlite3.Error):
-            await asyncio.to_thread(self.book.prune, box.engine.day_of(box.clock.now()))
+        await self.book.open(box.engine.day_of(box.clock.now()))
         box.appointment_redeemer = self  # type: ignore[attr-defined]
         box.health.report(self.name, "ok", f"{len(self.book.days)} day(s) of bookings")
         self.ready.set()
@@ -342,7 +410,7 @@ class Appointments:
         self.ready.clear()
         if getattr(box, "appointment_redeemer", None) is self:
             box.appointment_redeemer = None  # type: ignore[attr-defined]
-        await asyncio.to_thread(self.book.close)
+        await self.book.close()
 
     # --- the centre's commands -------------------------------------------------------------
 
@@ -350,7 +418,10 @@ class Appointments:
         """``cmd/appointments``: keep a branch-day's bookings (durably) before answering."""
         await self._ready()
         new = parse_day(msg)
-        kept = await asyncio.to_thread(self.book.replace, new, box.clock.now())
+        now = box.clock.now()
+        today = box.engine.day_of(now)
+        check_bounds(new, today, box.config)
+        kept = await self.book.replace(new, now, today)
         current = self.book.days[new.day]
         log.info("appointments for %s: revision %d %s (%d bookings)", new.day, new.revision,
                  "kept" if kept else "already newer", len(current.bookings))

@@ -10,7 +10,9 @@ log is on the disk, so a power cut keeps every committed event and loses nothing
 * The journal is also the uplink's outbox: events stay until the centre acknowledged them
   (``acked_through``) *and* are older than the retention; nothing unsent is ever pruned.
 
-:class:`Journal` is synchronous and owned by one thread at a time;
+:class:`Journal` is synchronous; several threads may share one (the box's writer thread,
+readers in ``asyncio.to_thread``): each call holds its connection alone, and
+:meth:`Journal.close` waits for the call in flight (:mod:`controller.shared_db`).
 :class:`GroupCommitter` runs it on a writer thread and batches concurrent commits.
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JournalError
+from .shared_db import SharedConnection
 
 __all__ = ["GroupCommitter", "Journal", "Record"]
 
@@ -58,36 +61,59 @@ class Record:
 
 
 class Journal:
-    """Synchronous access to the journal database. Not thread-safe: one owner at a time."""
+    """Synchronous access to the journal database.
+
+    Thread-safe: each call has the connection to itself (a transaction included), and
+    :meth:`close` waits for the call in flight; a call after it raises
+    :class:`JournalError` rather than reaching a closed connection (which would crash
+    the process).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-            self.epoch = self._meta("epoch") or self._create_epoch()
-            row = self.db.execute("SELECT max(seq) FROM events").fetchone()
+            self._conn = SharedConnection(
+                sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),
+                lambda: JournalError(f"journal {self.path} is closed"))
         except sqlite3.DatabaseError as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+        try:
+            with self._conn.use() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(SCHEMA)
+                self.epoch = self._meta("epoch") or self._create_epoch()
+                row = db.execute("SELECT max(seq) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
             raise JournalError(f"journal {self.path}: {exc}") from exc
         self.last_seq: int = row[0] or 0
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The bare connection, for tests and diagnostics on a journal nobody else is
+        using at that moment; everything else goes through the methods."""
+        with self._conn.use() as db:
+            return db
+
     def close(self) -> None:
-        self.db.close()
+        """Close once the call in flight (if any) is over. Safe to call twice."""
+        self._conn.close()
 
     # --- meta --------------------------------------------------------------------------
 
     def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._conn.use() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value),
-        )
+        with self._conn.use() as db:
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value),
+            )
 
     def _create_epoch(self) -> str:
         epoch = secrets.token_hex(4)
@@ -100,8 +126,9 @@ class Journal:
 
     def set_acked_through(self, seq: int) -> None:
         """Record the centre's cumulative acknowledgement; it never goes backwards."""
-        if seq > self.acked_through:
-            self._set_meta("acked_through", str(min(seq, self.last_seq)))
+        with self._conn.use():  # the check and the write together
+            if seq > self.acked_through:
+                self._set_meta("acked_through", str(min(seq, self.last_seq)))
 
     # --- writing -----------------------------------------------------------------------
 
@@ -110,25 +137,26 @@ class Journal:
         rows = [(r.seq, r.event["day"], r.event["type"], r.event["at"], _dumps(r.event))
                 for r in records]
         snap = None if snapshot is None else (snapshot[0], snapshot[1], _dumps(snapshot[2]))
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self._conn.use() as db:
             try:
-                self.db.executemany(
-                    "INSERT INTO events(seq, day, type, at, body) VALUES (?, ?, ?, ?, ?)", rows
-                )
-                if snap is not None:
-                    self.db.execute(
-                        "INSERT OR REPLACE INTO snapshots(seq, day, body) VALUES (?, ?, ?)",
-                        snap,
-                    )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal write failed: {exc}") from exc
-        if rows:
-            self.last_seq = max(self.last_seq, rows[-1][0])
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(
+                        "INSERT INTO events(seq, day, type, at, body) VALUES (?, ?, ?, ?, ?)",
+                        rows)
+                    if snap is not None:
+                        db.execute(
+                            "INSERT OR REPLACE INTO snapshots(seq, day, body) VALUES (?, ?, ?)",
+                            snap,
+                        )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal write failed: {exc}") from exc
+            if rows:
+                self.last_seq = max(self.last_seq, rows[-1][0])
 
     # --- reading -----------------------------------------------------------------------
 
@@ -144,11 +172,13 @@ class Journal:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [Record(seq, json.loads(body)) for seq, body in self.db.execute(sql, args)]
+        with self._conn.use() as db:
+            return [Record(seq, json.loads(body)) for seq, body in db.execute(sql, args)]
 
     def day(self, day: str) -> list[Record]:
-        rows = self.db.execute("SELECT seq, body FROM events WHERE day = ? ORDER BY seq", (day,))
-        return [Record(seq, json.loads(body)) for seq, body in rows]
+        with self._conn.use() as db:
+            rows = db.execute("SELECT seq, body FROM events WHERE day = ? ORDER BY seq", (day,))
+            return [Record(seq, json.loads(body)) for seq, body in rows]
 
     def iter_all(self, after: int = 0, chunk: int = 5000) -> Iterator[Record]:
         while True:
@@ -159,9 +189,10 @@ class Journal:
             after = batch[-1].seq
 
     def latest_snapshot(self) -> tuple[int, dict[str, Any]] | None:
-        row = self.db.execute(
-            "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        with self._conn.use() as db:
+            row = db.execute(
+                "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
     # --- retention ---------------------------------------------------------------------
@@ -169,13 +200,14 @@ class Journal:
     def prune(self, before_day: str) -> int:
         """Delete events of days before ``before_day`` that the centre has acknowledged,
         and only below the newest snapshot (the state never needs them again)."""
-        snap = self.db.execute("SELECT max(seq) FROM snapshots").fetchone()[0] or 0
-        limit = min(self.acked_through, snap)
-        cur = self.db.execute(
-            "DELETE FROM events WHERE seq <= ? AND day < ?", (limit, before_day)
-        )
-        self.db.execute("DELETE FROM snapshots WHERE seq < ?", (snap,))
-        return cur.rowcount
+        with self._conn.use() as db:
+            snap = db.execute("SELECT max(seq) FROM snapshots").fetchone()[0] or 0
+            limit = min(self.acked_through, snap)
+            cur = db.execute(
+                "DELETE FROM events WHERE seq <= ? AND day < ?", (limit, before_day)
+            )
+            db.execute("DELETE FROM snapshots WHERE seq < ?", (snap,))
+            return cur.rowcount
 
 
 @dataclass(slots=True)

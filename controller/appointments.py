@@ -61,7 +61,7 @@ from protocols.metrics import Metric
 from .engine import commands as c
 from .engine.select import ahead_of, serving_windows
 from .errors import PaiduiError, Refused
-from .kiosk import PrintOutcome, issue_and_print, issued_view, ticket_info
+from .kiosk import PrintOutcome, issue_and_print, issued_view, ticket_info, ticket_info_of
 from .uplink.commands import CommandRefused
 
 if TYPE_CHECKING:
@@ -365,6 +365,9 @@ class Throttle:
                              if v and now - v[-1] < self.window_s}
 
 
+CENTRE = "centre"  # the asker of the centre's commands, for the engine's repeat check
+
+
 # --- the component ---------------------------------------------------------------------
 
 
@@ -433,14 +436,25 @@ class Appointments:
         _not_expired(box, msg)
         if not box.engine.state.kiosk_open:
             raise Refused("kiosk_signed_out")  # the branch stopped issuing: phones too
-        events = await box.execute(c.IssueTicket(queue=msg["queue"], channel="remote",
-                                                 kiosk="remote"))
-        issued = next(e for e in events if e["type"] == "ticket_issued")
-        info = ticket_info(box, issued)
+        # The command's id goes into the engine with it: the command desk remembers answers
+        # only after acting, so a box killed in between would otherwise issue a second
+        # ticket when the centre sends the command again (commands run one at a time, so
+        # the centre's latest id is the one a re-send repeats).
+        cmd = c.IssueTicket(queue=msg["queue"], channel="remote", kiosk="remote")
+        events = await box.execute(cmd, (CENTRE, str(msg["id"])))
+        issued = next((e for e in events if e["type"] == "ticket_issued"), None)
+        if issued is None:  # a repeat: the ticket that command issued
+            t = box.engine.state.requested(CENTRE)
+            if t is None:
+                raise Refused("unknown_ticket", number="")
+            info = ticket_info_of(box, t)
+            day, at = box.engine.state.day, t.issued_at
+        else:
+            info = ticket_info(box, issued)
+            day, at = issued["day"], issued["at"]
         return {"ticket": info["id"], "number": info["number"], "queue": info["queue"],
                 "queue_name": info["queue_name"], "ahead": info["ahead"],
-                "day": issued["day"], "issued_at": issued["at"],
-                **queue_load(box, info["queue"])}
+                "day": day, "issued_at": at, **queue_load(box, info["queue"])}
 
     async def on_rate(self, box: Box, msg: dict[str, Any]) -> dict[str, Any]:
         """``cmd/rate``: a remote rating (C3), one per service like the evaluator's."""

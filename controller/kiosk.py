@@ -210,10 +210,11 @@ async def _again(box: Box, asker: str) -> tuple[dict[str, Any], PrintOutcome | N
     if getattr(box, "printer", None) is not None:
         outcome = (PrintOutcome(True) if t.print_error is None
                    else PrintOutcome(False, t.print_error, "打印失败", "Printing failed"))
-    return _info(box, t, reprint=False), outcome
+    return ticket_info_of(box, t, reprint=False), outcome
 
 
-def _info(box: Box, t: Ticket, *, reprint: bool) -> dict[str, Any]:
+def ticket_info_of(box: Box, t: Ticket, *, reprint: bool = False) -> dict[str, Any]:
+    """:func:`ticket_info` of a ticket already in the state (a repeat's answer)."""
     ahead = box.engine.ahead(t.number, box.clock.now())
     event = {"ticket": t.id, "number": t.number, "queue": t.queue, "at": t.issued_at,
              "ahead": ahead or 0, "customer_type": t.customer_type, "stars": t.stars,
@@ -227,7 +228,7 @@ async def reprint(box: Box, number: str, timeout: float = 10.0
     t = box.engine.state.by_num(number)
     if t is None:
         raise Refused("unknown_ticket", number=number)
-    info = _info(box, t, reprint=True)
+    info = ticket_info_of(box, t, reprint=True)
     return info, await _print(box, info, timeout)
 
 

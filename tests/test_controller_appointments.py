@@ -315,8 +315,27 @@ async def test_a_remote_ticket_shares_the_numbering_and_the_rules(
     assert shut.value.code == "kiosk_signed_out"
     await box.execute(c.SignIn())
     with pytest.raises(Refused) as unknown:
-        await appts.on_ticket(box, {**msg, "queue": "Z"})
+        await appts.on_ticket(box, {**msg, "id": "t-2", "queue": "Z"})  # a new command
     assert unknown.value.code == "unknown_queue"
+
+
+async def test_a_remote_ticket_sent_again_after_a_crash_is_issued_once(
+        config: Config, clock: ManualClock, tmp_path: Path) -> None:
+    """The command desk remembers an answer only after acting: a box killed in between
+    forgets it, and the centre sends the command again. The engine knows the command's id,
+    so the customer gets the same number, also after the restart, and nobody a second."""
+    msg = {"id": "remote-7", "queue": "A", "expires_at": clock.now() + 60}
+    data = tmp_path / "data"
+    async with Box(config, data, clock) as box, desk(box) as comp:
+        first = await comp.on_ticket(box, msg)
+        again = await comp.on_ticket(box, msg)  # commands.json lost: run a second time
+    async with Box(config, data, clock) as box, desk(box) as comp:
+        after_restart = await comp.on_ticket(box, msg)
+        other = await comp.on_ticket(box, {**msg, "id": "remote-8"})
+        remote = [t.number for t in box.engine.state.tickets.values() if t.channel == "remote"]
+    assert first["number"] == again["number"] == after_restart["number"] == "A001"
+    assert first["issued_at"] == after_restart["issued_at"]
+    assert other["number"] == "A002" and remote == ["A001", "A002"]
 
 
 async def test_track_then_rate_a_remote_ticket_once(

@@ -16,7 +16,7 @@ from central.store import open_store
 from controller.box import Box
 from controller.engine import commands as c
 from controller.notices import notices
-from controller.web.events import EventHub
+from controller.web.events import Batch, EventHub
 from tests.reports_support import B1, T0_ALERTS
 from tests.test_central_sms import Gateway
 from tests.uplink_support import (  # noqa: F401
@@ -31,12 +31,13 @@ from tests.uplink_support import (  # noqa: F401
 )
 
 
-async def next_notice(queue: asyncio.Queue[tuple[str, int, str]]) -> dict[str, Any]:
+async def next_notice(queue: asyncio.Queue[Batch]) -> dict[str, Any]:
+    """The next notice a screen is sent (a screen's queue holds batches of messages)."""
     while True:
-        kind, _, message = await queue.get()
-        if kind == "notice":
-            data = message.split("data: ", 1)[1]
-            return json.loads(data)  # type: ignore[no-any-return]
+        for kind, _, message in await queue.get():
+            if kind == "notice":
+                data = message.split("data: ", 1)[1]
+                return json.loads(data)  # type: ignore[no-any-return]
 
 
 async def test_an_alert_pops_up_on_the_lobby_screen(box: Box, broker: LocalBroker,

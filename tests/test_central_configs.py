@@ -49,6 +49,14 @@ async def save(http: httpx.AsyncClient, who: dict[str, str], code: str, name: st
                           json={"text": text, "base": base, "comment": comment})
 
 
+async def rename_a(http: httpx.AsyncClient, who: dict[str, str]) -> None:
+    """Version 2 of B1: business A renamed 个人综合业务."""
+    base, queues = await section(http, who, B1, "queues")
+    r = await save(http, who, B1, "queues",
+                   queues.replace('name = "个人业务"', 'name = "个人综合业务"'), base)
+    assert r.status_code == 201, r.text
+
+
 async def test_sections_are_validated_by_the_boxs_rules_and_versioned(
         broker: LocalBroker, store_url: str) -> None:
     async with office_running(broker, store_url) as centre, http_client(centre) as http:
@@ -131,10 +139,7 @@ async def test_a_pushed_version_is_applied_by_the_box_and_shown_as_running(
     async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
             http_client(centre) as http:
         admin = await login(http)
-        base, queues = await section(http, admin, B1, "queues")
-        r = await save(http, admin, B1, "queues",
-                       queues.replace('name = "个人业务"', 'name = "个人综合业务"'), base)
-        assert r.status_code == 201
+        await rename_a(http, admin)
         sent = await http.post(f"/api/branches/{B1}/config/push", headers=admin,
                                json={"version": 2})
         assert sent.status_code == 202, sent.text
@@ -187,10 +192,7 @@ async def test_a_push_the_busy_box_did_not_run_shows_not_run_and_applies_when_pu
     async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
             http_client(centre) as http:
         admin = await login(http)
-        base, queues = await section(http, admin, B1, "queues")
-        r = await save(http, admin, B1, "queues",
-                       queues.replace('name = "个人业务"', 'name = "个人综合业务"'), base)
-        assert r.status_code == 201, r.text
+        await rename_a(http, admin)
         await wait_for(lambda: uplink.connected, 20, "the box's uplink")
 
         async def answered() -> dict[str, Any]:

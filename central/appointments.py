@@ -35,6 +35,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller.uplink.link import still_cancelling
 from protocols import appointment as ap
+from protocols.metrics import Metric
+from protocols.uplink import NOT_RUN
 
 from .customer_settings import CustomerSettings
 from .errors import CentreError
@@ -62,6 +65,7 @@ LIST_BRANCHES_S = 5.0  # new branches get their day lists within this
 STATES = ("booked", "redeemed", "missed", "cancelled")  # a booking as people see it
 SESSION_TTL_S = 30.0  # a registered customer's session, remembered
 CATALOGUE_TTL_S = 10.0  # what a branch offers, remembered
+NOT_RUN_WARN_S = 3600.0  # a list the box did not run: one warning an hour while it stays so
 SENT_CODE = "【排队预约】您的验证码是{code},{minutes}分钟内有效。如非本人操作,请忽略。"
 
 
@@ -242,6 +246,8 @@ class Appointments:
         self._sessions = Recent(SESSION_TTL_S)
         self._catalogues = Recent(CATALOGUE_TTL_S)
         self._known: tuple[str, float] = ("", 0.0)  # (days pushed for, when branches listed)
+        self.not_run: Counter[str] = Counter()  # lists the boxes did not run, by code
+        self._not_run_told = Recent(NOT_RUN_WARN_S)  # push ids warned about
 
     @property
     def vault(self) -> Vault:
@@ -755,7 +761,8 @@ class Appointments:
             if r["acked_revision"] >= r["revision"]:
                 continue
             stale = r["sent_at"] is None or now - r["sent_at"] >= self.settings.resend_s
-            unanswered = stale and r["online"] and r["refused"] is None
+            turned_down = r["refused"] not in (None, *NOT_RUN)  # (older centres kept "busy")
+            unanswered = stale and r["online"] and not turned_down
             if r["sent_revision"] < r["revision"] or unanswered:
                 out.append(self._day_message(st, r["branch"], r["day"], r["revision"]))
         return out
@@ -766,6 +773,9 @@ class Appointments:
             return
         if not reply.get("ok"):
             code = str((reply.get("error") or {}).get("code", "refused"))
+            if code in NOT_RUN:
+                self._not_run(st, r, code)
+                return
             if r["refused"] is None:
                 log.error("branch %s refused the bookings of %s: %s", r["branch"], r["day"],
                           reply.get("error"))
@@ -784,6 +794,23 @@ class Appointments:
                        "updated_at = excluded.updated_at",
                        (r["branch"], json.dumps(result["catalogue"], ensure_ascii=False),
                         self.clock()))
+
+    def _not_run(self, st: Store, r: dict[str, Any], code: str) -> None:
+        """The box did not run the list (its line was full, its journal failed, another list
+        of the day took its place in line): not a refusal, the list goes again. A busy box
+        gets it after ``resend_s``, like a list not answered; a superseded one at once under
+        a new revision, since the box answers its id the same again."""
+        push = _push_id(r["branch"], r["day"], r["sent_revision"])
+        if self._not_run_told.fresh(push) is None:
+            self._not_run_told.keep(push, code)
+            self.not_run[code] += 1
+            log.warning("branch %s did not run the bookings of %s (revision %d): %s; sending "
+                        "them again", r["branch"], r["day"], r["sent_revision"], code)
+        if code == "superseded" and r["revision"] == r["sent_revision"]:
+            r["revision"] += 1  # the same bookings, a new id (only if none came meanwhile)
+            st.execute("UPDATE appointment_days SET revision = ? WHERE branch = ? AND day = ? "
+                       "AND revision = ?", (r["revision"], r["branch"], r["day"],
+                                            r["sent_revision"]))
 
     def _day_message(self, st: Store, branch: str, day: str, revision: int) -> dict[str, Any]:
         key = self.vault.branch_day_key(branch, day)
@@ -807,6 +834,15 @@ class Appointments:
         st.execute("UPDATE appointment_days SET sent_revision = ?, sent_at = ?, refused = NULL "
                    "WHERE branch = ? AND day = ? AND sent_revision <= ?",
                    (revision, self.clock(), branch, day, revision))
+
+    def metrics(self) -> list[Metric]:
+        """What this process's push saw: lists the boxes did not run, by code."""
+        m = Metric("paidui_centre_appointment_lists_not_run_total", "counter",
+                   "branch-day lists a box answered without running (busy, superseded, ...); "
+                   "each is sent again")
+        for code in sorted(self.not_run):
+            m.add(self.not_run[code], code=code)
+        return [m]
 
     async def push_state(self, branch: str, day: str) -> dict[str, Any] | None:
         """(revision, sent, acknowledged) of a branch-day's list: for tests and operators."""

@@ -39,6 +39,7 @@ from controller.errors import ConfigError
 from controller.passwords import hash_password
 from controller.uplink.commands import LOCAL_KEYS, LOCAL_SECTIONS
 from controller.web.settings import web_settings
+from protocols.uplink import NOT_RUN
 
 from .errors import CentreError
 from .masking import is_masked, mask_card, mask_config, mask_id_number
@@ -307,7 +308,9 @@ def pushes(store: Store, branch: str, limit: int = 20) -> list[dict[str, Any]]:
 def _push(row: Any) -> dict[str, Any]:
     cmd_id, number, sent_at, by, ok, body, received = row
     reply = json.loads(body) if isinstance(body, str) else body
-    state = "pending" if ok is None else "applied" if ok else "refused"
+    code = ((reply or {}).get("error") or {}).get("code")
+    state = ("pending" if ok is None else "applied" if ok  # not_run: the box was busy, push again
+             else "not_run" if code in NOT_RUN else "refused")
     return {"id": cmd_id, "version": int(number), "sent_at": sent_at, "sent_by": by,
             "state": state, "replied_at": received,
             "config_version": ((reply or {}).get("result") or {}).get("config_version"),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protocols import appointment as ap
+from protocols.uplink import NOT_RUN
 
 from .appointments import Customer, CustomerRefused, Recent, StorePool, refused
 from .store import Store
@@ -48,6 +49,8 @@ MESSAGES = {
                        "The branch cannot be reached now; take a ticket there or try later."),
     "branch_no_answer": (504, "网点未及时响应,请稍后刷新查看,或到网点取号。",
                          "The branch did not answer in time; check again shortly."),
+    "branch_busy": (503, "网点系统繁忙,请稍后再试,或到网点取号。",
+                    "The branch is busy right now; try again shortly or take a ticket there."),
     "remote_unknown": (404, "没有该号票。", "No such ticket."),
     "too_many_remote": (409, "您今天在该网点已有{n}张远程号票。",
                         "You already have {n} remote tickets at this branch today."),
@@ -58,6 +61,16 @@ MESSAGES = {
 def _refused(code: str, **params: Any) -> CustomerRefused:
     status, zh, en = MESSAGES[code]
     return CustomerRefused(code, status, zh.format(**params), en.format(**params))
+
+
+def _branch_refusal(reply: dict[str, Any]) -> CustomerRefused:
+    """The box's refusal in its own words (``queue_paused`` with its reason …); one it
+    answered without running the request (its line full …) is "busy, try again"."""
+    err = reply.get("error") or {}
+    if err.get("code") in NOT_RUN:  # words meant for the centre, not for a customer
+        return _refused("branch_busy")
+    return CustomerRefused(str(err.get("code", "refused")), 409, str(err.get("message", "")),
+                           str(err.get("message_en", "")))
 
 
 def _sha(text: str) -> str:
@@ -229,9 +242,7 @@ class RemoteTickets:
         if reply is None:
             raise _refused("branch_no_answer")
         if not reply.get("ok"):
-            err = reply.get("error") or {}
-            raise CustomerRefused(str(err.get("code", "refused")), 409,
-                                  str(err.get("message", "")), str(err.get("message_en", "")))
+            raise _branch_refusal(reply)
         return {**self._issued_view(reply["result"], branch), "token": token,
                 **(await self.branch_words(branch))}
 
@@ -281,9 +292,7 @@ class RemoteTickets:
         if reply is None:
             raise _refused("branch_no_answer")
         if not reply.get("ok"):
-            err = reply.get("error") or {}
-            raise CustomerRefused(str(err.get("code", "refused")), 409,
-                                  str(err.get("message", "")), str(err.get("message_en", "")))
+            raise _branch_refusal(reply)
         return {**(reply.get("result") or {}), "message": "谢谢您对我们工作的支持,再见",
                 "message_en": "Thank you. Goodbye."}
 

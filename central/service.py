@@ -144,4 +144,5 @@ class Centre:
             Metric("paidui_centre_consumers_connected", "gauge", "consumers connected")
             .add(s.connected),
             lag, dead_m,
+            *(self.customers.appointments.metrics() if self.customers else []),
         ]

@@ -34,6 +34,7 @@ __all__ = [
     "COMMANDS",
     "MAX_BATCH_EVENTS",
     "MAX_PAYLOAD",
+    "NOT_RUN",
     "ROOT",
     "SCHEMA_VERSION",
     "ProtocolError",
@@ -63,6 +64,11 @@ BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box →
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
 COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "alert", "media",
             "appointments", "ticket", "rate", "track")  # the last four: docs/appointments.md
+# Reply error codes meaning the box did not run the command, so nothing changed there and the
+# centre may send it again (docs/uplink.md "Commands wait in a bounded line"): its line was
+# full, its journal failed, or a newer command of the kind took its place in line. A
+# superseded id is answered the same if sent again: what replaces it goes under a new id.
+NOT_RUN = frozenset({"busy", "journal_unavailable", "superseded"})
 
 _BRANCH = re.compile(r"^\d{4,16}$")
 _ORG = re.compile(r"^[0-9A-Za-z_-]{1,32}$")

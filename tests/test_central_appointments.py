@@ -7,6 +7,7 @@ Wed 2026-11-25 10:00 at the example branch: slot 3 (10:00–11:00) is on now.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from controller.box import Box
 from controller.clock import ManualClock
 from controller.engine import commands as c
 from controller.web import create_app as box_app
+from protocols.metrics import render
 from tests.customer_support import (
     ID_NUMBER,
     bearer,
@@ -31,6 +33,7 @@ from tests.customer_support import (
 from tests.uplink_support import (  # noqa: F401
     BRANCH,
     broker_fixture,
+    held_line,
     pg_url_fixture,
     running,
     store_url_fixture,
@@ -43,6 +46,12 @@ TODAY = "2026-11-25"
 def kiosk(box: Box) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=box_app(box)),
                              base_url="http://box")
+
+
+def told(caplog: pytest.LogCaptureFixture, day: str) -> list[logging.LogRecord]:
+    """What the centre logged about a branch's answer to a day's list."""
+    return [r for r in caplog.records
+            if r.name == "central.appointments" and f"the bookings of {day}" in r.getMessage()]
 
 
 async def test_book_redeem_at_the_kiosk_ahead_of_walk_ins_then_rate_by_phone(
@@ -280,3 +289,74 @@ async def test_the_booking_push_stops_on_a_stop_even_when_a_publish_turns_it_int
         done, _ = await asyncio.wait({task}, timeout=5)
         assert done, "the push loop went on after it was cancelled"
         assert task.cancelled()
+
+
+async def test_a_booking_the_busy_box_could_not_take_reaches_its_kiosk_once_the_line_clears(
+        box: Box, clock: ManualClock, broker: LocalBroker, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A box whose command line is full answers the day's new list ``busy`` ("send it again
+    later"). That is no refusal: the centre sends the list again after ``resend_s`` (it used
+    to give the day up until its next booking, and the customer's code was unknown at the
+    kiosk)."""
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with customer_centre(broker, store_url, clock, tmp_path) as centre, \
+            linked_box(box, broker, command_queue=1) as (uplink, _), http(centre) as api, \
+            kiosk(box) as k:
+        assert centre.customers is not None
+        await bookable(centre)
+        token = await sign_in(api, centre)
+        async with held_line(centre, uplink, waiting=1):  # one running, the line full
+            r = await api.post("/api/public/bookings", headers=bearer(token),
+                               json={"branch": BRANCH, "queue": "A", "day": TODAY, "slot": 3})
+            assert r.status_code == 201, r.text
+            await wait_for(lambda: told(caplog, TODAY), 20, "the centre to read the busy answer")
+        clock.advance(2)  # customers.resend_s in these tests
+        await pushed(centre, TODAY)
+        r = await k.post("/api/appointments/redeem", json={"code": r.json()["code"]})
+        assert r.status_code == 201, r.text
+        assert uplink.inbox.refused["busy"] == 1
+        [warning] = told(caplog, TODAY)  # once, though the answer was read on every pass
+        assert warning.levelno == logging.WARNING and "busy" in warning.getMessage()
+        assert centre.customers.appointments.not_run == {"busy": 1}
+        shown = render(await centre.metrics()).splitlines()
+        assert 'paidui_centre_appointment_lists_not_run_total{code="busy"} 1' in shown
+
+
+async def test_a_list_overtaken_in_the_box_line_by_an_older_one_goes_again_as_a_new_revision(
+        box: Box, clock: ManualClock, broker: LocalBroker, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two centre processes push the same branch-day; the one that read it before the second
+    booking is late, and its older list takes the place of the newer one still waiting in the
+    box's line, which the box answers ``superseded`` (and would answer so again if re-sent).
+    The centre sends the day again under a new revision instead of leaving the second
+    booking off the box."""
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with customer_centre(broker, store_url, clock, tmp_path) as centre, \
+            linked_box(box, broker) as (uplink, _), http(centre) as api, kiosk(box) as k:
+        assert centre.customers is not None
+        a = centre.customers.appointments
+        await bookable(centre)
+        token = await sign_in(api, centre)
+        r = await api.post("/api/public/bookings", headers=bearer(token),
+                           json={"branch": BRANCH, "queue": "A", "day": TODAY, "slot": 3})
+        assert r.status_code == 201, r.text
+        await pushed(centre, TODAY)
+        before = await a.push_state(BRANCH, TODAY)
+        assert before is not None
+        # the list as the other process built it, before the second booking
+        late = await a.pool.run(a._day_message, BRANCH, TODAY, before["revision"])
+        del late["branch"]
+        async with held_line(centre, uplink):
+            r = await api.post("/api/public/bookings", headers=bearer(token),
+                               json={"branch": BRANCH, "queue": "B", "day": TODAY, "slot": 3})
+            assert r.status_code == 201, r.text
+            await wait_for(lambda: len(uplink.inbox) == 1, 20, "the new list in the box's line")
+            await centre.send_command(BRANCH, "appointments", late)
+            await wait_for(lambda: told(caplog, TODAY), 20, "the centre to read the answer")
+        await pushed(centre, TODAY)
+        r = await k.post("/api/appointments/redeem", json={"code": r.json()["code"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["queue"] == "B"
+        assert a.not_run == {"superseded": 1}  # (the late list's own answer is not awaited)
+        [warning] = told(caplog, TODAY)
+        assert warning.levelno == logging.WARNING

@@ -20,6 +20,7 @@ from .office_support import B1, B2, add_user, http_client, login, office_running
 from .test_controller_uplink import box_b_button, without_a
 from .uplink_support import (
     broker_fixture,
+    held_line,
     pg_url_fixture,
     running,
     store_url_fixture,
@@ -46,6 +47,14 @@ async def save(http: httpx.AsyncClient, who: dict[str, str], code: str, name: st
                text: str, base: int, comment: str = "") -> httpx.Response:
     return await http.put(f"/api/branches/{code}/config/sections/{name}", headers=who,
                           json={"text": text, "base": base, "comment": comment})
+
+
+async def rename_a(http: httpx.AsyncClient, who: dict[str, str]) -> None:
+    """Version 2 of B1: business A renamed 个人综合业务."""
+    base, queues = await section(http, who, B1, "queues")
+    r = await save(http, who, B1, "queues",
+                   queues.replace('name = "个人业务"', 'name = "个人综合业务"'), base)
+    assert r.status_code == 201, r.text
 
 
 async def test_sections_are_validated_by_the_boxs_rules_and_versioned(
@@ -130,10 +139,7 @@ async def test_a_pushed_version_is_applied_by_the_box_and_shown_as_running(
     async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
             http_client(centre) as http:
         admin = await login(http)
-        base, queues = await section(http, admin, B1, "queues")
-        r = await save(http, admin, B1, "queues",
-                       queues.replace('name = "个人业务"', 'name = "个人综合业务"'), base)
-        assert r.status_code == 201
+        await rename_a(http, admin)
         sent = await http.post(f"/api/branches/{B1}/config/push", headers=admin,
                                json={"version": 2})
         assert sent.status_code == 202, sent.text
@@ -175,6 +181,38 @@ async def test_a_refused_push_shows_the_boxs_reason(
         assert reply["ok"] is False and reply["error"]["code"] == "bad_config"
         assert (await http.get(f"/api/branches/{B1}/replies/{cmd}", headers=admin)
                 ).json()["ok"] is False
+
+
+async def test_a_push_the_busy_box_did_not_run_shows_not_run_and_applies_when_pushed_again(
+        box: Box, broker: LocalBroker, store_url: str) -> None:
+    """With its command line full the box answers a push ``busy``: nothing changed there,
+    and the pushes table says "not run, push again", not "refused" (which reads as a fault
+    in the configuration)."""
+    uplink = uplink_for(broker, command_queue=1)
+    async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
+            http_client(centre) as http:
+        admin = await login(http)
+        await rename_a(http, admin)
+        await wait_for(lambda: uplink.connected, 20, "the box's uplink")
+
+        async def answered() -> dict[str, Any]:
+            pushes = (await http.get(f"/api/branches/{B1}/config",
+                                     headers=admin)).json()["pushes"]
+            return pushes[0] if pushes and pushes[0]["state"] != "pending" else {}
+
+        async with held_line(centre, uplink, B1, waiting=1):
+            sent = await http.post(f"/api/branches/{B1}/config/push", headers=admin,
+                                   json={"version": 2})
+            assert sent.status_code == 202, sent.text
+            push = await wait_for(answered, 20, "the box's answer to the push")
+        assert push["state"] == "not_run" and push["error"]["code"] == "busy", push
+        assert box.config.queue("A").name == "个人业务"
+        sent = await http.post(f"/api/branches/{B1}/config/push", headers=admin,
+                               json={"version": 2})
+        assert sent.status_code == 202, sent.text
+        push = await wait_for(answered, 20, "the box's answer to the push again")
+        assert push["state"] == "applied", push
+        assert box.config.queue("A").name == "个人综合业务"
 
 
 async def test_pausing_a_business_makes_the_kiosk_refuse_with_the_reason(

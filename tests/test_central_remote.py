@@ -21,6 +21,7 @@ from tests.customer_support import bearer, bookable, customer_centre, http, link
 from tests.uplink_support import (  # noqa: F401
     BRANCH,
     broker_fixture,
+    held_line,
     pg_url_fixture,
     running,
     store_url_fixture,
@@ -97,6 +98,30 @@ async def test_the_branch_refuses_a_phone_ticket_with_the_kiosk_words(
         assert not box.engine.state.tickets  # nothing issued
         anonymous = await api.post("/api/public/tickets", json={"branch": BRANCH, "queue": "B"})
         assert anonymous.status_code == 401
+
+
+async def test_a_phone_ticket_the_busy_box_did_not_run_is_try_again_then_issued(
+        box: Box, clock: ManualClock, broker: LocalBroker, tmp_path: Path) -> None:
+    """A box whose command line is full answers the ticket ``busy`` without issuing one; the
+    phone is told the branch is busy, to try again (not the box's words to the centre), and
+    the try does not count against the customer's remote tickets."""
+    store_url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    async with customer_centre(broker, store_url, clock, tmp_path,
+                               "customers.remote_per_customer=1") as centre, \
+            linked_box(box, broker, command_queue=1) as (uplink, _), http(centre) as api:
+        await bookable(centre)
+        token = await sign_in(api, centre)
+        async with held_line(centre, uplink, waiting=1):
+            r = await api.post("/api/public/tickets", headers=bearer(token),
+                               json={"branch": BRANCH, "queue": "A"})
+            assert r.status_code == 503, r.text
+            error = r.json()["error"]
+            assert error["code"] == "branch_busy" and "请稍后再试" in error["message"]
+            assert not box.engine.state.tickets
+        r = await api.post("/api/public/tickets", headers=bearer(token),
+                           json={"branch": BRANCH, "queue": "A"})
+        assert r.status_code == 201, r.text
+        assert r.json()["number"] == "A001"
 
 
 async def test_an_offline_branch_is_reported_at_once_and_a_silent_one_in_time(

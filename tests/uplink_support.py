@@ -174,6 +174,31 @@ def uplink_for(broker: LocalBroker, branch: str = BRANCH, **settings: Any) -> An
                                  **{**TEST_LINK, **settings}))
 
 
+@contextlib.asynccontextmanager
+async def held_line(centre: Any, uplink: Any, branch: str = BRANCH, waiting: int = 0
+                    ) -> AsyncIterator[None]:
+    """The box's command line held for the block: a centre command running (its handler
+    waits) and ``waiting`` more in line behind it. With ``waiting`` equal to the box's
+    ``uplink.command_queue`` the line is full: the box answers the next command ``busy``."""
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def hold(box: Any, msg: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        await release.wait()
+        return {"queue": msg["queue"], "paused": False}
+
+    uplink.register_command("resume", hold)
+    try:
+        await centre.send_command(branch, "resume", {"queue": "A"})
+        await asyncio.wait_for(entered.wait(), 10)  # running: the next ones wait behind it
+        for _ in range(waiting):
+            await centre.send_command(branch, "resume", {"queue": "A"})
+        await wait_for(lambda: len(uplink.inbox) == waiting, 10, f"{waiting} commands in line")
+        yield
+    finally:
+        release.set()
+
+
 async def settled_everything(box: Any, uplink: Any, timeout: float = 30.0) -> None:
     """Wait until the centre has acknowledged every event of the box's journal."""
     async def done() -> bool:

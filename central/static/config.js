@@ -91,7 +91,7 @@
   }
   function drawPushes() {
     const state = {applied: ["已生效 applied", "ok"], refused: ["被拒绝 refused", "bad"],
-      pending: ["待确认 pending", "warn"]};
+      pending: ["待确认 pending", "warn"], not_run: ["未执行,请重新下发 not run, push again", "warn"]};
     $("#pushes").replaceChildren(el("thead", {}, el("tr", {}, ...["版本", "下发", "人员", "结果",
       "网点配置散列 / 原因"].map((h) => el("th", {}, h)))), el("tbody", {}, ...current.pushes.map((p) => {
       const [t, c] = state[p.state];

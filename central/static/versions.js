@@ -5,7 +5,8 @@
   async function load() {
     const res = await api("GET", "/api/config-status?org=" + boot.org);
     if (!res.ok) { toast(errorText(res), true); return; }
-    const state = {applied: ["已生效", "ok"], refused: ["被拒绝", "bad"], pending: ["待确认", "warn"]};
+    const state = {applied: ["已生效", "ok"], refused: ["被拒绝", "bad"], pending: ["待确认", "warn"],
+      not_run: ["未执行,请重新下发", "warn"]};
     $("#rows").replaceChildren(el("thead", {}, el("tr", {}, ...["网点 Branch", "最新版本 Latest",
       "运行版本 Running", "状态 State", "最近下发 Last push", "配置散列 Hash", "在线 Online"]
       .map((h) => el("th", {}, h)))),

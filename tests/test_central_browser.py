@@ -27,8 +27,8 @@ __all__ = ["broker_fixture"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 DESKTOP = {"width": 1600, "height": 1000}
-BANNER = (b"<svg xmlns='http://www.w3.org/2000/svg' width='800' height='200'>"
-          b"<rect width='800' height='200' fill='#0b3d6e'/></svg>")
+# A real photo: the centre refuses SVG and any file whose bytes do not match its name.
+BANNER = (Path(__file__).resolve().parents[1] / "examples/media/01-mobile-banking.jpg").read_bytes()
 
 
 @pytest.fixture
@@ -196,13 +196,13 @@ def test_edit_a_section_push_it_and_see_the_branch_run_it(
     page.click('#versions button[data-push="2"]')
     exp(page.locator('#pushes tr[data-state="applied"]')).to_contain_text("v2", timeout=20_000)
     page.select_option("#media-org", "1001")  # the province's banner, for every branch
-    page.set_input_files("#media-file", files=[{"name": "banner.svg", "mimeType":
-                                                "image/svg+xml", "buffer": BANNER}])
+    page.set_input_files("#media-file", files=[{"name": "banner.jpg", "mimeType":
+                                                "image/jpeg", "buffer": BANNER}])
     page.click("#media-upload")
-    exp(page.locator('#media tr[data-media="banner.svg"]')).to_contain_text("1001")
+    exp(page.locator('#media tr[data-media="banner.jpg"]')).to_contain_text("1001")
     page.click("#media-push")
     exp(page.locator("#toast")).to_contain_text("网点已确认 1 个文件", timeout=20_000)
-    assert (box.data_dir.parent / "media" / "banner.svg").read_bytes() == BANNER
+    assert (box.data_dir.parent / "media" / "banner.jpg").read_bytes() == BANNER
     save(page, "centre-config")
     status, cfg = box.call("GET", "/api/config")
     assert status == 200

@@ -274,3 +274,21 @@ async def test_what_the_voice_says_reaches_the_screens_and_the_snapshot_says_it_
     assert said["data"] == {"phase": "start", "number": "A001", "window": 3, "kind": "call"}
     assert (await hub.snapshot())["voice"] is True
     await stream.aclose()
+
+
+async def test_the_hall_hears_a_call_before_the_voice_that_speaks_it(box: Box) -> None:
+    """The voice starts on the commit, while the call's event still waits for the stream's
+    tick: the hall must get the call first, or it waits for a voice it already heard (and
+    shows the number late)."""
+    hub = EventHub(box).attach()
+    hall = hub.subscribe("hall")
+    await box.execute(IssueTicket(queue="A"))
+    await box.execute(Login(1, "t1", "1234"))
+    events = await box.execute(CallNext(1))
+    hub.on_voice("start", {"number": "A001", "window": 1})  # as the voice does, at once
+    kinds: list[str] = []
+    while "voice" not in kinds:
+        batch = await asyncio.wait_for(hall.queue.get(), 5)
+        kinds += ["called" if k == "box" and "ticket_called" in m else k for k, _, m in batch]
+    assert events[-1]["type"] == "ticket_called"
+    assert "called" in kinds and kinds.index("called") < kinds.index("voice")

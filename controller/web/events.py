@@ -230,8 +230,14 @@ class EventHub:
 
     def on_voice(self, phase: str, said: dict[str, Any]) -> None:
         """The box's voice starts or ends a call (``event: voice``): the hall display shows
-        a call when it is spoken, not before (docs/screens.md)."""
-        self._broadcast((("voice", 0, sse("voice", {"phase": phase, **said})),))
+        a call when it is spoken, not before (docs/screens.md). It follows the call's own
+        event: while events wait for the tick, it waits with them (the voice starts on the
+        commit, up to ``coalesce_s`` before the tick sends the call it speaks)."""
+        item = ("voice", 0, sse("voice", {"phase": phase, **said}))
+        if self._timer is not None:
+            self._pending.append(item)
+        else:
+            self._broadcast((item,))
 
     def on_outcome(self, outcome: KioskOutcome) -> None:
         """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk pages."""

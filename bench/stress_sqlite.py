@@ -2,9 +2,14 @@
 the crashes (not part of default CI; docs/performance.md, "SQLite under threads").
 
     python bench/stress_sqlite.py [--runs 20] [--timeout 900] [SUITE ...]
+    python bench/stress_sqlite.py --hammer 200 [--runs 20]
 
 Each run is a fresh ``python -X faulthandler -m pytest`` process over the suites (default:
-:data:`SUITES`). A run *crashed* when the process died of a signal (a segfault is exit
+:data:`SUITES`). With ``--hammer N`` each run is instead a fresh process that starts the
+box's appointments component, sends it a day of 4,000 bookings and stops it (the command
+cancelled, then the component, as when the box stops) at a random moment of the write,
+N times: the reported crash, without waiting for a test run's timing to land on it.
+A run *crashed* when the process died of a signal (a segfault is exit
 code -11, or 139 through a shell), aborted (-6/134), or faulthandler printed a
 ``Fatal Python error``; its dump is kept in ``--out``. Failed tests that did not crash
 are counted apart (they are the suites' own business). The last line is the figure the
@@ -45,10 +50,8 @@ CRASH_CODES = {-11, 139, -6, 134, -7, 135}  # SIGSEGV, SIGABRT, SIGBUS (raw and 
 FATAL = "Fatal Python error"
 
 
-def one_run(n: int, suites: list[str], timeout: float, out: Path) -> tuple[str, float]:
+def one_run(n: int, cmd: list[str], timeout: float, out: Path) -> tuple[str, float]:
     """``crash``, ``failed``, ``timeout`` or ``ok``, and the seconds it took."""
-    cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q",
-           "-p", "no:cacheprovider", *suites]
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     start = time.monotonic()
     # A session of its own: a run that hangs (or this script stopped) takes the brokers
@@ -82,22 +85,75 @@ def _keep(out: Path, n: int, what: str, text: str) -> None:
     print(f"  run {n}: {what}; output in {path}", flush=True)
 
 
+# --- the hammer (in a child process) ------------------------------------------------------
+
+
+def hammer(rounds: int, data: Path) -> None:
+    """Start the appointments component, push a big day, stop it mid-write; ``rounds`` times."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    asyncio.run(_hammer(rounds, data))
+
+
+async def _hammer(rounds: int, data: Path) -> None:
+    import asyncio
+    import contextlib
+    import random
+
+    from controller.appointments import Appointments
+    from controller.box import Box
+    from controller.clock import ManualClock
+    from tests.conftest import WEDNESDAY_10AM, example_config
+    from tests.test_controller_appointments import TODAY, booking, day_message
+
+    day = [booking(f"bk-{i}", f"{1 + i % 9}{i:05d}") for i in range(4000)]
+    written = 0
+    async with Box(example_config(), data, ManualClock(WEDNESDAY_10AM)) as box:
+        for r in range(rounds):
+            comp = Appointments(box.data_dir)
+            run = asyncio.create_task(comp.run(box))
+            async with asyncio.timeout(30):
+                await comp.ready.wait()
+            push = asyncio.create_task(comp.on_appointments(box, day_message(day, TODAY, r + 1)))
+            await asyncio.sleep(random.uniform(0.0, 0.2))  # the stop lands anywhere in it
+            written += push.done()
+            push.cancel()
+            run.cancel()
+            for task in (push, run):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    print(f"hammer: {rounds} stops, {written} of them after the write was answered")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("suites", nargs="*", default=SUITES)
     p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--hammer", type=int, default=0, metavar="N",
+                   help="instead of the suites: N stops of the appointments mid-write a run")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     p.add_argument("--out", type=Path, default=None, help="where the dumps go")
+    p.add_argument("--hammer-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.hammer_child:
+        hammer(int(args.hammer_child[0]), Path(args.hammer_child[1]))
+        return 0
     suites = [s for s in args.suites if (ROOT / s.split("::")[0]).exists()]
     out = args.out or Path(tempfile.mkdtemp(prefix="sqlite-stress-"))
     out.mkdir(parents=True, exist_ok=True)
     counts = {"ok": 0, "failed": 0, "crash": 0, "timeout": 0}
     for n in range(1, args.runs + 1):
-        outcome, took = one_run(n, suites, args.timeout, out)
+        if args.hammer:
+            cmd = [sys.executable, "-X", "faulthandler", str(Path(__file__).resolve()),
+                   "--hammer-child", str(args.hammer), str(out / f"data-{n:03d}")]
+        else:
+            cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q",
+                   "-p", "no:cacheprovider", *suites]
+        outcome, took = one_run(n, cmd, args.timeout, out)
         counts[outcome] += 1
         print(f"run {n}/{args.runs}: {outcome} in {took:.0f} s", flush=True)
-    print(f"suites: {' '.join(suites)}")
+    print(f"hammer: {args.hammer} stops a run" if args.hammer else f"suites: {' '.join(suites)}")
     print(f"failed (no crash): {counts['failed']}, timed out: {counts['timeout']}, "
           f"logs in {out}")
     print(f"crashes: {counts['crash']} in {args.runs} runs")

@@ -25,12 +25,15 @@ MB = 1024 * 1024
 async def test_slow_header_connections_neither_stop_the_kiosk_nor_stay(tmp_path: Path) -> None:
     """300 connections trickling a request head, from ten LAN addresses, against a box
     that may hold 256 files: the kiosk still issues at once, and the box closes every one
-    of them once its head deadline passes."""
-    with flood_box(tmp_path / "data", "http.head_timeout_s=3", nofile=256) as box:
+    of them once its head deadline passes. (No printer: the time measured is the box's,
+    not the paper's: the simulated printer's 0.1 s per ticket was 1.5 s on a loaded CI.)"""
+    with flood_box(tmp_path / "data", 'hardware="none"', "http.head_timeout_s=3",
+                   nofile=256) as box:
         async with slow_headers(box.port, attacker_addresses(10), 30) as flood:
             await wait_for(lambda: flood.opened + flood.refused >= 300, 20, "300 connects")
             status, seconds, answer = await issue_ticket(box.port, timeout=5)
             assert status == 201, answer
+            print(f"ticket among 300 slow heads: {seconds * 1000:.0f} ms")
             assert seconds < 2.0
             await wait_for(lambda: flood.closed_by_box >= 300, 15, "every slow one closed")
         status, _, _ = await issue_ticket(box.port)
@@ -39,8 +42,10 @@ async def test_slow_header_connections_neither_stop_the_kiosk_nor_stay(tmp_path:
 
 async def test_a_body_over_the_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
     """50 MiB to ``POST /api/tickets``: announced, it is refused on its length before a
-    byte is read; chunked, it is cut at the cap. The box's memory stays where it was."""
-    with flood_box(tmp_path / "data") as box:
+    byte is read; chunked, it is cut at the cap. The box's memory stays where it was.
+    (No simulated devices: their start-up and the first ticket's printing grow the box by
+    40 MiB in the background, late on a loaded machine, inside the peak measured here.)"""
+    with flood_box(tmp_path / "data", 'hardware="none"') as box:
         status, _, _ = await issue_ticket(box.port)  # warm: the first request's imports
         before = box.rss_mb()
         box.reset_peak()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,28 @@ async def hammer(client: httpx.AsyncClient, received: list[str], enough: asyncio
                 enough.set()
 
 
+async def kill_mid_load(client: httpx.AsyncClient, proc: subprocess.Popen[bytes],
+                        rng: random.Random,
+                        load: Callable[[asyncio.Event], list[asyncio.Task[None]]]) -> None:
+    """Once the box answers, start ``load`` (its tasks set the event once enough tickets
+    are out, however loaded the machine is), then SIGKILL the box a random moment later —
+    mid-commit as likely as not — and let the load's tasks see the box gone. The box is
+    dead afterwards."""
+    enough = asyncio.Event()
+    try:
+        await wait_ready(client, proc)
+        tasks = load(enough)
+        await asyncio.wait_for(enough.wait(), 60)
+        await asyncio.sleep(rng.uniform(0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        await asyncio.gather(*tasks)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def journal_numbers(data: Path) -> list[str]:
     j = Journal(data / "journal.sqlite3")
     try:
@@ -87,23 +110,10 @@ async def test_sigkill_under_load_never_loses_or_duplicates_a_number(tmp_path: P
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         for _round in range(5):
             proc = start_box(tmp_path, port)
-            try:
-                await wait_ready(client, proc)
-                # Kill after a random number of tickets (however loaded the machine is),
-                # then a random moment later, mid-commit as likely as not.
-                enough = asyncio.Event()
-                target = len(received) + rng.randint(10, 60)
-                load = [asyncio.create_task(hammer(client, received, enough, target))
-                        for _ in range(8)]
-                await asyncio.wait_for(enough.wait(), 60)
-                await asyncio.sleep(rng.uniform(0, 0.05))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                await asyncio.gather(*load)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            target = len(received) + rng.randint(10, 60)
+            await kill_mid_load(client, proc, rng, lambda enough, target=target: [
+                asyncio.create_task(hammer(client, received, enough, target))
+                for _ in range(8)])
             numbers = journal_numbers(tmp_path)
             counts = Counter(numbers)
             assert not [n for n, k in counts.items() if k > 1], "a number was issued twice"

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
 from controller.journal import Journal
-from tests.test_crash import free_port, start_box, wait_ready
+from tests.test_crash import free_port, kill_mid_load, start_box, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -75,21 +74,10 @@ async def test_a_number_nobody_holds_is_voided_and_never_called(tmp_path: Path) 
         for _round in range(3):
             proc = start_box(tmp_path, port)
             lost: list[tuple[str, str, str]] = []
-            try:
-                await wait_ready(client, proc)
-                enough = asyncio.Event()
-                target = len(held) + rng.randint(20, 60)
-                load = [asyncio.create_task(hammer(client, f"k{i}", held, lost, enough,
-                                                   target)) for i in range(8)]
-                await asyncio.wait_for(enough.wait(), 60)
-                await asyncio.sleep(rng.uniform(0, 0.05))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                await asyncio.gather(*load)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            target = len(held) + rng.randint(20, 60)
+            await kill_mid_load(client, proc, rng, lambda enough, target=target, lost=lost: [
+                asyncio.create_task(hammer(client, f"k{i}", held, lost, enough, target))
+                for i in range(8)])
             voided_before = set(journal_of(tmp_path, "ticket_voided"))
             proc = start_box(tmp_path, port)
             try:

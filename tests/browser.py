@@ -144,6 +144,25 @@ class BoxProcess:
         return str(data["token"])
 
 
+def page_at(browser: Any, box: BoxProcess, path: str, size: dict[str, int]) -> Any:
+    context = browser.new_context(viewport=size, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    page.goto(box.url + path)
+    return page
+
+
+def expect() -> Any:
+    return need_browser().expect
+
+
+def log_in_caller(caller: Any, window: int, teller: str, password: str) -> None:
+    """Log a teller in at the soft caller's login form, as a teller would."""
+    caller.locator("#l-window").select_option(str(window))
+    caller.locator("#l-teller").fill(teller)
+    caller.locator("#l-password").fill(password)
+    caller.locator("#login button[type=submit]").click()
+
+
 @contextmanager
 def running_box(data_dir: Path, *overrides: str) -> Iterator[BoxProcess]:
     box = BoxProcess(data_dir, *overrides).start()

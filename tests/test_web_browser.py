@@ -29,7 +29,9 @@ from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
     BoxProcess,
     PrinterThread,
     browser_fixture,
-    need_browser,
+    expect,
+    log_in_caller,
+    page_at,
     running_box,
 )
 
@@ -45,21 +47,10 @@ def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BoxProcess]:
         yield b
 
 
-def page_at(browser: Any, box: BoxProcess, path: str, size: dict[str, int]) -> Any:
-    context = browser.new_context(viewport=size, locale="zh-CN", timezone_id="Asia/Shanghai")
-    page = context.new_page()
-    page.goto(box.url + path)
-    return page
-
-
 def shot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(300)  # let the last frame paint (fonts, transitions)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
-def expect() -> Any:
-    return need_browser().expect
 
 
 # --- kiosk -----------------------------------------------------------------------------------
@@ -309,10 +300,7 @@ def test_the_soft_caller_calls_and_the_hall_display_shows_it_within_a_second(
 ) -> None:
     hall = page_at(browser, box, "/hall", LANDSCAPE)
     caller = page_at(browser, box, "/caller", LANDSCAPE)
-    caller.locator("#l-window").select_option("1")
-    caller.locator("#l-teller").fill("t1")
-    caller.locator("#l-password").fill("1234")
-    caller.locator("#login button[type=submit]").click()
+    log_in_caller(caller, 1, "t1", "1234")
     expect()(caller.locator("#who")).to_contain_text("王丽")
     assert box.call("POST", "/api/tickets", {"queue": "A"})[0] == 201
     expect()(caller.locator("#c-waiting")).to_have_text("1")

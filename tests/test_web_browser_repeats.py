@@ -19,7 +19,9 @@ from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
     PORTRAIT,
     BoxProcess,
     browser_fixture,
-    need_browser,
+    expect,
+    log_in_caller,
+    page_at,
     running_box,
 )
 
@@ -32,23 +34,12 @@ def box(tmp_path: Path) -> Iterator[BoxProcess]:
         yield b
 
 
-def expect() -> Any:
-    return need_browser().expect
-
-
 def journal(box: BoxProcess, etype: str) -> list[str]:
     j = Journal(box.data_dir / "journal.sqlite3")
     try:
         return [r.event["number"] for r in j.iter_all() if r.event["type"] == etype]
     finally:
         j.close()
-
-
-def page_at(browser: Any, box: BoxProcess, path: str, size: dict[str, int]) -> Any:
-    context = browser.new_context(viewport=size, locale="zh-CN", timezone_id="Asia/Shanghai")
-    page = context.new_page()
-    page.goto(box.url + path)
-    return page
 
 
 def posts_to(page: Any, suffix: str) -> list[str]:
@@ -63,10 +54,7 @@ def test_a_double_click_on_call_calls_one_customer(browser: Any, box: BoxProcess
     for _ in range(3):
         assert box.call("POST", "/api/tickets", {"queue": "A"})[0] == 201
     caller = page_at(browser, box, "/caller", LANDSCAPE)
-    caller.locator("#l-window").select_option("1")
-    caller.locator("#l-teller").fill("t1")
-    caller.locator("#l-password").fill("1234")
-    caller.locator("#login button[type=submit]").click()
+    log_in_caller(caller, 1, "t1", "1234")
     expect()(caller.locator("#c-waiting")).to_have_text("3")
     sent = posts_to(caller, "/call-next")
     call = caller.locator("#actions [data-act=call_next]")

@@ -15,7 +15,16 @@ VENV="${PAIDUI_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 # Debian/Ubuntu packages the box, the centre and the tests use.
 APT_PACKAGES=(python3-venv mosquitto mosquitto-clients sqlite3 espeak-ng fonts-noto-cjk chromium
-              wrk)  # wrk: bench/bench_http.py's load generator
+              wrk  # wrk: bench/bench_http.py's load generator
+              # PC/SC for bank IC card readers: pcscd, and what builds pyscard where no wheel
+              # fits (libpcsclite-dev, swig); vsmartcard-vpcd: the virtual reader its tests use
+              pcscd libpcsclite-dev swig vsmartcard-vpcd
+              # patroni, etcd-server: only the slow PostgreSQL failover test (pytest -m patroni)
+              # and bench/bench_pg_failover.py, which run their own etcd and nodes on free
+              # ports (with postgresql-15's binaries); skipped when absent. Debian enables
+              # an etcd.service on install; nothing here uses it.
+              patroni etcd-server)
+APT_PACKAGES+=(gcc)  # gcc: bench/bench_pi.py builds its SD-card fsync shim (LD_PRELOAD)
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 die() { printf 'flash.sh: %s\n' "$*" >&2; exit 1; }
@@ -90,6 +99,8 @@ cmd_test() {
     "$PY" -m ruff check .
     say "mypy"
     "$PY" -m mypy
+    say "import contracts"
+    "$VENV/bin/lint-imports"
     say "pytest"
     "$PY" -m pytest "$@"
 }
@@ -103,8 +114,9 @@ cmd_sim() {
     local broker_port="${PAIDUI_BROKER_PORT:-1884}"
     mkdir -p "$data"
     say "simulated branch, broker, centre and fleet: data in $data"
-    # The box's clock starts at 10:00 today (Beijing time), inside business hours whatever
-    # the hour here; the demo prints what to open once everything is ready.
+    # Box, centre and fleet share one simulated clock from 10:00 today (Beijing time),
+    # inside business hours whatever the hour here; the demo prints what to open, who is
+    # logged in where, the SMS outbox and what to try first once everything is ready.
     exec "$PY" -m sim demo --data-dir "$data/box" --http "127.0.0.1:$port" \
         --centre "$data/centre" --centre-http "127.0.0.1:$centre_port" \
         --broker-port "$broker_port" "$@"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
 import statistics
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks, machine_line
 from tests.flood_support import (
     FloodBox,
     attacker_addresses,
@@ -44,6 +44,8 @@ from tests.flood_support import (
 
 PER_ADDRESS = 50
 MB = 1024 * 1024
+CHECKS = Checks("bench_floods")
+NUMBERS: list[str] = []  # every ticket number the kiosk was given, per box (none twice)
 
 
 def ms(seconds: list[float]) -> str:
@@ -58,6 +60,7 @@ async def tickets(box: FloodBox, n: int) -> list[float]:
         status, took, answer = await issue_ticket(box.port, "AB"[i % 2], timeout=30)
         if status != 201:
             raise SystemExit(f"FAIL: a ticket was refused: {status} {answer}")
+        NUMBERS.append(f"{box.port} {answer.get('number')}")
         out.append(took)
     return out
 
@@ -111,7 +114,7 @@ async def listen(box: FloodBox, count: int) -> None:
             raise SystemExit("FAIL: a reading listener missed events")
 
 
-async def main() -> None:
+async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--slow", type=int, default=1000)
     p.add_argument("--listeners", type=int, default=1000)
@@ -119,8 +122,7 @@ async def main() -> None:
     p.add_argument("--nofile", type=int, default=None,
                    help="the box's open-file limit (systemd's default without LimitNOFILE: 1024)")
     args = p.parse_args()
-    print(f"{platform.node()}: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{machine_line()}; {platform.node()}")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"the box's open-file limit: {args.nofile or 'as this shell'}")
         parts = (("slow", args.slow, slow), ("body", args.body_mb, body),
@@ -136,7 +138,9 @@ async def main() -> None:
                 await run(box, size)
             finally:
                 box.stop()
+    CHECKS.unique(NUMBERS, "ticket numbers")
+    return CHECKS.verdict()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks, machine_line
 from central.config import load_centre_config
 from central.live import LOADS_PER_POLL, LiveBoard, aggregate_message
 from central.orgs import add_org
@@ -36,7 +37,7 @@ from central.store import EventBatch, Inbound, open_store
 from controller.config import load_config
 from controller.engine import Engine
 from controller.engine import commands as c
-from controller.web.views import status_view
+from controller.views import status_view
 
 ROOT = Path(__file__).resolve().parent.parent
 CITIES = 20
@@ -106,12 +107,14 @@ def show(name: str, samples: list[float]) -> None:
           f"max {ms[-1]:9.1f} ms")
 
 
-async def main() -> None:
+async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--branches", type=int, default=2000)
     p.add_argument("--tickets", type=int, default=150)
     p.add_argument("--store", default=None)
     args = p.parse_args()
+    checks = Checks("bench_live")
+    print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
         url = args.store or f"sqlite:///{tmp}/centre.sqlite3"
         t = time.perf_counter()
@@ -149,12 +152,18 @@ async def main() -> None:
             show("aggregate messages of every node", timed(lambda: [
                 aggregate_message(o.code, o.name, board.totals[o.code], now, 150, 0)
                 for o in orgs], 3))
-            print(f"province: {board.view('1001', '1001')['totals']['issued']:,} tickets issued")
+            issued = board.view('1001', '1001')['totals']['issued']
+            print(f"province: {issued:,} tickets issued")
+            checks.unique(codes, "branch codes")
+            # every branch's day folded, each ticket once, and the one more per touched branch
+            checks.drained(args.branches * args.tickets + len(touched), issued,
+                           "tickets on the province's board")
         finally:
             board._close_store()
             board._executor.shutdown()
             await centre.close()
+    return checks.verdict()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

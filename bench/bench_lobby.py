@@ -28,11 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks, journal_numbers, machine_line
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config, load_config
 from controller.engine import commands as c
-from drivers.audio import ClipPack, announcement_clips, make_clips
+from controller.voice import ClipPack
+from drivers.audio import make_clips
 from drivers.card_reader import CardReader
 from drivers.gpio import GpioConfig, GpioPanel
 from drivers.hall_display import (
@@ -47,6 +49,7 @@ from drivers.hall_display import (
     render,
 )
 from protocols.cards import format_track2, luhn_check_digit, parse_swipe
+from protocols.voice import announcement_clips
 from sim.card_swipes import SimSwipes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,10 +78,23 @@ def config() -> Config:
                         "queues.0.digits=4"])
 
 
-async def in_box(body: Callable[[Box], Coroutine[Any, Any, None]]) -> None:
+CHECKS = Checks("bench_lobby")
+
+
+async def in_box(body: Callable[[Box], Coroutine[Any, Any, None]], label: str,
+                 tickets: int) -> None:
+    """Run ``body`` against a fresh box; then check that it issued ``tickets`` tickets,
+    none twice, every one in the journal on disk."""
     with tempfile.TemporaryDirectory() as tmp:
+        issued: list[str] = []
         async with Box(config(), Path(tmp), ManualClock(START)) as box:
+            box.listeners.append(lambda events: issued.extend(
+                str(e["number"]) for e in events if e["type"] == "ticket_issued"))
             await body(box)
+        durable = journal_numbers(tmp)
+    CHECKS.unique(issued, f"{label} ticket numbers")
+    CHECKS.drained(tickets, len(issued), f"{label} tickets issued")
+    CHECKS.drained(len(issued), len(durable), f"{label} tickets in the journal")
 
 
 async def bench_cards(n: int) -> None:
@@ -90,15 +106,16 @@ async def bench_cards(n: int) -> None:
 
     async def body(box: Box) -> None:
         reader = CardReader(source=SimSwipes())
-        samples = []
+        samples, failed = [], 0
         for line in pans:
             t = time.perf_counter()
             out = await reader.handle(box, line)
             samples.append(time.perf_counter() - t)
-            assert out.ok, out
+            failed += not out.ok
         row("card: swipe -> ticket durable", samples)
+        CHECKS.failed(failed, "card swipes")
 
-    await in_box(body)
+    await in_box(body, "card", n)
 
 
 async def bench_gpio(n: int) -> None:
@@ -124,15 +141,20 @@ async def bench_gpio(n: int) -> None:
             t = time.perf_counter()
             pin.drive_low()
             pin.drive_high()
-            await done
+            try:
+                await asyncio.wait_for(done, 10)
+            except TimeoutError:
+                missed[0] += 1
             samples.append(time.perf_counter() - t)
             box.listeners.remove(heard)
         row("gpio: button press -> ticket durable", samples)
+        CHECKS.failed(missed[0], "button presses")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    await in_box(body)
+    missed = [0]
+    await in_box(body, "gpio", n)
 
 
 async def bench_voice(n: int) -> None:
@@ -203,18 +225,20 @@ async def bench_hall(n: int) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    await in_box(body)
+    await in_box(body, "hall", m)
 
 
-async def main() -> None:
+async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=200)
     args = p.parse_args()
+    print(machine_line())
     await bench_cards(args.n)
     await bench_gpio(args.n)
     await bench_voice(args.n // 4)
     await bench_hall(args.n)
+    return CHECKS.verdict()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -27,12 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks, machine_line
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
+from controller.compose import printer_component
 from controller.config import load_config
 from controller.engine import commands as c
 from controller.kiosk import issue_and_print
-from drivers.printer import printer_component
 from protocols.ticket import get_profile, render_ticket
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "branch.toml"
@@ -45,7 +47,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def run(profile: str, tickets: int, png: bool) -> dict[str, float]:
+async def run(profile: str, tickets: int, png: bool, checks: Checks) -> dict[str, float]:
     cfg = load_config(EXAMPLE, [f'printer.profile="{profile}"', "printer.poll_s=60",
                                 "thresholds.branch_waiting_cap=0"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,16 +59,23 @@ async def run(profile: str, tickets: int, png: bool) -> dict[str, float]:
                 await asyncio.sleep(0.01)  # start-up only, outside the timings
             comp.sim.png = png
             durable: list[float] = []
-            box.listeners.append(lambda events: durable.append(time.perf_counter()))
-            times, commits = [], []
+            # durable = the issue's commit, not the later ticket_delivered one
+            box.listeners.append(lambda events: durable.append(time.perf_counter()) if any(
+                e["type"] == "ticket_issued" for e in events) else None)
+            times, commits, numbers, failed = [], [], [], 0
             for i in range(tickets):
                 start = time.perf_counter()
                 info, outcome = await issue_and_print(box, c.IssueTicket(queue=QUEUES[i % 4]))
                 times.append(time.perf_counter() - start)
                 commits.append(durable[-1] - start)
-                assert outcome is not None and outcome.ok, outcome
-            await comp.sim.wait_tickets(tickets, timeout=120)
-            size = len(comp.sim.tickets[-1].raw)
+                numbers.append(str(info["number"]))
+                failed += outcome is None or not outcome.ok
+            with contextlib.suppress(TimeoutError):  # counted below
+                await comp.sim.wait_tickets(tickets, timeout=120)
+            checks.failed(failed, f"{profile} prints")
+            checks.unique(numbers, f"{profile} ticket numbers")
+            checks.drained(tickets, len(comp.sim.tickets), f"{profile} tickets at the printer")
+            size = len(comp.sim.tickets[-1].raw) if comp.sim.tickets else 0
             render = render_times(box, info, profile)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -87,7 +96,7 @@ def render_times(box: Box, info: dict[str, object], profile: str) -> list[float]
     return out
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tickets", type=int, default=400)
     ap.add_argument("--profile", action="append", default=None)
@@ -95,11 +104,13 @@ def main() -> None:
     args = ap.parse_args()
     profiles = args.profile or ["kiosk80", "pos58"]
     png = "off" if args.no_png else "on"
+    checks = Checks("bench_printer")
+    print(machine_line())
     print(f"{args.tickets} tickets per profile, one at a time, PNG {png}")
     print("profile   QR      p50 ms  p99 ms  max ms  mean ms | durable p50/p99 ms |"
           " print p50/p99 ms | render ms  bytes  115200 bd ms")
     for name in profiles:
-        r = asyncio.run(run(name, args.tickets, not args.no_png))
+        r = asyncio.run(run(name, args.tickets, not args.no_png, checks))
         wire = r["bytes"] * 10 / 115200 * 1000
         print(f"{name:9} {get_profile(name).qr:6} {r['p50'] * 1e3:7.2f} {r['p99'] * 1e3:7.2f}"
               f" {r['max'] * 1e3:7.2f} {r['mean'] * 1e3:8.2f} |"
@@ -107,7 +118,8 @@ def main() -> None:
               f" {r['print_p50'] * 1e3:7.2f} {r['print_p99'] * 1e3:7.2f} |"
               f" {r['render_p50'] * 1e3:9.2f}"
               f" {int(r['bytes']):6d} {wire:13.1f}")
+    return checks.verdict()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

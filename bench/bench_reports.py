@@ -2,12 +2,15 @@
 cost at ingest.
 
     python bench/bench_reports.py [--branches 2000] [--days 30] [--db both|sqlite|postgres]
-                                  [--templates 7] [--runs 3] [--keep DIR [--reuse]]
+                                  [--months 1] [--templates 7] [--runs 3] [--keep DIR [--reuse]]
+
+``--months 12``: the month summaries of a year (the month's sums again for each of the 11
+months before it) and the year reports timed too (docs/performance.md, "10,000 branches").
 
 How the data is made (docs/performance.md, "Reports"):
 
 1. ``--templates`` real branch-days: the real engine plays a default day of the example
-   branch (sim.des, ~390 customers, ~1,460 events), and each is ingested through the real
+   branch (queueing, ~390 customers, ~1,460 events), and each is ingested through the real
    store (``Store.ingest``, several transactions), which folds it into the summary tables.
    The ingest is timed twice — with the summaries and with them switched off — which is
    what the summaries cost at ingest.
@@ -46,17 +49,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import central.store as store_module
-from central.reconcile import _differences
+from bench.checks import Checks, machine_line
 from central.reports.catalog import REPORTS, run_report
 from central.reports.export import to_csv, to_xlsx
 from central.reports.labels import Labels
 from central.reports.scope import Period, Scope
-from central.reports.summary import CUBES, MAX_MEASURES, MEASURES, MIN_MEASURES, RATINGS
 from central.store import EventBatch, Inbound, Store, open_store
+from central.store.quality import totals_differences
+from central.store.summary import CUBES, MAX_MEASURES, MEASURES, MIN_MEASURES, RATINGS
 from controller.config import load_config
 from protocols.uplink import day_totals
-from sim.des.day import simulate_day
-from sim.des.scenario import default_scenario
+from queueing.day import simulate_day
+from queueing.scenario import default_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 MONTH = "2026-11"
@@ -166,13 +170,25 @@ class Loader:
         return len(rows)
 
 
+def earlier_months(n: int) -> list[str]:
+    """The ``n`` - 1 months before :data:`MONTH`, newest first (2026-10, 2026-09, …)."""
+    year, month = (int(x) for x in MONTH.split("-"))
+    out = []
+    for _ in range(n - 1):
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        out.append(f"{year:04d}-{month:02d}")
+    return out
+
+
 def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days: int,
-             events: list[list[dict[str, Any]]]) -> dict[str, int]:
+             events: list[list[dict[str, Any]]], n_months: int = 1) -> dict[str, int]:
     templates = [template_rows(source, k) for k in range(k_count)]
     cols = {t: columns(source, t) for t in (*DAY_TABLES, *MONTH_TABLES)}
     totals = [day_totals([e for e in ev if e["day"] == DAY]) for ev in events]
     codes = branches(n_branches)
-    days = [f"{MONTH}-{d:02d}" for d in range(1, n_days + 1)]
+    last = int(DAY[-2:])  # fewer days than that: the ones ending on DAY, which is timed
+    first = 1 if n_days >= last else last - n_days + 1
+    days = [f"{MONTH}-{d:02d}" for d in range(first, first + n_days)]
     load, written = Loader(target), defaultdict(int)
     live: dict[str, Any] = {"branch": "", "status": {"queues": [
         {"id": q, "name": n} for q, n in (("A", "个人业务"), ("B", "对公业务"), ("V", "VIP业务"),
@@ -214,7 +230,7 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
                 body["queues"]["A"]["served"] += 1
             totals_rows.append((b, day, "e1", json.dumps({"branch": b, "epoch": "e1",
                                                           "day": day, **body}), 0.0))
-            problems = _differences(body, ours)  # what judge_days stores at ingest
+            problems = totals_differences(body, ours)  # what judge_days stores at ingest
             quality_rows.append((day, b, "e1", "mismatch" if problems else "ok",
                                  "; ".join(problems)))
         for table, rows in batch.items():
@@ -226,6 +242,10 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
                                              quality_rows)
     for table, acc in month_acc.items():
         written[table] += load.write(table, cols[table], (tuple(v) for v in acc.values()))
+        for month in earlier_months(n_months):  # a year: the same month's sums again
+            written[table] += load.write(table, cols[table],
+                                         (put(cols[table], tuple(v), month=month)
+                                          for v in acc.values()))
     target.execute("ANALYZE")
     return dict(written)
 
@@ -271,13 +291,18 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
     return statistics.median(walls), statistics.median(cpus), out
 
 
-def bench_reports(store: Store, runs: int
+def bench_reports(store: Store, runs: int, year: bool = False
                   ) -> Iterator[tuple[str, str, float, float, int]]:
     labels = Labels()
     city = Scope(prefixes=("100103",))
     cases = [("month, all", Period("month", MONTH), Scope()),
              ("day, all", Period("day", DAY), Scope()),
              ("month, one city", Period("month", MONTH), city)]
+    if year:
+        cases += [("year, all", Period("year", MONTH[:4]), Scope()),
+                  ("year, one city", Period("year", MONTH[:4]), city),
+                  ("year, one branch", Period("year", MONTH[:4]),
+                   Scope(prefixes=(branches(50)[-1],)))]
     now = dt.datetime(2026, 12, 5, 12, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
     for label, period, scope in cases:
         for rid in REPORTS:
@@ -329,10 +354,12 @@ def _speed(figures: tuple[float, float]) -> str:
     return f"{figures[0]:,.0f} events/s ({figures[1]:.0f} µs CPU/event)"
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--branches", type=int, default=2000)
     p.add_argument("--days", type=int, default=30)
+    p.add_argument("--months", type=int, default=1,
+                   help="months of month summaries (12: a year, and the year reports timed)")
     p.add_argument("--templates", type=int, default=7)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--db", choices=("both", "sqlite", "postgres"), default="both")
@@ -342,6 +369,8 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true",
                    help="time the months kept by an earlier --keep instead of writing them")
     args = p.parse_args()
+    checks = Checks("bench_reports")
+    print(machine_line())
     folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-reports-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"templates: {args.templates} real engine days ...", flush=True)
@@ -358,6 +387,10 @@ def main() -> None:
     print(f"ingest (SQLite, batches of 200): {_speed(with_s)} with the summaries, "
           f"{_speed(without)} without")
     source = open_store(source_url)
+    # every template event ingested, each once
+    checks.drained(sum(map(len, days)), source.count_events(), "template events stored")
+    checks.unique([tuple(r) for r in source.execute("SELECT branch, seq FROM events")],
+                  "stored (branch, seq)")
     targets: list[tuple[str, str, str | None, bool]] = []
     if args.db in ("both", "sqlite"):
         kept = (folder / "month.sqlite3").exists()
@@ -376,11 +409,12 @@ def main() -> None:
         target = open_store(url)
         t = time.perf_counter()
         if not reuse:
-            generate(target, source, args.templates, args.branches, args.days, days)
+            generate(target, source, args.templates, args.branches, args.days, days,
+                     args.months)
         print(f"\n{name}: {'reused' if reuse else 'wrote'} the month in "
               f"{time.perf_counter() - t:.0f} s: {json.dumps(row_counts(target))}")
         print(f"{'case':18} {'report':34} {'wall ms':>8} {'CPU ms':>8} {'rows':>6}")
-        for case, rid, seconds, cpu, n in bench_reports(target, args.runs):
+        for case, rid, seconds, cpu, n in bench_reports(target, args.runs, args.months > 1):
             print(f"{case:18} {rid:34} {seconds * 1000:8.1f} {cpu * 1000:8.1f} {n:6d}",
                   flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -397,7 +431,8 @@ def main() -> None:
                 drop_schema(schema)
         print(f"\ningest (PostgreSQL, batches of 200): {_speed(with_s)} with the "
               f"summaries, {_speed(without)} without")
+    return checks.verdict()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

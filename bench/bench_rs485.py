@@ -38,8 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.checks import Checks, journal_numbers, machine_line  # noqa: E402
+from common.clock import ManualClock  # noqa: E402
 from controller.box import Box  # noqa: E402
-from controller.clock import ManualClock  # noqa: E402
 from controller.config import Config, parse_config  # noqa: E402
 from controller.engine import commands as c  # noqa: E402
 from drivers.rs485 import Device, Rs485  # noqa: E402
@@ -49,6 +50,7 @@ from protocols.rs485.keys import KEY_CALL  # noqa: E402
 from sim.rs485 import VirtualBus  # noqa: E402
 
 WINDOWS = 16
+CHECKS = Checks("bench_rs485")
 TEN_AM = 1795572000.0  # Wed 2026-11-25 10:00 +08:00
 
 
@@ -234,6 +236,15 @@ async def run(profile: str, baud: int, samples: int, bursts: int, seed: int,
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 await line.stop()
+        issued = journal_numbers(data_dir)
+    label = f"{profile} {baud}"
+    CHECKS.unique(issued, f"ticket numbers ({label})")
+    CHECKS.drained(samples + bursts * WINDOWS + WINDOWS, len(issued),
+                   f"tickets in the journal ({label})")
+    CHECKS.drained(samples, len(single), f"single presses shown ({label})")
+    CHECKS.drained(bursts * WINDOWS, len(burst), f"burst presses shown ({label})")
+    CHECKS.failed(int(counters.get("checksum_errors", 0)) + int(counters.get("timeouts", 0)),
+                  f"bus frames ({label}: checksum errors, timeouts)")
     cycle = elapsed / rounds if rounds else None
     return {"profile": profile, "baud": baud, "single": single, "burst": burst,
             "cycle": cycle, "counters": counters}
@@ -286,13 +297,14 @@ def main() -> int:
         asyncio.run(serve_bus(profile, int(baud)))
         return 0
     where = "in the box's loop" if args.in_process else "in its own process"
+    print(machine_line())
     print(f"RS485 keypad press → display frame, {WINDOWS} windows, virtual bus at baud timing "
           f"{where}")
     for profile in args.profiles.split(","):
         for baud in (int(b) for b in args.bauds.split(",")):
             report(asyncio.run(run(profile, baud, args.samples, args.bursts, args.seed,
                                    args.in_process)))
-    return 0
+    return CHECKS.verdict()
 
 
 if __name__ == "__main__":

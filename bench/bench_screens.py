@@ -15,12 +15,16 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.checks import Checks, machine_line
+from common.clock import SystemClock
 from controller.box import Box
-from controller.clock import SystemClock
 from controller.config import load_config
 from controller.engine import IssueTicket
 from controller.web.events import EventHub
@@ -38,7 +42,7 @@ async def reader(hub: EventHub, arrived: dict[str, list[float]], ready: asyncio.
                 arrived.setdefault(data["number"], []).append(time.perf_counter())
 
 
-async def run(screens: int, tickets: int, stalled: bool = False) -> None:
+async def run(checks: Checks, screens: int, tickets: int, stalled: bool = False) -> None:
     cfg = load_config(ROOT / "examples/branch.toml",
                       ["hours.workday=[\"00:00-24:00\"]", "hours.weekend=[\"00:00-24:00\"]",
                        "hours.holiday=[\"00:00-24:00\"]", "thresholds.branch_waiting_cap=0",
@@ -56,12 +60,17 @@ async def run(screens: int, tickets: int, stalled: bool = False) -> None:
                 stream = hub.stream("stalled", None)
                 await anext(stream)  # connected, then never reads again
             sent: dict[str, float] = {}
+            numbers: list[str] = []
             start = time.perf_counter()
             for _ in range(tickets):
                 events = await box.execute(IssueTicket(queue="A"))
+                numbers.append(events[0]["number"])
                 sent[events[0]["number"]] = time.perf_counter()
             elapsed = time.perf_counter() - start
-            await asyncio.sleep(0.2)  # let the last messages drain (a benchmark, not a test)
+            deadline = time.perf_counter() + 10
+            while screens and time.perf_counter() < deadline and any(
+                    len(arrived.get(n, [])) < screens for n in sent):
+                await asyncio.sleep(0.05)  # the last ticks' messages on their way
             delays = [max(arrived[n]) - t for n, t in sent.items()
                       if screens and len(arrived.get(n, [])) == screens]
             label = f"{screens} screens" + (" + 1 stalled" if stalled else "")
@@ -72,20 +81,32 @@ async def run(screens: int, tickets: int, stalled: bool = False) -> None:
                       f" p99 {delays[int(len(delays) * 0.99) - 1] * 1000:.1f} ms,"
                       f" delivered {len(delays)}/{tickets}", end="")
             print(f", dropped {hub.stats.dropped}")
+            label = label.strip()
+            checks.unique(numbers, f"ticket numbers ({label})")
+            if screens:  # every screen heard every ticket, once
+                heard = sum(len(arrived.get(n, [])) for n in sent)
+                checks.drained(tickets * screens, heard, f"ticket events at the screens ({label})")
+            # a reading screen is never dropped; the stalled one once it is 256 behind
+            checks.true(hub.stats.dropped <= int(stalled),
+                        f"{hub.stats.dropped} screens dropped ({label})")
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            hub.close()
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--screens", type=int, default=50)
     p.add_argument("--tickets", type=int, default=500)
     a = p.parse_args()
-    asyncio.run(run(0, a.tickets))
-    asyncio.run(run(a.screens, a.tickets))
-    asyncio.run(run(0, a.tickets, stalled=True))
+    checks = Checks("bench_screens")
+    print(machine_line())
+    asyncio.run(run(checks, 0, a.tickets))
+    asyncio.run(run(checks, a.screens, a.tickets))
+    asyncio.run(run(checks, 0, a.tickets, stalled=True))
+    return checks.verdict()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks, machine_line
 from sim.live.branch import LiveBranch, Options
 from tests.browser import BoxProcess
 from tests.conftest import example_config
@@ -43,7 +44,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def one(speed: float, seconds: float, data_dir: Path) -> dict[str, Any]:
+async def one(speed: float, seconds: float, data_dir: Path, checks: Checks) -> dict[str, Any]:
     box = BoxProcess(data_dir, *BOX).start()
     try:
         branch = LiveBranch(Options(example_config(*BOX), url=box.url, data_dir=data_dir,
@@ -65,6 +66,12 @@ async def one(speed: float, seconds: float, data_dir: Path) -> dict[str, Any]:
     keys = [x for t in branch.tellers for x in t.keypad.latencies]
     calls = [x for t in branch.tellers for x in t.call_latencies]
     minutes = report["seconds"] / 60
+    label = f"speed {speed:g}"
+    checks.failed(sum(t["failures"] for t in report["tellers"].values()),
+                  f"teller actions ({label})")
+    given = report["tickets"]["kiosk"] + report["tickets"]["card"]
+    checks.drained(given, report["box_events"].get("ticket_issued", 0),
+                   f"tickets in the box's event stream ({label})")
     return {
         "speed": speed,
         "arrived_per_min": report["arrived"] / minutes,
@@ -76,24 +83,27 @@ async def one(speed: float, seconds: float, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--speeds", default="10,30,60,120")
     p.add_argument("--seconds", type=float, default=30.0)
     args = p.parse_args()
+    checks = Checks("bench_sim_branch")
+    print(machine_line())
     print(f"{'speed':>6} {'arr/min':>8} {'srv/min':>8} {'keys':>5} {'key p50':>8} "
           f"{'key p99':>8} {'call p50':>9} {'call p99':>9} {'stretch':>8} {'p90':>6}")
     for speed in (float(s) for s in args.speeds.split(",")):
         tmp = Path(tempfile.mkdtemp(prefix="bench-sim-branch-"))
         try:
-            r = asyncio.run(one(speed, args.seconds, tmp / "data"))
+            r = asyncio.run(one(speed, args.seconds, tmp / "data", checks))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(f"{r['speed']:6g} {r['arrived_per_min']:8.1f} {r['served_per_min']:8.1f} "
               f"{r['keys']:5d} {r['key_p50'] * 1000:6.0f}ms {r['key_p99'] * 1000:6.0f}ms "
               f"{r['call_p50'] * 1000:7.0f}ms {r['call_p99'] * 1000:7.0f}ms "
               f"{r['stretch_mean']:7.2f}s {r['stretch_p90']:5.2f}s", flush=True)
+    return checks.verdict()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

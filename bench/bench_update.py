@@ -3,7 +3,8 @@ HTTP from the centre's router, installing a slot, switching it.
 
     python bench/bench_update.py [--mb 50]
 
-Prints figures; asserts nothing.
+Prints figures; exits 1 (bench/checks.py) if a download does not end as the manifest's
+bytes, the slot is not installed or the switch does not end on the new version.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.checks import Checks, machine_line
 from central.releases import ReleaseStore
-from controller.slots import Slots, file_sha256
+from common.files import file_sha256
+from controller.slots import Slots
 from controller.update import UpdateSettings, download
 from protocols.release import Manifest, ReleaseFile, sign_manifest, verify_manifest
 from tests.update_support import DropOnce, centre_app, make_bundle, serving
@@ -43,7 +46,9 @@ def row(name: str, ms: list[float], note: str = "") -> None:
     print(f"| {name} | {statistics.median(ms):.3f} | {ms[int(len(ms) * 0.99) - 1]:.3f} | {note} |")
 
 
-async def main(mb: int) -> None:
+async def main(mb: int) -> int:
+    checks = Checks("bench_update")
+    print(machine_line())
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -77,6 +82,9 @@ async def main(mb: int) -> None:
                 await download(f"{url}/api/releases/0.2.0/files/{big.name}", dest, entry, s,
                                counters=Counter())
                 ms = (time.perf_counter() - t) * 1000
+            checks.drained(entry.size, file_sha256(dest)[1], f"bytes downloaded ({label})")
+            checks.true(file_sha256(dest) == (entry.sha256, entry.size),
+                        f"the download ({label}) is not the manifest's file")
             row(f"{label}: {mb} MB over loopback", [ms],
                 f"{mb / (ms / 1000):.0f} MB/s incl. hash; {len(app.ranges)} request(s), "
                 f"{app.sent >> 20} MB sent")
@@ -91,11 +99,14 @@ async def main(mb: int) -> None:
             [(time.perf_counter() - t) * 1000], "the box's wheel + 1 stand-in dependency")
         slots.path("0.1.0").mkdir()
         (slots.path("0.1.0") / ".complete").write_text("0.1.0")
+        checks.true("0.2.0" in slots.installed(), "the slot 0.2.0 was not installed")
         row("switch current (symlink + rename + fsync dir)",
             timed(lambda: (slots.switch("0.1.0"), slots.switch("0.2.0")), 200), "two switches")
+        checks.true(slots.current() == "0.2.0", f"current is {slots.current()} after the switches")
+    return checks.verdict()
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--mb", type=int, default=50)
-    asyncio.run(main(p.parse_args().mb))
+    sys.exit(asyncio.run(main(p.parse_args().mb)))

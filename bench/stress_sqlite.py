@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.checks import Checks, machine_line  # noqa: E402
 
 # The suites where a SQLite connection meets a worker thread: the box's journal (writer
 # thread, readers in to_thread), its appointment book, the uplink's journal view, the
@@ -101,9 +104,9 @@ async def _hammer(rounds: int, data: Path) -> None:
     import contextlib
     import random
 
+    from common.clock import ManualClock
     from controller.appointments import Appointments
     from controller.box import Box
-    from controller.clock import ManualClock
     from tests.conftest import WEDNESDAY_10AM, example_config
     from tests.test_controller_appointments import TODAY, booking, day_message
 
@@ -157,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"failed (no crash): {counts['failed']}, timed out: {counts['timeout']}, "
           f"logs in {out}")
     print(f"crashes: {counts['crash']} in {args.runs} runs")
-    return 1 if counts["crash"] else 0
+    print(machine_line())
+    checks = Checks("stress_sqlite")
+    checks.failed(counts["crash"], "runs (crashed)")
+    checks.failed(counts["failed"], "runs (a test failed)")
+    checks.failed(counts["timeout"], "runs (timed out: did not finish)")
+    checks.drained(args.runs, sum(counts.values()), "runs ended")
+    return checks.verdict()
 
 
 if __name__ == "__main__":

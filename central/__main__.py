@@ -27,7 +27,7 @@ import signal
 import sys
 from typing import Any
 
-from controller.logs import FORMATS, setup_logging
+from common.logs import FORMATS, setup_logging
 
 from .errors import CentreError
 
@@ -84,17 +84,28 @@ async def _run_centre(args: argparse.Namespace) -> None:
     from .store import open_store
 
     config = load_centre_config(args.config, args.overrides)
-    store = await asyncio.to_thread(open_store, config.store.url)  # migrated, reachable
-    store.close()
+    def check_store() -> None:  # migrated, reachable, and the secret other instances share
+        store = open_store(config.store.url)
+        try:
+            if config.customers.enabled:
+                from .appointments.core import secret_path
+                from .privacy import Vault, check_shared
+
+                path = secret_path(config.customers, config.store.url)
+                check_shared(store, Vault.from_file(path), path)
+        finally:
+            store.close()
+
+    await asyncio.to_thread(check_store)
     centre = Centre(config)
     main = asyncio.current_task()
     if not config.http.enabled and main is not None:  # uvicorn handles signals otherwise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, main.cancel)
-    log.info("centre: store %s, broker %s, %d consumer(s) in group %s",
-             config.store.url.split("@")[-1], config.broker.url, config.ingest.consumers,
-             config.broker.group)
+    log.info("centre: store %s, broker(s) %s, %d consumer(s) each in group %s",
+             config.store.url.split("@")[-1], " ".join(config.broker.all_urls),
+             config.ingest.consumers, config.broker.group)
     with contextlib.suppress(asyncio.CancelledError):
         if not config.alerts.enabled:
             await centre.run()
@@ -108,7 +119,7 @@ async def _run_centre(args: argparse.Namespace) -> None:
         desk = AlertDesk(config.alerts, config.store.url, gateway=gateway,
                          publish=lambda branch, args: centre.send_command(branch, "alert", args))
         async with asyncio.TaskGroup() as tg:
-            alerts = tg.create_task(desk.run(), name="alerts")
+            alerts = tg.create_task(desk.run(centre.leases), name="alerts")
             try:
                 await centre.run()
             finally:

@@ -10,31 +10,30 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from controller.passwords import hash_password, verify_password
+from common.passwords import hash_password, verify_password
 
 from . import audit
 from .auth import (
     ApiError,
-    Gate,
     Principal,
     User,
     create_user,
     get_user,
     list_users,
-    need,
     password_hash_of,
     update_user,
 )
+from .deps import ContextDep, GateDep, OrgsAdmin, UsersAdmin, Viewer
 from .orgs import Org, OrgError, add_org, delete_org, in_scope, list_orgs, update_org
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import CentreContext
 
-__all__ = ["accounts_router"]
+__all__ = ["reset_password", "router"]
 
 UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 OrgCode = Annotated[str, Path(pattern=r"^\d{4,16}$")]
@@ -80,143 +79,153 @@ class OrgChange(BaseModel):
     kind: Literal["head", "city", "branch"] | None = None
 
 
-def accounts_router(centre: Centre, gate: Gate) -> APIRouter:
-    router = APIRouter(tags=["users"])
-    viewer = Depends(need("view"))
-    admin_users = Depends(need("users"))
-    admin_orgs = Depends(need("orgs"))
+router = APIRouter(tags=["users"])
 
-    # --- sessions ----------------------------------------------------------------------
 
-    @router.post("/api/auth/login", tags=["auth"])
-    async def login(body: Login, request: Request) -> JSONResponse:
-        """Log in: a session cookie (HttpOnly, SameSite=Strict), a bearer token for
-        scripts and the CSRF token pages echo in ``X-CSRF-Token``. 401 wrong, 429 throttled."""
-        try:
-            who, token, expires = await gate.login(request, body.user, body.password)
-        except ApiError as exc:
-            if exc.code == "wrong_password":
-                known = await centre.read(lambda s: get_user(s, body.user))
-                await centre.read(lambda s: audit.record(
-                    s, body.user[:32], "login.failed", known.scope if known else "",
-                    address=request.client.host if request.client else ""))
-            raise
-        await centre.read(lambda s: audit.record(s, who, "login", who.scope))
-        answer = JSONResponse({"user": who.user.to_json(), "token": token,
-                               "csrf_token": who.csrf, "expires_at": round(expires)})
-        gate.cookie(request, answer, token, expires)
-        return answer
+# --- sessions ----------------------------------------------------------------------
 
-    @router.post("/api/auth/logout", tags=["auth"])
-    async def logout(request: Request, who: Principal = viewer) -> JSONResponse:
-        await gate.logout(request)
-        await centre.read(lambda s: audit.record(s, who, "logout", who.scope))
-        answer = JSONResponse({"logged_out": True})
-        gate.cookie(request, answer, None)
-        return answer
 
-    @router.get("/api/auth/session", tags=["auth"])
-    async def session(who: Principal = viewer) -> dict[str, Any]:
-        """Who the caller is, with the page's CSRF token."""
-        return {"user": who.user.to_json(), "csrf_token": who.csrf}
+@router.post("/api/auth/login", tags=["auth"])
+async def login(body: Login, request: Request, centre: ContextDep, gate: GateDep
+                ) -> JSONResponse:
+    """Log in: a session cookie (HttpOnly, SameSite=Strict), a bearer token for
+    scripts and the CSRF token pages echo in ``X-CSRF-Token``. 401 wrong, 429 throttled."""
+    try:
+        who, token, expires = await gate.login(request, body.user, body.password)
+    except ApiError as exc:
+        if exc.code == "wrong_password":
+            known = await centre.read(lambda s: get_user(s, body.user))
+            await centre.read(lambda s: audit.record(
+                s, body.user[:32], "login.failed", known.scope if known else "",
+                address=request.client.host if request.client else ""))
+        raise
+    await centre.read(lambda s: audit.record(s, who, "login", who.scope))
+    answer = JSONResponse({"user": who.user.to_json(), "token": token,
+                           "csrf_token": who.csrf, "expires_at": round(expires)})
+    gate.cookie(request, answer, token, expires)
+    return answer
 
-    @router.post("/api/auth/password", tags=["auth"])
-    async def change_password(body: PasswordChange, who: Principal = viewer
-                              ) -> dict[str, Any]:
-        """Change one's own password (the old one is asked again); other sessions end."""
-        found = await centre.read(lambda s: password_hash_of(s, who.id))
-        if found is None or not await asyncio.to_thread(verify_password, found[0], body.old):
-            raise ApiError("wrong_password")
-        digest = await asyncio.to_thread(hash_password, body.new)
-        await centre.read(lambda s: update_user(s, who.user, digest))
-        await centre.read(lambda s: audit.record(s, who, "password.change", who.scope, who.id))
-        return {"changed": True}
 
-    # --- users -------------------------------------------------------------------------
+@router.post("/api/auth/logout", tags=["auth"])
+async def logout(request: Request, centre: ContextDep, gate: GateDep, who: Viewer
+                 ) -> JSONResponse:
+    await gate.logout(request)
+    await centre.read(lambda s: audit.record(s, who, "logout", who.scope))
+    answer = JSONResponse({"logged_out": True})
+    gate.cookie(request, answer, None)
+    return answer
 
-    @router.get("/api/users")
-    async def users(who: Principal = admin_users) -> dict[str, Any]:
-        """The users of the caller's subtree; ``manageable`` marks those it may change."""
-        rows = await centre.read(lambda s: list_users(s, who.scope))
-        return {"users": [{**u.to_json(), "manageable": who.manages(u)} for u in rows]}
 
-    @router.post("/api/users", status_code=201)
-    async def add_user(body: NewUser, who: Principal = admin_users) -> dict[str, Any]:
-        user = User(body.id, body.name, body.role, body.scope)
-        await _check_can_hold(centre, who, user)
-        digest = await asyncio.to_thread(hash_password, body.password)
-        await centre.read(lambda s: create_user(s, user, digest, who.id))
-        await centre.read(lambda s: audit.record(s, who, "user.create", user.scope, user.id,
-                                                 {"role": user.role, "scope": user.scope}))
-        return user.to_json()
+@router.get("/api/auth/session", tags=["auth"])
+async def session(who: Viewer) -> dict[str, Any]:
+    """Who the caller is, with the page's CSRF token."""
+    return {"user": who.user.to_json(), "csrf_token": who.csrf}
 
-    @router.put("/api/users/{user_id}")
-    async def change_user(user_id: UserId, body: UserChange, who: Principal = admin_users
+
+@router.post("/api/auth/password", tags=["auth"])
+async def change_password(body: PasswordChange, centre: ContextDep, who: Viewer
                           ) -> dict[str, Any]:
-        old = await centre.read(lambda s: get_user(s, user_id))
-        if old is None or not who.sees(old.scope):
-            raise ApiError("not_found")
-        if not who.manages(old):
-            raise ApiError("forbidden", message="不能修改同级或上级用户。",
-                           message_en="You cannot change a peer or a superior.")
-        new = User(old.id, body.name or old.name, body.role or old.role,
-                   body.scope or old.scope,
-                   old.disabled if body.disabled is None else body.disabled)
-        await _check_can_hold(centre, who, new)
-        digest = (await asyncio.to_thread(hash_password, body.password)
-                  if body.password else None)
-        await centre.read(lambda s: update_user(s, new, digest))
-        changed = {k: v for k, v in body.model_dump(exclude_none=True).items()
-                   if k != "password"}
-        if digest:
-            changed["password"] = "(reset)"
-        await centre.read(lambda s: audit.record(s, who, "user.change", new.scope, new.id,
-                                                 changed))
-        return new.to_json()
+    """Change one's own password (the old one is asked again); other sessions end."""
+    found = await centre.read(lambda s: password_hash_of(s, who.id))
+    if found is None or not await asyncio.to_thread(verify_password, found[0], body.old):
+        raise ApiError("wrong_password")
+    digest = await asyncio.to_thread(hash_password, body.new)
+    await centre.read(lambda s: update_user(s, who.user, digest))
+    await centre.read(lambda s: audit.record(s, who, "password.change", who.scope, who.id))
+    return {"changed": True}
 
-    # --- the org tree --------------------------------------------------------------------
 
-    @router.get("/api/orgs", tags=["orgs"])
-    async def orgs(who: Principal = viewer) -> dict[str, Any]:
-        """The caller's subtree, plus reporting boxes the tree does not hold yet."""
-        nodes = await centre.read(_tree)
-        return {"scope": who.scope,
-                "orgs": [o.to_json() for o in nodes if who.sees(o.code)]}
+# --- users -------------------------------------------------------------------------
 
-    @router.post("/api/orgs", tags=["orgs"], status_code=201)
-    async def add_node(body: NewOrg, who: Principal = admin_orgs) -> dict[str, Any]:
-        _strictly_below(who, body.code)
-        org = await _org_call(centre, lambda s: add_org(s, body.code, body.name, body.kind,
-                                                        body.name_en))
-        await centre.read(lambda s: audit.record(s, who, "org.create", org.code, org.code,
-                                                 org.to_json()))
-        return org.to_json()
 
-    @router.put("/api/orgs/{code}", tags=["orgs"])
-    async def change_node(code: OrgCode, body: OrgChange, who: Principal = admin_orgs
-                          ) -> dict[str, Any]:
-        who.check(code)
-        org = await _org_call(centre, lambda s: update_org(s, code, body.name, body.name_en,
-                                                           body.kind))
-        await centre.read(lambda s: audit.record(s, who, "org.change", code, code,
-                                                 org.to_json()))
-        return org.to_json()
+@router.get("/api/users")
+async def users(centre: ContextDep, who: UsersAdmin) -> dict[str, Any]:
+    """The users of the caller's subtree; ``manageable`` marks those it may change."""
+    rows = await centre.read(lambda s: list_users(s, who.scope))
+    return {"users": [{**u.to_json(), "manageable": who.manages(u)} for u in rows]}
 
-    @router.delete("/api/orgs/{code}", tags=["orgs"])
-    async def delete_node(code: OrgCode, who: Principal = admin_orgs) -> dict[str, Any]:
-        _strictly_below(who, code)
-        await _org_call(centre, lambda s: delete_org(s, code))
-        await centre.read(lambda s: audit.record(s, who, "org.delete", code, code))
-        return {"deleted": code}
 
-    return router
+@router.post("/api/users", status_code=201)
+async def add_user(body: NewUser, centre: ContextDep, who: UsersAdmin) -> dict[str, Any]:
+    user = User(body.id, body.name, body.role, body.scope)
+    await _check_can_hold(centre, who, user)
+    digest = await asyncio.to_thread(hash_password, body.password)
+    await centre.read(lambda s: create_user(s, user, digest, who.id))
+    await centre.read(lambda s: audit.record(s, who, "user.create", user.scope, user.id,
+                                             {"role": user.role, "scope": user.scope}))
+    return user.to_json()
+
+
+@router.put("/api/users/{user_id}")
+async def change_user(user_id: UserId, body: UserChange, centre: ContextDep, who: UsersAdmin
+                      ) -> dict[str, Any]:
+    old = await centre.read(lambda s: get_user(s, user_id))
+    if old is None or not who.sees(old.scope):
+        raise ApiError("not_found")
+    if not who.manages(old):
+        raise ApiError("forbidden", message="不能修改同级或上级用户。",
+                       message_en="You cannot change a peer or a superior.")
+    new = User(old.id, body.name or old.name, body.role or old.role,
+               body.scope or old.scope,
+               old.disabled if body.disabled is None else body.disabled)
+    await _check_can_hold(centre, who, new)
+    digest = (await asyncio.to_thread(hash_password, body.password)
+              if body.password else None)
+    await centre.read(lambda s: update_user(s, new, digest))
+    changed = {k: v for k, v in body.model_dump(exclude_none=True).items()
+               if k != "password"}
+    if digest:
+        changed["password"] = "(reset)"
+    await centre.read(lambda s: audit.record(s, who, "user.change", new.scope, new.id,
+                                             changed))
+    return new.to_json()
+
+
+# --- the org tree --------------------------------------------------------------------
+
+
+@router.get("/api/orgs", tags=["orgs"])
+async def orgs(centre: ContextDep, who: Viewer) -> dict[str, Any]:
+    """The caller's subtree, plus reporting boxes the tree does not hold yet."""
+    nodes = await centre.read(_tree)
+    return {"scope": who.scope,
+            "orgs": [o.to_json() for o in nodes if who.sees(o.code)]}
+
+
+@router.post("/api/orgs", tags=["orgs"], status_code=201)
+async def add_node(body: NewOrg, centre: ContextDep, who: OrgsAdmin) -> dict[str, Any]:
+    _strictly_below(who, body.code)
+    org = await _org_call(centre, lambda s: add_org(s, body.code, body.name, body.kind,
+                                                    body.name_en))
+    await centre.read(lambda s: audit.record(s, who, "org.create", org.code, org.code,
+                                             org.to_json()))
+    return org.to_json()
+
+
+@router.put("/api/orgs/{code}", tags=["orgs"])
+async def change_node(code: OrgCode, body: OrgChange, centre: ContextDep, who: OrgsAdmin
+                      ) -> dict[str, Any]:
+    who.check(code)
+    org = await _org_call(centre, lambda s: update_org(s, code, body.name, body.name_en,
+                                                       body.kind))
+    await centre.read(lambda s: audit.record(s, who, "org.change", code, code,
+                                             org.to_json()))
+    return org.to_json()
+
+
+@router.delete("/api/orgs/{code}", tags=["orgs"])
+async def delete_node(code: OrgCode, centre: ContextDep, who: OrgsAdmin) -> dict[str, Any]:
+    _strictly_below(who, code)
+    await _org_call(centre, lambda s: delete_org(s, code))
+    await centre.read(lambda s: audit.record(s, who, "org.delete", code, code))
+    return {"deleted": code}
 
 
 def _tree(store: Any) -> list[Org]:
-    return list_orgs(store, [b["branch"] for b in store.branches()])
+    return list_orgs(store, store.branch_codes())  # codes only: 10,000 rows not decoded
 
 
-async def _check_can_hold(centre: Centre, who: Principal, user: User) -> None:
+async def _check_can_hold(centre: CentreContext, who: Principal, user: User) -> None:
     """``who`` may give ``user`` this role and scope: inside its subtree, below it."""
     who.check(user.scope)
     if not who.manages(user):
@@ -235,7 +244,7 @@ def _strictly_below(who: Principal, code: str) -> None:
         raise ApiError("out_of_scope")
 
 
-async def _org_call(centre: Centre, fn: Any) -> Any:
+async def _org_call(centre: CentreContext, fn: Any) -> Any:
     try:
         return await centre.read(fn)
     except OrgError as exc:

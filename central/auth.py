@@ -9,15 +9,20 @@
 * **Peers cannot see or change each other**: a user sees users whose scope lies in their own
   subtree, and manages only those strictly below them — deeper in the tree, or at the same
   node with a lower role. Two administrators of one node cannot touch each other.
-* **Passwords** are scrypt hashes (:mod:`controller.passwords`, memory-hard, 16 MiB).
+* **Passwords** are scrypt hashes (:mod:`common.passwords`, memory-hard, 16 MiB).
 * **Sessions**: a random 256-bit token, stored only as its SHA-256. Browsers carry it in
   an ``HttpOnly; SameSite=Strict`` cookie (``Secure`` over https) and must echo the
   session's CSRF token in ``X-CSRF-Token`` on every state-changing request; an ``Origin``
   from another site is refused. Scripts send ``Authorization: Bearer <token>`` and need no
   CSRF token (no ambient credential).
-* **Login throttling**: ``web.login_attempts`` failures per user name or per client
-  address within ``web.login_window_s`` answer ``429`` until the oldest ages out. The
-  failures are in the store, so every centre process counts the same.
+* **Login back-off** (:class:`BackOff`): after ``web.login_attempts`` free failures a
+  client address (IPv6 by its /64) waits 30 s, doubling to an hour; an existing account
+  waits 1 s, doubling to a minute, and a success resets it — so an attacker spraying one
+  account from many addresses costs its user at most a minute per try, while each of its
+  addresses is slowed to one guess an hour; an address the account logged in from in the
+  last ``web.login_known_days`` is exempt from the account's back-off (only its own
+  applies). ``429`` with ``Retry-After``. The back-off is in the store (every centre
+  process counts the same), one row per key, at most ``web.login_max_rows``.
 
 Every route declares what it needs with ``Depends(need("view"))`` (etc.): the dependency
 answers 401 without a session and 403 without the permission. Scope is then checked
@@ -30,7 +35,9 @@ import asyncio
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,13 +47,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from controller.passwords import hash_password, verify_password
+from common.passwords import hash_password, verify_password
 
 from .errors import CentreError
 from .orgs import in_scope
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import CentreContext
     from .settings import WebSettings
     from .store import Store
 
@@ -55,6 +62,7 @@ __all__ = [
     "PERMISSIONS",
     "ROLES",
     "ApiError",
+    "BackOff",
     "Gate",
     "Principal",
     "User",
@@ -288,31 +296,99 @@ def end_session(store: Store, token: str) -> None:
     store.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
 
 
-def failures_wait(store: Store, keys: list[str], attempts: int, window_s: float,
-                  now: float) -> int:
-    """Seconds until none of ``keys`` is over the limit (0: may try now)."""
-    wait = 0
-    for key in keys:
-        rows = store.execute("SELECT at FROM login_failures WHERE key = ? AND at > ? "
-                             "ORDER BY at", (key, now - window_s)).fetchall()
-        if len(rows) >= attempts:
-            oldest = float(rows[-attempts][0])
-            wait = max(wait, max(1, int(oldest + window_s - now + 0.999)))
-    return wait
+@dataclass(frozen=True, slots=True)
+class BackOff:
+    """How long a key (a client address, an account) waits after its failures.
+
+    ``free`` failures cost nothing; the last free one makes the key wait ``first_s``, and
+    each further failure doubles it, up to ``cap_s``. The key is forgotten ``forget_s``
+    after its wait ends with no new failure (the box's rule: common/throttle.py).
+    """
+
+    free: int
+    first_s: float
+    cap_s: float
+    forget_s: float
+
+    def delay(self, failures: int) -> float:
+        over = failures - self.free
+        return 0.0 if over < 0 else min(self.cap_s, self.first_s * 2.0 ** min(over, 32))
 
 
-def record_failure(store: Store, keys: list[str], window_s: float, now: float) -> None:
+def login_wait(store: Store, source: str, account: str, known: str, now: float) -> float:
+    """Seconds before ``source`` may try ``account`` again: the address's back-off, and
+    the account's unless the account logged in from this address lately (``known``)."""
+    trusted = store.execute("SELECT 1 FROM login_backoff WHERE key = ? AND expires > ?",
+                            (known, now)).fetchone()
+    return backoff_wait(store, [source] if trusted else [source, account], now)
+
+
+def backoff_wait(store: Store, keys: list[str], now: float) -> float:
+    """Seconds until every one of ``keys`` may try again (0: now)."""
+    marks = ", ".join("?" * len(keys))
+    rows = store.execute(f"SELECT wait_until FROM login_backoff WHERE key IN ({marks}) "
+                         "AND expires > ?", (*keys, now)).fetchall()
+    return max([0.0, *(float(r[0]) - now for r in rows)])
+
+
+def record_failure(store: Store, keys: dict[str, BackOff], now: float, max_rows: int
+                   ) -> None:
+    """One more failure for each key (a forgotten key starts again at one), then the
+    table pruned: forgotten rows, and past ``max_rows`` the soonest to expire."""
+
     def run() -> None:
-        for key in keys:
-            store.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now))
-            store.execute("DELETE FROM login_failures WHERE key = ? AND at <= ?",
-                          (key, now - window_s))
+        for key, rule in keys.items():
+            store.execute(
+                "INSERT INTO login_backoff (key, failures, wait_until, expires) "
+                "VALUES (?, 1, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = CASE "
+                "WHEN login_backoff.expires <= ? THEN 1 ELSE login_backoff.failures + 1 END",
+                (key, now, now + rule.forget_s, now))
+            failures = int(store.execute("SELECT failures FROM login_backoff WHERE key = ?",
+                                         (key,)).fetchone()[0])
+            until = now + rule.delay(failures)
+            store.execute("UPDATE login_backoff SET wait_until = ?, expires = ? WHERE key = ?",
+                          (until, until + rule.forget_s, key))
+        prune_backoff(store, now, max_rows)
 
     store.retrying(run)
 
 
-def clear_failures(store: Store, key: str) -> None:
-    store.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+def prune_backoff(store: Store, now: float, max_rows: int) -> None:
+    """Forgotten rows go; past ``max_rows``, down to three quarters of it (one count per
+    failure, one trim per ``max_rows / 4`` new keys), those expiring soonest first."""
+    store.execute("DELETE FROM login_backoff WHERE expires <= ?", (now,))
+    count = int(store.execute("SELECT count(*) FROM login_backoff").fetchone()[0])
+    if count > max_rows:
+        store.execute("DELETE FROM login_backoff WHERE key IN (SELECT key FROM login_backoff "
+                      "ORDER BY expires LIMIT ?)", (count - max_rows * 3 // 4,))
+
+
+def logged_in(store: Store, account: str, known: str, now: float, keep_s: float) -> None:
+    """A success: the account's back-off is reset, and its address is known for
+    ``keep_s`` (the account's back-off does not apply to it meanwhile)."""
+
+    def run() -> None:
+        store.execute("DELETE FROM login_backoff WHERE key = ?", (account,))
+        if keep_s > 0:
+            store.execute("INSERT INTO login_backoff (key, failures, wait_until, expires) "
+                          "VALUES (?, 0, 0, ?) ON CONFLICT (key) DO UPDATE SET "
+                          "expires = excluded.expires", (known, now + keep_s))
+
+    store.retrying(run)
+
+
+def address_key(host: str) -> str:
+    """The back-off's key for a client: its IPv4 address, or its IPv6 /64 (one host can
+    take any address of its /64); an IPv4-mapped IPv6 address is its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is None:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        ip = ip.ipv4_mapped
+    return str(ip)
 
 
 # --- the gate -------------------------------------------------------------------------------
@@ -321,8 +397,14 @@ def clear_failures(store: Store, key: str) -> None:
 class Gate:
     """Logs users in and finds the principal of each request (one per app)."""
 
-    def __init__(self, centre: Centre, settings: WebSettings) -> None:
-        self.centre, self.settings = centre, settings
+    def __init__(self, centre: CentreContext, settings: WebSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.centre, self.settings, self.clock = centre, settings, clock
+        s = settings
+        self.by_address = BackOff(s.login_attempts, s.login_address_first_s,
+                                  s.login_address_max_s, s.login_window_s)
+        self.by_account = BackOff(s.login_attempts, s.login_account_first_s,
+                                  s.login_account_max_s, s.login_window_s)
 
     async def bootstrap(self) -> None:
         """Create the configured first administrator when there is no user at all."""
@@ -365,20 +447,30 @@ class Gate:
     # logging in and out
     async def login(self, request: Request, user_id: str, password: str
                     ) -> tuple[Principal, str, float]:
-        """(principal, token, expiry) or :class:`ApiError` (401 wrong, 429 throttled)."""
-        s, address, now = self.settings, _address(request), time.time()
-        keys = [f"user:{user_id.lower()}", f"addr:{address}"]
-        wait = await self.centre.read(
-            lambda st: failures_wait(st, keys, s.login_attempts, s.login_window_s, now))
-        if wait:
-            raise ApiError("too_many_attempts", {"Retry-After": str(wait)}, wait=wait)
+        """(principal, token, expiry) or :class:`ApiError` (401 wrong, 429 backing off).
+
+        Checked in the store before the password: the client address's back-off and the
+        account's. A failure counts against the address, and against the account only
+        when it exists (the table never holds more accounts than there are users)."""
+        s, address, now = self.settings, _address(request), self.clock()
+        name, where = user_id.lower(), address_key(address)
+        account, source, known = f"user:{name}", f"addr:{where}", f"known:{name}|{where}"
+        wait = await self.centre.read(lambda st: login_wait(st, source, account, known, now))
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError("too_many_attempts", {"Retry-After": str(seconds)}, wait=seconds)
         found = await self.centre.read(lambda st: password_hash_of(st, user_id))
         digest, disabled = found or (_dummy_hash(), True)
         ok = await asyncio.to_thread(verify_password, digest, password)
         if not ok or disabled:
-            await self.centre.read(lambda st: record_failure(st, keys, s.login_window_s, now))
+            counted = {source: self.by_address}
+            if found is not None:
+                counted[account] = self.by_account
+            await self.centre.read(lambda st: record_failure(st, counted, now,
+                                                             s.login_max_rows))
             raise ApiError("wrong_password")
-        await self.centre.read(lambda st: clear_failures(st, keys[0]))
+        keep_s = s.login_known_days * 86400
+        await self.centre.read(lambda st: logged_in(st, account, known, now, keep_s))
         token, csrf, expires = await self.centre.read(
             lambda st: create_session(st, user_id, s.session_hours, address))
         user = await self.centre.read(lambda st: get_user(st, user_id))

@@ -121,6 +121,35 @@ def answers_connect(port: int) -> bool:
     return False
 
 
+def _mqtt_string(value: str) -> bytes:
+    raw = value.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def accepts(port: int, user: str, password: str) -> bool:
+    """Does the broker on ``port`` accept ``user``/``password`` now (CONNACK code 0)?
+
+    An MQTT 3.1.1 CONNECT with those credentials and an empty client id, then DISCONNECT.
+    """
+    body = (_mqtt_string("MQTT") + bytes([4, 0xC2, 0, 60]) + _mqtt_string("")
+            + _mqtt_string(user) + _mqtt_string(password))
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
+        s.sendall(b"\x10" + _remaining_length(len(body)) + body)
+        ack = s.recv(4)
+        s.sendall(b"\xe0\x00")
+        return ack[:1] == b"\x20" and ack[3:4] == b"\x00"
+    return False
+
+
 @dataclass
 class LocalBroker:
     """A private Mosquitto on loopback, started from :func:`render_config` files.
@@ -150,11 +179,24 @@ class LocalBroker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def add_user(self, user: str, password: str | None = None) -> str:
+    def add_user(self, user: str, password: str | None = None, timeout: float = 10.0) -> str:
+        """Provision ``user`` and reload the running broker; return the password.
+
+        Mosquitto reloads on SIGHUP at its next loop turn, which a busy broker reaches late:
+        this returns only once the broker accepts the new credentials, so a client that
+        connects next is not refused, and the next provisioning does not rewrite the
+        password file while the broker may still be reading it.
+        """
         assert self.files is not None
         password = provision(self.files.passwd, user, password)
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGHUP)  # reload the password file
+        if self.process is None or self.process.poll() is not None:
+            return password
+        self.process.send_signal(signal.SIGHUP)  # reload the password file
+        deadline = time.monotonic() + timeout
+        while not accepts(self.port, user, password):
+            if time.monotonic() > deadline:
+                raise CentreError(f"mosquitto did not accept {user} within {timeout}s")
+            time.sleep(0.02)  # the reload is the broker's own: nothing to await
         return password
 
     def start(self, timeout: float = 10.0) -> None:

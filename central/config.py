@@ -6,6 +6,7 @@ like the box's. A bad value raises :class:`CentreConfigError` naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import tomllib
 from collections.abc import Iterable
@@ -21,13 +22,16 @@ from pydantic import (
     model_validator,
 )
 
+from common.errors import ConfigError
 from controller.config import apply_overrides
-from controller.errors import ConfigError
+from protocols.forms import FormSettings, settings_of
 from protocols.uplink import parse_broker_url
 
+from .cif import CentreCifSettings
 from .customer_settings import CustomerSettings
 from .errors import CentreConfigError
 from .settings import WebSettings
+from .wechat.settings import WeChatSettings
 
 __all__ = ["AlertSmsSettings", "CentreConfig", "SmsSettings", "load_centre_config",
            "migrate_sms_keys"]
@@ -48,21 +52,72 @@ class BrokerSettings(_Model):
     keepalive: int = Field(30, ge=5, le=3600)
     ca_file: str | None = None  # for mqtts://
 
+    # Several independent brokers (the boxes fail over between them): consumers on every
+    # one, commands published on every one; ``url`` is then not used (docs/deploy.md).
+    urls: list[str] = Field(default_factory=list, max_length=8)
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         parse_broker_url(value)
         return value
 
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parse_broker_url(url)
+        if len(set(value)) != len(value):
+            raise ValueError("a broker address is listed twice")
+        return value
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        """The brokers the centre's consumers connect to."""
+        return tuple(self.urls) or (self.url,)
+
 
 class StoreSettings(_Model):
     url: str = "sqlite:///data/centre.sqlite3"  # or postgresql://user@host:5432/db
+
+
+class PublicLimits(_Model):
+    """The public routes' per-address token buckets and concurrency cap (``[http.public]``,
+    central/edge.py, docs/centre-security.md "The HTTP edge")."""
+
+    enabled: bool = True
+    read_per_s: float = Field(20.0, gt=0)  # status, finder, pages, static: refill per second
+    read_burst: int = Field(120, ge=1)  # … and bucket size, per address (IPv6: per /64)
+    act_per_s: float = Field(1.0, gt=0)  # sign-in, code, register, ticket, booking, rate
+    act_burst: int = Field(30, ge=1)
+    sms_per_s: float = Field(20.0, gt=0)  # /api/sms/inbound: the gateway posts from few
+    sms_burst: int = Field(200, ge=1)  # addresses for all customers
+    max_addresses: int = Field(65536, ge=16, le=10_000_000)  # buckets kept per kind (LRU)
+    max_in_flight: int = Field(64, ge=1, le=100_000)  # public requests at once, then 503
+    busy_retry_s: int = Field(1, ge=1, le=3600)  # the 503's Retry-After
 
 
 class HttpSettings(_Model):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For / -Proto are believed;
+    # empty: none, not even 127.0.0.1 (docs/deploy.md "Behind nginx")
+    trusted_proxies: list[str] = []
+    max_body_bytes: int = Field(65536, ge=1024, le=1 << 30)  # any request but media uploads
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a body not complete in time: 408
+    public: PublicLimits = PublicLimits()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or network (a proxy must be "
+                                 "named by address; \"*\" is not allowed)") from None
+        return value
 
 
 class IngestSettings(_Model):
@@ -73,6 +128,19 @@ class IngestSettings(_Model):
     group_messages: int = Field(500, ge=1)  # messages committed in one transaction
     ack_qos: int = Field(1, ge=0, le=1)
     live_flush_s: float = Field(1.0, gt=0)  # status/live/health written at most this often
+    # Bounds and per-branch limits (central/admission.py; docs/uplink.md "One branch cannot
+    # starve the others"). A message costs one token per started 64 KiB.
+    line_messages: int = Field(10_000, ge=10)  # received, waiting to be decoded, at most
+    line_bytes: int = Field(64 * 2**20, ge=2**20)  # … and their payloads' bytes at most
+    pending_messages: int = Field(2_000, ge=1)  # decoded, waiting for a commit, at most
+    events_per_s: float = Field(50.0, gt=0)  # events/totals/reply messages, per branch
+    events_burst: float = Field(1_000.0, ge=1)  # (a 200,000-event replay is 1,000 msgs)
+    status_per_s: float = Field(5.0, gt=0)  # status + live per branch (a box: ≤ 2/s)
+    status_burst: float = Field(20.0, ge=1)
+    health_per_s: float = Field(1.0, gt=0)  # health per branch (a box: 1/min + changes)
+    health_burst: float = Field(10.0, ge=1)
+    known_branches: int = Field(20_000, ge=1)  # buckets kept for branches in the store
+    unknown_branches: int = Field(1_000, ge=1)  # … and for others, least recently used
 
 
 class ReconcileSettings(_Model):
@@ -128,6 +196,12 @@ class AlertSettings(_Model):
     sms: AlertSmsSettings = AlertSmsSettings()
 
 
+class HaSettings(_Model):
+    """Several centre instances on one store (central/leases.py, docs/deploy.md)."""
+
+    lease_s: float = Field(4.0, ge=1.0, le=120.0)  # a dead holder's jobs move on after this
+
+
 class CentreConfig(_Model):
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
@@ -139,6 +213,20 @@ class CentreConfig(_Model):
     alerts: AlertSettings = AlertSettings()
     web: WebSettings = WebSettings()  # users, sessions, organisation, dashboard
     sms: SmsSettings = SmsSettings()  # the one gateway: alerts, sign-in codes, SMS commands
+    wechat: WeChatSettings = WeChatSettings()  # the official account (central/wechat/)
+    ha: HaSettings = HaSettings()  # the leases of the jobs done once across instances
+    forms: dict[str, Any] = {}  # pre-filled forms for the phone page (protocols/forms.py)
+    cif: CentreCifSettings = CentreCifSettings()  # who a booking's customer is (central/cif.py)
+
+    @model_validator(mode="after")
+    def _forms(self) -> CentreConfig:
+        self.form_settings  # noqa: B018 - parsed now: a bad [forms] is refused at load
+        return self
+
+    @property
+    def form_settings(self) -> FormSettings:
+        """The ``[forms]`` section, parsed once: the phone page's forms (I2)."""
+        return settings_of(self.__dict__, self.forms)
 
     @model_validator(mode="before")
     @classmethod

@@ -2,12 +2,12 @@
 
 The centre keeps each branch's **business configuration** — every setting the engine and
 the screens have, without the box's own hardware and link sections
-(:data:`controller.uplink.LOCAL_SECTIONS`) — as numbered versions (1, 2, 3 …), every one
+(:data:`protocols.uplink.LOCAL_SECTIONS`) — as numbered versions (1, 2, 3 …), every one
 kept with who made it, when, and what it changed.
 
 It is edited **by section** (:data:`SECTIONS`) as TOML. A section's new text replaces
 those keys in the latest version and the whole is validated by the box's own
-:func:`controller.config.parse_config` and :func:`controller.web.settings.web_settings`,
+:func:`controller.config.parse_config` and :func:`controller.web_settings.web_settings`,
 so an error names its key exactly as the box would (``windows.2.queues``).
 
 What the editor never shows whole:
@@ -34,19 +34,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import ConfigError
+from common.passwords import hash_password
 from controller.config import parse_config
-from controller.errors import ConfigError
-from controller.passwords import hash_password
-from controller.uplink.commands import LOCAL_KEYS, LOCAL_SECTIONS
-from controller.web.settings import web_settings
-from protocols.uplink import NOT_RUN
+from controller.web_settings import web_settings
+from protocols.uplink import LOCAL_KEYS, LOCAL_SECTIONS, NOT_RUN
 
 from .errors import CentreError
 from .masking import is_masked, mask_card, mask_config, mask_id_number
 from .toml_text import dumps
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import CentreContext
     from .settings import OrgSeed
     from .store import Store
 
@@ -340,14 +339,14 @@ def config_status(store: Store, branches: Iterable[str]) -> list[dict[str, Any]]
     return out
 
 
-async def seed_configs(centre: Centre, seeds: Iterable[OrgSeed]) -> None:
+async def seed_configs(centre: CentreContext, seeds: Iterable[OrgSeed]) -> None:
     """Import each seeded branch's ``config`` file as its version 1 (if it has none)."""
     for seed in seeds:
         if seed.config:
             await _seed_one(centre, seed.code, seed.name, Path(seed.config))
 
 
-async def _seed_one(centre: Centre, code: str, name: str, path: Path) -> None:
+async def _seed_one(centre: CentreContext, code: str, name: str, path: Path) -> None:
     if await centre.read(lambda s: latest(s, code)) is not None:
         return
     try:

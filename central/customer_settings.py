@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from controller.config import TimeZoneName
+from common.clock import TimeZoneName
 
 __all__ = ["BranchEntry", "CustomerSettings", "CustomerSmsSettings"]
 
@@ -51,6 +51,7 @@ class CustomerSettings(_Model):
     capacity: int = Field(10, ge=0)  # bookings per business per slot, unless a branch says
     days_ahead: int = Field(7, ge=0, le=60)  # booking up to this many days ahead
     max_active: int = Field(3, ge=1, le=50)  # a customer's bookings still to come
+    changes_per_hour: int = Field(10, ge=1, le=1000)  # bookings + cancellations per customer
     early_minutes: float = Field(30, ge=0, le=240)  # redeem from slot start − this
     late_minutes: float = Field(15, ge=0, le=240)  # … until slot end + this
     push_days: int = Field(2, ge=1, le=7)  # today and the next days go to the branches
@@ -60,16 +61,35 @@ class CustomerSettings(_Model):
     login_code_ttl_s: float = Field(300, gt=0)
     login_code_every_s: float = Field(60, gt=0)  # at most one code per phone this often
     login_attempts: int = Field(5, ge=1)  # wrong codes before the code is void
-    codes_per_address: int = Field(10, ge=1)  # sign-in codes one client address may ask
-    # for in 10 minutes (SMS bombing); the whole centre: 100 times that
+    # Sign-in code limits (central/code_limits.py, docs/sms.md), counted in the store:
+    codes_per_phone_hour: int = Field(5, ge=1, le=60)  # codes to one phone in an hour
+    codes_per_phone_day: int = Field(10, ge=1, le=200)  # … in any 24 hours
+    codes_per_address: int = Field(10, ge=1)  # codes asked from one client network (an
+    # IPv4 address, an IPv6 /64) in 10 minutes
+    codes_per_centre_hour: int = Field(20_000, ge=100)  # the whole centre: a last-resort
+    # budget on what the gateway bills, far above normal sign-ins
     remote_timeout_s: float = Field(5.0, gt=0)  # waiting for a branch's answer
     remote_expiry_s: float = Field(30.0, gt=0)  # a remote request is void after this
     remote_per_customer: int = Field(2, ge=1)  # open remote tickets per customer per day
     track_ttl_s: float = Field(5.0, gt=0)  # a branch is asked where tickets stand ≤ 1/this
     status_ttl_s: float = Field(2.0, gt=0)  # the public status is read from the store ≤ 1/this
     pool: int = Field(8, ge=1, le=64)  # store connections for customer requests
+    # "Your turn is near" (H6, central/nearturn.py, docs/integrations.md):
+    notify: bool = True  # tell remote and booked customers when near, and when called
+    notify_ahead: int = Field(3, ge=0, le=50)  # "near": this many or fewer ahead
+    notify_every_s: float = Field(1.0, gt=0)  # the watcher's look at the stored events
+    notify_keep_days: int = Field(7, ge=1, le=366)  # notices_sent rows kept (days)
+    notify_tries: int = Field(3, ge=1, le=10)  # per channel, on a transient failure
+    notify_backoff_s: float = Field(1.0, ge=0, le=60)  # before the 2nd try; doubles
+    notify_sms: bool = True  # SMS is the last channel (after WeChat, when bound)
     branches: list[BranchEntry] = []
     sms: CustomerSmsSettings = CustomerSmsSettings()
+
+    @model_validator(mode="after")
+    def _phone_limits(self) -> CustomerSettings:
+        if self.codes_per_phone_day < self.codes_per_phone_hour:
+            raise ValueError("codes_per_phone_day must be at least codes_per_phone_hour")
+        return self
 
     @field_validator("clock_start")
     @classmethod

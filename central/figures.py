@@ -30,11 +30,16 @@ from controller.engine.state import State
 
 from .masking import mask_name
 
-__all__ = ["SLOTS", "SLOT_S", "WAIT_BANDS", "BranchDay", "utc_offset"]
+__all__ = ["SLOTS", "SLOT_S", "WAIT_BANDS", "WAIT_BAND_WORDS", "BranchDay", "utc_offset"]
 
 SLOT_S = 15 * 60
 SLOTS = 24 * 3600 // SLOT_S
 WAIT_BANDS = (("le2", 120.0), ("2to5", 300.0), ("5to10", 600.0), ("gt10", float("inf")))
+# The bands' names on every page and export, Chinese (the seed's E1 wording) and English
+# saying the same minutes: a wait is counted in the minute it has begun, so 2 min 30 s is
+# in "3-5分钟" / "3–5 min". The one table the dashboard's chart and the reports both use.
+WAIT_BAND_WORDS = (("2分钟以内", "Up to 2 min"), ("3-5分钟", "3–5 min"),
+                   ("6-10分钟", "6–10 min"), ("10分钟以上", "Over 10 min"))
 OPEN = ("waiting", "called", "held")
 
 

@@ -14,6 +14,18 @@ Consumers use clean sessions: anything lost in a crash is sent again by the box 
 re-sends whatever has no ack). Status, live and health are retained and are not shared
 (MQTT 5 does not send retained messages to shared subscriptions), so every consumer
 subscribes to them directly and writes the latest of each, coalesced, to ``branches``.
+
+One branch cannot starve the others: every message is admitted by its branch's token
+bucket for its class (:mod:`central.admission`) as it comes off the socket, before it is
+decoded. Events over the limit are neither stored nor acknowledged (the box sends them
+again); status, live and health are latest-wins, kept raw and decoded only when flushed
+(the bucket counts and reports a flood of them; only superseded ones are dropped).
+Every line between the broker and the store is bounded::
+
+    socket ─► admit ─► line (≤ line_messages, ≤ line_bytes) ─► decode ─► pending
+     (events over the     │ full: dropped, counted             (≤ pending_messages:
+      limit: dropped,     └─ status/live/health: latest per      receiving waits)
+      counted)               branch, ≤ known + unknown branches  ─► commit ─► ack
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import random
@@ -31,14 +44,15 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiomqtt
 
-from controller.uplink.link import still_cancelling
+from common.tasks import still_cancelling
 from protocols import uplink as proto
 
-from .config import CentreConfig
+from .admission import CLASS_OF, BranchLimits, FloodNote, Rate, cost_of
+from .config import CentreConfig, IngestSettings
 from .errors import StoreError
 from .reconcile import check_branch
 from .store import DeadLetter, EventBatch, Inbound, Ingested, Mark, Store, open_store
@@ -46,13 +60,15 @@ from .store import DeadLetter, EventBatch, Inbound, Ingested, Mark, Store, open_
 if TYPE_CHECKING:
     from .releases import ReleaseStore
 
-__all__ = ["Consumer", "IngestStats"]
+__all__ = ["Consumer", "IncomingLine", "IngestStats"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SHARED_KINDS = ("events", "totals", "reply")
 LIVE_KINDS = ("status", "live", "health")
+KNOW_EVERY_S = 60.0  # the known branches are read again this often
+DROPS_LOG_EVERY_S = 10.0  # the line's drops are logged at most this often
 
 
 @dataclass
@@ -68,6 +84,10 @@ class IngestStats:
     dead: Counter[str] = field(default_factory=Counter)
     recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=2000))
     connected: int = 0
+    # Messages not taken, by (class, reason): rate (over the branch's limit), superseded
+    # (a newer status/live/health of the branch came first), line_full (the line is full).
+    dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    flood_notes: int = 0  # branch_flooding rows noted (alert_inbox)
 
     def rate(self, window: float = 10.0) -> float:
         """Events stored per second over the last ``window`` seconds."""
@@ -85,15 +105,53 @@ class Gap:
     tries: int = 0
 
 
+class IncomingLine(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, bounded in messages and bytes, with admission in front.
+
+    aiomqtt puts every message it receives here (``put_nowait``, on the event loop, as it
+    comes off the socket); with its own bounded queue it would drop silently, logging each.
+    ``admit(topic, payload)`` decides first (False: taken care of, not queued); a message
+    that finds the line full is handed to ``overflow`` (counted there) and dropped.
+    """
+
+    def __init__(self, admit: Callable[[str, bytes], bool], overflow: Callable[[str], None],
+                 max_messages: int, max_bytes: int) -> None:
+        super().__init__()
+        self._admit, self._overflow = admit, overflow
+        self.max_messages, self.max_bytes = max_messages, max_bytes
+        self.bytes = 0
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        topic, payload = str(item.topic), _payload(item)
+        if not self._admit(topic, payload):
+            return
+        if self.qsize() >= self.max_messages or self.bytes + len(payload) > self.max_bytes:
+            self._overflow(topic)
+            return
+        self.bytes += len(payload)
+        super().put_nowait(item)
+
+    def get_nowait(self) -> aiomqtt.Message:
+        item = super().get_nowait()
+        self.bytes -= len(_payload(item))
+        return item
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    p = message.payload  # bytes off the wire; aiomqtt also allows str, int, float, None
+    return p if isinstance(p, bytes) else b"" if p is None else str(p).encode()
+
+
 class Consumer:
     """One MQTT client in the shared group, with its own store connection and thread."""
 
     def __init__(self, config: CentreConfig, *, index: int = 0,
-                 stats: IngestStats | None = None) -> None:
+                 stats: IngestStats | None = None, url: str | None = None) -> None:
         self.config = config
         self.index = index
         self.stats = stats or IngestStats()
-        _, self.host, self.port = proto.parse_broker_url(config.broker.url)
+        self.url = url or config.broker.url  # one of broker.urls when there are several
+        _, self.host, self.port = proto.parse_broker_url(self.url)
         self.client: aiomqtt.Client | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"centre-store-{index}")
@@ -101,6 +159,15 @@ class Consumer:
         self._inbound = Inbound()
         self._arrived = asyncio.Event()
         self._live: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in LIVE_KINDS}
+        self._latest: dict[str, dict[str, tuple[str, bytes]]] = {k: {} for k in LIVE_KINDS}
+        ingest = config.ingest
+        self.limits = BranchLimits(_rates(ingest), known_cap=ingest.known_branches,
+                                   unknown_cap=ingest.unknown_branches)
+        self.line: IncomingLine | None = None  # the current connection's
+        self._room = asyncio.Event()  # pending below ingest.pending_messages
+        self._room.set()
+        self._know_at = 0.0
+        self._drops_logged: tuple[float, int] = (0.0, 0)
         self._gaps: dict[tuple[str, str], Gap] = {}
         self.ready = asyncio.Event()  # set once subscribed
         self._tag = uuid.uuid4().hex[:6]  # two consumers never share a client id
@@ -166,16 +233,28 @@ class Consumer:
         """Run ``fn(*args)`` on this consumer's store thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def _ident(self) -> str:
+        b = self.config.broker
+        return b.client_id or f"centre-{socket.gethostname()}-{os.getpid()}-{self._tag}"
+
     def _make_client(self) -> aiomqtt.Client:
         b = self.config.broker
-        ident = b.client_id or f"centre-{socket.gethostname()}-{os.getpid()}-{self._tag}"
+        ident = self._ident()
         tls = ssl.create_default_context(cafile=b.ca_file) \
-            if b.url.startswith("mqtts://") else None
+            if self.url.startswith("mqtts://") else None
         return aiomqtt.Client(
             self.host, self.port, username=b.username, password=b.password,
             identifier=f"{ident}-{self.index}", protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True, keepalive=b.keepalive, tls_context=tls,
+            queue_type=cast("type[asyncio.Queue[aiomqtt.Message]]", self._new_line),
         )
+
+    def _new_line(self, maxsize: int = 0) -> IncomingLine:
+        """aiomqtt's ``queue_type``: a bounded line per connection (``maxsize`` unused)."""
+        ingest = self.config.ingest
+        self.line = IncomingLine(self._admit, self._overflow, ingest.line_messages,
+                                 ingest.line_bytes)
+        return self.line
 
     async def _session(self, client: aiomqtt.Client) -> None:
         client.pending_calls_threshold = 100_000
@@ -185,6 +264,11 @@ class Consumer:
         await client.subscribe(topics)
         self.client = client
         self.stats.connected += 1
+        # Say so: boxes send again at once what they sent while nobody was subscribed.
+        instance = f"{self._ident()}-{self.index}-{self.stats.connected}"[-64:]
+        await client.publish(proto.CENTRE_TOPIC,
+                             proto.encode(proto.centre_online(instance, time.time())),
+                             qos=1, retain=True)
         self.ready.set()
         log.info("consumer %d subscribed on %s:%d (group %s)", self.index, self.host,
                  self.port, group)
@@ -197,12 +281,43 @@ class Consumer:
     # --- receiving -------------------------------------------------------------------------
 
     async def _receive(self, client: aiomqtt.Client) -> None:
+        cap = self.config.ingest.pending_messages
         async for message in client.messages:
-            self.classify(str(message.topic), bytes(message.payload or b""))
+            self.classify(str(message.topic), _payload(message))
+            if len(self._inbound) >= cap:  # the store is behind: let the line fill
+                self._room.clear()
+                await self._room.wait()
+
+    def _admit(self, topic: str, payload: bytes) -> bool:
+        """A message off the socket: an event over its branch's limit (dropped, counted),
+        a status/live/health kept as its branch's latest, or True: to be queued."""
+        self.stats.messages += 1
+        parts = topic.split("/")
+        cls = CLASS_OF.get(parts[-1]) if len(parts) == 4 else None
+        if cls is None:
+            return True  # not ours to limit: decoding dead-letters it
+        branch = parts[2][:32]
+        within = self.limits.allow(branch, cls, cost_of(len(payload)), time.monotonic())
+        if cls == "events":
+            if not within:
+                self.stats.dropped[cls, "rate"] += 1  # not acked: the box sends it again
+            return within
+        # Latest wins, over the limit or not (a Last Will is never lost to a live flood):
+        # the one waiting is dropped, counted "rate" when this one came over the limit.
+        latest = self._latest[parts[3]]
+        if branch in latest:
+            self.stats.dropped[cls, "superseded" if within else "rate"] += 1
+        elif len(latest) >= self.limits.known_cap + self.limits.unknown_cap:
+            self.stats.dropped[cls, "line_full"] += 1
+            return False
+        latest[branch] = (topic, payload)
+        return False
+
+    def _overflow(self, topic: str) -> None:
+        self.stats.dropped[CLASS_OF.get(topic.rsplit("/", 1)[-1], "other"), "line_full"] += 1
 
     def classify(self, topic: str, payload: bytes) -> None:
         """Decode one message and queue it for the next commit (or the live picture)."""
-        self.stats.messages += 1
         try:
             where, msg = proto.decode(topic, payload)
         except proto.ProtocolError as exc:
@@ -232,6 +347,7 @@ class Consumer:
             still_cancelling()
             await self._arrived.wait()
             inbound = self._take(limit)
+            self._room.set()
             if not len(self._inbound):
                 self._arrived.clear()
             if not len(inbound):
@@ -262,7 +378,7 @@ class Consumer:
             return await self._db(store.ingest, inbound)
         except Exception as exc:
             if not _is_data_error(exc):
-                raise  # connection trouble: the consumer restarts, the boxes re-send
+                raise  # no primary within the store's patience: restart, the boxes re-send
             log.error("consumer %d: group refused by the store (%s); storing one by one",
                       self.index, exc)
             return await self._db(_one_by_one, store, inbound)
@@ -349,6 +465,11 @@ class Consumer:
         while True:
             still_cancelling()
             await asyncio.sleep(self.config.ingest.live_flush_s)  # coalescing timer
+            await self._watch_floods()
+            latest, self._latest = self._latest, {k: {} for k in LIVE_KINDS}
+            for kind in LIVE_KINDS:  # decoded now: only the latest of each branch
+                for topic, payload in latest[kind].values():
+                    self.classify(topic, payload)
             if not any(self._live.values()):
                 continue
             taken = self._live
@@ -361,10 +482,62 @@ class Consumer:
                         await asyncio.to_thread(self.releases.record_running, branch,
                                                 msg["version"])
 
+    async def _watch_floods(self) -> None:
+        """Keep the known branches' buckets; note (log, ``alert_inbox``) the branches over
+        their limits, at most once a minute each; log the line's drops now and then."""
+        now = time.monotonic()
+        if now >= self._know_at:
+            self._know_at = now + KNOW_EVERY_S
+            self.limits.know(await self._db(_known_branches, self._storage(),
+                                            self.limits.known_cap))
+        notes = self.limits.due(now)
+        for n in notes:
+            log.warning("branch %s is flooding: %d %s messages over its limit (%.0f/s "
+                        "arrived, limit %g/s)%s", n.branch, n.limited, n.cls, n.rate, n.limit,
+                        "; not acknowledged, the box sends them again" if n.cls == "events"
+                        else "; superseded ones dropped")
+        if notes:
+            self.stats.flood_notes += await self._db(note_flooding, self._storage(), notes,
+                                                     time.time())
+        full = sum(n for (_, why), n in self.stats.dropped.items() if why == "line_full")
+        at, logged = self._drops_logged
+        if full > logged and now - at >= DROPS_LOG_EVERY_S:
+            log.warning("consumer %d: the incoming line was full: %d messages dropped so far "
+                        "(events among them are sent again by their boxes)", self.index, full)
+            self._drops_logged = (now, full)
+
     def _storage(self) -> Store:
         if self._store is None:
             raise StoreError("the store is not open")
         return self._store
+
+
+def _rates(ingest: IngestSettings) -> dict[str, Rate]:
+    return {"events": Rate(ingest.events_per_s, ingest.events_burst),
+            "status": Rate(ingest.status_per_s, ingest.status_burst),
+            "health": Rate(ingest.health_per_s, ingest.health_burst)}
+
+
+def _known_branches(store: Store, cap: int) -> list[str]:
+    return [r[0] for r in store.execute("SELECT branch FROM branches ORDER BY branch LIMIT ?",
+                                        (cap,)).fetchall()]
+
+
+def note_flooding(store: Store, notes: list[FloodNote], at: float) -> int:
+    """One ``branch_flooding`` row in ``alert_inbox`` per note, unless that branch has one
+    from the last minute (another consumer or process noted it); returns the rows added."""
+    def add() -> int:
+        added = 0
+        for n in notes:
+            cur = store.execute(
+                "INSERT INTO alert_inbox (branch, kind, at, body) SELECT ?, 'branch_flooding', "
+                "?, ? WHERE NOT EXISTS (SELECT 1 FROM alert_inbox WHERE branch = ? AND "
+                "kind = 'branch_flooding' AND at > ?)",
+                (n.branch, at, json.dumps(n.body()), n.branch, at - 60.0))
+            added += max(cur.rowcount, 0)
+        return added
+
+    return int(store.retrying(add))
 
 
 def _branch_of(topic: str) -> str | None:

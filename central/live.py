@@ -32,31 +32,40 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import aiomqtt
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from controller.uplink.link import still_cancelling
+from common.tasks import still_cancelling
 from protocols import uplink as proto
 
-from .auth import ApiError, Gate, Principal, need
-from .figures import SLOT_S, SLOTS, WAIT_BANDS, BranchDay, utc_offset
+from .auth import ApiError, Principal
+from .deps import BoardDep, GateDep, Viewer
+from .figures import SLOT_S, SLOTS, WAIT_BAND_WORDS, WAIT_BANDS, BranchDay, utc_offset
 from .orgs import Org, list_orgs, parent_code
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import PublishingContext
     from .settings import LiveSettings
     from .store import Store
 
-__all__ = ["LiveBoard", "live_router", "rollup"]
+__all__ = ["LiveBoard", "rollup", "router"]
 
 log = logging.getLogger(__name__)
 
 CHARTS_EVERY_S = 3.0  # charts go out at most this often (they are the heavier part)
-FETCH_LIMIT = 20_000  # events folded per branch per poll, at most (a backlog catches up)
+FETCH_LIMIT = 20_000  # events read and folded per branch per poll, at most (a backlog, or
+# a flooded day loaded after a restart, catches up over the next polls)
 LOADS_PER_POLL = 100  # branches whose day is loaded per poll: after a restart the figures
 # fill in over a few polls while the snapshots (waiting, windows) show at once
+CHILDREN_PAGE = 100  # children of a node per view, unless the page asks for another size
+CHILDREN_MAX = 500  # … at most
+FEW_EVENTS = 500  # a branch this few events behind is read with others in one query …
+FOLD_TOGETHER = 200  # … of at most this many branches
+AGG_AT_ONCE = 100  # aggregate messages in flight at once (10,000 branches: 100 rounds)
 HISTORY = 256  # versions remembered for "did my subtree change since version v?"
 OrgQuery = Annotated[str, Query(pattern=r"^\d{4,16}$", description="an org code")]
+OffsetQuery = Annotated[int, Query(ge=0, le=1_000_000, description="first child shown")]
+LimitQuery = Annotated[int, Query(ge=1, le=CHILDREN_MAX, description="children shown")]
 SUMS = ("issued", "waiting", "serving", "served", "no_show", "not_served", "called",
         "windows_open", "windows_total", "devices_not_ok", "vips", "paused_queues")
 
@@ -104,7 +113,7 @@ def _summary(t: Tracked) -> dict[str, Any]:
     queues = [{k: q.get(k) for k in ("id", "name", "waiting", "issued", "paused",
                                      "pause_reason")} for q in status.get("queues") or []]
     windows = [{k: w.get(k) for k in ("number", "name", "state", "teller", "teller_name",
-                                      "current", "current_queue")}
+                                      "current", "current_queue", "devices")}
                for w in status.get("windows") or []]
     if t.fig.events:  # the events are the truth; the snapshot names things
         queues, windows = t.fig.queues(queues), t.fig.windows(windows)
@@ -199,27 +208,101 @@ def _empty() -> dict[str, Any]:
 
 
 def _add(a: dict[str, Any], s: dict[str, Any]) -> None:
-    a["branches"] += 1
+    _add_sums(a, s, 1)
+    _add_extremes(a, s)
+
+
+def _add_sums(a: dict[str, Any], s: dict[str, Any], sign: int) -> None:
+    """The additive figures of branch summary ``s`` into (sign 1) or out of (sign -1)
+    ``a``: what an incremental roll-up can take back."""
+    a["branches"] += sign
     online = s["online"]
-    a["online" if online else "never" if online is None else "offline"] += 1
+    a["online" if online else "never" if online is None else "offline"] += sign
     for k in SUMS:
-        a[k] += s[k] or 0
-    a["wait_sum_s"] += s["wait_sum_s"]
+        a[k] += sign * (s[k] or 0)
+    a["wait_sum_s"] += sign * s["wait_sum_s"]
+    hist = a["wait_hist"]
+    for k, v in s["wait_hist"].items():
+        if v:
+            hist[k] += sign * v
+    hourly = a["hourly"]
+    for i, v in enumerate(s["hourly"]):
+        if v:
+            hourly[i] += sign * v
+
+
+def _add_extremes(a: dict[str, Any], s: dict[str, Any]) -> None:
+    """The longest and oldest figures (a maximum cannot be taken back: recomputed)."""
     a["max_called_wait_s"] = max(a["max_called_wait_s"], s["max_called_wait_s"])
     o = s["oldest_waiting_centre"]
     if o is not None and (a["oldest_waiting_centre"] is None or o < a["oldest_waiting_centre"]):
         a["oldest_waiting_centre"] = o
     h = s["heard_at"]
-    if online and h and (a["oldest_heard_online"] is None or h < a["oldest_heard_online"]):
+    if s["online"] and h and (a["oldest_heard_online"] is None or h < a["oldest_heard_online"]):
         a["oldest_heard_online"] = h
-    hist = a["wait_hist"]
-    for k, v in s["wait_hist"].items():
-        if v:
-            hist[k] += v
-    hourly = a["hourly"]
-    for i, v in enumerate(s["hourly"]):
-        if v:
-            hourly[i] += v
+
+
+def _copy(a: dict[str, Any]) -> dict[str, Any]:
+    return {**a, "wait_hist": dict(a["wait_hist"]), "hourly": list(a["hourly"])}
+
+
+class Rollup:
+    """:func:`rollup` kept up to date by the branches that changed (the board's thread).
+
+    A poll at 10,000 branches changes a few hundred: their old summaries are taken out of
+    their ancestors' sums and the new ones put in, and only those nodes' totals are copied
+    out; the maxima and minima of the changed nodes are recomputed in one tight pass. A
+    change of the tree or of the set of branches, and every ``FULL_EVERY_S``, rolls up
+    from scratch (which also clears any rounding the running float sums gathered)."""
+
+    FULL_EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] = ()
+        self.ancestry: dict[str, tuple[str, ...]] = {}
+        self.acc: dict[str, dict[str, Any]] = {}
+        self.parts: dict[str, dict[str, Any]] = {}
+        self.totals: dict[str, dict[str, Any]] = {}
+        self.full_at = 0.0
+
+    def update(self, summaries: dict[str, dict[str, Any]], orgs: list[Org],
+               changed: Iterable[str], now: float) -> dict[str, dict[str, Any]]:
+        """The totals of every node (a new dict; unchanged nodes' entries are shared)."""
+        key = (len(summaries), tuple(o.code for o in orgs))
+        changed = [c for c in changed if c in summaries]
+        if (key != self.key or now - self.full_at > self.FULL_EVERY_S
+                or any(c not in self.parts for c in changed)):
+            if key != self.key:
+                self.ancestry = chains(summaries, orgs)
+            self.key, self.full_at = key, now
+            never = [o.code for o in orgs if o.kind == "branch" and o.code not in summaries]
+            empty = _summary(Tracked(""))
+            self.parts = {**summaries, **dict.fromkeys(never, empty)}
+            self.acc = rollup(self.parts, orgs, self.ancestry)
+            self.totals = {c: _copy(a) for c, a in self.acc.items()}
+            return self.totals
+        dirty: set[str] = set()
+        for code in changed:
+            old, new = self.parts[code], summaries[code]
+            for node in self.ancestry[code]:
+                a = self.acc[node]
+                _add_sums(a, old, -1)
+                _add_sums(a, new, 1)
+                dirty.add(node)
+            self.parts[code] = new
+        for node in dirty:
+            a = self.acc[node]
+            a.update(max_called_wait_s=0.0, oldest_waiting_centre=None,
+                     oldest_heard_online=None)
+        for code, s in self.parts.items():
+            for node in self.ancestry[code]:
+                if node in dirty:
+                    _add_extremes(self.acc[node], s)
+        totals = dict(self.totals)
+        for node in dirty:
+            totals[node] = _copy(self.acc[node])
+        self.totals = totals
+        return totals
 
 
 def finish(totals: dict[str, Any], now: float, stale_after_s: float,
@@ -245,8 +328,11 @@ def finish(totals: dict[str, Any], now: float, stale_after_s: float,
 class LiveBoard:
     """Tracks every branch's figures and tells streams when their subtree changed."""
 
-    def __init__(self, centre: Centre, settings: LiveSettings) -> None:
+    def __init__(self, centre: PublishingContext, settings: LiveSettings) -> None:
         self.centre, self.settings = centre, settings
+        # Whether this process publishes the aggregates now (several instances: the one
+        # holding the ``aggregates`` lease, set by the composition root).
+        self.publishes: Callable[[], bool] = lambda: True
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-live")
         self._store: Store | None = None
@@ -257,7 +343,7 @@ class LiveBoard:
         self._nodes: dict[str, Org] = {}
         self._ancestry: dict[str, tuple[str, ...]] = {}
         self._ancestry_cache: dict[str, tuple[str, ...]] = {}
-        self._ancestry_key: tuple[Any, ...] = ()
+        self._rolled = Rollup()  # the board thread's
         self._stale: tuple[float, dict[str, int]] = (0.0, {})
         self.totals: dict[str, dict[str, Any]] = {}
         self.version = 0
@@ -266,6 +352,10 @@ class LiveBoard:
         self._tick = asyncio.Event()
         self._published: dict[str, tuple[Any, ...]] = {}
         self._last_agg = 0.0
+        self._agg_task: asyncio.Task[None] | None = None
+        self._orgs_list: list[Org] = []  # the board thread's
+        self._orgs_key: tuple[Any, ...] = ()
+        self._index: tuple[list[Org], set[str], dict[str, list[Org]]] = ([], set(), {})
 
     # --- running -------------------------------------------------------------------------
 
@@ -283,6 +373,10 @@ class LiveBoard:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 10.0)
         finally:
+            agg, self._agg_task = self._agg_task, None
+            if agg is not None:
+                agg.cancel()
+                await asyncio.gather(agg, return_exceptions=True)
             await self._in_thread(self._close_store)
             await asyncio.to_thread(self._executor.shutdown, True)
 
@@ -291,11 +385,13 @@ class LiveBoard:
             still_cancelling()  # aiomqtt's publish can swallow a cancellation
             changed, summaries, orgs = await self._in_thread(self._poll)
             if changed or orgs != self.orgs or not self.loaded.is_set():
-                totals = await self._in_thread(self._rollup, summaries, orgs)
+                totals = await self._in_thread(self._rollup, summaries, orgs, changed)
                 self._publish(changed, summaries, orgs, totals)
             self.loaded.set()
-            if self.settings.agg_publish:
-                await self._publish_aggregates()
+            if self.settings.agg_publish and (self._agg_task is None or self._agg_task.done()):
+                # its own task: thousands of nodes' messages must not hold the next poll
+                self._agg_task = asyncio.create_task(self._publish_aggregates(),
+                                                     name="live-aggregates")
             await asyncio.sleep(self.settings.poll_s)  # a timer: the store has no signal
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
@@ -309,8 +405,10 @@ class LiveBoard:
 
     def _publish(self, changed: set[str], summaries: dict[str, dict[str, Any]],
                  orgs: list[Org], totals: dict[str, dict[str, Any]] | None = None) -> None:
-        self.summaries, self.orgs = summaries, orgs
-        self._nodes = {o.code: o for o in orgs}
+        self.summaries = summaries
+        if orgs is not self.orgs:
+            self.orgs = orgs
+            self._nodes = {o.code: o for o in orgs}
         self.totals = totals if totals is not None else rollup(summaries, orgs)
         self._ancestry = chains(summaries, orgs) if totals is None else self._ancestry_cache
         self._stale = (0.0, {})
@@ -331,17 +429,24 @@ class LiveBoard:
         changed |= self._read_events(store)
         for code in changed:
             self._cache[code] = _summary(self._tracked[code])
-        orgs = list_orgs(store, self._tracked)
-        return changed, dict(self._cache), orgs
+        return changed, dict(self._cache), self._list_orgs(store)
 
-    def _rollup(self, summaries: dict[str, dict[str, Any]], orgs: list[Org]
-                ) -> dict[str, dict[str, Any]]:
-        """The roll-up, on the board's thread (ancestor chains kept while the tree stays)."""
-        key = (len(summaries), tuple(o.code for o in orgs))
-        if self._ancestry_key != key:
-            self._ancestry_cache = chains(summaries, orgs)
-            self._ancestry_key = key
-        return rollup(summaries, orgs, self._ancestry_cache)
+    def _list_orgs(self, store: Store) -> list[Org]:
+        """The tree, read again only when it changed (a node added, renamed or deleted:
+        its row count or newest stamp moves) or a branch reported for the first time."""
+        count, newest = store.execute("SELECT count(*), max(updated_at) FROM orgs").fetchone()
+        key = (int(count), newest, len(self._tracked))
+        if key != self._orgs_key:
+            self._orgs_list, self._orgs_key = list_orgs(store, self._tracked), key
+        return self._orgs_list
+
+    def _rollup(self, summaries: dict[str, dict[str, Any]], orgs: list[Org],
+                changed: set[str]) -> dict[str, dict[str, Any]]:
+        """The roll-up, on the board's thread: only the changed branches' ancestors are
+        summed again (:class:`Rollup`)."""
+        totals = self._rolled.update(summaries, orgs, changed, time.monotonic())
+        self._ancestry_cache = self._rolled.ancestry
+        return totals
 
     def _read_branches(self, store: Store) -> set[str]:
         rows = store.execute("SELECT branch, status_at, live_at, health_at FROM branches"
@@ -350,11 +455,9 @@ class LiveBoard:
                  if b not in self._tracked or self._tracked[b].stamps != tuple(stamps)]
         if not moved:
             return set()
-        wanted = set(moved)
-        for row in store.branches():  # the whole rows, JSON decoded, of the moved ones
-            if row["branch"] in wanted:
-                self._take_row(row)
-        return wanted
+        for row in store.branches(moved):  # the whole rows, JSON decoded, of these only
+            self._take_row(row)
+        return set(moved)
 
     def _take_row(self, row: dict[str, Any]) -> None:
         code = row["branch"]
@@ -381,6 +484,7 @@ class LiveBoard:
             if mine is None or float(updated) > mine[2]:
                 current[branch] = (epoch, int(contiguous), float(updated))
         changed, loads = set(), 0
+        few: list[tuple[Tracked, int]] = []  # a few new events each: read together
         for branch, (epoch, contiguous, _) in current.items():
             t = self._tracked.get(branch) or self._tracked.setdefault(branch, Tracked(branch))
             if t.epoch != epoch:
@@ -391,28 +495,53 @@ class LiveBoard:
                 self._load_day(store, t, contiguous)
                 changed.add(branch)
             elif contiguous > t.folded:
-                self._fold_new(store, t, contiguous)
+                if contiguous - t.folded <= min(FEW_EVENTS, FETCH_LIMIT):  # the bound holds
+                    few.append((t, contiguous))
+                else:
+                    self._fold_new(store, t, contiguous)
                 changed.add(branch)
+        for i in range(0, len(few), FOLD_TOGETHER):
+            self._fold_few(store, few[i:i + FOLD_TOGETHER])
         return changed
 
     def _load_day(self, store: Store, t: Tracked, contiguous: int) -> None:
-        """A branch seen for the first time: fold its current day's events."""
+        """A branch seen for the first time: fold its current day's events, at most
+        :data:`FETCH_LIMIT` now (a flooded day is read on over the next polls, by
+        ``_fold_new``, never all at once into memory)."""
         assert t.epoch is not None
         row = store.execute("SELECT max(day) FROM events WHERE branch = ? AND epoch = ? "
                             "AND seq <= ?", (t.code, t.epoch, contiguous)).fetchone()
-        if row and row[0]:
-            for body, stored_at in store.execute(
-                    "SELECT body, stored_at FROM events WHERE branch = ? AND epoch = ? "
-                    "AND day = ? AND seq <= ? ORDER BY seq",
-                    (t.code, t.epoch, row[0], contiguous)):
-                t.fold(body, stored_at)
         t.folded = contiguous
+        if row and row[0]:
+            rows = store.execute(
+                "SELECT seq, body, stored_at FROM events WHERE branch = ? AND epoch = ? "
+                "AND day = ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (t.code, t.epoch, row[0], contiguous, FETCH_LIMIT)).fetchall()
+            for _, body, stored_at in rows:
+                t.fold(body, stored_at)
+            if len(rows) == FETCH_LIMIT:
+                t.folded = int(rows[-1][0])
 
     def _fold_new(self, store: Store, t: Tracked, contiguous: int) -> None:
         rows = store.execute("SELECT seq, body, stored_at FROM events WHERE branch = ? AND "
                              "epoch = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                              (t.code, t.epoch, t.folded, contiguous, FETCH_LIMIT)).fetchall()
         for seq, body, stored_at in rows:
+            t.fold(body, stored_at)
+            t.folded = int(seq)
+
+    def _fold_few(self, store: Store, wanted: list[tuple[Tracked, int]]) -> None:
+        """The new events of many branches, each a few behind, in one query (a poll at
+        10,000 branches finds hundreds of them: one round trip, not hundreds)."""
+        values = ", ".join(["(?, ?, ?, ?)"] * len(wanted))
+        args = [x for t, contiguous in wanted for x in (t.code, t.epoch, t.folded, contiguous)]
+        rows = store.execute(
+            f"WITH w(branch, epoch, low, high) AS (VALUES {values}) "
+            "SELECT e.branch, e.seq, e.body, e.stored_at FROM events e JOIN w ON "
+            "e.branch = w.branch AND e.epoch = w.epoch AND e.seq > w.low AND e.seq <= w.high "
+            "ORDER BY e.branch, e.seq", args).fetchall()
+        for branch, seq, body, stored_at in rows:
+            t = self._tracked[branch]
             t.fold(body, stored_at)
             t.folded = int(seq)
 
@@ -441,14 +570,18 @@ class LiveBoard:
             self._stale = (now, counts)
         return counts.get(org, 0)
 
-    def view(self, org: str, scope: str) -> dict[str, Any]:
-        """The figures of ``org`` and its children, and of the branch if it is one."""
+    def view(self, org: str, scope: str, offset: int = 0,
+             limit: int = CHILDREN_PAGE) -> dict[str, Any]:
+        """The figures of ``org`` and one page of its children (``offset``, ``limit``, in
+        code order; ``children_total`` says how many there are), and of the branch if it
+        is one. A city of 500 branches is never sent whole."""
         now = time.time()
         node = self.node(org)
         if node is None:
             raise ApiError("not_found")
-        known = {o.code for o in self.orgs}
-        children = [o for o in self.orgs if o.parent == org and o.code != org]
+        known = self._known()
+        below = self._children().get(org, [])
+        children = below[offset:offset + limit]
         path: list[dict[str, str]] = []
         up: str | None = org
         while up is not None and up.startswith(scope):
@@ -461,6 +594,7 @@ class LiveBoard:
             "totals": self._totals(org, now),
             "children": [{**o.to_json(), **self._totals(o.code, now),
                           **self._branch_brief(o.code, now)} for o in children],
+            "children_total": len(below), "offset": offset, "limit": limit,
         }
         summary = self.summaries.get(org)
         if summary is None and node.kind == "branch":
@@ -468,6 +602,26 @@ class LiveBoard:
         if summary is not None:
             out["branch"] = self._branch_detail(summary, now)
         return out
+
+    def _known(self) -> set[str]:
+        if self._index[0] is not self.orgs:
+            self._reindex()
+        return self._index[1]
+
+    def _children(self) -> dict[str, list[Org]]:
+        if self._index[0] is not self.orgs:
+            self._reindex()
+        return self._index[2]
+
+    def _reindex(self) -> None:
+        """Each node's children, kept while the tree's list is the same object (a poll
+        that changes figures but not the tree keeps it): a view no longer walks 10,000
+        nodes to find a city's children."""
+        children: dict[str, list[Org]] = {}
+        for o in self.orgs:  # in code order
+            if o.parent is not None and o.parent != o.code:
+                children.setdefault(o.parent, []).append(o)
+        self._index = (self.orgs, {o.code for o in self.orgs}, children)
 
     def _totals(self, code: str, now: float) -> dict[str, Any]:
         totals = self.totals.get(code) or _empty()
@@ -516,10 +670,11 @@ class LiveBoard:
                     series[slot] = (series[slot] or 0) + last
         return {"org": org, "now": now, "slot_s": SLOT_S, "waiting": series,
                 "wait_hist": totals["wait_hist"], "hourly": totals["hourly"],
-                "bands": [n for n, _ in WAIT_BANDS]}
+                "bands": [n for n, _ in WAIT_BANDS],
+                "band_words": [list(words) for words in WAIT_BAND_WORDS]}
 
-    async def stream(self, org: str, scope: str,
-                     allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+    async def stream(self, org: str, scope: str, allowed: Callable[[], Awaitable[bool]],
+                     offset: int = 0, limit: int = CHILDREN_PAGE) -> AsyncIterator[str]:
         """Server-Sent Events: ``view`` now and after each change of the subtree (at most
         every ``push_s``, at least every ``ping_s``), ``charts`` after a change at most
         every :data:`CHARTS_EVERY_S`, and every minute (the line moves on with the clock).
@@ -535,7 +690,7 @@ class LiveBoard:
                     yield "event: ended\ndata: {}\n\n"
                     return
                 checked = now
-            yield _sse("view", self.view(org, scope), self.version)
+            yield _sse("view", self.view(org, scope, offset, limit), self.version)
             if charted < 0 or (now - charts_at >= CHARTS_EVERY_S
                                and self.changed_since(charted, org)) or now - charts_at > 60:
                 yield _sse("charts", self.charts(org), self.version)
@@ -561,25 +716,34 @@ class LiveBoard:
         now = time.time()
         if now - self._last_agg < self.settings.agg_every_s:
             return
-        client = next((c.client for c in self.centre.consumers if c.client is not None), None)
+        if not self.publishes():
+            self._published.clear()  # another instance publishes: all of them if we take over
+            return
+        client = self.centre.mqtt_client()
         if client is None:
             return
         self._last_agg = now
         names = {o.code: o.name for o in self.orgs}
+        due: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = []
         for code in sorted(names):
             msg = aggregate_message(code, names[code], self.totals.get(code) or _empty(),
                                     now, self.settings.stale_after_s,
                                     self.stale_count(code, now))
             key = tuple(v for k, v in msg.items() if k not in ("at", "longest_wait_s"))
-            if self._published.get(code) == key:
-                continue
-            try:
-                await client.publish(proto.agg_topic(code), proto.encode(msg), qos=1,
-                                     retain=True)
-            except aiomqtt.MqttError as exc:  # the consumer reconnects; publish next time
-                log.info("aggregates not published: %s", exc)
-                return
-            self._published[code] = key
+            if self._published.get(code) != key:
+                due.append((code, msg, key))
+        for i in range(0, len(due), AGG_AT_ONCE):  # PUBACKs awaited together, not in turn
+            chunk = due[i:i + AGG_AT_ONCE]
+            done = await asyncio.gather(*(client.publish(proto.agg_topic(code),
+                                                         proto.encode(msg), qos=1, retain=True)
+                                          for code, msg, _ in chunk), return_exceptions=True)
+            for (code, _, key), result in zip(chunk, done, strict=True):
+                if isinstance(result, aiomqtt.MqttError):  # reconnecting: publish next time
+                    log.info("aggregates not published: %s", result)
+                    return
+                if isinstance(result, BaseException):
+                    raise result
+                self._published[code] = key
 
 
 def aggregate_message(code: str, name: str, totals: dict[str, Any], now: float,
@@ -616,44 +780,46 @@ def _sse(event: str, data: Any, ident: int) -> str:
 # --- routes ---------------------------------------------------------------------------------
 
 
-def live_router(centre: Centre, board: LiveBoard) -> APIRouter:
-    router = APIRouter(tags=["live"])
-    viewer = Depends(need("view"))
+router = APIRouter(tags=["live"])
+"""The live dashboard: an org node's figures, its charts, and both as a stream."""
 
-    async def ready(org: str, who: Principal) -> None:
-        who.check(org)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                await board.loaded.wait()
-        if board.node(org) is None:
-            raise ApiError("not_found")
 
-    @router.get("/api/live")
-    async def live(org: OrgQuery, who: Principal = viewer) -> dict[str, Any]:
-        """The figures of an org node, its children and (for a branch) its windows."""
-        await ready(org, who)
-        return board.view(org, who.scope)
+async def _ready(board: LiveBoard, org: str, who: Principal) -> None:
+    who.check(org)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            await board.loaded.wait()
+    if board.node(org) is None:
+        raise ApiError("not_found")
 
-    @router.get("/api/live/charts")
-    async def charts(org: OrgQuery, who: Principal = viewer) -> dict[str, Any]:
-        await ready(org, who)
-        return board.charts(org)
 
-    @router.get("/api/live/stream", response_class=StreamingResponse)
-    async def stream(org: OrgQuery, request: Request, who: Principal = viewer
-                     ) -> StreamingResponse:
-        """Server-Sent Events: ``view`` and ``charts`` messages (the same JSON as the two
-        routes above). A reconnecting browser simply gets the current view again."""
-        await ready(org, who)
-        gate: Gate = request.app.state.gate
+@router.get("/api/live")
+async def live(org: OrgQuery, board: BoardDep, who: Viewer, offset: OffsetQuery = 0,
+               limit: LimitQuery = CHILDREN_PAGE) -> dict[str, Any]:
+    """The figures of an org node, a page of its children and (for a branch) its windows."""
+    await _ready(board, org, who)
+    return board.view(org, who.scope, offset, limit)
 
-        async def allowed() -> bool:
-            again = await gate.principal(request)
-            return again is not None and again.sees(org)
 
-        return StreamingResponse(board.stream(org, who.scope, allowed),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+@router.get("/api/live/charts")
+async def charts(org: OrgQuery, board: BoardDep, who: Viewer) -> dict[str, Any]:
+    await _ready(board, org, who)
+    return board.charts(org)
 
-    return router
+
+@router.get("/api/live/stream", response_class=StreamingResponse)
+async def stream(org: OrgQuery, request: Request, board: BoardDep, gate: GateDep,
+                 who: Viewer, offset: OffsetQuery = 0,
+                 limit: LimitQuery = CHILDREN_PAGE) -> StreamingResponse:
+    """Server-Sent Events: ``view`` and ``charts`` messages (the same JSON as the two
+    routes above). A reconnecting browser simply gets the current view again."""
+    await _ready(board, org, who)
+
+    async def allowed() -> bool:
+        again = await gate.principal(request)
+        return again is not None and again.sees(org)
+
+    return StreamingResponse(board.stream(org, who.scope, allowed, offset, limit),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache",
+                                      "X-Accel-Buffering": "no"})

@@ -1,8 +1,9 @@
 """The centre's people-facing side: the gate, the live board, the back office, the pages.
 
-:class:`Office` belongs to a :class:`~central.service.Centre` (``centre.office``) and runs
-beside its consumers: it prepares the store once (first administrator, the configured
-organisation tree and branch configurations) and keeps the live board current.
+:class:`Office` belongs to the centre process (``centre.office``, built by
+:class:`~central.service.Centre`) and runs beside its consumers: it prepares the store once
+(first administrator, the configured organisation tree and branch configurations) and keeps
+the live board current.
 :func:`mount_office` adds its routes to the centre's FastAPI app.
 """
 
@@ -15,18 +16,19 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
-from controller.uplink.link import still_cancelling
+from common.tasks import still_cancelling
 
 from .auth import ApiError, Gate
 from .orgs import parent_code, seed_orgs
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import CentreContext, PublishingContext
 
-__all__ = ["Office", "mount_office"]
+__all__ = ["Office", "head_office", "mount_office"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 class Office:
     """The gate, the live board and the one-time preparation of the store."""
 
-    def __init__(self, centre: Centre) -> None:
+    def __init__(self, centre: PublishingContext) -> None:
         from .live import LiveBoard
 
         self.centre = centre
@@ -104,16 +106,11 @@ class Prepared:
         await self.app(scope, receive, with_headers)
 
 
-def mount_office(app: FastAPI, centre: Centre) -> None:
-    """Add logins, users, the org tree, the live dashboard, the back office and pages."""
-    from .accounts import accounts_router
-    from .backoffice import backoffice_router
-    from .live import live_router
-    from .media import media_router
-    from .pages import error_page, mount_pages
-    from .staffing import staffing_router
+def mount_office(app: FastAPI, office: Office) -> None:
+    """Add logins, users, the org tree, the live dashboard, the back office, staffing, the
+    reports and the alerts, and the pages."""
+    from . import accounts, backoffice, live, media, pages, staffing
 
-    office: Office = centre.office
     app.state.gate = office.gate
     app.state.office = office
 
@@ -121,52 +118,52 @@ def mount_office(app: FastAPI, centre: Centre) -> None:
     async def api_error(request: Request, exc: ApiError) -> Response:
         if request.url.path.startswith("/api/") or request.url.path == "/metrics":
             return exc.response()
-        return error_page(request, exc)  # a page: the login, or a short refusal
+        return pages.error_page(request, exc)  # a page: the login, or a short refusal
 
     app.add_middleware(Prepared, office=office)
-    _scope_reports(app)
-    app.include_router(accounts_router(centre, office.gate))
-    app.include_router(live_router(centre, office.board))
-    app.include_router(backoffice_router(centre))
-    app.include_router(media_router(centre))
-    app.include_router(staffing_router(centre))
-    mount_pages(app, centre)
+    for module in (accounts, live, backoffice, media, staffing):
+        app.include_router(module.router)
+    app.include_router(head_office(office.centre))  # reports, alerts
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
 
-def _scope_reports(app: FastAPI) -> None:
-    """The reports and alerts routes (central/reports, central/alerts.py) ask dependencies
-    who may see what: answer them with the logged-in user (401/403 as everywhere) — the
-    user's scope as the allowed org prefixes, and the user's id as the one acknowledging
-    an alert — and name the branches as the organisation tree does."""
-    try:
-        from .alerts import acting_user
-        from .reports.api import allowed_prefixes, report_labels
-        from .reports.labels import labels_from_store
-    except ImportError:  # the reports and alerts service is not on this centre
-        return
+def head_office(centre: CentreContext) -> APIRouter:
+    """The reports and alerts routes (central/reports, central/alerts.py) for logged-in
+    users, their scope passed explicitly: a user sees their scope's subtree (401 without a
+    session, 403 without ``view``), acknowledges and changes thresholds as themselves
+    (``control``), and branches are named as the organisation tree names them."""
+    from .head_office import head_office_router
 
-    async def tree_names(request: Request) -> Any:
-        def build(store: Any) -> Any:
-            base = labels_from_store(store)
-            names = dict(store.execute("SELECT code, name FROM orgs").fetchall())
-            return dataclasses.replace(base, branches={**base.branches, **names})
-
-        return await request.app.state.office.centre.read(build)
+    return head_office_router(centre, scope=scope_of_user, acting=user_acting,
+                              labels=tree_names)
 
 
-    async def scope_of_user(request: Request) -> list[str]:
-        who = await request.app.state.gate.require(request, "view")
-        return [who.scope]
+async def scope_of_user(request: Request) -> list[str]:
+    """The logged-in user's allowed org prefixes: their scope, one org code."""
+    who = await request.app.state.gate.require(request, "view")
+    return [who.scope]
 
-    async def user_acting(request: Request) -> str:
-        who = await request.app.state.gate.require(request, "control")
-        return str(who.id)
 
-    scope_of_user.permission = "view"  # type: ignore[attr-defined]
-    user_acting.permission = "control"  # type: ignore[attr-defined]
-    app.dependency_overrides[allowed_prefixes] = scope_of_user
-    app.dependency_overrides[acting_user] = user_acting
-    app.dependency_overrides[report_labels] = tree_names
+async def user_acting(request: Request) -> str:
+    who = await request.app.state.gate.require(request, "control")
+    return str(who.id)
+
+
+scope_of_user.permission = "view"  # type: ignore[attr-defined]
+user_acting.permission = "control"  # type: ignore[attr-defined]
+
+
+async def tree_names(request: Request) -> Any:
+    """The branches' live names, overridden by the organisation tree's."""
+    from .reports.labels import labels_from_store
+
+    def build(store: Any) -> Any:
+        base = labels_from_store(store)
+        names = dict(store.execute("SELECT code, name FROM orgs").fetchall())
+        return dataclasses.replace(base, branches={**base.branches, **names})
+
+    return await request.app.state.office.centre.read(build)
 
 
 BOX_FACING = re.compile(r"^/api/releases/(offer/[^/]+|[^/]+/(manifest\.json|manifest\.sig|"

@@ -24,6 +24,7 @@ from .errors import CentreError
 if TYPE_CHECKING:
     from .settings import OrgSeed
     from .store import Store
+    from .store.reader import Reader
 
 __all__ = [
     "KINDS",
@@ -96,7 +97,7 @@ def list_orgs(store: Store, branches: Iterable[str] = ()) -> list[Org]:
     return sorted(orgs + extra, key=lambda o: o.code)
 
 
-def tree_branches(store: Store) -> dict[str, float]:
+def tree_branches(store: Reader) -> dict[str, float]:
     """The tree's branches (网点, kind ``branch``), each with when it was added."""
     rows = store.execute("SELECT code, added_at FROM orgs WHERE kind = 'branch'").fetchall()
     return {code: float(added) for code, added in rows}

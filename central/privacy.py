@@ -23,6 +23,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -31,7 +32,10 @@ from protocols import appointment as ap
 
 from .errors import CentreConfigError
 
-__all__ = ["Vault"]
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Vault", "check_shared"]
 
 
 class Vault:
@@ -43,6 +47,8 @@ class Vault:
         self._lookup = _derive(master, "lookup")
         self._aead = AESGCM(_derive(master, "seal"))
         self._branches = _derive(master, "branches")
+        # names the secret without revealing it: every centre instance must hold the same
+        self.fingerprint = _derive(master, "fingerprint").hex()[:32]
 
     @classmethod
     def from_file(cls, path: str | Path) -> Vault:
@@ -82,6 +88,21 @@ class Vault:
 
     def branch_day_key(self, branch: str, day: str) -> bytes:
         return ap.branch_day_key(self._branches, branch, day)
+
+
+def check_shared(store: Store, vault: Vault, path: str | Path) -> None:
+    """Note ``vault``'s fingerprint in the store, or check it against the one noted: a
+    second centre instance with another secret file would digest and seal the customers'
+    numbers so that the first cannot find or open them (docs/deploy.md, "High
+    availability"). CentreConfigError when they differ."""
+    store.execute("INSERT INTO centre_secrets (name, fingerprint) VALUES ('customers', ?) "
+                  "ON CONFLICT (name) DO NOTHING", (vault.fingerprint,))
+    noted, = store.execute("SELECT fingerprint FROM centre_secrets WHERE name = 'customers'"
+                           ).fetchone()
+    if noted != vault.fingerprint:
+        raise CentreConfigError(
+            "customers.secret_file", f"{path} is not the secret this store's customers were "
+            "sealed with (another centre instance's): copy that instance's file here")
 
 
 def _derive(master: bytes, purpose: str) -> bytes:

@@ -24,7 +24,8 @@ from protocols import appointment as ap
 from .store import Store
 
 if TYPE_CHECKING:
-    from .appointments import Appointments
+    from .appointments import StorePool
+    from .customer_settings import CustomerSettings
 
 __all__ = ["PublicStatus", "distance_km", "least_busy"]
 
@@ -33,11 +34,11 @@ SERVING = ("open", "serving")
 
 
 class PublicStatus:
-    """The public picture of every branch, cached for ``ttl`` seconds."""
+    """The public picture of every branch, cached for ``ttl`` seconds, read on the customer
+    channels' store pool."""
 
-    def __init__(self, appointments: Appointments) -> None:
-        self.appointments = appointments
-        self.settings = appointments.settings
+    def __init__(self, pool: StorePool, settings: CustomerSettings) -> None:
+        self.pool, self.settings = pool, settings
         self._at = -math.inf
         self._data: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -49,7 +50,7 @@ class PublicStatus:
             return self._data
         async with self._lock:
             if time.monotonic() - self._at >= self.settings.status_ttl_s:
-                rows = await self.appointments.pool.read(_live_rows)
+                rows = await self.pool.read(_live_rows)
                 self.reads += 1
                 self._data = {r["branch"]: self._status(r) for r in rows}
                 self._at = time.monotonic()

@@ -32,13 +32,15 @@ from typing import Any
 from protocols.uplink import day_totals
 
 from .orgs import tree_branches
-from .reports.summary import report_timezone
 from .store import Store
+from .store.quality import totals_differences
+from .store.reader import Reader
+from .store.summary import report_timezone
 
 __all__ = ["check_branch", "expected_from", "long_waits", "reconcile_day"]
 
 
-def expected_from(store: Store) -> dict[str, str]:
+def expected_from(store: Reader) -> dict[str, str]:
     """Each branch that should report, with the first day (YYYY-MM-DD) it should."""
     tz = report_timezone(store)
 
@@ -95,27 +97,12 @@ def check_branch(store: Store, branch: str, day: str, bands: Iterable[int] = (15
         report["status"] = "no_totals" if events else "no_data"
         return report
     ours = day_totals(events)
-    report["problems"] = _differences(sent, ours)
+    report["problems"] = totals_differences(sent, ours)
     if report["problems"]:
         report["replay"] = _replay_ranges(store, branch, sent)
     report["status"] = "mismatch" if report["problems"] else "ok"
     report["centre"], report["branch_totals"] = ours, {k: sent.get(k) for k in ours}
     return report
-
-
-def _differences(sent: Mapping[str, Any], ours: Mapping[str, Any]) -> list[str]:
-    problems = []
-    for key in ("events", "first_seq", "last_seq"):
-        if sent.get(key) != ours.get(key):
-            problems.append(f"{key}: branch {sent.get(key)}, centre {ours.get(key)}")
-    theirs = sent.get("queues") or {}
-    for queue in sorted(set(theirs) | set(ours["queues"])):
-        a, b = theirs.get(queue, {}), ours["queues"].get(queue, {})
-        for field in sorted(set(a) | set(b)):
-            if a.get(field, 0) != b.get(field, 0):
-                problems.append(f"{queue}.{field}: branch {a.get(field, 0)}, "
-                                f"centre {b.get(field, 0)}")
-    return problems
 
 
 def _replay_ranges(store: Store, branch: str, sent: Mapping[str, Any]

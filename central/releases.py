@@ -6,8 +6,9 @@
 * **Store**: :class:`ReleaseStore` checks an uploaded bundle against the centre's
   trusted keys and every file's hash, keeps the files under ``files/<version>/`` and the
   metadata in SQLite or PostgreSQL (plain SQL in ``releases.sql``, idempotent).
-* **Serve**: :func:`releases_router` is a FastAPI router; files are served with HTTP
-  Range, so a box whose link drops resumes where it stopped.
+* **Serve**: :data:`router` is a FastAPI router (:func:`mount_releases` serves a store
+  with it); files are served with HTTP Range, so a box whose link drops resumes where it
+  stopped.
 * **Roll out** to one branch, a list, an organisation subtree (code prefix ``100101``)
   or all: each targeted branch gets a row (``offered`` …) and a ``cmd/update`` payload
   for the uplink to publish; a box that missed it finds the same offer when it checks
@@ -15,11 +16,11 @@
   ``healthy``, ``rolled_back`` or ``failed`` + reason; :meth:`ReleaseStore.record_report`
   keeps the furthest status per branch and every report once.
 
-Wiring into the centre's app and consumer (three calls): include
-``releases_router(store)`` in the app; call ``store.record_report(branch, reply["result"])``
-for every ``reply`` whose ``cmd`` is ``update``; call ``store.record_running(branch,
-birth["version"])`` for every birth. :func:`publish_offers` sends the commands over MQTT
-by itself until the centre's uplink offers a ``send_command``.
+Wiring into the centre's app and consumer (three calls): ``mount_releases(app, store)``;
+call ``store.record_report(branch, reply["result"])`` for every ``reply`` whose ``cmd`` is
+``update``; call ``store.record_running(branch, birth["version"])`` for every birth.
+:func:`publish_offers` sends the commands over MQTT by itself until the centre's uplink
+offers a ``send_command``.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Response
 from fastapi.responses import FileResponse
 
-from controller.shared_db import SharedConnection
-from controller.slots import file_sha256
+from common.files import file_sha256
+from common.shared_db import SharedConnection
 from protocols.release import (
     Manifest,
     ReleaseFile,
@@ -67,6 +68,7 @@ from protocols.release import (
     verify_manifest,
 )
 
+from .deps import ReleasesBase, ReleasesDep
 from .errors import StoreError
 from .store import connect_sqlite, transaction
 
@@ -76,8 +78,9 @@ __all__ = [
     "Target",
     "build_bundle",
     "main",
+    "mount_releases",
     "publish_offers",
-    "releases_router",
+    "router",
 ]
 
 log = logging.getLogger(__name__)
@@ -413,47 +416,57 @@ def _read_or_none(path: Path) -> bytes | None:
 _VERSION_PATH = r"^[0-9][0-9a-z.]{0,31}$"
 
 
-def releases_router(store: ReleaseStore, *, base_url: str | None = None) -> APIRouter:
-    """``/api/releases``: the list, each release's manifest, signature and files (with
-    Range), per-branch status, and the offer a checking box acts on."""
-    r = APIRouter(prefix="/api/releases", tags=["releases"])
+router = APIRouter(prefix="/api/releases", tags=["releases"])
+"""``/api/releases``: the list, each release's manifest, signature and files (with Range),
+per-branch status, and the offer a checking box acts on. Its handlers are sync (the store
+blocks: FastAPI runs them in its worker threads) and ask for the store (``ReleasesDep``)
+and the base URL (``ReleasesBase``); :func:`mount_releases` puts both on the app."""
 
-    def base(request: Request) -> str:
-        return base_url or str(request.base_url).rstrip("/")
 
-    @r.get("")
-    def list_releases() -> list[dict[str, Any]]:
-        return store.releases()
+def mount_releases(app: FastAPI, store: ReleaseStore, *, base_url: str | None = None,
+                   dependencies: Sequence[Any] = ()) -> None:
+    """Serve ``store`` from ``app``: boxes fetch from ``base_url`` (None: the URL they
+    asked on); ``dependencies`` guard every route (the centre's: who may see what)."""
+    app.state.releases, app.state.releases_base_url = store, base_url
+    app.include_router(router, dependencies=list(dependencies))
 
-    @r.get("/offer/{branch}", responses={204: {"description": "nothing to install"}})
-    def offer(branch: str, request: Request) -> Any:
-        """What this branch should install (the ``cmd/update`` payload), or 204.
-        Read-only: what runs where is learnt from the boxes' authenticated MQTT messages."""
-        if not _BRANCH.match(branch):
-            raise HTTPException(422, "not an organisation code")
-        payload = store.offer_for(branch, base(request))
-        return payload if payload is not None else Response(status_code=204)
 
-    @r.get("/{version}/manifest.json")
-    def manifest(version: str) -> FileResponse:
-        return _file(store.files / _checked(version) / "manifest.json", "application/json")
+@router.get("")
+def list_releases(store: ReleasesDep) -> list[dict[str, Any]]:
+    return store.releases()
 
-    @r.get("/{version}/manifest.sig")
-    def signature(version: str) -> FileResponse:
-        return _file(store.files / _checked(version) / "manifest.sig", "application/json")
 
-    @r.get("/{version}/files/{name}")
-    def release_file(version: str, name: str) -> FileResponse:
-        path = store.file_path(_checked(version), name)
-        if path is None:
-            raise HTTPException(404, f"release {version} has no file {name!r}")
-        return _file(path, "application/octet-stream")
+@router.get("/offer/{branch}", responses={204: {"description": "nothing to install"}})
+def offer(branch: str, store: ReleasesDep, base: ReleasesBase) -> Any:
+    """What this branch should install (the ``cmd/update`` payload), or 204.
+    Read-only: what runs where is learnt from the boxes' authenticated MQTT messages."""
+    if not _BRANCH.match(branch):
+        raise HTTPException(422, "not an organisation code")
+    payload = store.offer_for(branch, base)
+    return payload if payload is not None else Response(status_code=204)
 
-    @r.get("/{version}/branches")
-    def branches(version: str) -> list[dict[str, Any]]:
-        return store.statuses(_checked(version))
 
-    return r
+@router.get("/{version}/manifest.json")
+def manifest(version: str, store: ReleasesDep) -> FileResponse:
+    return _file(store.files / _checked(version) / "manifest.json", "application/json")
+
+
+@router.get("/{version}/manifest.sig")
+def signature(version: str, store: ReleasesDep) -> FileResponse:
+    return _file(store.files / _checked(version) / "manifest.sig", "application/json")
+
+
+@router.get("/{version}/files/{name}")
+def release_file(version: str, name: str, store: ReleasesDep) -> FileResponse:
+    path = store.file_path(_checked(version), name)
+    if path is None:
+        raise HTTPException(404, f"release {version} has no file {name!r}")
+    return _file(path, "application/octet-stream")
+
+
+@router.get("/{version}/branches")
+def branches(version: str, store: ReleasesDep) -> list[dict[str, Any]]:
+    return store.statuses(_checked(version))
 
 
 def _checked(version: str) -> str:
@@ -696,10 +709,8 @@ def _with_store(store: ReleaseStore, args: argparse.Namespace) -> int:
 
 def _serve(store: ReleaseStore, host: str, port: int) -> None:
     import uvicorn
-    from fastapi import FastAPI
-
     app = FastAPI(title="paidui releases")
-    app.include_router(releases_router(store))
+    mount_releases(app, store)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -30,11 +30,12 @@ from protocols import appointment as ap
 from protocols.uplink import NOT_RUN
 
 from .appointments import Customer, CustomerRefused, Recent, StorePool, refused
+from .cif import customer_columns
 from .store import Store
 
 if TYPE_CHECKING:
     from .appointments import Appointments
-    from .service import Centre
+    from .context import CentreContext
 
 __all__ = ["BranchLink", "RemoteTickets", "Tracker"]
 
@@ -80,7 +81,7 @@ def _sha(text: str) -> str:
 class BranchLink:
     """Commands to a branch and their answers, for requests a phone is waiting on."""
 
-    def __init__(self, centre: Centre, pool: StorePool) -> None:
+    def __init__(self, centre: CentreContext, pool: StorePool) -> None:
         self.centre, self.pool = centre, pool
         self.replies = StorePool(pool.url, 1)  # its own connection: never queued behind others
         self._waiting: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
@@ -111,7 +112,7 @@ class BranchLink:
                 self._poller = asyncio.create_task(self._poll(), name="branch-replies")
             async with asyncio.timeout(timeout):
                 return await fut
-        except TimeoutError:
+        except (TimeoutError, ConnectionError):  # no answer, or not even sent (broker down)
             return None
         finally:
             self._waiting.pop((branch, cmd_id), None)
@@ -158,6 +159,8 @@ class Tracker:
         self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
         self._followed: dict[str, dict[str, float]] = {}
         self._asking: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
+        self._asked_at: dict[str, float] = {}  # when each branch was last asked (monotonic)
+        self._answer_asked: dict[str, float] = {}  # … for the answer in _answers
 
     async def where(self, branch: str, number: str) -> tuple[dict[str, Any] | None, bool]:
         """(the branch's latest answer about ``number``'s queue, fresh?)."""
@@ -179,7 +182,31 @@ class Tracker:
             return answer, True
         return (cached[1] if cached else None), False
 
+    async def positions(self, branch: str, numbers: list[str]
+                        ) -> tuple[dict[str, Any] | None, float]:
+        """The branch's latest answer about ``numbers`` for a watcher (central/nearturn.py)
+        and when it was asked (monotonic): never a second ask within ``ttl`` of the last
+        (then the cached answer, whatever it holds, or None), so a watcher and the phones
+        together ask a branch ≤ once per ``ttl``."""
+        now = time.monotonic()
+        followed = self._followed.setdefault(branch, {})
+        for n in numbers:
+            followed[n] = now
+        task = self._asking.get(branch)
+        if task is None or task.done():
+            if now - self._asked_at.get(branch, -self.ttl) < self.ttl:
+                return self._latest(branch)
+            task = asyncio.create_task(self._ask(branch), name=f"track-{branch}")
+            self._asking[branch] = task
+        await asyncio.shield(task)
+        return self._latest(branch)
+
+    def _latest(self, branch: str) -> tuple[dict[str, Any] | None, float]:
+        cached = self._answers.get(branch)
+        return (cached[1], self._answer_asked.get(branch, 0.0)) if cached else (None, 0.0)
+
     async def _ask(self, branch: str) -> dict[str, Any] | None:
+        self._asked_at[branch] = asked = time.monotonic()
         if await self.link.online(branch) is False:
             return None
         numbers = sorted(self._followed.get(branch, {}))[-200:]
@@ -188,6 +215,7 @@ class Tracker:
             return None
         answer: dict[str, Any] = reply.get("result") or {}
         self._answers[branch] = (time.monotonic(), answer)
+        self._answer_asked[branch] = asked
         return answer
 
 
@@ -230,15 +258,19 @@ class RemoteTickets:
         if not await self.link.online(branch):
             raise _refused("branch_offline")
         token, request = secrets.token_urlsafe(24), f"ticket-{uuid.uuid4().hex[:16]}"
+        known = customer_columns(await self.appointments.who_is(who.id))  # within budget
         now = self.clock()
-        reply = await self.link.ask(branch, "ticket", {
-            "id": request, "queue": queue.upper(), "expires_at": now + s.remote_expiry_s},
-            s.remote_timeout_s)
+        args: dict[str, Any] = {"id": request, "queue": queue.upper(),
+                                "expires_at": now + s.remote_expiry_s}
+        if known["customer_type"] is not None:  # the box ranks it like a VIP's
+            args["customer"] = {"type": known["customer_type"], "stars": known["stars"],
+                                "source": known["customer_source"]}
+        reply = await self.link.ask(branch, "ticket", args, s.remote_timeout_s)
         # One write, after the answer (or its absence: a late answer is matched by the
         # request id when the ticket's link is opened).
         state = "no_answer" if reply is None else "issued" if reply.get("ok") else "refused"
         await self.pool.run(_new_remote, token, request, who.id, branch, queue.upper(), day,
-                            now, state, reply)
+                            now, state, reply, known)
         if reply is None:
             raise _refused("branch_no_answer")
         if not reply.get("ok"):
@@ -283,18 +315,28 @@ class RemoteTickets:
         return await self.rate_number(row["branch"], row["number"], score)
 
     async def rate_number(self, branch: str, number: str, score: int) -> dict[str, Any]:
+        result = await self.ask_branch(branch, "rate", {"number": number, "score": score})
+        return {**result, "message": "谢谢您对我们工作的支持,再见",
+                "message_en": "Thank you. Goodbye."}
+
+    async def ask_branch(self, branch: str, name: str, args: dict[str, Any]
+                         ) -> dict[str, Any]:
+        """Command ``name`` for a phone waiting on it (with ``expires_at``); the branch's
+        result, or :class:`CustomerRefused` in words for the customer."""
         if not await self.link.online(branch):
             raise _refused("branch_offline")
-        reply = await self.link.ask(branch, "rate", {
-            "number": number, "score": score,
-            "expires_at": self.clock() + self.settings.remote_expiry_s},
+        reply = await self.link.ask(branch, name, {
+            **args, "expires_at": self.clock() + self.settings.remote_expiry_s},
             self.settings.remote_timeout_s)
         if reply is None:
             raise _refused("branch_no_answer")
         if not reply.get("ok"):
             raise _branch_refusal(reply)
-        return {**(reply.get("result") or {}), "message": "谢谢您对我们工作的支持,再见",
-                "message_en": "Thank you. Goodbye."}
+        return dict(reply.get("result") or {})
+
+    async def ticket_of(self, token: str) -> dict[str, Any] | None:
+        """The remote ticket a link's token stands for (its stored row), or None."""
+        return await self.pool.run(_remote, _sha(token))
 
     async def follow(self, branch: str, ticket_id: str) -> dict[str, Any]:
         """A printed ticket's QR (``/t/<day>-<number>``): where it stands, no rating."""
@@ -318,13 +360,17 @@ def _open_remote(st: Store, cid: str, branch: str, day: str) -> int:
 
 
 def _new_remote(st: Store, token: str, request: str, cid: str, branch: str, queue: str,
-                day: str, now: float, state: str, reply: dict[str, Any] | None) -> None:
+                day: str, now: float, state: str, reply: dict[str, Any] | None,
+                known: dict[str, Any]) -> None:
     result = (reply or {}).get("result") or {}
     st.execute("INSERT INTO remote_tickets (token_digest, request, customer, branch, queue, day, "
-               "state, number, ticket, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               "state, number, ticket, body, created_at, customer_type, stars, "
+               "customer_source, customer_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+               "?, ?)",
                (_sha(token), request, cid, branch, queue, day, state, result.get("number"),
                 result.get("ticket"), json.dumps(reply, ensure_ascii=False) if reply else None,
-                now))
+                now, known["customer_type"], known["stars"], known["customer_source"],
+                known["customer_reason"]))
 
 
 def _settle(st: Store, request: str, state: str, reply: dict[str, Any] | None) -> None:

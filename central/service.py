@@ -1,28 +1,34 @@
 """One centre process: its consumers (in the shared group) and its HTTP API.
 
 Run several processes with the same ``broker.group`` to share the load; give each its own
-``http.port`` or ``--set http.enabled=false``.
+``http.port`` or ``--set http.enabled=false``. The jobs that must run once (alerts, booking
+pushes) run on one of them at a time, under a lease (:mod:`central.leases`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from common.clock import clock_for
 from protocols import uplink as proto
 from protocols.metrics import Metric
 
 from .config import CentreConfig
 from .customers import CustomerChannels
 from .ingest import Consumer, IngestStats
+from .leases import Leases
 from .store import Store, open_store
 
 if TYPE_CHECKING:
+    import aiomqtt
+
     from .releases import ReleaseStore
 
 __all__ = ["Centre"]
@@ -31,14 +37,21 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+async def _held() -> None:
+    """A lease held for what it gates (the live board asks :attr:`Leases.held`)."""
+    await asyncio.Event().wait()
+
+
 class Centre:
     """Consumers + a reading store connection + the HTTP API, for one process."""
 
     def __init__(self, config: CentreConfig) -> None:
         self.config = config
         self.stats = IngestStats()
-        self.consumers = [Consumer(config, index=i, stats=self.stats)
-                          for i in range(config.ingest.consumers)]
+        # ingest.consumers on each broker (several: the boxes fail over between them)
+        urls = [u for u in config.broker.all_urls for _ in range(config.ingest.consumers)]
+        self.consumers = [Consumer(config, index=i, stats=self.stats, url=u)
+                          for i, u in enumerate(urls)]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-reader")
         self._reader: Store | None = None
@@ -48,6 +61,9 @@ class Centre:
         from .office import Office
 
         self.office = Office(self)  # logins, the live board, the back office
+        # the jobs done once across instances (alerts, booking pushes) run under leases
+        self.leases = Leases(config.store.url, lease_s=config.ha.lease_s)
+        self.office.board.publishes = lambda: "aggregates" in self.leases.held
 
     async def run(self) -> None:
         """Run until cancelled (or until the HTTP server is stopped by a signal)."""
@@ -64,8 +80,13 @@ class Centre:
                 tasks = [tg.create_task(c.run(), name=f"consumer-{c.index}")
                          for c in self.consumers]
                 if self.customers is not None:  # bookings pushed to the branches
-                    tasks.append(tg.create_task(self.customers.run(), name="customers"))
+                    tasks.append(tg.create_task(self.customers.run(self.leases),
+                                                name="customers"))
                 tasks.append(tg.create_task(self.office.run(), name="office"))
+                if self.config.web.live.agg_publish:  # the dashboards' aggregates: one
+                    tasks.append(tg.create_task(self.leases.run("aggregates", _held),
+                                                name="aggregates"))
+                tasks.append(tg.create_task(self._keep_forms(), name="form-retention"))
                 if self.config.http.enabled:
                     await self._serve_http()  # returns on SIGINT/SIGTERM
                     for t in tasks:
@@ -73,17 +94,28 @@ class Centre:
         finally:
             await self.close()
 
+    async def _keep_forms(self) -> None:
+        """Blank pre-filled forms past ``forms.keep_days`` (central/forms.py)."""
+        from .forms import keep_forms
+
+        s = self.config.customers
+        clock = clock_for(s.clock_start)
+        await keep_forms(self, self.config.form_settings.keep_days,
+                         lambda: dt.datetime.fromtimestamp(clock.now(), s.tz).date().isoformat())
+
     async def _serve_http(self) -> None:
-        from controller.httpserver import http_server
+        from common.httpserver import http_server
 
         from .web import create_app
 
         http = self.config.http
-        server = http_server(create_app(self), http.host, http.port, graceful_s=3)
+        server = http_server(create_app(self), http.host, http.port, graceful_s=3,
+                             proxies=http.trusted_proxies)
         log.info("centre HTTP API on http://%s:%d", http.host, http.port)
         await server.serve()
 
     async def close(self) -> None:
+        await self.leases.close()  # given up at once: another instance takes them over
         releases, self.releases = self.releases, None
         if releases is not None:
             await asyncio.to_thread(releases.close)
@@ -101,10 +133,26 @@ class Centre:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    def mqtt_client(self) -> aiomqtt.Client | None:
+        """A connected client of this process's consumers, or None while none is."""
+        return next((c.client for c in self.consumers if c.client is not None), None)
+
+    def broker_clients(self) -> list[aiomqtt.Client]:
+        """One connected client per broker (several brokers: the box is on one of them)."""
+        found: dict[str, aiomqtt.Client] = {}
+        for c in self.consumers:
+            if c.client is not None:
+                found.setdefault(c.url, c.client)
+        return list(found.values())
+
     async def send_command(self, branch: str, name: str, args: dict[str, Any]) -> str:
-        """Publish command ``name`` to ``branch``; returns its id. ValueError if invalid."""
-        client = next((c.client for c in self.consumers if c.client is not None), None)
-        if client is None:
+        """Publish command ``name`` to ``branch``; returns its id. ValueError if invalid.
+
+        With several brokers it goes out on each (the box is on one, and its persistent
+        session on another may hold it for later): the box runs a command id once and
+        answers it the same again (docs/uplink.md, "Commands")."""
+        clients = self.broker_clients()
+        if not clients:
             raise ConnectionError("the centre is not connected to the broker")
         cmd_id = str(args.pop("id", "") or f"{name}-{uuid.uuid4().hex[:12]}")
         msg = proto.command(cmd_id, **args)
@@ -113,7 +161,12 @@ class Centre:
             proto.validate(proto.parse_topic(topic), msg)
         except proto.ProtocolError as exc:
             raise ValueError(str(exc)) from None
-        await client.publish(topic, proto.encode(msg), qos=1)
+        payload = proto.encode(msg)
+        sent = await asyncio.gather(*(c.publish(topic, payload, qos=1) for c in clients),
+                                    return_exceptions=True)
+        failed = [r for r in sent if isinstance(r, BaseException)]
+        if len(failed) == len(sent):
+            raise failed[0]
         log.info("command %s %s sent to %s", name, cmd_id, branch)
         return cmd_id
 
@@ -129,7 +182,20 @@ class Centre:
                         "messages rejected into the dead-letter table, by reason")
         for reason, n in dead.items():
             dead_m.add(n, reason=reason)
+        dropped = Metric("paidui_centre_ingest_dropped_total", "counter",
+                         "messages not taken, by class and reason: rate (over the branch's "
+                         "limit; events are sent again), superseded, line_full")
+        for (cls, reason), n in sorted(s.dropped.items()):
+            dropped.add(n, **{"class": cls, "reason": reason})
+        lines = [c.line for c in self.consumers if c.line is not None]
         return [
+            dropped,
+            Metric("paidui_centre_ingest_line_messages", "gauge",
+                   "received messages waiting to be decoded").add(sum(q.qsize() for q in lines)),
+            Metric("paidui_centre_ingest_line_bytes", "gauge",
+                   "their payloads' bytes").add(sum(q.bytes for q in lines)),
+            Metric("paidui_centre_branch_flooding_notes_total", "counter",
+                   "branch_flooding rows noted for the alert rules").add(s.flood_notes),
             Metric("paidui_centre_events_ingested_total", "counter",
                    "events stored by this process").add(s.inserted),
             Metric("paidui_centre_events_duplicate_total", "counter",
@@ -143,6 +209,14 @@ class Centre:
                    "replays asked of branches").add(s.replay_requests),
             Metric("paidui_centre_consumers_connected", "gauge", "consumers connected")
             .add(s.connected),
+            Metric("paidui_centre_leases_held", "gauge",
+                   "jobs done once across instances that this process runs now")
+            .add(len(self.leases.held)),
+            Metric("paidui_centre_leases_taken_total", "counter",
+                   "leases this process took (a hand-over counts on the new holder)")
+            .add(self.leases.taken),
             lag, dead_m,
             *(self.customers.appointments.metrics() if self.customers else []),
+            *(self.customers.near_turn.metrics() if self.customers else []),
+            *(self.customers.booking_forms.metrics() if self.customers else []),
         ]

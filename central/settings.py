@@ -6,6 +6,9 @@ and how often the live dashboard looks at the store.
     [web]
     session_hours = 12
     secure_cookies = "auto"          # Secure cookies when the request came over https
+    login_attempts = 5               # free failed logins per address and per account, then
+    login_address_max_s = 3600       # 30 s doubling to an hour per address, and
+    login_account_max_s = 60         # 1 s doubling to a minute per account
     [web.admin]                      # created once, when the users table is empty
     user = "admin"
     password = "…"                   # demo only; or password_hash = "scrypt$…"
@@ -25,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["AdminSeed", "LiveSettings", "OrgSeed", "WebSettings"]
+__all__ = ["AdminSeed", "LiveSettings", "MediaSettings", "OrgSeed", "WebSettings"]
 
 CODE = r"^\d{4,16}$"
 ROLES = ("admin", "manager", "auditor", "viewer")
@@ -74,23 +77,44 @@ class LiveSettings(_Model):
     agg_every_s: float = Field(5.0, ge=0.2, le=3600)  # at most this often per node
 
 
+class MediaSettings(_Model):
+    """Kiosk media quotas at the centre (central/media.py, docs/backoffice.md): what one
+    branch is given may not exceed what its box keeps (controller/web/media.py: 40 files,
+    100 MB), and the centre's store holds at most ``total_bytes`` of media."""
+
+    branch_files: int = Field(40, ge=1, le=40)
+    branch_bytes: int = Field(100_000_000, ge=1, le=100_000_000)
+    total_bytes: int = Field(2_000_000_000, ge=1)
+
+
 class WebSettings(_Model):
     """The whole ``[web]`` section of the centre's config."""
 
     session_hours: float = Field(12.0, gt=0, le=24 * 14)
     secure_cookies: Literal["auto", "always", "never"] = "auto"
-    login_attempts: int = Field(5, ge=1, le=100)  # failures per user or per address ...
-    login_window_s: float = Field(300.0, gt=0)  # ... within this many seconds, then 429
+    # Failed logins back off per client address and per account (docs/centre-security.md):
+    login_attempts: int = Field(5, ge=1, le=100)  # free failures per address and account
+    login_window_s: float = Field(300.0, gt=0, le=86400)  # forgotten this long after a wait
+    login_address_first_s: float = Field(30.0, gt=0, le=3600)  # then doubling ...
+    login_address_max_s: float = Field(3600.0, gt=0, le=86400)  # ... up to this
+    login_account_first_s: float = Field(1.0, gt=0, le=60)  # short, reset by a success
+    login_account_max_s: float = Field(60.0, gt=0, le=3600)  # what an attacker can cost
+    login_known_days: float = Field(30.0, ge=0, le=366)  # an account's address, exempt
+    login_max_rows: int = Field(100_000, ge=100, le=10_000_000)  # back-off rows kept
     metrics_token: str = Field("", max_length=200)  # Bearer token for /metrics scrapers
     admin: AdminSeed = AdminSeed()
     orgs: list[OrgSeed] = []
     live: LiveSettings = LiveSettings()
+    media: MediaSettings = MediaSettings()  # [web.media]: kiosk media quotas
 
     @model_validator(mode="after")
     def _unique(self) -> WebSettings:
         codes = [o.code for o in self.orgs]
         if len(set(codes)) != len(codes):
             raise ValueError("orgs: a code appears twice")
+        for kind in ("address", "account"):
+            if getattr(self, f"login_{kind}_first_s") > getattr(self, f"login_{kind}_max_s"):
+                raise ValueError(f"login_{kind}_first_s is above login_{kind}_max_s")
         if self.metrics_token and not re.match(r"^[A-Za-z0-9_.~+/=-]{16,}$",
                                                self.metrics_token):
             raise ValueError("metrics_token: use at least 16 URL-safe characters")

@@ -12,18 +12,30 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from protocols import appointment as ap
 from protocols import sms
 
+from .names import check_name
+
 if TYPE_CHECKING:
     from .appointments import Appointments
     from .public import PublicStatus
+    from .store import Store
 
-__all__ = ["SmsDesk"]
+Rater = Callable[[str, str, int], Awaitable[dict[str, Any]]]  # (branch, number, score)
+
+__all__ = ["SmsDesk", "booked_words"]
 
 log = logging.getLogger(__name__)
+
+
+def booked_words(done: dict[str, Any]) -> str:
+    """A new booking as the customer is told it (by SMS, by WeChat): where, when, the code."""
+    return (f"预约成功:{done['branch_name']} {done['queue_name']} {done['day']} "
+            f"{done['slot_label']},预约码{done['code']}。请在时段内到网点取号机输入预约码。")
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -32,9 +44,11 @@ log = logging.getLogger(__name__)
 class SmsDesk:
     """Answers customers' SMS commands (the sender's number is who they are)."""
 
-    def __init__(self, appointments: Appointments, status: PublicStatus) -> None:
+    def __init__(self, appointments: Appointments, status: PublicStatus,
+                 rate: Rater | None = None) -> None:
         self.appointments = appointments
         self.status = status
+        self.rate = rate  # cmd/rate to the branch (central/remote.py), for PJ
         self.limit = appointments.settings.sms.max_length
 
     async def handle(self, phone: str, text: str) -> list[str]:
@@ -62,7 +76,8 @@ class SmsDesk:
             return await self._queue_status(command.branch)
         who = await self.appointments.customer_by_phone(phone)
         if isinstance(command, sms.Register):
-            await self.appointments.register(who, command.name, None, command.id_number)
+            await self.appointments.register(who, check_name(command.name), None,
+                                             command.id_number)
             return "注册成功。预约:YY 网点号 业务 时段;查询:CXYY"
         if who.id is None:
             return "您尚未注册,请发送:ZC 姓名 身份证号"
@@ -70,6 +85,8 @@ class SmsDesk:
             return await self._book(who, command)
         if isinstance(command, sms.MyBookings):
             return await self._mine(who)
+        if isinstance(command, sms.Rate):
+            return await self._rate(who.id, command)
         done = await self.appointments.cancel(who, command.code)
         return f"已取消{done['day']} {done['slot_label']}的预约({done['branch_name']})。"
 
@@ -86,8 +103,7 @@ class SmsDesk:
     async def _book(self, who: Any, c: sms.Book) -> str:
         day = self._day_for(c)
         done = await self.appointments.book(who, c.branch, c.queue, day, c.slot, channel="sms")
-        return (f"预约成功:{done['branch_name']} {done['queue_name']} {done['day']} "
-                f"{done['slot_label']},预约码{done['code']}。请在时段内到网点取号机输入预约码。")
+        return booked_words(done)
 
     def _day_for(self, c: sms.Book) -> str:
         """The given date (this year, or next if passed), else today or tomorrow: the first
@@ -109,6 +125,21 @@ class SmsDesk:
             return today.isoformat()
         return (today + dt.timedelta(days=1)).isoformat()
 
+    async def _rate(self, customer: str, c: sms.Rate) -> str:
+        """PJ: rate today's service of a ticket this customer was called for (the "called"
+        notice, central/nearturn.py, says how) — only their own; the box's engine decides
+        the rest like a keypad rating (a finished service, rated once: ``already_rated``)."""
+        called = await self.appointments.pool.read(_called_today, customer,
+                                                   self.appointments.today())
+        mine = [(b, n) for b, n in called if c.number in (None, n)]
+        if not mine or self.rate is None:
+            return (f"今天没有{c.number}号的叫号记录,无法评价。" if c.number
+                    else "今天没有可评价的服务。")
+        branch, number = mine[0]
+        done = await self.rate(branch, number, c.score)
+        level = done.get("level") or c.score
+        return f"已收到您对{number}号服务的评价:{level}。谢谢您对我们工作的支持,再见"
+
     async def _mine(self, who: Any) -> str:
         items = [b for b in await self.appointments.my_bookings(who)
                  if b["state"] == "booked"]
@@ -117,3 +148,10 @@ class SmsDesk:
         return "您的预约:" + ";".join(
             f"{b['day'][5:]} {b['slot_label']} {b['branch_name']}{b['queue_name']} "
             f"码{b['code']}" for b in items[:5])
+
+
+def _called_today(st: Store, customer: str, day: str) -> list[tuple[str, str]]:
+    """(branch, number) of the customer's tickets called today, the latest first."""
+    return [(str(b), str(n)) for b, n in st.execute(
+        "SELECT branch, number FROM notices_sent WHERE customer = ? AND day = ? AND "
+        "kind = 'called' ORDER BY at DESC LIMIT 20", (customer, day)).fetchall()]

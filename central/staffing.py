@@ -4,9 +4,9 @@
   [&date=YYYY-MM-DD]`` — for a branch in the caller's scope: its latest configuration
   version as the centre holds it, its stored events of the ``days`` calendar days before
   ``date`` (default: today at the branch), learned into a day's arrivals and service times
-  (:func:`sim.des.learn.learn`) and simulated on the real engine until the fewest windows
+  (:func:`queueing.learn.learn`) and simulated on the real engine until the fewest windows
   per hour serve ``level`` of that hour's customers within ``target_min`` minutes
-  (:func:`sim.des.staffing.advise_from_history`). JSON: per hour the advised windows,
+  (:func:`queueing.staffing.advise_from_history`). JSON: per hour the advised windows,
   expected customers, the share served within the target and whether it is met; the
   total window-hours.
 * ``GET /api/office/staffing.csv`` — the same figures as CSV (UTF-8 with BOM).
@@ -28,17 +28,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from common.errors import ConfigError
 from controller.config import Config, parse_config
-from controller.errors import ConfigError
-from sim.des.staffing import StaffingAdvice, advise_from_history
+from queueing.staffing import StaffingAdvice, advise_from_history
 
 from . import configs as cf
-from .auth import ApiError, Principal, need
+from .auth import ApiError, Principal
+from .deps import ContextDep, Viewer
+from .reports.export import safe_row
 
 if TYPE_CHECKING:
-    from .service import Centre
+    from .context import CentreContext
 
-__all__ = ["staffing_csv", "staffing_router"]
+__all__ = ["advise", "router", "staffing_csv"]
 
 CSV_HEADER = ["小时 Hour", "建议窗口数 Windows", "开放窗口 Open windows",
               "预计客户 Expected customers", "目标内比例 Within target", "达标 Met"]
@@ -62,49 +64,50 @@ class StaffingQuery:
         self.level, self.seeds, self.date = level, seeds, date
 
 
-def staffing_router(centre: Centre) -> APIRouter:
-    router = APIRouter(tags=["back office"])
-    viewer = Depends(need("view"))
+router = APIRouter(tags=["back office"])
+"""``/api/office/staffing`` and ``/api/office/staffing.csv``, for a viewer of the branch."""
+Asked = Annotated[StaffingQuery, Depends()]
 
-    async def advise(q: StaffingQuery, who: Principal) -> tuple[dict[str, Any], StaffingAdvice]:
-        who.check(q.branch)
-        found = await centre.read(lambda s: cf.latest(s, q.branch))
-        if found is None:
-            raise ApiError("not_found", message=f"网点{q.branch}在中心没有配置,无法给出排班建议。",
-                           message_en=f"Branch {q.branch} has no configuration at the centre.")
-        config = _config(found["body"], q.branch)
-        day = q.date or dt.datetime.fromtimestamp(time.time(), config.tz).date()
-        first, last = day - dt.timedelta(q.days), day - dt.timedelta(1)
-        events = await centre.read(lambda s: s.history(q.branch, first.isoformat(),
-                                                        last.isoformat()))
-        if not any(e.get("type") == "ticket_issued" for e in events):
-            raise ApiError("invalid", message=f"网点{q.branch}在{first}至{last}没有取号记录,"
-                           "无法学习客流。", message_en=f"Branch {q.branch} has no tickets "
-                           f"issued from {first} to {last}: nothing to learn from.")
-        advice = await asyncio.to_thread(
-            advise_from_history, events, config, day, target_wait_s=q.target_min * 60,
-            level=q.level, seeds=tuple(range(1, q.seeds + 1)))
-        head = {"branch": q.branch, "date": day.isoformat(), "history": {
-            "first_day": first.isoformat(), "last_day": last.isoformat(),
-            "events": len(events)}, "config_version": found["version"]}
-        return head, advice
 
-    @router.get("/api/office/staffing")
-    async def staffing(q: Annotated[StaffingQuery, Depends()], who: Principal = viewer
-                       ) -> dict[str, Any]:
-        """Advised windows per hour (``hours``), ``window_hours`` in total, ``met``."""
-        head, advice = await advise(q, who)
-        return {**head, **advice.to_json()}
+@router.get("/api/office/staffing")
+async def staffing(q: Asked, centre: ContextDep, who: Viewer) -> dict[str, Any]:
+    """Advised windows per hour (``hours``), ``window_hours`` in total, ``met``."""
+    head, advice = await advise(centre, q, who)
+    return {**head, **advice.to_json()}
 
-    @router.get("/api/office/staffing.csv", response_class=Response)
-    async def staffing_download(q: Annotated[StaffingQuery, Depends()],
-                                who: Principal = viewer) -> Response:
-        head, advice = await advise(q, who)
-        name = f"staffing_{q.branch}_{head['date']}.csv"
-        return Response(staffing_csv(advice), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    return router
+@router.get("/api/office/staffing.csv", response_class=Response)
+async def staffing_download(q: Asked, centre: ContextDep, who: Viewer) -> Response:
+    head, advice = await advise(centre, q, who)
+    name = f"staffing_{q.branch}_{head['date']}.csv"
+    return Response(staffing_csv(advice), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def advise(centre: CentreContext, q: StaffingQuery, who: Principal
+                 ) -> tuple[dict[str, Any], StaffingAdvice]:
+    """The advice for ``q`` (a branch ``who`` sees), with what it was learned from."""
+    who.check(q.branch)
+    found = await centre.read(lambda s: cf.latest(s, q.branch))
+    if found is None:
+        raise ApiError("not_found", message=f"网点{q.branch}在中心没有配置,无法给出排班建议。",
+                       message_en=f"Branch {q.branch} has no configuration at the centre.")
+    config = _config(found["body"], q.branch)
+    day = q.date or dt.datetime.fromtimestamp(time.time(), config.tz).date()
+    first, last = day - dt.timedelta(q.days), day - dt.timedelta(1)
+    events = await centre.read(lambda s: s.history(q.branch, first.isoformat(),
+                                                    last.isoformat()))
+    if not any(e.get("type") == "ticket_issued" for e in events):
+        raise ApiError("invalid", message=f"网点{q.branch}在{first}至{last}没有取号记录,"
+                       "无法学习客流。", message_en=f"Branch {q.branch} has no tickets "
+                       f"issued from {first} to {last}: nothing to learn from.")
+    advice = await asyncio.to_thread(
+        advise_from_history, events, config, day, target_wait_s=q.target_min * 60,
+        level=q.level, seeds=tuple(range(1, q.seeds + 1)))
+    head = {"branch": q.branch, "date": day.isoformat(), "history": {
+        "first_day": first.isoformat(), "last_day": last.isoformat(),
+        "events": len(events)}, "config_version": found["version"]}
+    return head, advice
 
 
 def _config(body: dict[str, Any], branch: str) -> Config:
@@ -120,12 +123,11 @@ def staffing_csv(advice: StaffingAdvice) -> bytes:
     """The advice as CSV (UTF-8 with BOM, for Excel): one row per hour, then the total."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_HEADER)
+    w.writerow(safe_row(CSV_HEADER))
     for h in advice.hours:
-        w.writerow([f"{h['hour']:02d}:00", h["windows"], " ".join(map(str, h["open"])),
-                    h["expected_customers"],
-                    "" if h["within_target"] is None else h["within_target"],
-                    "是 yes" if h["met"] else "否 no"])
-    w.writerow(["合计 Total", advice.window_hours, "", "", "",
-                "是 yes" if advice.met else "否 no"])
+        w.writerow(safe_row([f"{h['hour']:02d}:00", h["windows"], " ".join(map(str, h["open"])),
+                             h["expected_customers"], h["within_target"],
+                             "是 yes" if h["met"] else "否 no"]))
+    w.writerow(safe_row(["合计 Total", advice.window_hours, "", "", "",
+                         "是 yes" if advice.met else "否 no"]))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")

@@ -14,13 +14,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .clock import clock_for
+from common.clock import clock_for
+from common.errors import ConfigError
+from common.httpserver import ServerLimits, http_server
+from common.logs import FORMATS, setup_logging
+
 from .components import Start, Startup
+from .compose import build_components
 from .config import Config, load_config
 from .engine import commands as c
-from .errors import ConfigError, JournalError, Refused
-from .httpserver import ServerLimits, http_server
-from .logs import FORMATS, setup_logging
+from .errors import JournalError, Refused
 from .uplink.commands import HEALTH
 
 if TYPE_CHECKING:
@@ -89,7 +92,7 @@ async def settle_removed(box: Box) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hash-password"]:
-        from .passwords import hash_password
+        from common.passwords import hash_password
 
         print(hash_password(getpass.getpass("teller password: ")))
         return 0
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         local = load_config(args.config, args.overrides)
         data_dir = Path(args.data_dir or "data")
-        startup = Startup(local, tuple(args.overrides), data_dir)
+        startup = Startup(local, tuple(args.overrides), data_dir, build_components)
         start = startup.begin(clock_for(local.clock.start).now())
         host, port = http_address(args, start.config)
     except ConfigError as exc:  # the local file's own mistake: fix it on site

@@ -16,36 +16,53 @@ import contextlib
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .clock import Clock
+from common.clock import Clock
+from common.passwords import verify_password
+
 from .config import Config
 from .disk import DiskBudget
 from .engine import Engine, Event, Request, State
 from .engine import commands as c
 from .errors import JournalError, Refused
 from .health import Health
-
-if TYPE_CHECKING:
-    from .kiosk import TicketPrinter
 from .journal import GroupCommitter, Journal, Record
-from .notices import notices
-from .passwords import verify_password
+from .keypad import Keypads
+from .kiosk import Desk
+from .notices import Boards, Voice
+from .ports import (
+    CardRedeemer,
+    CustomerDirectory,
+    Listener,
+    TicketDesk,
+    TicketPrinter,
+    WindowKeys,
+)
+from .views import ServiceTimes
 
 __all__ = ["Box", "Listener"]
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[list[Event]], None]
-
 
 class Box:
-    """One branch: engine + journal + the clock. Use as an async context manager."""
+    """One branch: engine + journal + the clock. Use as an async context manager.
+
+    The box is the :class:`~controller.ports.Host` its device components run in. What it
+    holds of the devices is given here or filled by the components the composition root
+    built (controller/compose.py): ``printer`` (the printer component sets it while it
+    runs; with ``[[kiosks]]`` each kiosk's printer component fills ``printers[kiosk]``
+    instead), ``appointment_redeemer`` (the appointments component), ``boards`` (what the
+    screens show). A test passes its fakes the same way.
+    """
 
     def __init__(self, config: Config, data_dir: str | Path, clock: Clock, *,
-                 tick_s: float = 20.0) -> None:
+                 tick_s: float = 20.0, printer: TicketPrinter | None = None,
+                 boards: Boards | None = None, tickets: TicketDesk | None = None,
+                 keys: WindowKeys | None = None) -> None:
         self.config = config
         self.tick_s = tick_s  # how often the day boundary and the kiosk schedule are looked at
         self.data_dir = Path(data_dir)
@@ -54,11 +71,19 @@ class Box:
         self._reader: Journal | None = None
         self._committer: GroupCommitter | None = None
         self.engine = Engine(config)
-        self.listeners: list[Listener] = []
+        self.services = ServiceTimes()  # recent handling times, for the wait on a ticket
+        self.listeners: list[Listener] = [self.services.on_events]
         self.health = Health(clock)
         self.disk = DiskBudget(self.data_dir, config.journal, health=self.health,
-                               notify=lambda n: notices(self).post(n))
-        self.printer: TicketPrinter | None = None  # set by the printer component
+                               notify=lambda n: self.boards.notices.post(n), clock=clock.now)
+        self.boards = boards if boards is not None else Boards()
+        self.printer: TicketPrinter | None = printer  # or set by the printer component
+        # [[kiosks]]: each kiosk's printer, set by its printer component (controller/kiosk.py)
+        self.printers: dict[str, TicketPrinter] = {}
+        self.appointment_redeemer: CardRedeemer | None = None  # set by the appointments
+        self.customers: CustomerDirectory | None = None  # set by controller/customers.py
+        self.tickets: TicketDesk = tickets if tickets is not None else Desk(self)
+        self.keys: WindowKeys = keys if keys is not None else Keypads(self)  # RS485 windows
         self.refusals: Counter[str] = Counter()
         self.journal_failures = 0
         self._next_seq = 1
@@ -120,6 +145,11 @@ class Box:
         return self.journal.epoch
 
     @property
+    def voice(self) -> Voice:
+        """What the voice is saying (the announcer tells it; the hall pages show it)."""
+        return self.boards.voice
+
+    @property
     def last_seq(self) -> int:
         return self._next_seq - 1
 
@@ -136,7 +166,7 @@ class Box:
         if self._recovering is not None or self._committer is None:
             raise JournalError("the journal is recovering from a failed write; try again")
         if isinstance(cmd, c.Login):
-            await self._check_password_off_the_loop(cmd)
+            cmd = await self._verified_login(cmd)
         try:
             events = self.engine.handle(cmd, self.clock.now(), request)
         except Refused as refusal:
@@ -149,14 +179,14 @@ class Box:
             await self._commit(events)
         return events
 
-    async def _check_password_off_the_loop(self, cmd: c.Login) -> None:
+    async def _verified_login(self, cmd: c.Login) -> c.Login:
         """scrypt takes ~0.1 s on purpose: check in a thread, not on the event loop (where
-        it would stall the RS485 bus and every page), then let the engine use the answer.
-        No await lies between this and the engine's handle(), so the answer is this one's."""
+        it would stall the RS485 bus and every page), and hand the engine the answer as the
+        command's verified-login fact (a caller's own ``verified`` is never trusted)."""
         teller = self.config.teller(cmd.teller)
         ok = teller is not None and await asyncio.to_thread(
             verify_password, teller.password_hash, cmd.password)
-        self.engine.check_password = lambda _hash, _password: ok
+        return replace(cmd, verified=ok)
 
     async def _commit(self, events: list[Event]) -> None:
         assert self._committer is not None
@@ -223,6 +253,15 @@ class Box:
         cutoff = (today - dt.timedelta(days=days)).isoformat()
         return int(await self._committer.call(lambda j: j.prune(cutoff)))
 
+    async def blank_forms(self, keep_days: int | None = None) -> int:
+        """Blank the pre-filled forms older than their retention (``forms.keep_days``,
+        default 30) that the centre has acknowledged (:meth:`Journal.blank_forms`)."""
+        assert self._committer is not None
+        days = keep_days if keep_days is not None else self.config.form_settings.keep_days
+        today = dt.date.fromisoformat(self.engine.state.day or "1970-01-01")
+        cutoff = (today - dt.timedelta(days=days)).isoformat()
+        return int(await self._committer.call(lambda j: j.blank_forms(cutoff)))
+
     async def _retain(self) -> None:
         """Retention in production: :meth:`prune` at start and once per business day
         (called from the tick loop; docs/journal.md, "Outbox and retention")."""
@@ -231,10 +270,14 @@ class Box:
             return
         self._pruned_day = day
         try:
+            blanked = await self.blank_forms()
             pruned = await self.prune()
         except JournalError as exc:  # retried tomorrow; never worth stopping for
             log.warning("journal retention: %s", exc)
             return
+        if blanked:
+            log.info("form retention: %d pre-filled forms older than %d days blanked",
+                     blanked, self.config.form_settings.keep_days)
         if pruned:
             log.info("journal retention: %d acknowledged events older than %d days deleted",
                      pruned, self.config.journal.keep_days)

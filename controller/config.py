@@ -15,10 +15,9 @@ import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,18 +26,21 @@ from pydantic import (
     model_validator,
 )
 
+from common.clock import TimeZoneName
+from common.errors import ConfigError
 from protocols.cards import CardError, parse_ic, parse_id_number
-
-from .errors import ConfigError
+from protocols.forms import FormSettings, settings_of
 
 __all__ = [
     "BranchConfig",
     "CardType",
     "Config",
+    "KioskStand",
     "QueueConfig",
     "RemovedQueue",
     "TellerConfig",
     "VipCustomer",
+    "VipManager",
     "WindowConfig",
     "apply_overrides",
     "load_config",
@@ -89,17 +91,6 @@ class Calendar(_Model):
         return "weekend"
 
 
-def _known_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r}") from exc
-    return value
-
-
-TimeZoneName = Annotated[str, AfterValidator(_known_zone)]  # an IANA name: Asia/Shanghai
-
-
 class BranchConfig(_Model):
     code: str = Field(pattern=r"^\d{4,16}$")
     name: str
@@ -134,7 +125,7 @@ class QueueConfig(_Model):
         return 10**self.digits - 1
 
     def format(self, n: int) -> str:
-        return f"{self.prefix}{n:0{self.digits}d}"
+        return self.prefix + str(n).zfill(self.digits)  # (as f"{n:0{digits}d}", twice as fast)
 
 
 class RemovedQueue(_Model):
@@ -218,12 +209,21 @@ class CardType(_Model):
     stars: int = Field(0, ge=0, le=7)
 
 
+class VipManager(_Model):
+    """A VIP's account manager (客户经理), told when the customer takes a ticket (I1)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    name: str = Field(min_length=1, max_length=64)
+    terminal: str = ""  # the lobby terminal or screen that should show the arrival
+
+
 class VipCustomer(_Model):
     id: str
     name: str
     stars: int = Field(1, ge=0, le=7)
     customer_type: str = "vip"
     queue: str | None = None  # None: the matching card type's queue, else the VIP queue
+    manager: VipManager | None = None
     cards: list[str] = []
     id_numbers: list[str] = []
 
@@ -296,6 +296,24 @@ class Kiosk(_Model):
     sign_out: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+KIOSK_ID = r"^[A-Za-z0-9_-]{1,32}$"  # a kiosk page's id (/kiosk?id=…), as the devices name it
+
+
+class KioskStand(_Model):
+    """One kiosk of a branch with several (``[[kiosks]]``, SPEC I4): its page
+    (``/kiosk?id=<id>``), its own printer and card readers; every kiosk takes its numbers
+    from the box's one engine (A2). The sections are the top-level ``[printer]`` and
+    ``[card_reader]`` ones, per kiosk (validated by their drivers, controller/compose.py);
+    a ``[printer]`` key not given here is the top-level section's (one profile, one QR
+    address for all). Without ``[[kiosks]]`` the box has one kiosk, as before."""
+
+    id: str = Field(pattern=KIOSK_ID)
+    name: str
+    name_en: str = ""
+    printer: dict[str, Any] = {}
+    card_reader: dict[str, Any] = {}
+
+
 class ClockConfig(_Model):
     """``start`` makes the box's clock start at that instant and run on in real time."""
 
@@ -312,7 +330,7 @@ class ClockConfig(_Model):
 class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    # Floods and slow clients (controller/httpserver.py, controller/web/limits.py):
+    # Floods and slow clients (common/httpserver.py, common/limits.py):
     head_timeout_s: float = Field(10.0, gt=0, le=300)  # request line + headers, in all
     keep_alive_s: float = Field(5.0, gt=0, le=300)  # an idle connection between requests
     write_stall_s: float = Field(60.0, gt=0, le=3600)  # a client that reads nothing
@@ -361,6 +379,7 @@ class Config(_Model):
     thresholds: Thresholds = Thresholds()
     strategy: Strategy = Strategy()
     kiosk: Kiosk = Kiosk()
+    kiosks: list[KioskStand] = []  # several kiosks, each with its printer (docs/printer.md)
     clock: ClockConfig = ClockConfig()
     http: HttpConfig = HttpConfig()
     journal: JournalConfig = JournalConfig()
@@ -374,7 +393,9 @@ class Config(_Model):
     hall_display: dict[str, Any] = {}
     uplink: dict[str, Any] = {}
     update: dict[str, Any] = {}  # software updates from the centre (controller/update.py)
+    cif: dict[str, Any] = {}  # the CRM/CIF customer lookup (controller/customers.py)
     web: dict[str, Any] = {}  # the local screens: logins, kiosk layout (controller/web/settings)
+    forms: dict[str, Any] = {}  # pre-filled forms per business (protocols/forms.py, I2)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -383,6 +404,7 @@ class Config(_Model):
         _unique("windows", (w.number for w in self.windows))
         _unique("tellers", (t.id for t in self.tellers))
         _unique("menus", (m.id for m in self.menus))
+        _unique("kiosks", (k.id for k in self.kiosks))
         if not self.windows:  # nobody could ever be called: refused, not run quietly
             raise ValueError("windows: a branch needs at least one window")
         queue_ids = {q.id for q in self.queues}
@@ -417,7 +439,13 @@ class Config(_Model):
                 raise ValueError(f"removed_queues.{qid}.transfer_to: unknown queue "
                                  f"{rule.transfer_to!r}")
         _unique("rating_levels", (r.score for r in self.rating_levels))
+        self.form_settings  # noqa: B018 - parsed now: a bad [forms] is refused at load
         return self
+
+    @property
+    def form_settings(self) -> FormSettings:
+        """The ``[forms]`` section, parsed once (protocols/forms.py)."""
+        return settings_of(self.__dict__, self.forms)
 
     # --- lookups the engine uses on every command ---------------------------------------
 
@@ -430,6 +458,10 @@ class Config(_Model):
 
     def window(self, number: int) -> WindowConfig | None:
         return self._index()["windows"].get(number)
+
+    def stand(self, kiosk_id: str) -> KioskStand | None:
+        """The ``[[kiosks]]`` entry of ``kiosk_id`` (None: not one of them)."""
+        return next((k for k in self.kiosks if k.id == kiosk_id), None)
 
     def teller(self, teller_id: str) -> TellerConfig | None:
         return self._index()["tellers"].get(teller_id)

@@ -1,29 +1,14 @@
-"""Errors of the branch box. One root, :class:`PaiduiError`; leaves also inherit a built-in."""
+"""Errors of the branch box. One root, :class:`PaiduiError` (common/errors.py, with
+:class:`ConfigError`, which the centre shares); leaves also inherit a built-in."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from common.errors import ConfigError, PaiduiError
 from protocols.refusals import MESSAGES, render
 
-__all__ = ["ConfigError", "JournalError", "PaiduiError", "Refused"]
-
-
-class PaiduiError(Exception):
-    """Root of every error the box raises on purpose."""
-
-
-class ConfigError(PaiduiError, ValueError):
-    """A configuration value is wrong. ``key`` names it, dotted (``windows.2.queues``)."""
-
-    def __init__(self, key: str, problem: str, source: str = "config") -> None:
-        self.key, self.problem, self.source = key, problem, source
-        super().__init__(f"{source}: {key}: {problem}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled by its fields, not by Exception's one message: it crosses process
-        # boundaries intact (a simulated day's bad override, in a worker of sim.des.batch).
-        return type(self), (self.key, self.problem, self.source)
+__all__ = ["AudioError", "ConfigError", "JournalError", "KeypadError", "PaiduiError", "Refused"]
 
 
 class Refused(PaiduiError):
@@ -57,3 +42,18 @@ def _refused(code: str, params: dict[str, Any]) -> Refused:
 
 class JournalError(PaiduiError, OSError):
     """The journal could not make events durable (disk full, I/O error, corrupt file)."""
+
+
+class KeypadError(PaiduiError, ValueError):
+    """A keypad's key sequence the box cannot turn into a command (an ambiguous ticket
+    number, a key with no command): ``message`` (Chinese) and ``message_en`` are for the
+    teller, ``detail`` for the log."""
+
+    def __init__(self, message: str, message_en: str, detail: str = "") -> None:
+        self.message, self.message_en, self.detail = message, message_en, detail
+        super().__init__(f"{message_en} ({detail})" if detail else message_en)
+
+
+class AudioError(PaiduiError, OSError):
+    """A clip pack is missing or malformed, or the player failed (controller/voice.py; the
+    sinks and the clip maker in drivers/audio.py raise it too)."""

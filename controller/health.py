@@ -6,22 +6,15 @@ Drivers and links report here; the local pages, ``/metrics`` and the uplink read
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
-from .clock import Clock
+from common.clock import Clock
 
-__all__ = ["Health", "Status"]
+from .ports import HealthState as State
+from .ports import Status
 
-State = Literal["ok", "warning", "offline", "fault"]
-
-
-@dataclass(slots=True)
-class Status:
-    name: str  # e.g. "printer", "keypad.3", "uplink"
-    state: State
-    detail: str = ""  # e.g. "paper_out", "no answer after 3 polls"
-    since: float = 0.0
+__all__ = ["Health", "State", "Status"]
 
 
 class Health:

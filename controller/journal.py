@@ -12,7 +12,7 @@ log is on the disk, so a power cut keeps every committed event and loses nothing
 
 :class:`Journal` is synchronous; several threads may share one (the box's writer thread,
 readers in ``asyncio.to_thread``): each call holds its connection alone, and
-:meth:`Journal.close` waits for the call in flight (:mod:`controller.shared_db`).
+:meth:`Journal.close` waits for the call in flight (:mod:`common.shared_db`).
 :class:`GroupCommitter` runs it on a writer thread and batches concurrent commits.
 """
 
@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.shared_db import SharedConnection
+from protocols.forms import blanked
+
 from .errors import JournalError
-from .shared_db import SharedConnection
 
 __all__ = ["GroupCommitter", "Journal", "Record"]
 
@@ -208,6 +210,38 @@ class Journal:
             )
             db.execute("DELETE FROM snapshots WHERE seq < ?", (snap,))
             return cur.rowcount
+
+    def blank_forms(self, before_day: str) -> int:
+        """Blank the values of the pre-filled forms (``form_filled``) of days before
+        ``before_day`` that the centre has acknowledged, and the forms in snapshots of
+        those days (docs/integrations.md, "Retention"); returns the forms blanked. An
+        unsent form is kept until it is sent: nothing is lost on the way to the centre."""
+        acked = self.acked_through
+        with self._conn.use() as db:
+            rows = db.execute(
+                "SELECT seq, body FROM events WHERE type = 'form_filled' AND day < ? "
+                "AND seq <= ? AND body NOT LIKE '%\"blanked\":true%'",
+                (before_day, acked)).fetchall()
+            snaps = db.execute("SELECT seq, body FROM snapshots WHERE day < ?",
+                               (before_day,)).fetchall()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("UPDATE events SET body = ? WHERE seq = ?",
+                                   [(_dumps(blanked(json.loads(b))), q) for q, b in rows])
+                    for seq, body in snaps:
+                        state = json.loads(body)
+                        if state.get("forms"):
+                            state["forms"] = {}
+                            db.execute("UPDATE snapshots SET body = ? WHERE seq = ?",
+                                       (_dumps(state), seq))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise JournalError(f"blanking forms failed: {exc}") from exc
+            return len(rows)
 
 
 @dataclass(slots=True)

@@ -9,15 +9,19 @@ the centre's record (its ``alerts`` table), not the branch's.
 
 from __future__ import annotations
 
-import weakref
+import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-__all__ = ["Notices", "Voice", "board_of", "notices", "voice"]
+from .ports import KioskOutcome
+
+__all__ = ["Boards", "KioskScreens", "Notices", "Voice", "notices", "voice"]
+
+log = logging.getLogger(__name__)
 
 Notice = dict[str, Any]
-B = TypeVar("B")
 
 
 class Notices:
@@ -35,28 +39,10 @@ class Notices:
         return len(self.listeners)
 
 
-_boards: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
-
-
-def board_of(box: Any, kind: type[B]) -> B:
-    """The board of ``kind`` of ``box`` (one of each kind per box, made on first use):
-    where the box's parts post what its screens show, without the box knowing of either."""
-    boards = _boards.setdefault(box, {})
-    board: B | None = boards.get(kind)
-    if board is None:
-        board = boards[kind] = kind()
-    return board
-
-
-def notices(box: Any) -> Notices:
-    """The notice board of ``box`` (one per box, made on first use)."""
-    return board_of(box, Notices)
-
-
 class Voice:
     """What the box's voice is saying, for screens that show a call as it is spoken.
 
-    The announcer (drivers/audio.py) sets :attr:`speaking` while it runs and tells
+    The announcer (controller/voice.py) sets :attr:`speaking` while it runs and tells
     listeners ``("start" | "end", {"number", "window", "kind"})`` for each announcement.
     """
 
@@ -69,6 +55,44 @@ class Voice:
             listener(phase, said)
 
 
-def voice(box: Any) -> Voice:
-    """The voice board of ``box`` (one per box, made on first use)."""
-    return board_of(box, Voice)
+class KioskScreens:
+    """A box's kiosk pages as its devices see them: ``listeners`` (the screens' event hub)
+    hear every :class:`~controller.ports.KioskOutcome`. Nothing is journaled here: the
+    ticket already is."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[KioskOutcome], None]] = []
+
+    def show(self, outcome: KioskOutcome) -> None:
+        """Tell every listener (never blocking)."""
+        for listener in list(self.listeners):
+            try:
+                listener(outcome)
+            except Exception:  # a screen bug must not undo the customer's ticket
+                log.exception("kiosk outcome listener %r failed", listener)
+
+
+@dataclass(slots=True)
+class Boards:
+    """The boards of one box, where its parts post what its screens show without the box
+    knowing of either: one explicit object the box is given (``Box(boards=…)``) or makes,
+    reachable as ``box.boards``."""
+
+    notices: Notices = field(default_factory=Notices)
+    voice: Voice = field(default_factory=Voice)
+    kiosk: KioskScreens = field(default_factory=KioskScreens)
+
+
+class _HasBoards(Protocol):
+    @property
+    def boards(self) -> Boards: ...
+
+
+def notices(box: _HasBoards) -> Notices:
+    """The notice board of ``box``."""
+    return box.boards.notices
+
+
+def voice(box: _HasBoards) -> Voice:
+    """The voice board of ``box``."""
+    return box.boards.voice

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -39,12 +38,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SlotError", "Slots", "file_sha256", "read_json", "version_key", "write_json_atomic"]
+from common.files import file_sha256
+
+__all__ = ["SlotError", "Slots", "read_json", "version_key", "write_json_atomic"]
 
 COMPLETE = ".complete"
 STATE = "update-state.json"
 _VERSION = re.compile(r"^[0-9][0-9a-z.]{0,31}$")
-_SMOKE = "import controller, drivers, protocols; print(controller.__version__)"
+# controller.__version__ (from common): what older boxes' updaters ask a new release too
+_SMOKE = "import common, controller, drivers, protocols; print(controller.__version__)"
 
 
 class SlotError(RuntimeError):
@@ -227,16 +229,6 @@ def _sync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    """(SHA-256 hex digest, size) of a file, read a megabyte at a time."""
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -50,6 +50,10 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common import __version__
+from common.clock import Clock, SystemClock
+from common.errors import ConfigError
+from common.files import file_sha256
 from protocols.release import (
     Manifest,
     ReleaseFile,
@@ -63,11 +67,9 @@ from protocols.release import (
     verify_manifest,
 )
 
-from . import __version__
-from .clock import Clock, SystemClock
 from .config import Config, load_config, section
-from .errors import ConfigError, PaiduiError
-from .slots import STATE, SlotError, Slots, file_sha256, read_json, write_json_atomic
+from .errors import PaiduiError
+from .slots import STATE, SlotError, Slots, read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

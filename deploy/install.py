@@ -53,7 +53,8 @@ RS485_DEVICE = "/dev/paidui-rs485"  # the udev rules' stable name of the bus ada
 UNITS = ("paidui-box.service", "paidui-update-guard.service", "paidui-firstboot.service")
 # Debian packages a live Pi needs (Pi OS Bookworm): venv for the slots, aplay for the
 # voice, Chromium and the CJK font for the screens, polkit for the box's own restart.
-PI_PACKAGES = ("python3-venv", "alsa-utils", "chromium", "fonts-noto-cjk", "polkitd")
+PI_PACKAGES = ("python3-venv", "alsa-utils", "chromium", "fonts-noto-cjk", "polkitd",
+               "pcscd", "libccid")  # PC/SC and USB smart-card readers: bank IC cards (I3)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def prepare(o: Options, out: Path) -> Path:
 
 
 def _checked_bundle(bundle: Path, key_file: Path) -> str:
-    from controller.slots import file_sha256
+    from common.files import file_sha256
     from protocols.release import check_file, load_public_key, verify_manifest
 
     sig = bundle / "manifest.sig"

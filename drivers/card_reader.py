@@ -6,21 +6,26 @@ Readers deliver one line of text per card. Two real kinds exist in branches:
 * **keyboard-emulating** readers (USB HID "keyboard wedge": mag-stripe, IC and ID card
   readers alike) read through Linux input events (``evdev``, imported when used), with
   the device grabbed so swipes do not type into the kiosk browser;
-* **serial** readers (RS232 or USB-serial, ``pyserial``), a line per card.
+* **serial** readers (RS232 or USB-serial, ``pyserial``), a line per card;
+* the **二代证 reader** (:mod:`drivers.idcard`, framed commands, polled) and **bank IC
+  cards in a PC/SC reader** (:mod:`drivers.pcsc_card`, EMV/PBOC), whose sources yield the
+  number they read as one line.
 
 The simulator's reader (:class:`sim.card_swipes.SimSwipes`) is fed in-process or through
 a named pipe. Every line goes the same way (:meth:`CardReader.handle`):
 
 1. :func:`protocols.cards.parse_swipe` checks it; a misread or bad checksum is refused,
    counted in :attr:`CardReader.rejections` and logged, and nothing is issued.
-2. An appointment redeemer, if one is registered (``CardReader(redeemer=…)`` or a
-   ``box.appointment_redeemer`` attribute), is offered the card first (A6).
-3. Otherwise the card issues a ticket through :func:`controller.kiosk.issue_and_print`
-   (``IssueTicket(card=…, channel="card")``): the engine maps card → queue, VIP stars.
+2. An appointment redeemer, if one is registered (``CardReader(redeemer=…)`` or
+   ``box.appointment_redeemer``, set by the appointments component), is offered the
+   card first (A6).
+3. Otherwise the card issues a ticket through the box's ticket desk (``box.tickets``, a
+   :class:`controller.ports.TicketDesk`: ``IssueTicket(card=…, channel="card")``): the
+   engine maps card → queue, VIP stars.
 
 Listeners (:attr:`CardReader.listeners`) hear every :class:`SwipeOutcome` (a
-:class:`controller.kiosk.KioskOutcome`): the box's kiosk relay shows it on the kiosk page
-the reader stands at (``kiosk``; unset: every kiosk page), the ticket number or the reason
+:class:`controller.ports.KioskOutcome`): the box's kiosk relay shows it on the kiosk page
+the reader stands at (``kiosk``; unset: one kiosk page), the ticket number or the reason
 it was refused.
 """
 
@@ -31,29 +36,24 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import replace
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.engine import commands as c
-from controller.errors import JournalError, Refused
-from controller.kiosk import BUSY, PrintOutcome, issue_and_print
+from controller.ports import CardRedeemer, Host, SwipeOutcome
 from protocols.cards import CardError, CardRead, parse_swipe
-
-if TYPE_CHECKING:
-    from controller.box import Box
 
 __all__ = [
     "CardReader",
     "CardReaderConfig",
-    "CardRedeemer",
+    "CardRedeemer",  # re-exported from controller.ports
     "KeyDecoder",
     "KeyboardSource",
     "LineBuffer",
     "ReaderConfig",
     "SerialSource",
-    "SwipeOutcome",
+    "SwipeOutcome",  # re-exported from controller.ports
     "SwipeSource",
 ]
 
@@ -71,11 +71,17 @@ class ReaderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("reader", pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    kind: Literal["keyboard", "serial", "sim"]
-    device: str = ""  # keyboard: /dev/input/by-id/…-event-kbd; serial: /dev/ttyUSB1
-    baudrate: int = Field(9600, gt=0)
+    # keyboard / serial: a line per card; id: 二代证 reader (drivers/idcard.py);
+    # pcsc: bank IC cards in a PC/SC reader (drivers/pcsc_card.py); sim: the named pipe
+    kind: Literal["keyboard", "serial", "id", "pcsc", "sim"]
+    # keyboard: /dev/input/by-id/…-event-kbd; serial, id: /dev/ttyUSB1; pcsc: part of the
+    # PC/SC reader's name ("" = the first reader); id, pcsc with hardware = "sim" and no
+    # device: the simulated reader
+    device: str = ""
+    baudrate: int | None = Field(None, gt=0)  # serial: 9600; id: 115200 (the readers' default)
+    poll_ms: int = Field(300, ge=50, le=5000)  # id, pcsc: how often the reader is asked
     grab: bool = True  # keyboard: take the device so swipes do not type into the browser
-    # the kiosk page (``/kiosk?id=…``) the reader stands at; unset: every kiosk page
+    # the kiosk page (``/kiosk?id=…``) the reader stands at; unset: one kiosk page
     kiosk: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -86,40 +92,6 @@ class CardReaderConfig(BaseModel):
 
     enabled: bool = True
     readers: list[ReaderConfig] = []
-
-
-# --- outcomes and the appointment hook ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SwipeOutcome:
-    """What became of one read, for the kiosk screen and the counters.
-
-    ``code`` is ``issued`` or ``redeemed`` when a ticket came out, else the reason:
-    ``bad_checksum``, ``bad_format`` (unreadable), a refusal code of the engine
-    (``unknown_card``, ``queue_paused`` …) or ``journal``. ``kiosk``: the kiosk page it
-    is for (None: every kiosk page).
-    """
-
-    ok: bool
-    code: str
-    message: str = ""
-    message_en: str = ""
-    card: CardRead | None = None
-    ticket: dict[str, Any] | None = None
-    printed: PrintOutcome | None = None
-    reader: str = ""
-    kiosk: str | None = None
-
-
-class CardRedeemer(Protocol):
-    """Appointment redemption (A6) hooks in here: offered every good read first.
-
-    Return ``None`` when the card holds no appointment for now (the card then issues an
-    ordinary ticket), else the outcome of the redemption.
-    """
-
-    async def redeem(self, box: Box, card: CardRead, kiosk: str) -> SwipeOutcome | None: ...
 
 
 # --- line sources -------------------------------------------------------------------------
@@ -304,7 +276,7 @@ class CardReader:
         source: where the lines come from (keyword-only backend choice is the caller's).
         name: reader name; its health is reported as ``card_reader.<name>``.
         kiosk: the kiosk page the reader stands at (``/kiosk?id=…``), which shows its
-            outcomes; None: every kiosk page. Tickets are journaled at ``kiosk`` then.
+            outcomes; None: one kiosk page. Tickets are journaled at ``kiosk`` then.
         redeemer: appointment redemption, offered each good read first (A6).
     """
 
@@ -320,7 +292,7 @@ class CardReader:
         self.listeners: list[Callable[[SwipeOutcome], None]] = []
         self.last: SwipeOutcome | None = None
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         """Read until cancelled; a vanished device is reported offline and raised."""
         box.health.report(self.name, "ok")
         try:
@@ -331,7 +303,7 @@ class CardReader:
             box.health.report(self.name, "offline", str(exc))
             raise
 
-    async def handle(self, box: Box, line: str) -> SwipeOutcome:
+    async def handle(self, box: Host, line: str) -> SwipeOutcome:
         """Turn one read into a ticket, a redemption, or a counted refusal."""
         self.reads += 1
         try:
@@ -343,26 +315,22 @@ class CardReader:
         outcome = await self._redeem(box, card) or await self._issue(box, card)
         return self._done(outcome)
 
-    async def _redeem(self, box: Box, card: CardRead) -> SwipeOutcome | None:
-        redeemer: CardRedeemer | None = self.redeemer or getattr(box, "appointment_redeemer",
-                                                                 None)
+    async def _redeem(self, box: Host, card: CardRead) -> SwipeOutcome | None:
+        redeemer = self.redeemer or box.appointment_redeemer
         if redeemer is None:
             return None
-        return await redeemer.redeem(box, card, self.kiosk or "kiosk")
+        return await redeemer.redeem(card, self.kiosk or "kiosk")
 
-    async def _issue(self, box: Box, card: CardRead) -> SwipeOutcome:
-        cmd = c.IssueTicket(card=card.number, channel="card", kiosk=self.kiosk or "kiosk")
-        try:
-            info, printed = await issue_and_print(box, cmd)
-        except Refused as exc:
-            log.info("%s: card %s refused: %s", self.name, card.masked, exc.code)
-            return SwipeOutcome(False, exc.code, exc.message, exc.message_en, card, None,
-                                None, self.reader)
-        except JournalError as exc:
-            log.error("%s: card %s not issued: %s", self.name, card.masked, exc)
-            return SwipeOutcome(False, "journal", *BUSY, card, None, None, self.reader)
-        log.info("%s: card %s -> %s", self.name, card.masked, info["number"])
-        return SwipeOutcome(True, "issued", "", "", card, info, printed, self.reader)
+    async def _issue(self, box: Host, card: CardRead) -> SwipeOutcome:
+        got = await box.tickets.issue(card=card.number, channel="card",
+                                      kiosk=self.kiosk or "kiosk")
+        if got.ok:
+            assert got.ticket is not None
+            log.info("%s: card %s -> %s", self.name, card.masked, got.ticket["number"])
+        else:
+            log.info("%s: card %s refused: %s", self.name, card.masked, got.code)
+        return SwipeOutcome(got.ok, got.code, got.message, got.message_en, card, got.ticket,
+                            got.printed, self.reader)
 
     def _done(self, outcome: SwipeOutcome) -> SwipeOutcome:
         outcome = replace(outcome, reader=self.reader, kiosk=self.kiosk)  # a redeemer's too

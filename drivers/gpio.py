@@ -1,14 +1,15 @@
 """GPIO at the branch box (``gpiozero``): ticket buttons, status LEDs and the alarm buzzer.
 
 * **Ticket buttons** (SPEC A1): a physical button per business. A press issues a ticket
-  through :func:`controller.kiosk.issue_and_print` (``channel="button"``), so it prints.
+  through the box's ticket desk (``box.tickets``, ``channel="button"``), so it prints.
   Contact bounce is filtered twice: by gpiozero's ``bounce_time`` on real pins, and by a
   repeat guard here (presses closer than ``repeat_guard_ms`` count once), so a nervous
   double press gives one ticket. What a press did (the ticket and whether it printed, or
   the refusal) is told to :attr:`GpioPanel.listeners` as a :class:`ButtonPress`, which the
-  box's kiosk relay shows on the button's kiosk page (``kiosk``; unset: every kiosk page).
+  box's kiosk relay shows on the button's kiosk page (``kiosk``; unset: one kiosk page).
 * **Status LEDs**: ``ready`` (the kiosks issue tickets), ``printer_fault`` (the printer's
-  health is not ok), ``link`` (the uplink to the centre is ok).
+  health is not ok; with several kiosks, any of their printers'), ``link`` (the uplink to
+  the centre is ok).
 * **Buzzer**: sounds the alarm on a bad rating (``ticket_rated`` with ``bad``, SPEC C2)
   and on the lobby alert (``lobby_alert``, A8).
 
@@ -30,17 +31,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.engine import commands as c
-from controller.errors import JournalError, Refused
-from controller.kiosk import BUSY, PrintOutcome, issue_and_print
-
-if TYPE_CHECKING:
-    from controller.box import Box
-    from controller.health import Status
+from controller.ports import Host, PrintOutcome, Status
 
 __all__ = ["AlarmConfig", "ButtonConfig", "ButtonPress", "GpioConfig", "GpioPanel",
            "LedConfig", "make_pin_factory"]
@@ -57,7 +52,7 @@ class _Model(BaseModel):
 class ButtonConfig(_Model):
     pin: Pin
     queue: str
-    # the kiosk page (``/kiosk?id=…``) that shows what a press did; unset: every kiosk page
+    # the kiosk page (``/kiosk?id=…``) that shows what a press did; unset: one kiosk page
     kiosk: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -147,6 +142,7 @@ class GpioPanel:
         self.leds: dict[str, Any] = {}
         self.buzzer: Any = None
         self._last_press: dict[int, float] = {}
+        self._printers: dict[str, bool] = {}  # printer device -> not ok (the fault LED)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._alarm: asyncio.Task[None] | None = None
@@ -155,7 +151,7 @@ class GpioPanel:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         """Open the pins, serve button presses until cancelled, then release the pins."""
         self._loop = asyncio.get_running_loop()
         try:
@@ -217,20 +213,19 @@ class GpioPanel:
             factory = self.buttons[0].pin_factory
         return float(factory.ticks()) if factory is not None else 0.0
 
-    async def _press(self, box: Box, button: ButtonConfig) -> None:
+    async def _press(self, box: Host, button: ButtonConfig) -> None:
         self.presses[button.queue] += 1
-        cmd = c.IssueTicket(queue=button.queue, channel="button", kiosk=button.kiosk or "gpio")
-        try:
-            info, printed = await issue_and_print(box, cmd)
-        except (Refused, JournalError) as exc:
-            why = (exc.code, exc.message, exc.message_en) if isinstance(exc, Refused) else (
-                "journal", *BUSY)
-            self.refusals[why[0]] += 1
-            log.info("gpio button %s refused: %s", button.queue, exc)
-            self._tell(ButtonPress(button.queue, False, None, *why, kiosk=button.kiosk))
+        got = await box.tickets.issue(queue=button.queue, channel="button",
+                                      kiosk=button.kiosk or "gpio")
+        if not got.ok:
+            self.refusals[got.code] += 1
+            log.info("gpio button %s refused: %s", button.queue, got.code)
+            self._tell(ButtonPress(button.queue, False, None, got.code, got.message,
+                                   got.message_en, kiosk=button.kiosk))
             return
-        self._tell(ButtonPress(button.queue, True, info["number"], ticket=info, printed=printed,
-                               kiosk=button.kiosk))
+        assert got.ticket is not None
+        self._tell(ButtonPress(button.queue, True, got.ticket["number"], ticket=got.ticket,
+                               printed=got.printed, kiosk=button.kiosk))
 
     def _tell(self, press: ButtonPress) -> None:
         for listener in self.listeners:
@@ -251,16 +246,18 @@ class GpioPanel:
                 self._set_led("ready", e["type"] == "kiosk_signed_in")
 
     def _on_health(self, status: Status) -> None:
-        if status.name == "printer":
-            self._set_led("printer_fault", status.state != "ok")
+        if _is_printer(status.name):
+            self._printers[status.name] = status.state != "ok"  # any printer lights it
+            self._set_led("printer_fault", any(self._printers.values()))
         elif status.name == "uplink":
             self._set_led("link", status.state == "ok")
 
-    def _show_status(self, box: Box) -> None:
+    def _show_status(self, box: Host) -> None:
         self._set_led("ready", box.engine.state.kiosk_open)
         devices = box.health.devices
-        printer, uplink = devices.get("printer"), devices.get("uplink")
-        self._set_led("printer_fault", printer is not None and printer.state != "ok")
+        self._printers = {n: s.state != "ok" for n, s in devices.items() if _is_printer(n)}
+        self._set_led("printer_fault", any(self._printers.values()))
+        uplink = devices.get("uplink")
         self._set_led("link", uplink is not None and uplink.state == "ok")
 
     def _set_led(self, role: str, on: bool) -> None:
@@ -304,6 +301,11 @@ class GpioPanel:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _is_printer(device: str) -> bool:
+    """The box's printer (``printer``) or one kiosk's (``printer.<kiosk>``, [[kiosks]])."""
+    return device == "printer" or device.startswith("printer.")
 
 
 def _remove(items: list[Any], item: Any) -> None:

@@ -14,8 +14,9 @@ below; **busy** (``busy_waiting`` or more customers waiting) — a column per wi
 its current number, the newest call highlighted. A strip at the bottom shows the
 number waiting per business.
 
-With an :class:`~drivers.audio.Announcer`, a call appears when its announcement *starts*,
-so the screen and the voice change together. Chinese needs a CJK font: the config's
+With the voice (:class:`~controller.voice.Announcer`, seen through the
+:class:`~controller.ports.Announcements` port), a call appears when its announcement
+*starts*, so the screen and the voice change together. Chinese needs a CJK font: the config's
 ``font``, else Noto Sans CJK / WenQuanYi / AR PL are looked for, then ``fc-match``;
 without one the display falls back to pillow's font and reports a health warning.
 """
@@ -40,11 +41,9 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from controller.box import Box
     from controller.config import Config
     from controller.engine import State
-
-    from .audio import Announcement, Announcer
+    from controller.ports import Announcement, Announcements, Host
 
 __all__ = [
     "FontChoice",
@@ -485,7 +484,7 @@ class HallDisplay:
     name = "hall_display"
 
     def __init__(self, settings: HallDisplayConfig, *, output: FrameOutput,
-                 announcer: Announcer | None = None, font: FontChoice | None = None) -> None:
+                 announcer: Announcements | None = None, font: FontChoice | None = None) -> None:
         self.settings, self.output = settings, output
         self.announcer = announcer if settings.follow_voice else None
         self.font = font
@@ -496,7 +495,7 @@ class HallDisplay:
         self.listeners: list[Callable[[Image.Image], None]] = []  # after each frame written
         self._dirty = asyncio.Event()
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         """Render on every change until cancelled."""
         if self.font is None:
             self.font = await asyncio.to_thread(find_cjk_font, self.settings.font)
@@ -542,7 +541,7 @@ class HallDisplay:
             self.calls.add(ann.number, ann.window, ann.started_at or 0.0)
             self._dirty.set()
 
-    async def _frame(self, box: Box) -> None:
+    async def _frame(self, box: Host) -> None:
         assert self.font is not None
         s = self.settings
         view = hall_view(box.engine.state, box.config, s, list(self.calls.items),

@@ -1,9 +1,9 @@
 """ESC/POS ticket printer driver: USB, serial or network, real or simulated.
 
-:class:`EscposPrinter` implements the kiosk's ``TicketPrinter`` (``controller.kiosk``):
+:class:`EscposPrinter` implements the box's ``TicketPrinter`` port (``controller.ports``):
 ``await print_ticket(info)`` asks the printer how it is (``DLE EOT``), sends the ticket
 of :func:`protocols.ticket.render_ticket` only if it can print, asks again, and answers a
-:class:`~controller.kiosk.PrintOutcome`. A printer out of paper, with its cover open, in
+:class:`~controller.ports.PrintOutcome`. A printer out of paper, with its cover open, in
 error or not answering gives a failed outcome with words for the screen; the kiosk then
 shows the number and offers a reprint. Status is also polled every ``poll_s`` seconds and
 reported as the ``printer`` device's health (SPEC D1).
@@ -14,8 +14,9 @@ Links (the backend, keyword-only; hardware libraries imported when opened):
 - ``serial``: a serial port configured with pyserial, then read and written
   non-blocking from the event loop.
 - ``usb``: the Linux ``usblp`` device file (``/dev/usb/lp0``), non-blocking.
-- ``sim``: the virtual printer of :mod:`sim.printer`, reached over a loopback TCP port
-  through the ``network`` link, so the code under test is the real one.
+- ``sim``: a simulated printer the component runs beside itself (the composition root
+  hands it :mod:`sim.printer`'s, :class:`SimulatedPrinter`), reached over a loopback TCP
+  port through the ``network`` link, so the code under test is the real one.
 
 Nothing here blocks the event loop: I/O is non-blocking, image-QR tickets are drawn in a
 worker thread, every wait has a timeout.
@@ -33,18 +34,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from common.errors import ConfigError
 from controller.config import Config, section
-from controller.errors import ConfigError
-from controller.health import State
-from controller.kiosk import PrintOutcome
+from controller.ports import HealthState as State
+from controller.ports import PrintOutcome
 from protocols import escpos
-from protocols.ticket import PROFILES, PrinterProfile, get_profile, render_ticket
+from protocols.ticket import PROFILES, PrinterProfile, get_profile, render_form, render_ticket
 
 if TYPE_CHECKING:
-    from controller.box import Box
-    from sim.printer import SimPrinter
+    from controller.ports import Host
 
 __all__ = [
     "FAILURES",
@@ -54,7 +54,7 @@ __all__ = [
     "NetworkLink",
     "PrinterComponent",
     "PrinterSettings",
-    "printer_component",
+    "SimulatedPrinter",
     "printer_settings",
 ]
 
@@ -134,19 +134,31 @@ class PrinterSettings(BaseModel):
             paper_mm=self.paper_mm, encoding=self.encoding, qr=self.qr, cutter=self.cut)
 
 
-def printer_settings(config: Config) -> PrinterSettings:
-    """Validate ``[printer]`` and fill in the backend from ``hardware``.
+def printer_settings(config: Config, kiosk: str | None = None) -> PrinterSettings:
+    """Validate ``[printer]`` and fill in the backend from ``hardware``; with ``kiosk``,
+    that ``[[kiosks]]`` entry's ``printer`` table over the top-level section.
 
-    Raises :class:`ConfigError` naming the key (``printer.host``...).
+    Raises :class:`ConfigError` naming the key (``printer.host``, ``kiosks.1.printer.host``).
     """
-    s = section(config, "printer", PrinterSettings)
+    key = "printer"
+    if kiosk is None:
+        s = section(config, "printer", PrinterSettings)
+    else:
+        i, stand = next((i, k) for i, k in enumerate(config.kiosks) if k.id == kiosk)
+        key = f"kiosks.{i}.printer"
+        try:
+            s = PrinterSettings.model_validate({**config.printer, **stand.printer})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(".".join([key, *(str(p) for p in err["loc"])]),
+                              err["msg"].removeprefix("Value error, ")) from None
     backend = s.backend or {"sim": "sim", "real": "usb"}.get(config.hardware, "none")
     if backend == "usb" and not s.device:
         s = s.model_copy(update={"device": "/dev/usb/lp0"})
     if backend == "serial" and not s.device:
-        raise ConfigError("printer.device", "the serial port is required (e.g. /dev/ttyUSB0)")
+        raise ConfigError(f"{key}.device", "the serial port is required (e.g. /dev/ttyUSB0)")
     if backend == "network" and not s.host:
-        raise ConfigError("printer.host", "the printer's address is required")
+        raise ConfigError(f"{key}.host", "the printer's address is required")
     if s.qr_base_url is None:
         s = s.model_copy(update={"qr_base_url": _box_url(config)})
     return s.model_copy(update={"backend": backend})
@@ -411,7 +423,14 @@ class EscposPrinter:
 
     async def print_ticket(self, ticket: dict[str, Any]) -> PrintOutcome:
         """Print one ticket; a failed outcome says why, in words for the screen."""
-        data = await self._render(ticket)
+        return await self._send(await self._render(ticket), ticket)
+
+    async def print_form(self, form: dict[str, Any]) -> PrintOutcome:
+        """Print a ticket's pre-filled form (预填单, I2) for the teller: the
+        ``controller.forms.print_view`` dict (``number``, ``title``, ``fields`` …)."""
+        return await self._send(render_form(form, self.profile, english=self.english), form)
+
+    async def _send(self, data: bytes, ticket: dict[str, Any]) -> PrintOutcome:
         async with self._lock:
             before = await self._check()
             if before not in ("ok", "paper_near_end"):
@@ -480,20 +499,46 @@ class EscposPrinter:
 # --- the component --------------------------------------------------------------------
 
 
-class PrinterComponent:
-    """Runs the ticket printer: sets ``box.printer`` while it runs, polls its status.
+class SimulatedPrinter(Protocol):
+    """A printer the component runs beside itself, reached over loopback TCP
+    (:class:`sim.printer.SimPrinter`, chosen in controller/compose.py's ``BACKENDS``)."""
 
-    With ``backend = "sim"`` it also runs the simulated printer (:attr:`sim`), which
-    writes each ticket to ``<data-dir>/sim/printer/<number>.bin``, ``.txt`` and ``.png``.
+    out_dir: Path | None
+    font_note: str
+
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int: ...
+
+
+class PrinterComponent:
+    """Runs the ticket printer: sets ``box.printer`` (with ``kiosk``: that kiosk's seat,
+    ``box.printers[kiosk]``) while it runs, polls its status.
+
+    Args:
+        settings: the validated ``[printer]`` section (:func:`printer_settings`).
+        simulator: with ``backend = "sim"``, makes the simulated printer the component
+            runs while it runs (:attr:`sim`; the simulator writes each ticket to
+            ``<data-dir>/sim/printer/<number>.bin``, ``.txt`` and ``.png``). It is made
+            when the component starts, not when it is built.
+        kiosk: the ``[[kiosks]]`` id it prints for (None: the box's one kiosk); its
+            health is then the device ``printer.<kiosk>``.
     """
 
     name = "printer"
 
-    def __init__(self, settings: PrinterSettings, data_dir: Path) -> None:
+    def __init__(self, settings: PrinterSettings, *,
+                 simulator: Callable[[], SimulatedPrinter] | None = None,
+                 kiosk: str | None = None) -> None:
+        if settings.backend == "sim" and simulator is None:
+            raise ConfigError("printer.backend", "sim: no simulated printer was given")
+        self.kiosk = kiosk
+        if kiosk is not None:
+            self.name = f"printer.{kiosk}"
         self.settings = settings
-        self.data_dir = Path(data_dir)
+        self.simulator = simulator
         self.profile = settings.resolved_profile()
-        self.sim: SimPrinter | None = None
+        self.sim: SimulatedPrinter | None = None
         self.printer: EscposPrinter | None = None
 
     def _link(self, sim_port: int | None) -> Link:
@@ -508,7 +553,7 @@ class PrinterComponent:
             return FdLink(s.device, serial={"baudrate": s.baudrate, **flow})
         return FdLink(s.device)
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         s = self.settings
         async with contextlib.AsyncExitStack() as stack:
             sim_port = None
@@ -521,33 +566,33 @@ class PrinterComponent:
                 report=lambda state, detail: box.health.report(self.name, state, detail),
             )
             stack.push_async_callback(printer.close)
-            self.printer = box.printer = printer
+            self.printer = printer
+            self._seat(box, printer)
             try:
                 while True:
                     await printer.check()
                     await asyncio.sleep(s.poll_s)
             finally:
-                if box.printer is printer:
-                    box.printer = None
+                self._seat(box, None, leaving=printer)
                 self.printer = None
 
-    async def _start_sim(self, stack: contextlib.AsyncExitStack) -> int:
-        from sim.printer import SimPrinter
+    def _seat(self, box: Host, printer: EscposPrinter | None,
+              leaving: EscposPrinter | None = None) -> None:
+        """Take (or, ``leaving``, give up) the box's printer seat of this kiosk."""
+        if self.kiosk is None:
+            if printer is not None or box.printer is leaving:
+                box.printer = printer
+        elif printer is not None:
+            box.printers[self.kiosk] = printer
+        elif box.printers.get(self.kiosk) is leaving:
+            del box.printers[self.kiosk]
 
-        encoding = self.profile.encoding if self.profile.encoding != "utf-8" else "gb18030"
-        sim = SimPrinter(self.data_dir / "sim" / "printer", encoding=encoding,
-                         paper_mm=self.profile.paper_mm)
+    async def _start_sim(self, stack: contextlib.AsyncExitStack) -> int:
+        assert self.simulator is not None
+        sim = self.simulator()
         await stack.enter_async_context(sim)
         self.sim = sim
         port = await sim.serve_tcp("127.0.0.1", self.settings.sim_port)
         log.info("simulated printer on 127.0.0.1:%d, tickets in %s (font: %s)", port, sim.out_dir,
                  sim.font_note)
         return port
-
-
-def printer_component(config: Config, data_dir: Path) -> PrinterComponent | None:
-    """The printer component the config asks for (None: no printer). Raises ConfigError."""
-    settings = printer_settings(config)
-    if settings.backend == "none":
-        return None
-    return PrinterComponent(settings, data_dir)

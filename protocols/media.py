@@ -26,7 +26,10 @@ ext       type          first bytes
 
 from __future__ import annotations
 
-__all__ = ["HEAD_BYTES", "IMAGES", "TYPES", "VIDEOS", "NotMedia", "media_type", "sniff"]
+__all__ = [
+    "HEAD_BYTES", "IMAGES", "MAX_MEDIA_BYTES", "MAX_MEDIA_FILES", "MAX_MEDIA_FOLDER_BYTES",
+    "MEDIA_TYPES", "TYPES", "VIDEOS", "NotMedia", "media_type", "sniff",
+]
 
 HEAD_BYTES = 64  # how much of a file :func:`sniff` looks at
 
@@ -36,6 +39,12 @@ TYPES: dict[str, str] = {
 }
 IMAGES = frozenset(e for e, t in TYPES.items() if t.startswith("image/"))
 VIDEOS = frozenset(e for e, t in TYPES.items() if t.startswith("video/"))
+MEDIA_TYPES = frozenset(TYPES)  # what the box shows and the centre accepts; never .svg
+MAX_MEDIA_BYTES = 2_500_000  # one file; base64 of it fits an MQTT message of the protocol
+# What a box keeps in its media folder (a push that would leave more is refused; the
+# centre's per-branch quotas default to these, central/media.py)
+MAX_MEDIA_FILES = 40
+MAX_MEDIA_FOLDER_BYTES = 100_000_000  # 40 files of the 2.5 MB a push may carry
 
 # ISO base media file brands of MP4 video players accept (not HEIF images, not QuickTime).
 MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42",

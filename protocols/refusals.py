@@ -57,6 +57,14 @@ MESSAGES: dict[str, RefusalText] = {
         "排队机已签出,暂停取号。",
         "The ticket machine is signed out. No tickets now.",
     ),
+    "kiosk_out_of_service": RefusalText(  # its printer is down, another kiosk prints (I4)
+        "本机打印机暂停服务,请到{other}取号。",
+        "This machine's printer is out of service. Please take a ticket at {other_en}.",
+        503,
+    ),
+    "unknown_kiosk": RefusalText(
+        "没有该取号机:{kiosk}", "There is no such ticket machine: {kiosk}", 404
+    ),
     "unknown_queue": RefusalText(
         "没有该业务:{queue}", "There is no such business: {queue}", 404
     ),
@@ -112,6 +120,26 @@ MESSAGES: dict[str, RefusalText] = {
     ),
     "unknown_ticket": RefusalText(
         "今日没有该号码:{number}", "There is no ticket {number} today.", 404
+    ),
+    # --- pre-filled forms (预填单, I2) ---
+    "no_form": RefusalText(
+        "{number}所办业务无需填写预填单。", "The business of {number} has no pre-filled form.",
+        404,
+    ),
+    "form_invalid": RefusalText(
+        "预填单填写有误:{problem}", "The form is not filled in right: {problem_en}", 422,
+    ),
+    "form_closed": RefusalText(
+        "{number}已办理完毕,不能再填写预填单。",
+        "Ticket {number} is closed: its form can no longer be filled in.",
+    ),
+    "form_missing": RefusalText(
+        "{number}没有预填单。", "Ticket {number} has no pre-filled form.", 404,
+    ),
+    "form_refused": RefusalText(
+        "请在取号的排队机上填写{number}的预填单,或咨询大堂经理。",
+        "Fill in the form of {number} at the kiosk that issued it, or ask the lobby manager.",
+        403,
     ),
     "reprint_refused": RefusalText(
         "补打{number}请咨询大堂经理。", "Please ask the lobby manager to reprint {number}.",

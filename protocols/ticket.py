@@ -43,8 +43,10 @@ __all__ = [
     "ahead_text",
     "get_profile",
     "qr_url",
+    "render_form",
     "render_ticket",
     "text_columns",
+    "wait_text",
 ]
 
 Encoding = Literal["gb18030", "gbk", "utf-8"]
@@ -172,6 +174,13 @@ def ahead_text(n: int) -> tuple[str, str]:
     return f"您前面还有{n}位客户在等待办理业务", en
 
 
+def wait_text(minutes: int) -> tuple[str, str]:
+    """"预计等待约N分钟" and its English: the expected wait a ticket shows under "ahead"."""
+    if minutes <= 0:
+        return "无需等待,请留意叫号", "No wait: listen for your number"
+    return f"预计等待约{minutes}分钟", f"Expected wait: about {minutes} min"
+
+
 def qr_url(base_url: str, ticket: dict[str, Any]) -> str:
     """The QR payload: ``<base_url>/t/<ticket id>`` (track the ticket, rate the service)."""
     return f"{base_url.rstrip('/')}/t/{ticket['id']}"
@@ -264,6 +273,9 @@ def render_ticket(ticket: dict[str, Any], profile: PrinterProfile, *, qr_base_ur
     page.line(ticket["number"], scale=profile.number_scale, strong=True)
     zh, en_ahead = ahead_text(int(ticket.get("ahead") or 0))
     page.pair(zh, en_ahead if english else None)
+    if ticket.get("wait_minutes") is not None:
+        zh_wait, en_wait = wait_text(int(ticket["wait_minutes"]))
+        page.pair(zh_wait, en_wait if english else None)
     if ticket.get("notice"):
         page.pair(ticket["notice"], en("notice_en"), strong=True)
     page.qr(qr_url(qr_base_url, ticket))
@@ -274,4 +286,43 @@ def render_ticket(ticket: dict[str, Any], profile: PrinterProfile, *, qr_base_ur
     page.pair(f"取号时间 {stamp}", None)
     if ticket.get("reprint"):
         page.pair("补打", "Reprint" if english else None, strong=True)
+    return page.end()
+
+
+def render_form(form: dict[str, Any], profile: PrinterProfile, *, english: bool = False
+                ) -> bytes:
+    """The ESC/POS bytes of a ticket's pre-filled form (预填单, I2), for the teller's counter.
+
+    Layout: the branch, the form's title (double size), the ticket number, then one line
+    per field, ``label:value``, left-aligned (long values wrap), and when it was filled::
+
+        郑州金水路支行
+        存款预填单
+        A023
+        ------------------------------
+        账号:6225880123451237
+        金额:5000.00
+        填单时间 2026-11-25 09:58:12
+
+    Args:
+        form: ``number``, ``branch_name``, ``title`` (``title_en``), ``fields`` (each
+            ``label``, ``label_en``, ``value``), ``filled_at`` and ``timezone``.
+    """
+    page = _Page(profile)
+    page.pair(str(form.get("branch_name") or ""), None, strong=True)
+    page.pair(str(form.get("title") or "预填单"),
+              str(form.get("title_en") or "") or None if english else None, scale=2)
+    page.line(str(form["number"]), scale=2, strong=True)
+    page.line("-" * profile.columns)
+    page.out += escpos.align("left")
+    for f in form.get("fields") or []:
+        label = str(f.get("label") or f.get("name") or "")
+        if english and f.get("label_en"):
+            label = f"{label} {f['label_en']}"
+        page.line(f"{label}:{f.get('value', '')}")
+    page.out += escpos.align("center")
+    page.line("-" * profile.columns)
+    if form.get("filled_at") is not None and form.get("timezone"):
+        when = dt.datetime.fromtimestamp(float(form["filled_at"]), ZoneInfo(form["timezone"]))
+        page.pair(f"填单时间 {when.strftime('%Y-%m-%d %H:%M:%S')}", None)
     return page.end()

@@ -14,6 +14,7 @@ Topic tree (ARCHITECTURE, "Topic tree")::
     qms/v1/{branch}/cmd/{name}    centre → box              pause, resume, replay, alert, ...
     qms/v1/{branch}/reply         box → centre              a command's result, by id
     qms/v1/agg/{org}              centre → any   retained   aggregates per org node
+    qms/v1/centre/online          centre → boxes retained   a centre consumer is (re)subscribed
 
 Every payload is one JSON object, UTF-8, with ``"v": 1`` (:data:`SCHEMA_VERSION`).
 An events batch is ``{"v", "branch", "epoch", "events": [{"seq", "type", "at", "day",
@@ -31,7 +32,10 @@ from typing import Any
 
 __all__ = [
     "BOX_KINDS",
+    "CENTRE_TOPIC",
     "COMMANDS",
+    "LOCAL_KEYS",
+    "LOCAL_SECTIONS",
     "MAX_BATCH_EVENTS",
     "MAX_PAYLOAD",
     "NOT_RUN",
@@ -42,6 +46,7 @@ __all__ = [
     "ack",
     "agg_topic",
     "birth",
+    "centre_online",
     "command",
     "day_totals",
     "decode",
@@ -59,16 +64,30 @@ SCHEMA_VERSION = 1
 ROOT = "qms/v1"
 MAX_PAYLOAD = 4 * 1024 * 1024  # bytes; a batch of MAX_BATCH_EVENTS fits easily
 MAX_BATCH_EVENTS = 5000
+# A centre consumer announces each (re)subscription here, retained. Events a box sent while
+# no consumer was subscribed reached nobody (the centre's subscriptions are not persistent);
+# a box that sees a new announcement sends what has no ack again at once, instead of after
+# its ack timeout (docs/uplink.md "When the centre comes back").
+CENTRE_TOPIC = f"{ROOT}/centre/online"
 
 BOX_KINDS = ("status", "events", "live", "totals", "health", "reply")  # box → centre
 CENTRE_KINDS = ("ack", "cmd")  # centre → box
 COMMANDS = ("pause", "resume", "replay", "config", "update", "totals", "alert", "media",
-            "appointments", "ticket", "rate", "track")  # the last four: docs/appointments.md
+            "appointments", "ticket", "rate", "track",  # these four: docs/appointments.md
+            "form")  # a form filled on the phone: docs/integrations.md (I2)
 # Reply error codes meaning the box did not run the command, so nothing changed there and the
 # centre may send it again (docs/uplink.md "Commands wait in a bounded line"): its line was
 # full, its journal failed, or a newer command of the kind took its place in line. A
 # superseded id is answered the same if sent again: what replaces it goes under a new id.
 NOT_RUN = frozenset({"busy", "journal_unavailable", "superseded"})
+# Sections of a box's configuration that describe its hardware and links: a ``config``
+# command leaves them as the box has them locally, whatever the centre pushes (the centre
+# does not know the box's broker password, nor its CIF's shared secret).
+LOCAL_SECTIONS = ("hardware", "clock", "http", "journal", "printer", "rs485", "audio", "gpio",
+                  "card_reader", "hall_display", "uplink", "update", "kiosks",
+                  "cif")
+# Keys of pushed sections that are this box's own: a path on its disk.
+LOCAL_KEYS = {"web": ("media_dir",)}
 
 _BRANCH = re.compile(r"^\d{4,16}$")
 _ORG = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
@@ -126,6 +145,8 @@ def parse_topic(name: str) -> Topic:
     branch, kind = parts[2], parts[3]
     if branch == "agg" and len(parts) == 4 and _ORG.match(kind):
         return Topic(kind, "agg")
+    if name == CENTRE_TOPIC:
+        return Topic("", "centre")
     if not _BRANCH.match(branch):
         raise ProtocolError("unknown_topic", f"{name}: not a branch code")
     if len(parts) == 5:
@@ -259,6 +280,29 @@ def _list(value: Any) -> str:
     return "" if isinstance(value, list) else "expected a list"
 
 
+def _form_values(value: Any) -> str:
+    if not isinstance(value, dict) or len(value) > 20:
+        return "expected an object of at most 20 fields"
+    for k, v in value.items():
+        if not isinstance(k, str) or len(k) > 32 or not isinstance(v, str) or len(v) > 200:
+            return "expected field names (≤ 32) and text values (≤ 200)"
+    return ""
+
+
+def _customer(value: Any) -> str:
+    """A remote ticket's customer as the centre's CIF said: ``{"type", "stars", "source"}``."""
+    if not isinstance(value, dict) or len(value) > 4:
+        return "expected an object"
+    ctype, stars, source = value.get("type"), value.get("stars", 0), value.get("source", "")
+    if not isinstance(ctype, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", ctype):
+        return "customer.type: a customer type id"
+    if type(stars) is not int or not 0 <= stars <= 7:
+        return "customer.stars: an integer 0-7"
+    if not isinstance(source, str) or len(source) > 16:
+        return "customer.source: text"
+    return ""
+
+
 _SEQ = _int(1)
 _EVENT: Schema = {
     "seq": (_SEQ, True),
@@ -293,6 +337,7 @@ _FIELDS: dict[str, Schema] = {
     },
     "ack": {"epoch": _EPOCH_FIELD, "acked_through": (_int(), True)},
     "agg": {"org": (_text(_ORG), False), "at": (_number, False)},
+    "centre": {"instance": (_text(_ID), True), "at": (_number, True)},
 }
 
 _CMD_ID = {"id": (_text(_ID), True)}
@@ -305,19 +350,26 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "update": {**_CMD_ID, "version": (_text(), True), "manifest_url": (_text(None, 2000), True),
                "rollback": (_bool, False)},
     "totals": {**_CMD_ID, "day": (_text(_DAY), True)},
-    # Customer channels (H2, H3, C3; controller/appointments.py checks each booking).
+    # Customer channels (H2, H3, C3; controller/appointments/book.py checks each booking).
     "appointments": {**_CMD_ID, "day": (_text(_DAY), True), "revision": (_int(), True),
                      "key": (_text(re.compile(r"^[0-9a-f]{64}$")), True),
                      "bookings": (_list, True), "early_s": (_number, False),
                      "late_s": (_number, False)},
-    "ticket": {**_CMD_ID, "queue": (_text(_QUEUE), True), "expires_at": (_number, True)},
+    # customer: who the customer is, as the centre's CIF said (docs/integrations.md, I1)
+    "ticket": {**_CMD_ID, "queue": (_text(_QUEUE), True), "expires_at": (_number, True),
+               "customer": (_customer, False)},
     "rate": {**_CMD_ID, "number": (_text(re.compile(r"^[A-Z]{0,3}\d{1,6}$")), True),
              "score": (_int(1, 9), True), "expires_at": (_number, True)},
     "track": {**_CMD_ID, "numbers": (_list, False)},
+    # a pre-filled form for a remote ticket (I2): field name → text, checked again by the
+    # box against its own form of the business (protocols/forms.py)
+    "form": {**_CMD_ID, "number": (_text(re.compile(r"^[A-Z]{0,3}\d{1,6}$")), True),
+             "form": (_text(re.compile(r"^[a-z][a-z0-9_]{0,31}$")), False),
+             "fields": (_form_values, True), "expires_at": (_number, True)},
     # an alert for the lobby manager's screen (central/alerts.py, docs/alerts.md)
     "alert": {**_CMD_ID, "kind": (_text(re.compile(r"^[a-z_]{1,40}$")), True),
               "message": (_text(None, 200), True), "message_en": (_text(None, 200), False),
-              "level": (_text(re.compile(r"^(info|warning|critical)$")), False),
+              "level": (_text(re.compile(r"^(info|warning|critical|clear)$")), False),
               "alert_id": (_int(), False), "at": (_number, False)},
     # kiosk media files: [{"name", "sha256", "data" (base64)}], and names to delete
     "media": {**_CMD_ID, "files": (_list, True), "delete": (_list, False)},
@@ -357,6 +409,12 @@ def birth(branch: str, epoch: str, last_seq: int, version: str, config_version: 
 def will(branch: str, epoch: str) -> dict[str, Any]:
     """The retained ``status`` the broker publishes when the box vanishes."""
     return {"v": SCHEMA_VERSION, "branch": branch, "online": False, "epoch": epoch}
+
+
+def centre_online(instance: str, at: float) -> dict[str, Any]:
+    """The retained announcement of a centre consumer's subscription (:data:`CENTRE_TOPIC`);
+    ``instance`` differs on every connection."""
+    return {"v": SCHEMA_VERSION, "instance": instance, "at": at}
 
 
 def ack(epoch: str, acked_through: int) -> dict[str, Any]:

@@ -9,10 +9,13 @@ import importlib
 import sys
 
 COMMANDS = {
-    "des": "sim.des.cli",  # a branch-day in virtual time (docs/simulation.md)
+    "des": "queueing.cli",  # a branch-day in virtual time (docs/simulation.md)
     "fleet": "sim.fleet",  # N branches against a broker and the centre (docs/uplink.md)
+    "swarm": "sim.swarm",  # thousands of light branches on the real uplink (bench_scale.py)
     "branch": "sim.live.cli",  # customers and tellers against a running box (docs/simulator.md)
     "demo": "sim.demo",  # a box with simulated customers flowing (docs/simulator.md)
+    "tour": "sim.tour",  # a screenshot of every page, from the demo (docs/screens.md)
+    "wechat": "sim.wechat",  # a follower of the centre's official account (docs/integrations.md)
 }
 
 

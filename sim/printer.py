@@ -8,6 +8,16 @@ size, weight and alignment, Chinese decoded with the printer's own encoding, the
 (native, or read back from a raster image with zxing-cpp when installed) and the cut. Each
 ticket is written to ``<dir>/<number>.bin`` (the bytes), ``.txt`` and ``.png``.
 
+The files are written off the event loop, by one worker thread, which takes every ticket
+ended meanwhile as one batch (a hand-over between threads per ticket cost the loop more
+than the files). What was printed is exact: every ticket's ``.bin`` and ``.txt`` are
+written (two small files). Its picture is drawn
+only while at most ``max_drawings`` pictures wait for the worker: a printer fed faster
+than it draws (the HTTP bench issues a thousand tickets a second) skips the picture of a
+ticket that finds the queue full and counts it (:attr:`SimPrinter.drawings_dropped`,
+logged once per hundred), instead of falling further behind and crowding the box out with
+work nobody looks at.
+
 Like a real printer it answers ``DLE EOT`` at once, and it can be out of paper, near the
 end of its roll, have its cover open, or be switched off (no answer at all). Print data
 received while out of paper or with the cover open waits in its buffer and prints when
@@ -386,14 +396,19 @@ class SimPrinter:
         encoding: the firmware's Chinese encoding (what FS & text is read as).
         paper_mm: 58 or 80, for the PNG's width.
         png: draw PNGs (set False to only keep bytes and text).
+        max_drawings: at most this many tickets wait for their PNG; a ticket finding the
+            queue full is saved without one (counted in :attr:`drawings_dropped`).
+            Every ticket's ``.bin`` and ``.txt`` are written whatever this is.
     """
 
     def __init__(self, out_dir: str | Path | None = None, *, encoding: str = "gb18030",
-                 paper_mm: int = 80, png: bool = True) -> None:
+                 paper_mm: int = 80, png: bool = True, max_drawings: int = 32) -> None:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.encoding = encoding
         self.dots = 576 if paper_mm >= 80 else 384
         self.png = png
+        self.max_drawings = max_drawings
+        self.drawings_dropped = 0
         self.paper: Paper = "ok"
         self.cover_open = False
         self.powered = True
@@ -407,8 +422,11 @@ class SimPrinter:
         self._held = b""
         self._paper_left: int | None = None
         self._changed = asyncio.Event()  # set whenever a ticket is printed or saved
-        self._writes: set[asyncio.Task[Path]] = set()
+        self._writes: set[asyncio.Task[None]] = set()  # the batch the worker has (0 or 1)
+        self._queued: list[tuple[PrintedTicket, bool]] = []  # for the next batch (draw?)
         self._writer: ThreadPoolExecutor | None = None
+        self._made = False  # out_dir exists
+        self._drawing = 0  # tickets queued or with the worker that will get their PNG
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Transport] = set()
         self._pty: tuple[int, int] | None = None
@@ -514,37 +532,82 @@ class SimPrinter:
         except RuntimeError:
             self.save(ticket)
             return
+        draw = self.png and self._drawing < self.max_drawings
+        if self.png and not draw:
+            self.drawings_dropped += 1
+            if self.drawings_dropped % 100 == 1:
+                log.warning("sim printer: %d ticket pictures skipped so far (drawing queue "
+                            "full)", self.drawings_dropped)
+        self._drawing += draw
+        self._queued.append((ticket, draw))
+        if not self._writes:  # else the batch in hand takes these up when it is done
+            self._hand_over(loop)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the worker every ticket queued so far, as one job: one hand-over between
+        threads per batch, not per ticket (per ticket, they cost the loop more than the
+        files did)."""
+        batch, self._queued = self._queued, []
         if self._writer is None:  # one thread: drawing PNGs must not crowd the box out
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="sim-printer")
-        future = loop.run_in_executor(self._writer, self.save, ticket)
+        future = loop.run_in_executor(self._writer, self._save_all, batch)
         task = loop.create_task(_wait(future), name="sim-printer-save")
         self._writes.add(task)
-        task.add_done_callback(self._written)
+        task.add_done_callback(functools.partial(self._written, drawn=sum(d for _, d in batch)))
 
-    def _written(self, task: asyncio.Task[Path]) -> None:
+    def _save_all(self, batch: list[tuple[PrintedTicket, bool]]) -> None:
+        failed = None
+        for ticket, draw in batch:
+            try:
+                self._save(ticket, draw)
+            except Exception as exc:  # the others are still written
+                failed = exc
+        if failed is not None:
+            raise failed
+
+    def _written(self, task: asyncio.Task[None], drawn: int) -> None:
         self._writes.discard(task)
+        self._drawing -= drawn
         if not task.cancelled() and task.exception() is not None:
             log.error("sim printer could not save a ticket: %s", task.exception())
+        if self._queued:
+            self._hand_over(asyncio.get_running_loop())
         self._changed.set()
 
     def save(self, ticket: PrintedTicket) -> Path:
         """Write ``<number>.bin``, ``.txt`` and ``.png``; return the ``.bin`` path."""
-        from PIL import Image
+        return self._save(ticket, self.png)
 
+    def _save(self, ticket: PrintedTicket, draw: bool) -> Path:
+        stem = self.save_record(ticket)
+        if draw:
+            self.draw(ticket, stem)
+        return stem.with_suffix(".bin")
+
+    def save_record(self, ticket: PrintedTicket) -> Path:
+        """Write ``<number>.bin`` and ``.txt`` (what was printed, exactly); their stem."""
         assert self.out_dir is not None
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
         stem = self.out_dir / _safe_name(ticket.number, ticket.seq)
         stem.with_suffix(".bin").write_bytes(ticket.raw)
         stem.with_suffix(".txt").write_text(ticket.text, encoding="utf-8")
-        if self.png:  # thermal paper is black or white: a 1-bit PNG, quickly compressed
-            page = render_png(ticket, self.dots).convert("1", dither=Image.Dither.NONE)
-            page.save(stem.with_suffix(".png"), compress_level=1)
-        return stem.with_suffix(".bin")
+        return stem
+
+    def draw(self, ticket: PrintedTicket, stem: Path) -> Path:
+        """Write ``<stem>.png``, the ticket as it looks on paper; its path."""
+        from PIL import Image
+
+        # thermal paper is black or white: a 1-bit PNG, quickly compressed
+        page = render_png(ticket, self.dots).convert("1", dither=Image.Dither.NONE)
+        page.save(stem.with_suffix(".png"), compress_level=1)
+        return stem.with_suffix(".png")
 
     async def wait_tickets(self, count: int, timeout: float = 5.0) -> list[PrintedTicket]:
         """Wait until ``count`` tickets have been printed (and saved)."""
         async with asyncio.timeout(timeout):
-            while len(self.tickets) < count or self._writes:
+            while len(self.tickets) < count or self._writes or self._queued:
                 self._changed.clear()
                 await self._changed.wait()
         return self.tickets[:count]
@@ -598,7 +661,7 @@ class SimPrinter:
             os.close(master)
             os.close(slave)
             self._pty = None
-        if self._writes:
+        while self._writes:  # (a batch done hands the next one over)
             await asyncio.gather(*self._writes, return_exceptions=True)
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -611,8 +674,8 @@ class SimPrinter:
         await self.aclose()
 
 
-async def _wait(future: asyncio.Future[Path]) -> Path:
-    return await future
+async def _wait(future: asyncio.Future[None]) -> None:
+    await future
 
 
 class _TcpSide(asyncio.Protocol):

@@ -577,8 +577,8 @@ async def _serve_alone(config: Config) -> None:  # pragma: no cover - interactiv
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - interactive
+    from common.errors import ConfigError
     from controller.config import load_config
-    from controller.errors import ConfigError
 
     p = argparse.ArgumentParser(prog="python -m sim.rs485", description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True)

@@ -9,9 +9,9 @@ import copy
 import datetime as dt
 from typing import Any
 
+from common.passwords import hash_password
 from controller.config import Config, parse_config
 from controller.engine import Engine, Event, Login
-from controller.passwords import hash_password
 
 CST = dt.timezone(dt.timedelta(hours=8))
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=CST).timestamp()  # a Wednesday, 10:00

@@ -111,7 +111,7 @@ class BoxProcess:
                 with urllib.request.urlopen(self.url + "/api/status", timeout=1):
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
+                time.sleep(0.1)  # polling a starting process's port
         raise TimeoutError("the box did not answer in time")
 
     def stop(self) -> None:

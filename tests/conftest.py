@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent

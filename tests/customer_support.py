@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from central.customers import CustomerChannels
 from central.service import Centre
 from central.sms import LogSms
 from central.web import create_app
+from common.clock import ManualClock
 from controller.appointments import Appointments
 from controller.box import Box
-from controller.clock import ManualClock
 from protocols.cards import id_check_char
 from tests.office_support import ADMIN_SEED, login
 from tests.uplink_support import BRANCH, centre_config, running, uplink_for, wait_for
@@ -249,3 +249,27 @@ class CentreProcess:
 
         line = self.outbox.read_text(encoding="utf-8").splitlines()[-1]
         return str(json.loads(line)["text"].split("验证码是")[1][:6])
+
+
+@contextlib.contextmanager
+def centre_and_box(tmp_path: Path, *centre_sets: str) -> Iterator[tuple[CentreProcess, Any]]:
+    """A private broker, ``python -m central`` (with ``centre_sets``) and ``python -m
+    controller`` linked to it by its uplink: the customer pages' browser tests' world."""
+    from tests.browser import BoxProcess
+
+    broker = LocalBroker(tmp_path / "broker")
+    broker.add_user("centre", "centre-pw")
+    password = broker.add_user(BRANCH)
+    broker.start()
+    centre = CentreProcess(tmp_path, broker, *centre_sets)
+    (tmp_path / "data").mkdir()
+    box = BoxProcess(tmp_path / "data", f"uplink.broker={broker.url}",
+                     f"uplink.password={password}", "uplink.live_interval_s=0.2")
+    try:
+        centre.start()
+        box.start()
+        yield centre, box
+    finally:
+        box.stop()
+        centre.stop()
+        broker.kill()

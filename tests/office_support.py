@@ -102,8 +102,6 @@ async def add_user(http: httpx.AsyncClient, by: dict[str, str], user: str, role:
 async def serving(centre: Any) -> AsyncIterator[str]:
     """The centre's app on a real loopback HTTP server (uvicorn) for streams and browsers;
     yields its base URL."""
-    import asyncio
-
     import uvicorn
 
     from central.broker import free_port
@@ -113,13 +111,22 @@ async def serving(centre: Any) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(centre), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=2))
+    async with server_running(server):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def server_running(server: Any) -> AsyncIterator[None]:
+    """Run a uvicorn ``server`` for the block, from when it listens; stop it after."""
+    import asyncio
+
     task = asyncio.ensure_future(server.serve())
     try:
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)  # uvicorn has no "started" event to await
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
@@ -179,7 +186,7 @@ class CentreProcess:
                 with urllib.request.urlopen(self.url + "/login", timeout=1):
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
+                time.sleep(0.1)  # polling a starting process's port
         raise TimeoutError("the centre did not answer in time")
 
     def stop(self) -> None:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.health import Status
+from controller.ports import WindowKeys
 from drivers.rs485 import Rs485
 from sim.rs485 import VirtualBus
 
@@ -68,11 +69,13 @@ class Branch:
 
 
 @contextlib.asynccontextmanager
-async def running_branch(tmp_path: Path, profile: str, *overrides: str) -> AsyncIterator[Branch]:
-    """The example branch with its RS485 bus on the simulator, driver running."""
+async def running_branch(tmp_path: Path, profile: str, *overrides: str,
+                         keys: WindowKeys | None = None) -> AsyncIterator[Branch]:
+    """The example branch with its RS485 bus on the simulator, driver running (``keys``: a
+    fake of the box's window keys port, else the box's own)."""
     config = example_config(f'rs485.profile="{profile}"', *overrides)
     clock = ManualClock(WEDNESDAY_10AM)
-    async with Box(config, tmp_path / "data", clock) as box, \
+    async with Box(config, tmp_path / "data", clock, keys=keys) as box, \
             VirtualBus.from_config(config) as line:
         rs485 = Rs485(config, port=line.port)
         task = asyncio.create_task(rs485.run(box), name="rs485-under-test")

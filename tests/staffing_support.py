@@ -8,8 +8,8 @@ from typing import Any
 
 from central.store import EventBatch, Inbound, Store
 from controller.config import Config
-from sim.des.day import simulate_day
-from sim.des.scenario import default_scenario
+from queueing.day import simulate_day
+from queueing.scenario import default_scenario
 
 ADVISED = dt.date(2026, 11, 23)  # a Monday; the history is the week before it
 HISTORY = [ADVISED - dt.timedelta(d) for d in range(7, 2, -1)]  # Mon 16 … Fri 20

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.web import create_app
 
 

@@ -20,7 +20,7 @@ from controller.uplink.commands import KEEP, CommandDesk
 from controller.uplink.counters import DAYS_KEPT, LinkCounters
 from controller.web import create_app
 from protocols.release import update_command
-from tests.test_controller_update import (  # noqa: F401 (fixtures)
+from tests.update_support import (  # noqa: F401 (fixtures)
     Running,
     bundles,
     fake_current,
@@ -81,7 +81,7 @@ async def test_a_failed_download_of_another_release_is_not_kept(
 
 def test_the_box_logs_to_the_service_journal_only(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from controller.logs import setup_logging
+    from common.logs import setup_logging
 
     monkeypatch.chdir(tmp_path)
     root = logging.getLogger()

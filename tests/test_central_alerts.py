@@ -13,35 +13,33 @@ import pytest
 
 from central.alerts import (
     DEFAULTS,
-    AlertDesk,
-    acting_user,
     effective_thresholds,
-    list_alerts,
     load_thresholds,
     set_thresholds,
 )
 from central.config import load_centre_config
 from central.orgs import add_org
-from central.reports.api import allowed_prefixes
-from central.reports.scope import Scope
+from central.reports.scope import EVERYWHERE
 from central.service import Centre
-from central.sms import LogSms
-from central.store import Inbound, Store, open_store
+from central.store import Inbound, Store
 from protocols.uplink import day_totals
+from tests.alerts_support import T0, Desk, alerts, live, store
 from tests.office_support import ADMIN_SEED, CENTRE_TOML, add_user, admin_client
 from tests.reports_support import (
     B1,
     B2,
     B3,
     B4,
-    T0_ALERTS,
     TZ,
     DayLog,
     at,
     hand_day,
     ingest_all,
 )
+from tests.scope_support import Caller, head_office_client
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
+
+__all__ = ["store"]  # fixtures
 
 PHONE, PHONE2 = "13812345678", "13900001111"
 SEED_A8 = "请注意,目前网点排队等待人数已经超过30个。"  # the seed's words (A8)
@@ -49,68 +47,10 @@ PUSH_A8 = ["waiting_over", "long_wait"]  # the centre's A8 pop-up too (the box h
 
 
 @pytest.fixture
-def store(store_url: str) -> Any:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-class Publish:
-    """Stands for the centre's MQTT publish (the real one: tests at the end)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.down = False  # not connected to the broker (Centre.send_command's error)
-        self.refuse = False  # the publish itself fails
-
-    async def __call__(self, branch: str, args: dict[str, Any]) -> str:
-        if self.down:
-            raise ConnectionError("the centre is not connected to the broker")
-        if self.refuse:
-            raise OSError("publish failed")
-        self.sent.append((branch, args))
-        return str(args["id"])
-
-
-class Desk:
-    """An AlertDesk on the test's store, with a hand-set clock."""
-
-    def __init__(self, store_url: str, now: float, *sets: str) -> None:
-        self.now = now
-        self.publish = Publish()
-        self.sms = LogSms()
-        cfg = load_centre_config(None, [f"store.url={store_url}", *sets])
-        self.desk = AlertDesk(cfg.alerts, store_url, publish=self.publish, gateway=self.sms,
-                              clock=lambda: self.now)
-
-    async def round(self, now: float | None = None) -> list[int]:
-        if now is not None:
-            self.now = now
-        return await self.desk.round()
-
-
-T0 = T0_ALERTS
-
-
-@pytest.fixture
 async def desk(store_url: str) -> AsyncIterator[Desk]:
     d = Desk(store_url, T0)
     yield d
     await d.desk.close()
-
-
-def live(store: Store, branch: str, now: float, *, waiting: int | None = None,
-         devices: list[dict[str, Any]] | None = None, online: bool = True) -> None:
-    status = {branch: {"online": online}}
-    snap = {branch: {"status": {"waiting_total": waiting, "branch_name": f"测试{branch[-2:]}网点"}}
-            } if waiting is not None else {}
-    health = {branch: {"devices": devices, "link": {}}} if devices is not None else {}
-    store.save_live(status, snap, health, now)
-
-
-def alerts(store: Store, kind: str | None = None) -> list[dict[str, Any]]:
-    rows = list_alerts(store, Scope(), kinds=[kind] if kind else ())
-    return sorted(rows, key=lambda r: r["id"])
 
 
 # --- thresholds ----------------------------------------------------------------------------
@@ -155,13 +95,15 @@ async def test_waiting_over_threshold_once_until_back_below_the_clear_mark(
         live(store, B1, T0 + 6, waiting=n)
         await desk.round(T0 + 7 + i / 10)
     assert len(alerts(store)) == 1 and alerts(store)[0]["resolved_at"] is None
-    live(store, B1, T0 + 6, waiting=24)  # 80 % of 30: cleared
+    live(store, B1, T0 + 6, waiting=24)  # 80 % of 30: cleared, once unseen clear_after_s
     await desk.round(T0 + 10)
-    assert alerts(store)[0]["resolved_at"] == T0 + 10
-    live(store, B1, T0 + 11, waiting=40)
-    await desk.round(T0 + 15)
+    assert alerts(store)[0]["resolved_at"] is None  # last seen at T0 + 7.4: held
+    await desk.round(T0 + 68)
+    assert alerts(store)[0]["resolved_at"] == T0 + 68
+    live(store, B1, T0 + 69, waiting=40)
+    await desk.round(T0 + 70)
     assert [(x["kind"], x["resolved_at"]) for x in alerts(store)] == [
-        ("waiting_over", T0 + 10), ("waiting_over", None)]
+        ("waiting_over", T0 + 68), ("waiting_over", None)]
 
 
 async def test_a_customer_waiting_too_long_without_a_call(store: Store, desk: Desk) -> None:
@@ -209,7 +151,9 @@ async def test_a_device_fault_until_the_device_is_back(store: Store, desk: Desk)
     assert a["detail"]["device"] == "printer" and "缺纸" in a["message"]
     live(store, B1, T0 + 6, devices=[{**printer, "state": "ok", "detail": ""}])
     await desk.round(T0 + 10)
-    assert alerts(store, "device_fault")[0]["resolved_at"] == T0 + 10
+    assert alerts(store, "device_fault")[0]["resolved_at"] is None  # held clear_after_s
+    await desk.round(T0 + 65)
+    assert alerts(store, "device_fault")[0]["resolved_at"] == T0 + 65
 
 
 async def test_a_branch_offline_past_the_grace(store: Store, desk: Desk) -> None:
@@ -322,7 +266,7 @@ async def test_a_push_that_fails_is_tried_again_then_given_up(store_url: str, st
     d = Desk(store_url, T0, "alerts.max_attempts=2")
     try:
         d.publish.refuse = True
-        set_thresholds(store, "", {"push_kinds": PUSH_A8}, "admin")
+        set_thresholds(store, "", {"push_kinds": PUSH_A8, "escalate_after_min": 0}, "admin")
         live(store, B1, T0, waiting=35)
         await d.round()
         a = alerts(store)[0]
@@ -365,15 +309,13 @@ async def api(store_url: str, store: Store) -> AsyncIterator[tuple[httpx.AsyncCl
     d = Desk(store_url, T0)
     await d.round()
     await d.desk.close()
-    centre = Centre(load_centre_config(None, [f"store.url={store_url}", ADMIN_SEED]))
-    async with admin_client(centre) as (client, app):
-        # These branches span two provinces (1001, 1002): see them all, as a centre-wide
-        # administrator would; scope itself is tested in test_central_auth.py.
-        app.dependency_overrides[allowed_prefixes] = lambda: None
-        # The alert API on its own (no back-office user): the body names who acknowledges;
-        # the back office's override is tested below and in test_central_auth.py.
-        app.dependency_overrides[acting_user] = lambda: None
-        yield client, app
+    centre = Centre(load_centre_config(None, [f"store.url={store_url}"]))
+    # These branches span two provinces (1001, 1002): see them all, as a centre-wide
+    # caller would. The alert API on its own (no back-office user): the body names who
+    # acknowledges; the back office's user is tested below and in test_central_scopes.py.
+    caller = Caller()
+    async with head_office_client(centre, caller) as client:
+        yield client, caller
     await centre.close()
 
 
@@ -397,9 +339,8 @@ async def test_list_poll_and_acknowledge(api: Any) -> None:
 
 
 async def test_the_back_office_names_the_user_and_the_scope(api: Any) -> None:
-    client, app = api
-    app.dependency_overrides[acting_user] = lambda: "logged-in-user"
-    app.dependency_overrides[allowed_prefixes] = lambda: ["1001"]
+    client, caller = api
+    caller.user, caller.allowed = "logged-in-user", ["1001"]
     rows = (await client.get("/api/alerts")).json()["alerts"]
     assert {a["branch"] for a in rows} == {B1}
     mine = rows[0]["id"]
@@ -407,10 +348,10 @@ async def test_the_back_office_names_the_user_and_the_scope(api: Any) -> None:
     assert done["acked_by"] == "logged-in-user"
     other = (await client.get("/api/alerts", params={"org": "1002"}))
     assert other.status_code == 403
-    everyone = app.dependency_overrides.pop(allowed_prefixes)
+    caller.allowed = list(EVERYWHERE)
     peer = next(a for a in (await client.get("/api/alerts")).json()["alerts"]
                 if a["branch"] == B3)["id"]
-    app.dependency_overrides[allowed_prefixes] = everyone
+    caller.allowed = ["1001"]
     assert (await client.post(f"/api/alerts/{peer}/ack", json={})).status_code == 404
     assert (await client.get(f"/api/alerts/{peer}")).status_code == 404
 
@@ -461,7 +402,7 @@ async def test_two_sub_branch_managers_each_see_only_their_own_alerts(
 
 
 async def test_thresholds_over_http_mask_phones(api: Any) -> None:
-    client, app = api
+    client, caller = api
     put = await client.put("/api/alerts/thresholds/1001",
                            json={"waiting_over": 12, "sms_to": [PHONE]})
     assert put.status_code == 200, put.text
@@ -479,7 +420,7 @@ async def test_thresholds_over_http_mask_phones(api: Any) -> None:
                              json={"colour": "red"})).status_code == 422
     province = await client.put("/api/alerts/thresholds/province", json={"waiting_over": 40})
     assert province.json()["org"] == "province"
-    app.dependency_overrides[allowed_prefixes] = lambda: ["100101"]
+    caller.allowed = ["100101"]
     assert (await client.put("/api/alerts/thresholds/province",
                              json={"waiting_over": 1})).status_code == 403
     assert (await client.put("/api/alerts/thresholds/1001",

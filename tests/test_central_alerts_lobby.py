@@ -18,7 +18,7 @@ from controller.engine import commands as c
 from controller.notices import notices
 from controller.web.events import Batch, EventHub
 from tests.reports_support import B1, T0_ALERTS
-from tests.test_central_sms import Gateway
+from tests.sms_support import Gateway
 from tests.uplink_support import (  # noqa: F401
     BRANCH,
     broker_fixture,
@@ -91,7 +91,7 @@ async def test_an_sms_the_gateway_refuses_is_sent_again(store_url: str) -> None:
     assert isinstance(desk.gateway, HttpSms)
     try:
         set_thresholds(store, "", {"sms_to": ["13812345678"]}, "admin")
-        store.save_live({B1: {"online": True}}, {B1: {"status": {"waiting_total": 99}}}, {},
+        store.save_live({B1: {"online": True}}, {B1: {"status": {"waiting_total": 45}}}, {},
                         now[0])
         gateway.status = 500
         await desk.round()
@@ -121,7 +121,7 @@ async def test_python_m_central_runs_the_alert_desk(broker: LocalBroker, tmp_pat
     import sys
     from pathlib import Path
 
-    from tests.test_central_ingest import as_branch
+    from tests.ingest_support import as_branch
 
     url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
     store = open_store(url)

@@ -21,9 +21,9 @@ import pytest
 from central.broker import LocalBroker
 from central.store import open_store
 
+from .centre_browser_support import browser, expect, logged_in, save
 from .customer_support import an_id
 from .office_support import B1, B2, CentreProcess
-from .test_central_browser import browser, expect, logged_in, save
 from .uplink_support import broker_fixture
 
 __all__ = ["broker_fixture", "browser"]
@@ -145,3 +145,58 @@ def test_a_sub_branch_manager_searches_its_bookings_and_downloads_them(
     assert status == 403, refused  # 花园路's bookings are not the manager's to see
     response = page.goto(centre.url + "/office/appointments?org=100101")
     assert response is not None and response.status == 403
+
+
+def test_a_customer_confirms_before_a_booking_is_cancelled(
+        browser: Any, centre: CentreProcess, tmp_path: Path) -> None:
+    """取消预约 cannot be undone (the code stops working): the page asks first (issue 17)."""
+    offer_bookings(centre)
+    made = book(centre, tmp_path / "sms.jsonl", 1, *BOOKINGS[0])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(centre.url + "/m")
+    page.evaluate("t => localStorage.setItem('paidui_customer_token', t)", made["token"])
+    page.goto(centre.url + f"/m/me/{made['id']}")
+    exp = expect()
+    page.click("#cancel")
+    exp(page.locator("#cancel-confirm")).to_contain_text("确定取消这个预约吗")
+    page.click("#cancel-no")  # changed their mind: still booked
+    exp(page.locator("#cancel-confirm")).to_have_count(0)
+    status, booking = centre.call("GET", f"/api/public/bookings/{made['id']}", None,
+                                  made["token"])
+    assert status == 200 and booking["state"] == "booked"
+    page.click("#cancel")
+    page.click("#cancel-yes")
+    exp(page.locator("#cancel")).to_have_count(0)  # redrawn as cancelled: nothing to cancel
+    status, booking = centre.call("GET", f"/api/public/bookings/{made['id']}", None,
+                                  made["token"])
+    assert status == 200 and booking["state"] == "cancelled"
+    context.close()
+
+
+def test_a_booked_customer_fills_the_form_on_the_booking_page_before_the_number(
+        browser: Any, centre: CentreProcess, tmp_path: Path) -> None:
+    """预填单 "before taking a ticket" (I2): the booking's page offers it while booked; the
+    centre keeps it masked until the booking is redeemed (central/booking_forms.py)."""
+    offer_bookings(centre)
+    made = book(centre, tmp_path / "sms.jsonl", 1, *BOOKINGS[0])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(centre.url + "/m")
+    page.evaluate("t => localStorage.setItem('paidui_customer_token', t)", made["token"])
+    page.goto(centre.url + f"/m/me/{made['id']}")
+    exp = expect()
+    page.get_by_text("填写预填单").click()
+    page.get_by_role("button", name="转账预填单").click()
+    exp(page.locator("#form h2")).to_have_text("转账预填单")
+    page.locator("#form [name=account]").fill("6225880123451237")
+    page.locator("#form [name=payee]").fill("李四")
+    page.locator("#form [name=payee_account]").fill("6217000012345678")
+    page.locator("#form [name=amount]").fill("800")
+    page.locator("#form button[type=submit]").click()
+    exp(page.locator(".msg.ok")).to_contain_text("取号后将自动发送至网点")
+    exp(page.locator("#form")).to_contain_text("付款账号:622588******1237")  # masked back
+    page.goto(centre.url + f"/m/me/{made['id']}")
+    exp(page.locator("#form-state")).to_contain_text("转账预填单:已保存,取号后发送至网点")
+    exp(page.get_by_text("修改预填单")).to_be_visible()
+    context.close()

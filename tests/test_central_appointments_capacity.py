@@ -10,7 +10,7 @@ from central.appointments import Appointments, Customer, CustomerRefused
 from central.config import load_centre_config
 from central.service import Centre
 from central.store import open_store
-from controller.clock import ManualClock
+from common.clock import ManualClock
 from tests.customer_support import an_id, put_catalogue
 from tests.uplink_support import BRANCH, pg_url_fixture, store_url_fixture  # noqa: F401
 

@@ -14,7 +14,7 @@ import pytest
 
 from central.appointments import Customer
 from central.service import Centre
-from controller.clock import ManualClock
+from common.clock import ManualClock
 from tests.customer_support import an_id, bearer, plain_centre, put_catalogue, staff
 from tests.uplink_support import BRANCH, pg_url_fixture, store_url_fixture  # noqa: F401
 

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from central.broker import LocalBroker
 from central.store import open_store
+from tests.auth_support import _routes
 
 from .office_support import (
     ADMIN,
@@ -174,9 +175,9 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
             if not isinstance(route, APIRoute) or route.path in open_routes:
                 continue
             overrides = app.dependency_overrides
-            marks = _permissions(route.dependant, overrides) | {
+            marks = (_permissions(route.dependant, overrides) | {
                 getattr(overrides.get(d.dependency, d.dependency), "permission", None)
-                for d in inherited} - {None}
+                for d in inherited}) - {None}
             assert marks, f"{route.path} has no permission dependency"
             if all(str(m).startswith("public:") for m in marks):
                 public += 1  # a customer's page or API: open on purpose, and says so
@@ -198,21 +199,6 @@ async def test_every_route_needs_a_session(broker: LocalBroker, store_url: str) 
             page = (await http.get("/login", params={"next": evil})).text
             assert "evil" not in page.split('id="boot"')[1]  # the login goes home instead
         assert (await http.get("/metrics")).status_code == 401
-
-
-def _routes(routes: list[Any], inherited: tuple[Any, ...] = ()
-            ) -> list[tuple[Any, tuple[Any, ...]]]:
-    """Every route with the dependencies its includes add (FastAPI keeps included routers
-    nested, their dependencies in the include's context)."""
-    out = []
-    for r in routes:
-        inner = getattr(r, "original_router", None)
-        if inner is None:
-            out.append((r, inherited))
-        else:
-            extra = tuple(getattr(r.include_context, "dependencies", ()) or ())
-            out += _routes(inner.routes, inherited + extra)
-    return out
 
 
 def _permissions(dependant: Any, overrides: dict[Any, Any]) -> set[Any]:

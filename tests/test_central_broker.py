@@ -4,8 +4,10 @@ own commands and acks; strangers are refused; dashboards read over websockets.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiomqtt
@@ -154,3 +156,18 @@ def test_a_tls_listener_needs_its_certificate(tmp_path: Path) -> None:
                           tls_key="/etc/ssl/k.pem")
     assert "listener 8883" in files.conf.read_text()
     assert "certfile /etc/ssl/c.pem" in files.conf.read_text()
+
+
+
+async def test_a_branch_added_to_a_busy_broker_connects_at_once(broker: LocalBroker) -> None:
+    # Mosquitto reloads its password file at its next loop turn, which a flooded broker
+    # reaches late (CI once saw it refuse a fresh branch): add_user waits for the reload.
+    assert broker.process is not None
+    broker.process.send_signal(signal.SIGSTOP)  # a broker too busy to turn its loop
+    adding = ThreadPoolExecutor(1).submit(broker.add_user, "1001019001", "its-password")
+    await asyncio.sleep(0.5)
+    assert not adding.done(), "add_user returned before the broker had reloaded"
+    broker.process.send_signal(signal.SIGCONT)
+    password = await asyncio.wrap_future(adding)
+    async with client(broker, "1001019001", password) as c:
+        await c.publish(proto.topic("1001019001", "status"), b"{}", qos=1)

@@ -9,88 +9,23 @@ docs/screenshots/centre-*.png.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from central.broker import LocalBroker
+from tests.centre_browser_support import box, browser, centre, expect, logged_in, save
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, BoxProcess, need_browser
-from .office_support import ADMIN, ADMIN_PW, B1, CentreProcess
+from .browser import BoxProcess
+from .office_support import B1, CentreProcess
 from .uplink_support import broker_fixture
 
-__all__ = ["broker_fixture"]
+__all__ = ["box", "broker_fixture", "browser", "centre"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
-DESKTOP = {"width": 1600, "height": 1000}
 # A real photo: the centre refuses SVG and any file whose bytes do not match its name.
 BANNER = (Path(__file__).resolve().parents[1] / "examples/media/01-mobile-banking.jpg").read_bytes()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    api = need_browser()
-    before = set(threading.enumerate())
-    with api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-    for t in set(threading.enumerate()) - before:
-        if t.name.startswith("asyncio_"):
-            t.join(10)
-
-
-@pytest.fixture
-def centre(tmp_path: Path, broker: LocalBroker) -> Iterator[CentreProcess]:
-    c = CentreProcess(tmp_path / "centre", broker).start()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def box(tmp_path: Path, broker: LocalBroker, centre: CentreProcess) -> Iterator[BoxProcess]:
-    password = broker.add_user(B1)
-    data = tmp_path / "box"
-    data.mkdir()
-    b = BoxProcess(data / "data", f"uplink.broker={broker.url!r}".replace("'", '"'),
-                   f'uplink.password="{password}"', "uplink.live_interval_s=0.2",
-                   "uplink.health_interval_s=5", f'web.media_dir="{data / "media"}"').start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
-def expect() -> Any:
-    return need_browser().expect
-
-
-def logged_in(browser: Any, centre: CentreProcess, user: str = ADMIN,
-              password: str = ADMIN_PW, shot: str | None = None) -> Any:
-    context = browser.new_context(viewport=DESKTOP, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
-    page = context.new_page()
-    page.goto(centre.url + "/live")  # no session: to the login, then back
-    page.wait_for_url("**/login?next=*")
-    page.fill("#user", user)
-    page.fill("#password", password)
-    if shot:
-        save(page, shot)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/live**")
-    return page
-
-
-def save(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(400)  # the last frame painted (fonts, charts)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def kpi(page: Any, key: str) -> Any:
@@ -308,7 +243,7 @@ def test_a_report_shown_and_exported_to_excel_has_the_same_numbers(
         if (status == 200 and total.get("issued") == 3 and total.get("calls") == 2) or \
                 time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        time.sleep(0.5)  # polling another process's API
     assert status == 200 and total["issued"] == 3 and total["calls"] == 2, report
 
     page = logged_in(browser, centre)

@@ -17,8 +17,8 @@ from controller.engine import commands as c
 from controller.errors import Refused
 
 from .office_support import B1, B2, add_user, http_client, login, office_running
-from .test_controller_uplink import box_b_button, without_a
 from .uplink_support import (
+    box_b_button,
     broker_fixture,
     held_line,
     pg_url_fixture,
@@ -26,6 +26,7 @@ from .uplink_support import (
     store_url_fixture,
     uplink_for,
     wait_for,
+    without_a,
 )
 
 __all__ = ["box_b_button", "broker_fixture", "pg_url_fixture", "store_url_fixture"]

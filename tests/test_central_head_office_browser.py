@@ -20,9 +20,9 @@ import pytest
 from central.store import open_store
 
 from .browser import BoxProcess
+from .centre_browser_support import box, browser, centre, expect, logged_in, save
 from .office_support import B1, CentreProcess
 from .reports_support import B2, B4, hand_day, ingest_all
-from .test_central_browser import box, browser, centre, expect, logged_in, save
 from .uplink_support import broker_fixture
 
 __all__ = ["box", "broker_fixture", "browser", "centre"]
@@ -134,7 +134,7 @@ def box_heard(centre: CentreProcess, token: str) -> None:
         status, branch = centre.call("GET", f"/api/branches/{B1}", token=token)
         if status == 200 and ((branch.get("live") or {}).get("status") or {}).get("queues"):
             return
-        time.sleep(0.3)
+        time.sleep(0.3)  # polling another process's API
     raise TimeoutError("the box's live snapshot did not reach the centre")
 
 

@@ -4,11 +4,9 @@ replays, acks after commit, a shared group, reconciliation, the live picture and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from central.broker import LocalBroker
 from central.service import Centre
 from central.web import create_app
 from protocols import uplink as proto
+from tests.ingest_support import as_branch
 from tests.office_support import login
 from tests.uplink_support import (  # noqa: F401
     broker_fixture,
@@ -37,15 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def ev(seq: int, etype: str = "ticket_issued", day: str = "2026-11-25", **f: Any
        ) -> dict[str, Any]:
     return {"seq": seq, "type": etype, "at": 1764036000.0 + seq * 60, "day": day, **f}
-
-
-@contextlib.asynccontextmanager
-async def as_branch(broker: LocalBroker, branch: str) -> AsyncIterator[aiomqtt.Client]:
-    """A client logged in with ``branch``'s own credentials (what its box would use)."""
-    password = broker.add_user(branch, f"pw-{branch}")
-    async with aiomqtt.Client("127.0.0.1", broker.port, username=branch, password=password,
-                              protocol=aiomqtt.ProtocolVersion.V5) as client:
-        yield client
 
 
 async def publish(client: aiomqtt.Client, branch: str, kind: str, msg: Any) -> None:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from central.broker import LocalBroker
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.engine import commands as c
 from protocols import uplink as proto
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from central.broker import LocalBroker
+from central.edge import MEDIA_BODY_BYTES
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.uplink.media import store_media
 
 from .conftest import example_config
@@ -103,3 +106,125 @@ async def test_files_for_a_node_reach_its_branches_kiosk_folder(
             assert not (media / "offer.png").exists()
             audit = (await http.get("/api/audit?action=media", headers=admin)).json()["rows"]
             assert {a["action"] for a in audit} == {"media.upload", "media.push"}
+
+
+GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
+
+
+async def test_an_upload_is_read_with_a_running_count_and_checked_against_its_type(
+        broker: LocalBroker, store_url: str) -> None:
+    pulled = 0
+
+    async def chunked(n: int) -> AsyncIterator[bytes]:  # no Content-Length to refuse
+        nonlocal pulled
+        for _ in range(n):
+            pulled += 1
+            yield PNG + b"\0" * (256 * 1024 - len(PNG))
+
+    async with office_running(broker, store_url) as centre, http_client(centre) as http:
+        admin = await login(http)
+        # 10 MiB offered: the edge (central/edge.py) cuts it at twice the file limit
+        r = await http.put("/api/orgs/1001/media/huge.png", headers=admin, content=chunked(40))
+        assert r.status_code == 413
+        assert pulled <= MEDIA_BODY_BYTES // (256 * 1024) + 2  # stopped at the cap, not 40
+        # 4 MiB: through the edge, then the route's own count names the file limit
+        r = await http.put("/api/orgs/1001/media/big.png", headers=admin, content=chunked(16))
+        assert r.status_code == 422 and "至少" in r.json()["error"]["message"]
+        lied = await http.put("/api/orgs/1001/media/logo.png", content=PNG,
+                              headers={**admin, "Content-Type": "image/gif"})
+        assert lied.status_code == 422
+        err = lied.json()["error"]
+        assert "与文件内容 image/png 不符" in err["message"]
+        assert "declared image/gif, the bytes are image/png" in err["message_en"]
+        for kind in ("image/png", "application/octet-stream", "image/png; charset=x"):
+            ok = await http.put("/api/orgs/1001/media/logo.png", content=PNG,
+                                headers={**admin, "Content-Type": kind})
+            assert ok.status_code == 201, (kind, ok.text)
+        svg = await http.put("/api/orgs/1001/media/a.svg", content=b"<svg/>",
+                             headers={**admin, "Content-Type": "image/svg+xml"})
+        assert svg.status_code == 422
+        assert svg.json()["error"]["message_en"].endswith(
+            "(.gif, .jpeg, .jpg, .mp4, .ogv, .png, .webm, .webp)")
+
+
+async def test_what_a_branch_is_given_stays_within_what_its_box_keeps(
+        broker: LocalBroker, store_url: str) -> None:
+    async with office_running(broker, store_url, "web.media.branch_files=3",
+                              f"web.media.branch_bytes={3 * len(PNG) + 10}",
+                              f"web.media.total_bytes={6 * len(PNG)}") as centre, \
+            http_client(centre) as http:
+        admin = await login(http)
+
+        async def put(org: str, name: str, data: bytes = PNG) -> httpx.Response:
+            return await http.put(f"/api/orgs/{org}/media/{name}", headers=admin, content=data)
+
+        for org, name in (("1001", "a.png"), ("1001", "b.png"), (B1, "c.png")):
+            assert (await put(org, name)).status_code == 201
+        fourth = await put(B1, "d.png")  # B1 would be given a, b, c, d
+        assert fourth.status_code == 422
+        assert fourth.json()["error"]["message"].startswith("媒体文件超出配额")
+        assert f"the branches of {B1} would be given 4 files" in fourth.json()["error"][
+            "message_en"]
+        above = await put("1001", "e.png")  # every branch under 1001 is checked: B1 too
+        assert above.status_code == 422 and B1 in above.json()["error"]["message_en"]
+        assert (await put(B1, "b.png")).status_code == 201  # replacing a name: still 3
+        bigger = await put(B1, "c.png", PNG + b"\0" * 20)  # 3 files, but too many bytes
+        assert bigger.status_code == 422 and "bytes" in bigger.json()["error"]["message_en"]
+        assert (await put("100102", "x.png")).status_code == 201  # another subtree
+        assert (await put("100103", "y.png")).status_code == 201  # 6 PNGs at the centre
+        full = await put("100104", "z.png")  # the centre's store: 7 PNGs > 6
+        assert full.status_code == 422 and "media store" in full.json()["error"]["message_en"]
+        listed = await http.get(f"/api/branches/{B1}/media", headers=admin)
+        assert [f["name"] for f in listed.json()["files"]] == ["a.png", "b.png", "c.png"]
+
+
+async def test_a_push_sends_only_what_the_box_does_not_hold(
+        broker: LocalBroker, store_url: str, clock: ManualClock, tmp_path: Path) -> None:
+    media = tmp_path / "kiosk-media"
+    uplink = uplink_for(broker)
+    async with Box(example_config(f'web.media_dir="{media}"'), tmp_path / "data",
+                   clock) as box:
+        uplink.register_command("media", store_media)
+        async with office_running(broker, store_url) as centre, running(uplink.run(box)), \
+                http_client(centre) as http:
+            admin = await login(http)
+
+            async def push(query: str = "") -> dict[str, Any]:
+                r = await http.post(f"/api/branches/{B1}/media/push{query}", headers=admin)
+                assert r.status_code == 202, r.text
+                body: dict[str, Any] = r.json()
+
+                async def answered() -> bool:
+                    got = [await centre.read(lambda s, i=s["id"]: s.reply(B1, i))
+                           for s in body["sent"]]
+                    assert all(g is None or g["ok"] for g in got), got
+                    return all(got)
+
+                await wait_for(answered, 20, "the box's answers")
+                return body
+
+            for name, data in (("a.png", PNG), ("b.gif", GIF), ("c.png", PNG + b"c")):
+                assert (await http.put(f"/api/orgs/1001/media/{name}", headers=admin,
+                                       content=data)).status_code == 201
+            first = await push()
+            assert [s["name"] for s in first["sent"]] == ["a.png", "b.gif", "c.png"]
+            again = await push()
+            assert again["sent"] == [] and again["unchanged"] == ["a.png", "b.gif", "c.png"]
+
+            await http.put(f"/api/orgs/{B1}/media/a.png", headers=admin, content=PNG + b"\0")
+            await http.delete("/api/orgs/1001/media/b.gif", headers=admin)
+            changed = await push()
+            assert [s["name"] for s in changed["sent"]] == ["a.png"]
+            assert changed["deleted"] == ["b.gif"] and changed["unchanged"] == ["c.png"]
+            assert sorted(p.name for p in media.iterdir()) == ["a.png", "c.png"]
+            assert (media / "a.png").read_bytes() == PNG + b"\0"
+
+            await http.delete(f"/api/orgs/{B1}/media/a.png", headers=admin)  # 1001's is back
+            (media / "c.png").unlink()  # lost on the box: its next answer says so
+            assert [s["name"] for s in (await push())["sent"]] == ["a.png"]
+            healed = await push()
+            assert [s["name"] for s in healed["sent"]] == ["c.png"]
+            assert (media / "c.png").read_bytes() == PNG + b"c"
+            assert (media / "a.png").read_bytes() == PNG
+            assert (await push())["sent"] == []
+            assert [s["name"] for s in (await push("?full=true"))["sent"]] == ["a.png", "c.png"]

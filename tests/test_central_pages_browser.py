@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from central.broker import LocalBroker
 from tests.browser import SCREENSHOTS, BoxProcess, browser_fixture, need_browser  # noqa: F401
-from tests.customer_support import ID_NUMBER, CentreProcess, an_id
+from tests.customer_support import ID_NUMBER, CentreProcess, an_id, centre_and_box
 from tests.uplink_support import BRANCH
 
 pytestmark = pytest.mark.browser
@@ -26,22 +25,8 @@ PHONE_SIZE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[CentreProcess, BoxProcess]]:
-    broker = LocalBroker(tmp_path / "broker")
-    broker.add_user("centre", "centre-pw")
-    password = broker.add_user(BRANCH)
-    broker.start()
-    centre = CentreProcess(tmp_path, broker)
-    (tmp_path / "data").mkdir()
-    box = BoxProcess(tmp_path / "data", f"uplink.broker={broker.url}",
-                     f"uplink.password={password}", "uplink.live_interval_s=0.2")
-    try:
-        centre.start()
-        box.start()
-        yield centre, box
-    finally:
-        box.stop()
-        centre.stop()
-        broker.kill()
+    with centre_and_box(tmp_path) as linked:
+        yield linked
 
 
 def phone(browser: Any, centre: CentreProcess, path: str) -> Any:

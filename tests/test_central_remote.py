@@ -5,7 +5,6 @@ Wed 2026-11-25 10:00 at the example branch; business A (个人业务) takes 4 mi
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import aiomqtt
 import pytest
 
 from central.broker import LocalBroker
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.engine import commands as c
 from protocols import uplink as proto
 from tests.customer_support import bearer, bookable, customer_centre, http, linked_box, sign_in
@@ -185,4 +184,3 @@ async def test_a_printed_ticket_of_another_day_or_unknown_shows_no_position(
         r = await api.get(f"/api/public/branches/{BRANCH}/tickets/{ticket}")
         assert r.status_code == 200
         assert r.json()["state"] in ("expired", "unknown") and "ahead" not in r.json()
-        await asyncio.sleep(0)

@@ -13,9 +13,9 @@ import pytest
 
 from central.reports.catalog import REPORTS, Report, run_report
 from central.reports.labels import Labels
-from central.reports.scope import Period, Scope, resolve_scope
+from central.reports.scope import EVERYWHERE, Period, Scope, resolve_scope
 from central.store import Inbound, Store, open_store
-from tests.reports_support import B1, B2, B3, HAND, DayLog, hand_day, ingest_all
+from tests.reports_support import B1, B2, HAND, DayLog, hand_day, ingest_all, other_days
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
 
 DAY = "2026-11-25"
@@ -28,22 +28,10 @@ def store(store_url: str) -> Any:
     s.close()
 
 
-def other_days() -> list[DayLog]:
-    b2 = DayLog(B2)
-    b2.issue(0, "A001")
-    b2.call(20, "A001", 1, "t1")
-    b2.finish(25, "A001")
-    b2.rate(26, "A001", 4)
-    b3 = DayLog(B3)
-    b3.issue(0, "A001")
-    b3.call(1, "A001", 1, "t1")
-    b3.finish(2, "A001")
-    return [b2, b3]
-
-
 def report(store: Store, rid: str, kind: str = "day", value: str = DAY,
            **scope: Any) -> Report:
-    return run_report(store, rid, Period.parse(kind, value), resolve_scope(**scope),
+    return run_report(store, rid, Period.parse(kind, value),
+                      resolve_scope(**{"allowed": EVERYWHERE, **scope}),
                       Labels(queues={"A": "个人业务", "V": "VIP业务", "B": "对公业务"}))
 
 
@@ -296,7 +284,26 @@ def test_a_scope_outside_the_allowed_prefixes_is_refused() -> None:
         resolve_scope(orgs=["1001"], allowed=["100101"])
     with pytest.raises(OutOfScope):
         resolve_scope(branches=["1002010001"], allowed=["1001"])
-    assert resolve_scope(orgs=["1001", "100101", "1002"]).prefixes == ("1001", "1002")
+    assert resolve_scope(orgs=["1001", "100101", "1002"], allowed=EVERYWHERE).prefixes == (
+        "1001", "1002")
+
+
+def test_no_allowed_prefix_sees_nothing_and_everything_is_said() -> None:
+    """Fail closed: the allowed set is required; empty covers no branch and asking for an
+    org is refused; the whole centre is the explicit EVERYWHERE."""
+    from central.reports.scope import OutOfScope
+
+    with pytest.raises(TypeError):
+        resolve_scope(orgs=["1001"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        resolve_scope(allowed="1001")  # one string is not a list of prefixes
+    nothing = resolve_scope(allowed=[])
+    assert not nothing.covers(B1) and nothing.where()[0] == " AND 1 = 0"
+    with pytest.raises(OutOfScope):
+        resolve_scope(orgs=["1001"], allowed=[])
+    with pytest.raises(OutOfScope):
+        resolve_scope(branches=[B1], allowed=[])
+    assert resolve_scope(allowed=EVERYWHERE).covers(B1)
 
 
 def test_names_come_from_the_branches_live_snapshots(store: Store) -> None:
@@ -304,11 +311,12 @@ def test_names_come_from_the_branches_live_snapshots(store: Store) -> None:
     store.save_live({}, {B1: {"status": {
         "branch_name": "郑州金水路支行", "queues": [{"id": "A", "name": "个人业务"}],
         "windows": [{"number": 1, "teller": "t1", "teller_name": "张三"}]}}}, {})
-    r = run_report(store, "tellers", Period.parse("day", DAY), resolve_scope(branches=[B1]))
+    r = run_report(store, "tellers", Period.parse("day", DAY),
+                   resolve_scope(branches=[B1], allowed=EVERYWHERE))
     t1 = rows_by(r, "teller")["t1"]
     assert (t1["branch_name"], t1["teller_name"]) == ("郑州金水路支行", "张三")
     assert rows_by(r, "teller")["t2"]["teller_name"] == "t2"  # not logged in: its id
     q = run_report(store, "branch-business", Period.parse("day", DAY),
-                   resolve_scope(branches=[B1]))
+                   resolve_scope(branches=[B1], allowed=EVERYWHERE))
     assert {row["queue"]: row["queue_name"] for row in q.rows} == {
         "A": "个人业务", "B": "B", "V": "V"}

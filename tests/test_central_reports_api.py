@@ -12,13 +12,12 @@ import openpyxl
 import pytest
 
 from central.config import load_centre_config
-from central.reports.api import allowed_prefixes
 from central.reports.export import HEADER_ROWS
 from central.service import Centre
 from central.store import open_store
 from tests.office_support import ADMIN_SEED, CENTRE_TOML, add_user, admin_client
-from tests.reports_support import B1, B2, B3, hand_day, ingest_all
-from tests.test_central_reports import other_days
+from tests.reports_support import B1, B2, B3, hand_day, ingest_all, other_days
+from tests.scope_support import Caller, head_office_client
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
 
 DAY = {"period": "day", "date": "2026-11-25"}
@@ -29,12 +28,12 @@ async def api(store_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     store = open_store(store_url)
     ingest_all(store, hand_day(), *other_days())
     store.close()
-    centre = Centre(load_centre_config(None, [f"store.url={store_url}", ADMIN_SEED]))
-    async with admin_client(centre) as (client, app):
-        # These branches span two provinces (1001, 1002): see them all, as a centre-wide
-        # administrator would; scope itself is tested in test_central_auth.py.
-        app.dependency_overrides[allowed_prefixes] = lambda: None
-        yield client, app
+    centre = Centre(load_centre_config(None, [f"store.url={store_url}"]))
+    # These branches span two provinces (1001, 1002): see them all, as a centre-wide
+    # caller would; scope itself is tested below and in test_central_scopes.py.
+    caller = Caller()
+    async with head_office_client(centre, caller) as client:
+        yield client, caller
     await centre.close()
 
 
@@ -106,8 +105,8 @@ async def test_a_table_without_a_chart_has_none_in_excel(api: Any) -> None:
 
 
 async def test_the_callers_scope_is_enforced(api: Any) -> None:
-    client, app = api
-    app.dependency_overrides[allowed_prefixes] = lambda: ["100101"]
+    client, caller = api
+    caller.allowed = ["100101"]
     r = await get(client, "/api/reports/branch-summary")
     assert {row["branch"] for row in r.json()["rows"]} == {B1, B2}
     assert (await get(client, "/api/reports/branch-summary", org="1002")).status_code == 403

@@ -1,4 +1,4 @@
-"""Reports over days the real engine played (sim.des), and the data-quality report (F5).
+"""Reports over days the real engine played (queueing), and the data-quality report (F5).
 
 The figures are recomputed from the events in the plainest way (or by the uplink's own
 reconciliation) and must equal what the summaries give.
@@ -20,8 +20,8 @@ from central.reports.labels import Labels
 from central.reports.scope import Period, Scope
 from central.store import EventBatch, Inbound, Store, open_store
 from protocols.uplink import day_totals
-from sim.des.day import simulate_day
-from sim.des.scenario import default_scenario
+from queueing.day import simulate_day
+from queueing.scenario import default_scenario
 from tests.conftest import example_config
 from tests.reports_support import B1, B2, B3, B4
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401

@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import pytest
 
 from central.sms import SmsError
-from controller.clock import ManualClock
+from common.clock import ManualClock
 from protocols import sms
 from tests.customer_support import ID_NUMBER, plain_centre, put_catalogue, texts
-from tests.test_central_sms import http as http_gateway
+from tests.sms_support import http as http_gateway
 from tests.uplink_support import BRANCH
 
 GATEWAY = "gateway-token"

@@ -14,7 +14,7 @@ import pytest
 from central import configs as cf
 from central.broker import LocalBroker
 from controller.config import parse_config
-from sim.des.staffing import advise_from_history
+from queueing.staffing import advise_from_history
 
 from .office_support import B1, B2, add_user, http_client, login, office_running
 from .staffing_support import ADVISED, HISTORY, history, store_history

@@ -18,9 +18,9 @@ from central.broker import LocalBroker
 from central.store import open_store
 from controller.config import parse_config
 
+from .centre_browser_support import browser, expect, logged_in, save
 from .office_support import B1, CentreProcess
 from .staffing_support import ADVISED, history, store_history
-from .test_central_browser import browser, expect, logged_in, save
 from .uplink_support import broker_fixture
 
 __all__ = ["broker_fixture", "browser"]

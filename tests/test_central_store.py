@@ -154,3 +154,14 @@ def test_two_connections_sharing_one_branch_end_at_its_last_seq(store_url: str) 
     for s in stores:
         s.close()
     assert marks == {B1: 400, B2: 400}  # the stored mark, not only a fresh walk
+
+
+def test_every_migration_has_its_own_number_and_both_engines_the_same_ones() -> None:
+    """The store applies migrations by number: two files with one number would leave one of
+    them unapplied (two branches of work once both took 0060)."""
+    folders = {d: sorted(f.name for f in (MIGRATIONS / d).glob("*.sql"))
+               for d in ("sqlite", "postgres")}
+    for names in folders.values():
+        numbers = [int(n.split("_", 1)[0]) for n in names]
+        assert len(numbers) == len(set(numbers)), names
+    assert folders["sqlite"] == folders["postgres"]

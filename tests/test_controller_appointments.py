@@ -6,6 +6,7 @@ The box runs on the example branch at Wed 2026-11-25 10:00 (slot 3 = 10:00–11:
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
@@ -15,63 +16,30 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.appointments import Appointments, CommandRefused, Throttle
+from common.clock import ManualClock
+from common.throttle import Throttle
+from controller.appointments import Appointments, CommandRefused
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
 from controller.engine import commands as c
 from controller.errors import Refused
 from controller.web import create_app
 from drivers.card_reader import CardReader, SwipeOutcome
 from protocols import appointment as ap
-from protocols.cards import id_check_char, luhn_check_digit
+from protocols.cards import luhn_check_digit
 from sim.card_swipes import SimSwipes
-from tests.test_drivers_card_reader import PaperPrinter
-
-BRANCH = "1001010001"
-TODAY, TOMORROW = "2026-11-25", "2026-11-26"
-MASTER = b"k" * 32
-ID_NUMBER = "41010519900307" + "123"
-ID_NUMBER += id_check_char(ID_NUMBER)
-BANK_CARD = "621700000000001" + luhn_check_digit("621700000000001")
-
-
-def booking(bid: str, code: str, queue: str = "A", state: str = "booked",
-            day: str = TODAY, id_number: str | None = None, card: str | None = None
-            ) -> dict[str, Any]:
-    key = ap.branch_day_key(MASTER, BRANCH, day)
-    return {"id": bid, "code": code, "queue": queue, "slot": int(code[0]), "state": state,
-            "id_digest": ap.digest(key, id_number) if id_number else None,
-            "card_digest": ap.digest(key, card) if card else None}
-
-
-def day_message(bookings: list[dict[str, Any]], day: str = TODAY, revision: int = 1,
-                **extra: Any) -> dict[str, Any]:
-    return {"v": 1, "id": f"appt-{day}-{revision}", "day": day, "revision": revision,
-            "key": ap.branch_day_key(MASTER, BRANCH, day).hex(), "bookings": bookings,
-            "early_s": 1800.0, "late_s": 900.0, **extra}
-
-
-TODAYS = [
-    booking("bk-now", "312345", id_number=ID_NUMBER, card=BANK_CARD),  # 10:00-11:00
-    booking("bk-vip", "354321", queue="V"),
-    booking("bk-early", "512345"),  # 12:00-13:00: from 11:30
-    booking("bk-late", "112345"),  # 08:00-09:00: until 09:15
-    booking("bk-cancel", "398765", state="cancelled"),
-]
-
-
-@contextlib.asynccontextmanager
-async def desk(box: Box, **kw: Any) -> AsyncIterator[Appointments]:
-    comp = Appointments(box.data_dir, **kw)
-    task = asyncio.create_task(comp.run(box))
-    await asyncio.wait_for(comp.ready.wait(), 5)
-    try:
-        yield comp
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+from tests.appointments_support import (
+    BANK_CARD,
+    BRANCH,
+    ID_NUMBER,
+    TODAY,
+    TODAYS,
+    TOMORROW,
+    booking,
+    day_message,
+    desk,
+)
+from tests.card_reader_support import PaperPrinter
 
 
 @pytest.fixture
@@ -361,3 +329,52 @@ async def test_track_then_rate_a_remote_ticket_once(
     with pytest.raises(Refused) as twice:
         await appts.on_rate(box, {"id": "r2", "number": n, "score": 1, "expires_at": 1e12})
     assert twice.value.code == "already_rated"
+
+
+def test_the_package_splits_book_redemption_and_commands() -> None:
+    """The day book is storage (no engine, kiosk or box); redemption does not know the
+    uplink's commands; only the component wires the parts to the box and the uplink."""
+    import controller.appointments as package
+
+    def imported(name: str) -> set[str]:
+        tree = ast.parse((Path(package.__file__).parent / f"{name}.py").read_text("utf-8"))
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert not imported("book") & {"engine", "engine.select", "kiosk", "box", "ports"}
+    assert not imported("redeem") & {"uplink", "uplink.commands", "component"}
+    assert not imported("catalogue") & {"book", "redeem", "component", "kiosk", "engine"}
+    assert package.Appointments.__module__ == "controller.appointments.component"
+
+
+VIP_ID = "410105198001012311"  # the example branch's VIP table: 陈先生, vip-0001, five stars
+
+
+async def test_the_centres_customer_ranks_a_code_redemption_and_the_boxs_own_lookup_wins_by_id(
+        box: Box, api: httpx.AsyncClient) -> None:
+    """The centre's CIF said "corporate, two stars" at booking: a code redemption ranks so
+    (source ``centre``). Redeemed by the ID card, the box's own lookup (here its VIP table)
+    knows the holder better and is the authority (docs/integrations.md, "The centre")."""
+    from controller.customers import CustomerChain, LocalVipTable
+
+    box.printer = PaperPrinter()
+    told = {"customer": {"type": "corporate", "stars": 2}}
+    issued: list[dict[str, Any]] = []
+    box.listeners.append(lambda events: issued.extend(
+        e for e in events if e["type"] == "ticket_issued"))
+    async with desk(box) as comp:
+        await comp.on_appointments(box, day_message([
+            {**booking("bk-code", "312345"), **told},
+            {**booking("bk-card", "323456", queue="B", id_number=VIP_ID), **told}]))
+        by_code = await redeem(api, code="312345")
+        assert by_code.status_code == 201
+        t = box.engine.state.by_num(by_code.json()["number"])
+        assert t is not None and (t.customer_type, t.stars) == ("corporate", 2)
+        box.customers = CustomerChain(None, LocalVipTable(box.config))
+        try:
+            by_id = await redeem(api, id_number=VIP_ID)
+        finally:
+            box.customers = None
+        assert by_id.status_code == 201 and by_id.json()["queue"] == "B"  # the booked business
+        t = box.engine.state.by_num(by_id.json()["number"])
+        assert t is not None and (t.customer_type, t.stars) == ("vip", 5)
+        assert [e["customer_source"] for e in issued] == ["centre", "local"]

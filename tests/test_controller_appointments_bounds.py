@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from common.clock import ManualClock
 from controller.appointments import (
     AHEAD_DAYS,
     KEEP_DAYS,
@@ -20,8 +21,7 @@ from controller.appointments import (
     most_bookings,
 )
 from controller.box import Box
-from controller.clock import ManualClock
-from tests.test_controller_appointments import TODAY, booking, day_message, desk
+from tests.appointments_support import TODAY, booking, day_message, desk
 
 DAY_S = 86_400.0
 

@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.components import Startup
+from controller.compose import build_components
 from controller.uplink.commands import KEEP_REJECTED, config_command
 from tests.conftest import WEDNESDAY_10AM, example_config
-from tests.test_controller_uplink import without_a
+from tests.uplink_support import without_a
 
 NOW = WEDNESDAY_10AM.timestamp()
 
@@ -26,7 +27,7 @@ def renamed_a(name: str = "个人综合业务") -> dict[str, Any]:
 
 
 def startup(data: Path, *overrides: str) -> Startup:
-    return Startup(example_config(*overrides), overrides, data)
+    return Startup(example_config(*overrides), overrides, data, build_components)
 
 
 def keep(data: Path, name: str, body: Any) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
-from controller.disk import MB
+from controller.disk import MB, RECHECK_S
 from controller.notices import notices
 from controller.web import create_app
 from tests.uplink_support import wait_for
@@ -42,7 +42,7 @@ async def api(box: Box) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_a_filling_disk_warns_then_stops_tickets_with_a_clear_503(
-        box: Box, api: httpx.AsyncClient) -> None:
+        box: Box, api: httpx.AsyncClient, clock: ManualClock) -> None:
     disk = Disk()
     box.disk.free = disk
     heard: list[dict] = []
@@ -51,6 +51,7 @@ async def test_a_filling_disk_warns_then_stops_tickets_with_a_clear_503(
     assert disk_state(box) == ("ok", "")
 
     disk.free_mb = 400  # under journal.disk_warn_mb (500): warned, still issuing
+    clock.advance(RECHECK_S)  # with the disk fine, it is measured at most once a second
     assert (await api.post("/api/tickets", json={"queue": "A"})).status_code == 201
     assert disk_state(box) == ("warning", "low")
     assert [n["kind"] for n in heard] == ["disk_low"] and "400 MB" in heard[0]["message"]
@@ -70,6 +71,24 @@ async def test_a_filling_disk_warns_then_stops_tickets_with_a_clear_503(
     disk.free_mb = 2_000  # space freed: issuing resumes, the alarm clears, no new notice
     assert (await api.post("/api/tickets", json={"queue": "A"})).json()["number"] == "A003"
     assert disk_state(box) == ("ok", "") and len(heard) == 2
+
+
+async def test_with_the_disk_fine_tickets_are_not_each_measured(
+        box: Box, clock: ManualClock) -> None:
+    measured: list[Path] = []
+
+    def free(path: Path) -> int:
+        measured.append(path)
+        return 10_000 * MB
+
+    box.disk.free = free
+    clock.advance(RECHECK_S)
+    for _ in range(5):  # a burst of tickets within a second: one measure
+        box.disk.admit_ticket()
+    assert len(measured) == 1
+    clock.advance(RECHECK_S)
+    box.disk.admit_ticket()
+    assert len(measured) == 2
 
 
 async def test_the_warning_has_hysteresis_and_is_told_once(box: Box) -> None:

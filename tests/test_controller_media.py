@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.uplink.commands import CommandRefused
 from controller.uplink.media import store_media
 from controller.web import create_app
-from controller.web.media import MAX_MEDIA_FILES, MAX_MEDIA_FOLDER_BYTES, playable
-from protocols.media import NotMedia, media_type
+from controller.web.media import playable
+from protocols.media import MAX_MEDIA_FILES, MAX_MEDIA_FOLDER_BYTES, NotMedia, media_type
 
 from .conftest import example_config
 
@@ -152,7 +152,7 @@ def test_anything_else_is_not_media(name: str, head: bytes) -> None:
 
 def test_the_demo_seeds_its_media_into_the_data_folder_not_the_checkout(tmp_path: Path
                                                                         ) -> None:
-    from controller.web.settings import web_settings
+    from controller.web_settings import web_settings
     from sim.demo import SAMPLE_MEDIA, seed_media
 
     web = web_settings(example_config())

@@ -9,25 +9,21 @@ import json
 import shutil
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from central.releases import ReleaseStore
+from common.errors import ConfigError
 from controller.box import Box
-from controller.components import build_components
+from controller.compose import build_components
 from controller.engine import IssueTicket
-from controller.errors import ConfigError
-from controller.slots import STATE, Slots, read_json, write_json_atomic
+from controller.slots import STATE, read_json, write_json_atomic
 from controller.update import (
     DownloadError,
     Updater,
-    UpdateSettings,
     download,
     guard,
     health_problem,
@@ -35,25 +31,29 @@ from controller.update import (
 )
 from controller.web import create_app
 from protocols.release import Manifest, sign_manifest, update_command
+from tests.update_support import (
+    KEY,
+    Running,
+    bundles,
+    fake_current,
+    lay_out,
+    running,
+    settings,
+    static_centre,
+)
 
 from .conftest import example_config
 from .update_support import (
     DropOnce,
     centre_app,
     install_slot,
-    make_bundle,
     serving,
     write_public_key,
 )
 
-KEY = Ed25519PrivateKey.generate()
+__all__ = ["bundles", "running", "static_centre"]  # fixtures
+
 OTHER = Ed25519PrivateKey.generate()
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("bundles")
-    return {v: make_bundle(tmp / v, v, KEY, tmp / "wheels") for v in ("0.0.9", "0.2.0")}
 
 
 @pytest.fixture(scope="module")
@@ -62,75 +62,7 @@ def slot_020(bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return install_slot(bundles["0.2.0"], tmp_path_factory.mktemp("slots"))
 
 
-def settings(root: Path, **kw: Any) -> UpdateSettings:
-    base: dict[str, Any] = dict(
-        public_keys=[], root=root, python=sys.executable, retry_delay_s=0.01,
-        max_retry_delay_s=0.05, retries=3, compile_bytecode=False, check_interval_s=0,
-        restart_command=[sys.executable, "-c", "pass"], guard_command=[],
-        health_timeout_s=3, stable_s=0.2, health_poll_s=0.05, api_url="http://127.0.0.1:9")
-    return UpdateSettings(**{**base, **kw})
-
-
-def fake_current(root: Path, version: str = "0.1.0") -> Slots:
-    """Pretend the running box came from slot ``version`` (a marker is enough to switch)."""
-    slots = Slots(root)
-    slots.path(version).mkdir(parents=True)
-    (slots.path(version) / ".complete").write_text(version)
-    slots.switch(version)
-    return slots
-
-
-class Running:
-    """An updater running as a component, its reports collected in a queue."""
-
-    def __init__(self, updater: Updater) -> None:
-        self.updater = updater
-        self.reports: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        updater.listeners.append(self.reports.put_nowait)
-
-    async def until(self, *statuses: str, timeout: float = 60) -> list[dict[str, Any]]:
-        """Reports up to and including the first whose status is one of ``statuses``."""
-        seen = []
-        async with asyncio.timeout(timeout):
-            while True:
-                seen.append(await self.reports.get())
-                if seen[-1]["status"] in statuses:
-                    return seen
-
-
-@pytest.fixture
-async def running(box: Box, tmp_path: Path) -> AsyncIterator[Running]:
-    s = settings(tmp_path / "opt")
-    r = Running(Updater(s, [KEY.public_key()], branch="1001010001"))
-    task = asyncio.create_task(r.updater.run(box))
-    yield r
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
 # --- refusals ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def static_centre(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
-    """A plain file server for bundles the store would never accept (tampered etc.)."""
-    site = tmp_path / "site"
-    site.mkdir()
-    app = FastAPI()
-    app.mount("/r", StaticFiles(directory=site))
-    async with serving(app) as url:
-        yield f"{url}/r", site
-
-
-def lay_out(site: Path, name: str, bundle: Path) -> Path:
-    """Copy a bundle folder into the layout the router serves (files under files/)."""
-    dst = site / name
-    (dst / "files").mkdir(parents=True)
-    for f in bundle.iterdir():
-        target = dst / f.name if f.name.startswith("manifest") else dst / "files" / f.name
-        shutil.copyfile(f, target)
-    return dst
 
 
 @pytest.mark.parametrize(("case", "reason"), [

@@ -122,7 +122,7 @@ async def until(check: Callable[[], Any], timeout: float, why: Callable[[], str]
             return
         if loop.time() > deadline:
             pytest.fail(f"timed out after {timeout} s: {why()}")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # polling another process
 
 
 def box_config(tmp_path: Path, root: Path, state: Path, centre: str, port: int,
@@ -255,9 +255,9 @@ async def test_staged_rollout_over_the_broker_updates_only_the_targeted_boxes(
 
     from central.broker import LocalBroker
     from central.releases import Broker, publish_offers
+    from common.clock import ManualClock
     from controller.box import Box
-    from controller.clock import ManualClock
-    from controller.components import build_components
+    from controller.compose import build_components
     from controller.config import load_config
     from controller.update import Updater
     from controller.uplink import Uplink

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ import pytest
 
 from central.broker import LocalBroker
 from central.reconcile import check_branch
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
 from controller.engine import commands as c
 from controller.errors import Refused
@@ -27,43 +26,23 @@ from tests.conftest import CST
 from tests.uplink_support import (  # noqa: F401
     BRANCH,
     assert_exactly_the_journal,
+    box_b_button,
     broker_fixture,
     centre_running,
     drive,
     journal_rows,
+    listen,
+    next_on,
     pg_url_fixture,
     running,
     settled_everything,
     store_url_fixture,
     uplink_for,
     wait_for,
+    without_a,
 )
 
-
-@contextlib.asynccontextmanager
-async def listen(broker: LocalBroker, topic: str) -> AsyncIterator[asyncio.Queue[Any]]:
-    """Messages on ``topic`` (as the centre user), decoded, in a queue."""
-    got: asyncio.Queue[Any] = asyncio.Queue()
-    async with aiomqtt.Client("127.0.0.1", broker.port, username="centre",
-                              password="centre-pw") as client:
-        await client.subscribe(topic, qos=1)
-
-        async def pump() -> None:
-            async for m in client.messages:
-                got.put_nowait((str(m.topic), json.loads(bytes(m.payload or b"{}"))))
-
-        async with running(pump()):
-            yield got
-
-
-async def next_on(q: asyncio.Queue[Any], kind: str, match: Any = None,
-                  timeout: float = 10.0) -> dict[str, Any]:
-    async def find() -> dict[str, Any]:
-        while True:
-            topic, msg = await q.get()
-            if topic.split("/")[3] == kind and (match is None or match(msg)):
-                return msg  # type: ignore[no-any-return]
-    return await asyncio.wait_for(find(), timeout)
+__all__ = ["box_b_button"]  # fixtures
 
 
 async def command(broker: LocalBroker, name: str, **args: Any) -> None:
@@ -105,6 +84,25 @@ async def test_nothing_is_settled_on_the_brokers_word_alone(
             await settled_everything(box, uplink)
             await assert_exactly_the_journal(store_url, tmp_path / "data")
     assert uplink.counters.timeouts >= 1 and uplink.counters.retries >= 1
+
+
+async def test_what_a_restarted_centre_missed_arrives_without_waiting_for_the_ack_timeout(
+        box: Box, clock: ManualClock, broker: LocalBroker, store_url: str,
+        tmp_path: Path) -> None:
+    uplink = uplink_for(broker, ack_timeout_s=600)  # the timeout would take ten minutes
+    async with running(uplink.run(box)):
+        async with centre_running(broker, store_url):
+            await drive(box, clock, 10)
+            await settled_everything(box, uplink)
+        await drive(box, clock, 10, seed=2)  # the centre is away: these reach nobody
+
+        async def all_published() -> bool:
+            return bool(uplink.sent >= box.last_seq)
+
+        await wait_for(all_published, 10, "the events sent while the centre was away")
+        async with centre_running(broker, store_url):  # it announces itself: sent again
+            await settled_everything(box, uplink, timeout=30)
+            await assert_exactly_the_journal(store_url, tmp_path / "data")
 
 
 async def test_a_box_keeps_serving_while_the_broker_is_unreachable(
@@ -257,24 +255,11 @@ async def test_a_new_configuration_is_validated_applied_and_kept(
     assert box.config.queue("A").name == "个人综合业务" and box.config.version == new_version
     assert box.engine.cfg is box.config
     from controller.components import Startup
+    from controller.compose import build_components
 
-    kept = Startup(config, (), box.data_dir).begin(box.clock.now())  # what a restart loads
+    kept = Startup(config, (), box.data_dir,  # what a restart loads
+                   build_components).begin(box.clock.now())
     assert kept.config.version == new_version and not kept.set_aside
-
-
-def without_a(config: Config, **extra: Any) -> dict[str, Any]:
-    """The business configuration a centre sends after a manager removed business A
-    (个人业务) everywhere the centre edits: queues, windows, card types, kiosk buttons."""
-    push = config.model_dump(mode="json")
-    for section in ("uplink", "http", "clock"):
-        push.pop(section, None)
-    push["queues"] = [q for q in push["queues"] if q["id"] != "A"]
-    for w in push["windows"]:
-        w["queues"].pop("A", None)
-    push["card_types"] = [t for t in push["card_types"] if t["queue"] != "A"]
-    push["web"]["kiosk"]["buttons"] = [b for b in push["web"]["kiosk"]["buttons"]
-                                       if b["target"] != "A"]
-    return {**push, **extra}
 
 
 def unknown_web_key(config: Config) -> dict[str, Any]:
@@ -294,7 +279,13 @@ def no_windows(config: Config) -> dict[str, Any]:
 ])
 async def test_a_push_the_box_could_not_start_on_is_refused_and_nothing_is_kept(
         box: Box, broker: LocalBroker, config: Config, push: Any, key: str) -> None:
-    uplink = uplink_for(broker)
+    from controller.components import Startup
+    from controller.compose import build_components
+    from controller.uplink.commands import config_command
+
+    uplink = uplink_for(broker)  # checked as python -m controller wires it: with the devices
+    uplink.register_command("config", config_command(
+        Startup(box.config, (), box.data_dir, build_components)))
     before = box.config.version
     async with running(uplink.run(box)), listen(broker, f"qms/v1/{BRANCH}/reply") as q:
         await wait_for(lambda: _true(uplink.connected), 10, "connected")
@@ -304,16 +295,6 @@ async def test_a_push_the_box_could_not_start_on_is_refused_and_nothing_is_kept(
     assert key in reply["error"]["message"] and key in reply["error"]["message_en"]
     assert box.config.version == before and box.engine.cfg is box.config
     assert not (box.data_dir / "pushed-config.json").exists()  # a restart is unchanged
-
-
-@pytest.fixture
-async def box_b_button(clock: ManualClock, tmp_path: Path) -> AsyncIterator[Box]:
-    """The example branch whose one ticket button issues B: A can be removed."""
-    from tests.conftest import example_config
-
-    config = example_config('gpio.buttons=[{ pin = 27, queue = "B" }]')
-    async with Box(config, tmp_path / "data", clock) as b:
-        yield b
 
 
 @pytest.mark.parametrize(("rule", "event", "result"), [
@@ -470,8 +451,8 @@ async def test_box_metrics_show_waiting_outbox_and_link(
 ])
 def test_a_bad_uplink_section_stops_the_start(overrides: list[str], key: str,
                                               tmp_path: Path) -> None:
-    from controller.components import build_components
-    from controller.errors import ConfigError
+    from common.errors import ConfigError
+    from controller.compose import build_components
     from tests.conftest import example_config
 
     with pytest.raises(ConfigError) as err:
@@ -480,7 +461,7 @@ def test_a_bad_uplink_section_stops_the_start(overrides: list[str], key: str,
 
 
 def test_an_uplink_section_adds_the_uplink(tmp_path: Path) -> None:
-    from controller.components import build_components
+    from controller.compose import build_components
     from controller.uplink import Uplink
     from tests.conftest import example_config
 

@@ -25,8 +25,8 @@ import pytest
 from central.broker import LocalBroker, free_port
 from central.reconcile import check_branch
 from central.store import open_store
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.engine import commands as c
 from tests.conftest import CST, EXAMPLE
 from tests.uplink_support import (  # noqa: F401

@@ -9,7 +9,7 @@ from typing import Any
 
 from controller.box import Box
 from controller.uplink.commands import CommandDesk
-from tests.test_controller_appointments import desk
+from tests.appointments_support import desk
 
 
 async def _nothing(*_: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from controller.journal import Journal
-from tests.test_crash import free_port, kill_mid_load, start_box, wait_ready
+from tests.crash_support import free_port, kill_mid_load, start_box, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.errors import ConfigError
 from controller.config import load_config
-from controller.errors import ConfigError
 from deploy.install import (
     Layout,
     Options,

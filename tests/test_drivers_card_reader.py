@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tty
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,43 +17,13 @@ from drivers.card_reader import (
     LineBuffer,
     SerialSource,
     SwipeOutcome,
-    SwipeSource,
 )
 from protocols.cards import CardRead
 from sim.card_swipes import SimSwipes
+from tests.card_reader_support import PaperPrinter, next_outcome, running
 
 VIP_CARD = "6225880137001237"
 VIP_ID = "410105198001012311"
-
-
-class PaperPrinter:
-    """A printer that keeps what it was asked to print (the real one is another driver)."""
-
-    def __init__(self) -> None:
-        self.printed: list[dict[str, Any]] = []
-
-    async def print_ticket(self, ticket: dict[str, Any]) -> PrintOutcome:
-        self.printed.append(ticket)
-        return PrintOutcome(True)
-
-
-@contextlib.asynccontextmanager
-async def running(box: Box, source: SwipeSource, **kw: Any
-                  ) -> AsyncIterator[tuple[CardReader, asyncio.Queue[SwipeOutcome]]]:
-    reader = CardReader(source=source, **kw)
-    outcomes: asyncio.Queue[SwipeOutcome] = asyncio.Queue()
-    reader.listeners.append(outcomes.put_nowait)
-    task = asyncio.create_task(reader.run(box))
-    try:
-        yield reader, outcomes
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def next_outcome(q: asyncio.Queue[SwipeOutcome]) -> SwipeOutcome:
-    return await asyncio.wait_for(q.get(), 5)
 
 
 async def test_vip_card_swipe_issues_and_prints_v_ticket_with_stars(box: Box) -> None:
@@ -118,7 +85,7 @@ class Appointments:
         self.card = card
         self.offered: list[str] = []
 
-    async def redeem(self, box: Box, card: CardRead, kiosk: str) -> SwipeOutcome | None:
+    async def redeem(self, card: CardRead, kiosk: str) -> SwipeOutcome | None:
         self.offered.append(card.number)
         if card.number != self.card:
             return None
@@ -128,7 +95,7 @@ class Appointments:
 async def test_redeemer_is_offered_the_card_first(box: Box) -> None:
     swipes = SimSwipes()
     appointments = Appointments(VIP_ID)
-    box.appointment_redeemer = appointments  # type: ignore[attr-defined]
+    box.appointment_redeemer = appointments
     async with running(box, swipes) as (_, outcomes):
         swipes.swipe_id(VIP_ID)
         swipes.swipe_card(VIP_CARD)

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-from gpiozero.pins.mock import MockFactory
-
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.engine import commands as c
-from drivers.gpio import ButtonPress, GpioConfig, GpioPanel
 from tests.conftest import example_config
-
-SETTINGS = GpioConfig.model_validate({
-    "buttons": [{"pin": 17, "queue": "A"}, {"pin": "GPIO27", "queue": "F"}],
-    "leds": {"ready": 5, "printer_fault": 6, "link": 13},
-    "buzzer": 26,
-    "alarm": {"beeps": 2, "on_s": 0.01, "off_s": 0.01},
-})
+from tests.gpio_support import panel_on, press
 
 
 class Ticks:
@@ -33,29 +21,6 @@ class Ticks:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.asynccontextmanager
-async def panel_on(box: Box, settings: GpioConfig = SETTINGS, **kw: Any
-                   ) -> AsyncIterator[tuple[GpioPanel, MockFactory, asyncio.Queue[ButtonPress]]]:
-    factory = MockFactory()
-    panel = GpioPanel(settings, pin_factory=factory, **kw)
-    presses: asyncio.Queue[ButtonPress] = asyncio.Queue()
-    panel.listeners.append(presses.put_nowait)
-    task = asyncio.create_task(panel.run(box))
-    await asyncio.wait_for(panel.opened.wait(), 5)
-    try:
-        yield panel, factory, presses
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    assert factory.pin(26).state is False  # the buzzer is never left sounding
-
-
-def press(factory: MockFactory, pin: int) -> None:
-    factory.pin(pin).drive_low()
-    factory.pin(pin).drive_high()
 
 
 async def test_button_press_issues_ticket(box: Box) -> None:
@@ -156,3 +121,16 @@ async def test_status_leds(box: Box) -> None:
         box.health.report("uplink", "offline", "broker unreachable")
         assert link.state is False
     assert box.health.devices["gpio"].state == "ok"
+
+
+async def test_the_printer_fault_led_lights_while_any_kiosks_printer_is_down(box: Box) -> None:
+    box.health.report("printer.2", "fault", "paper_out")  # [[kiosks]]: one printer a kiosk
+    box.health.report("printer.1", "ok")
+    async with panel_on(box) as (_, factory, _):
+        fault = factory.pin(6)
+        assert fault.state is True  # seen at start
+        box.health.report("printer.1", "offline", "no_answer")
+        box.health.report("printer.2", "ok")  # kiosk 2 refilled: kiosk 1 still down
+        assert fault.state is True
+        box.health.report("printer.1", "ok")
+        assert fault.state is False

@@ -13,7 +13,9 @@ from PIL import Image
 
 from controller.box import Box
 from controller.engine import commands as c
-from drivers.audio import Announcement, Announcer, AudioConfig, SimSink
+from controller.ports import Announcement
+from controller.voice import Announcer, AudioConfig
+from drivers.audio import SimSink
 from drivers.hall_display import (
     FontChoice,
     FramebufferOutput,

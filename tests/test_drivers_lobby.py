@@ -7,21 +7,26 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from common.clock import ManualClock
+from common.errors import ConfigError
 from controller.box import Box
-from controller.clock import ManualClock
-from controller.components import build_components
+from controller.compose import build_components, build_lobby_devices
 from controller.engine import commands as c
-from controller.errors import ConfigError
 from controller.kiosk import KioskRelay
 from controller.supervisor import Supervisor
-from drivers.audio import AlsaSink, Announcer, SimSink
+from controller.voice import Announcer
+from drivers.audio import AlsaSink, SimSink
 from drivers.card_reader import CardReader
 from drivers.gpio import GpioPanel
 from drivers.hall_display import HallDisplay, PngOutput
-from drivers.lobby import build_lobby_devices
+from drivers.idcard import IdCardSource
+from drivers.pcsc_card import PcscSource, PyscardSlot
+from sim.emv_card import SimPcscSlot
+from sim.idcard import SimIdSource
 from tests.conftest import example_config
 
 
@@ -70,6 +75,32 @@ def test_real_serial_reader(tmp_path: Path) -> None:
     assert reader.name == "card_reader.id"
 
 
+def _sources(cfg_overrides: list[str], tmp_path: Path) -> dict[str, Any]:
+    cfg = example_config(*cfg_overrides)
+    return {x.reader: x.source for x in build_lobby_devices(cfg, tmp_path)
+            if isinstance(x, CardReader)}
+
+
+def test_id_and_ic_readers_real_or_simulated(tmp_path: Path) -> None:
+    readers = ('card_reader.readers=[{name="id", kind="id"}, {name="ic", kind="pcsc"}, '
+               '{name="id2", kind="id", device="/dev/ttyUSB1", poll_ms=500}, '
+               '{name="ic2", kind="pcsc", device="ACR39"}]')
+    sim = _sources([readers], tmp_path)
+    assert isinstance(sim["id"], SimIdSource) and sim["id"].baudrate == 115200
+    assert sim["id"].reader.fifo == tmp_path / "sim" / "cards" / "id"
+    assert isinstance(sim["ic"], PcscSource) and isinstance(sim["ic"].slot, SimPcscSlot)
+    # a device named explicitly wins over the simulator
+    assert isinstance(sim["id2"], IdCardSource) and sim["id2"].port == "/dev/ttyUSB1"
+    assert sim["id2"].poll_s == 0.5
+    assert isinstance(sim["ic2"].slot, PyscardSlot) and sim["ic2"].slot.reader == "ACR39"
+    real = _sources(['hardware="real"', 'card_reader.readers=[{name="ic", kind="pcsc"}]'],
+                    tmp_path)
+    assert isinstance(real["ic"].slot, PyscardSlot) and real["ic"].slot.reader == ""  # first
+    with pytest.raises(ConfigError) as exc:  # a real ID reader is on a serial port
+        _sources(['hardware="real"', 'card_reader.readers=[{kind="id"}]'], tmp_path)
+    assert exc.value.key == "card_reader.readers.0.device"
+
+
 @pytest.mark.parametrize(("override", "key"), [
     ('gpio.buttons=[{pin=17, queue="Z"}]', "gpio.buttons.0.queue"),
     ("gpio.bounce_ms=-1", "gpio.bounce_ms"),
@@ -82,6 +113,7 @@ def test_real_serial_reader(tmp_path: Path) -> None:
     ('hall_display.output="vga"', "hall_display.output"),
     ('card_reader.readers=[{kind="serial"}]', "card_reader.readers.0.device"),
     ('card_reader.readers=[{kind="nfc"}]', "card_reader.readers.0.kind"),
+    ('card_reader.readers=[{kind="id", poll_ms=10}]', "card_reader.readers.0.poll_ms"),
 ])
 def test_bad_config_named(tmp_path: Path, override: str, key: str) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -115,7 +147,7 @@ async def test_simulated_branch_end_to_end(clock: ManualClock, tmp_path: Path) -
             wav = data / "sim" / "audio" / "1-A001-w1.wav"
             async with asyncio.timeout(10):
                 while not (wav.exists() and hall.last_view and hall.last_view.calls):
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # polling files another thread writes
             assert hall.last_view.calls[0].number == "A001"
             assert (data / "sim" / "hall" / "latest.png").exists()
 

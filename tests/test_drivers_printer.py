@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigError
 from controller.box import Box
-from controller.components import build_components
+from controller.compose import build_components, printer_component
 from controller.config import Config
 from controller.engine import commands as c
-from controller.errors import ConfigError
 from controller.kiosk import issue_and_print
 from drivers.printer import (
     EscposPrinter,
@@ -22,13 +22,13 @@ from drivers.printer import (
     Link,
     NetworkLink,
     PrinterComponent,
-    printer_component,
     printer_settings,
 )
 from protocols.ticket import get_profile
 from sim.printer import SimPrinter
 from tests.conftest import example_config
-from tests.test_protocols_ticket import T_TICKET, ticket
+from tests.printer_support import wait_health
+from tests.ticket_support import T_TICKET, ticket
 
 BASE = "http://10.0.0.5:8080"
 
@@ -226,20 +226,30 @@ def test_the_example_branch_gets_a_printer(config: Config, tmp_path: Path) -> No
 # --- the component -----------------------------------------------------------------------
 
 
-async def wait_health(box: Box, name: str, state: str, timeout: float = 5.0) -> None:
-    seen = asyncio.Event()
+async def test_the_component_runs_the_simulated_printer_it_is_handed(box: Box) -> None:
+    """The driver does not import the simulator: the composition root hands it a maker,
+    called when the component runs (building opens nothing)."""
+    made: list[SimPrinter] = []
 
-    def listen(status: Any) -> None:
-        if status.name == name and status.state == state:
-            seen.set()
+    def simulator() -> SimPrinter:
+        made.append(SimPrinter(png=False))
+        return made[-1]
 
-    box.health.listeners.append(listen)
+    settings = printer_settings(box.config)
+    comp = PrinterComponent(settings, simulator=simulator)
+    assert made == [] and comp.sim is None
+    task = asyncio.create_task(comp.run(box))
     try:
-        current = box.health.devices.get(name)
-        if current is None or current.state != state:
-            await asyncio.wait_for(seen.wait(), timeout)
+        await wait_health(box, "printer", "ok")
+        await issue_and_print(box, c.IssueTicket(queue="T"))
+        [sim] = made
+        assert comp.sim is sim and [t.number for t in await sim.wait_tickets(1)] == ["T0001"]
     finally:
-        box.health.listeners.remove(listen)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with pytest.raises(ConfigError, match=r"printer\.backend"):
+        PrinterComponent(settings)  # backend "sim" and nothing to run
 
 
 async def test_component_runs_the_sim_and_writes_bin_txt_png(box: Box, tmp_path: Path) -> None:
@@ -251,7 +261,7 @@ async def test_component_runs_the_sim_and_writes_bin_txt_png(box: Box, tmp_path:
         assert box.printer is comp.printer is not None
         info, outcome = await issue_and_print(box, c.IssueTicket(queue="T"))
         assert outcome is not None and outcome.ok
-        assert comp.sim is not None
+        assert isinstance(comp.sim, SimPrinter)
         [t] = await comp.sim.wait_tickets(1)
         assert t.number == info["number"] == "T0001"
         out = box.data_dir / "sim" / "printer"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.engine import IssueTicket
+from controller.ports import KeyAnswer, KeyPress, WindowScreen
 from protocols.rs485.keys import KEY_CALL, KEY_RATE, KEY_TRANSFER
 
 from .rs485_branch import Branch, running_branch
@@ -234,3 +235,49 @@ async def test_text_displays_show_letters_and_chinese(tmp_path: Path, profile: s
         await keypad.do("call_next")  # nobody waiting: the refusal shows on the keypad
         await keypad.wait_for("当前没有等待的客户。")
         assert keypad.beeps >= 2
+
+
+class ScriptedKeys:
+    """A fake of the box's window keys port: records what the driver hands over."""
+
+    def __init__(self) -> None:
+        self.presses: list[KeyPress] = []
+        self.scores: list[tuple[int, int]] = []
+
+    async def press(self, press: KeyPress) -> KeyAnswer:
+        self.presses.append(press)
+        return KeyAnswer(False, "no_waiting", "没有客户", "Nobody waiting", "no_waiting")
+
+    async def rate(self, window: int, score: int) -> KeyAnswer:
+        self.scores.append((window, score))
+        return KeyAnswer(True)
+
+    def screen(self, window: int) -> WindowScreen:
+        return WindowScreen("number", f"W{window}")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_the_driver_hands_raw_presses_to_the_window_keys_port(tmp_path: Path,
+                                                                    profile: str) -> None:
+    """The mapping to engine commands is the core's: the driver delivers the key and digits
+    as pressed (with the keypad's number for the press, on Modbus) and shows the answer."""
+    keys = ScriptedKeys()
+    async with running_branch(tmp_path, profile, 'rs485.display="text"',
+                              'rs485.keypad_display="text"', keys=keys) as b:
+        await b.line.display(2).wait_for("W2")  # the port says what each window shows
+        keypad = b.line.keypad(2)
+        await keypad.press(KEY_TRANSFER, b"\x03")
+        await keypad.wait_for("没有客户")  # the answer's words, with two beeps
+        assert keypad.beeps >= 2
+        [press] = keys.presses
+        assert (press.window, press.key, press.digits, press.keypad) == (
+            2, KEY_TRANSFER, b"\x03", "keypad.2")
+        assert (press.seq is None) == (profile == "legacy68")
+        assert not b.box.engine.state.windows  # the driver ran no engine command itself
+        assert b.rs485.windows is not None  # a finish at window 2 (as the box would tell)
+        b.rs485.windows.on_events([{"type": "ticket_finished", "window": 2,
+                                    "ask_rating": True}])
+        evaluator = b.line.evaluator(2)
+        await evaluator.wait_until(lambda: evaluator.mode == "prompt")
+        assert await evaluator.rate(4)
+        await evaluator.wait_until(lambda: keys.scores == [(2, 4)])

@@ -10,18 +10,19 @@ from typing import Any
 
 import pytest
 
+from common.clock import ManualClock
+from common.errors import ConfigError
 from controller.__main__ import main
 from controller.box import Box
-from controller.clock import ManualClock
-from controller.components import build_components
+from controller.compose import build_components
 from controller.config import Config
 from controller.engine import IssueTicket
-from controller.errors import ConfigError
 from controller.supervisor import Supervisor
 from drivers.rs485 import Rs485
 from sim.rs485 import SimulatedBus
 
 from .conftest import EXAMPLE, ROOT, WEDNESDAY_10AM, example_config
+from .uplink_support import wait_for
 
 
 def bus_components(config: Config, tmp_path: Path) -> list[Any]:
@@ -43,7 +44,7 @@ async def test_real_hardware_without_a_port_says_so_in_the_health(tmp_path: Path
     [comp] = bus_components(config, tmp_path)
     async with Box(config, tmp_path / "data", ManualClock(WEDNESDAY_10AM)) as box:
         task = asyncio.create_task(comp.run(box))
-        await asyncio.sleep(0)
+        await wait_for(lambda: "rs485" in box.health.devices, 5, "the bus's health entry")
         status = box.health.devices["rs485"]
         assert status.state == "fault" and "rs485.port" in status.detail
         task.cancel()

@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
 from controller.engine import IssueTicket
 from drivers.rs485 import Rs485

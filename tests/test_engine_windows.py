@@ -54,6 +54,14 @@ def test_login_needs_the_right_password() -> None:
     assert e.handle(Login(1, "t1", "1234"), T0)[-1]["type"] == "teller_login"
 
 
+def test_login_takes_the_callers_verified_login_fact() -> None:
+    """A caller that checked the password (the box, off its loop) says so in the command;
+    the engine then uses that fact and checks nothing itself."""
+    assert refused(engine(), Login(1, "t1", "1234", verified=False)) == "wrong_password"
+    assert engine().handle(Login(1, "t1", "0000", verified=True), T0)[-1]["type"] == (
+        "teller_login")
+
+
 def test_a_teller_works_at_one_window_and_a_window_has_one_teller() -> None:
     e = engine(logged_in=(1,))
     assert refused(e, Login(2, "t1", "1234")) == "teller_elsewhere"

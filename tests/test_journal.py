@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
 from controller.engine import CallNext, IssueTicket, Login, State
 from controller.errors import JournalError

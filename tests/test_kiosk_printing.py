@@ -7,7 +7,6 @@ it did not print, a reprint after the refill prints it, and no number is lost or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,26 +16,17 @@ import pytest
 from controller.box import Box
 from controller.kiosk import KioskRelay
 from controller.web import create_app
-from drivers.printer import PrinterComponent, printer_component
+from drivers.printer import PrinterComponent
 from sim.printer import SimPrinter
-from tests.test_drivers_gpio import panel_on, press
-from tests.test_drivers_printer import wait_health
-from tests.test_web_events import take as next_message
+from tests.gpio_support import panel_on, press
+from tests.printer_support import printer_running
+from tests.web_events_support import take as next_message
 
 
 @pytest.fixture
 async def running(box: Box) -> AsyncIterator[tuple[PrinterComponent, SimPrinter]]:
-    comp = printer_component(box.config, box.data_dir)
-    assert comp is not None
-    task = asyncio.create_task(comp.run(box), name="printer-under-test")
-    try:
-        await wait_health(box, "printer", "ok")
-        assert comp.sim is not None
-        yield comp, comp.sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with printer_running(box) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from controller.logs import JsonFormatter
+from common.logs import JsonFormatter
 from tests.browser import ROOT, free_port
 
 

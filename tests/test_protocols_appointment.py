@@ -152,3 +152,102 @@ def test_wait_estimate_shares_the_work_between_open_windows() -> None:
     assert ap.wait_minutes(3, 4, 2) == 6
     assert ap.wait_minutes(0, 4, 0) == 0
     assert ap.wait_minutes(5, 5, 0) == 25  # nobody serving now: as if one window
+
+
+# --- day lists (cmd/appointments) ------------------------------------------------------------
+
+KEY = bytes(range(32))
+TODAY_LIST = "2026-11-25"
+codes = st.builds(lambda s, r: f"{s}{r:05d}", st.integers(1, 9), st.integers(0, 99_999))
+listed = st.builds(
+    lambda i, code, q, d, who: ap.ListedBooking(f"b{i}", code, q, int(code[0]), "booked", d,
+                                                None, *who),
+    st.integers(0, 10 ** 6), codes, st.sampled_from(["A", "B", "V"]),
+    st.none() | st.text("0123456789abcdef", min_size=32, max_size=32),
+    st.just((None, 0)) | st.tuples(st.sampled_from(["vip", "corporate", "normal"]),
+                                   st.integers(0, 7)))
+
+
+def unique(items: list[ap.ListedBooking]) -> tuple[ap.ListedBooking, ...]:
+    ids, codes_seen, out = set(), set(), []
+    for b in items:
+        if b.id not in ids and b.code not in codes_seen:
+            ids.add(b.id)
+            codes_seen.add(b.code)
+            out.append(b)
+    return tuple(out)
+
+
+@given(st.lists(listed, max_size=30), st.integers(1, 10 ** 6), st.none() | st.integers(1, 99),
+       st.lists(st.from_regex(r"\Ab[0-9]{1,6}\Z"), max_size=5))
+def test_a_day_list_round_trips_full_or_delta(items: list[ap.ListedBooking], revision: int,
+                                              base: int | None, removed: list[str]) -> None:
+    lst = ap.DayList(TODAY_LIST, revision + 100, KEY, unique(items), 1800.0, 900.0, base,
+                     tuple(removed) if base is not None else ())
+    assert ap.parse_day_list(ap.day_list(lst)) == lst
+    assert ap.parse_day_list(ap.day_list(lst)).delta == (base is not None)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20)
+GOOD = ap.day_list(ap.DayList(TODAY_LIST, 3, KEY, (ap.ListedBooking("b1", "312345", "A", 3),),
+                              base=2, removed=("b2",)))
+
+
+@given(st.dictionaries(st.sampled_from([*sorted(GOOD), "x"]), json_values, max_size=10))
+def test_the_day_list_parser_refuses_anything_else_with_its_own_error(junk: dict) -> None:
+    """Whatever the message holds, the box gets a DayList or a DayListError (which it
+    answers ``bad_bookings``): never a KeyError or TypeError from deep inside."""
+    for msg in (junk, {**GOOD, **junk}):
+        with contextlib.suppress(ap.DayListError):
+            ap.parse_day_list(msg)
+
+
+@given(json_values)
+def test_a_listed_customer_is_taken_or_refused_never_a_crash(value: object) -> None:
+    """The centre's word on who the customer is (``customer``), whatever it holds."""
+    msg = {**GOOD, "bookings": [{**GOOD["bookings"][0], "customer": value}]}
+    try:
+        b = ap.parse_day_list(msg).bookings[0]
+    except ap.DayListError as exc:
+        assert exc.where.startswith("bookings.0.customer")
+    else:
+        assert value is None or (b.customer_type is not None and 0 <= b.stars <= 7)
+
+
+@given(st.integers(0, len(GOOD["bookings"][0]) - 1), json_values)
+def test_one_bad_field_of_a_booking_is_named(index: int, value: object) -> None:
+    name = sorted(GOOD["bookings"][0])[index]
+    msg = {**GOOD, "bookings": [{**GOOD["bookings"][0], name: value}]}
+    try:
+        ap.parse_day_list(msg)
+    except ap.DayListError as exc:
+        assert exc.where.startswith("bookings")
+
+
+@pytest.mark.parametrize("change,where", [
+    ({"base": 3}, "base"),  # not below the revision
+    ({"base": None, "removed": ["b2"]}, "removed"),  # only a delta removes
+    ({"removed": ["../x"]}, "removed.0"),
+    ({"key": "00"}, "key"),
+    ({"day": "2026-02-30"}, "day"),
+    ({"revision": 0}, "revision"),
+    ({"bookings": [GOOD["bookings"][0], GOOD["bookings"][0]]}, "bookings"),
+    ({"bookings": [{**GOOD["bookings"][0], "slot": 4}]}, "bookings.0.slot"),
+    ({"bookings": [{**GOOD["bookings"][0], "code": "３12345"}]}, "bookings.0.code"),
+    ({"early_s": 1e9}, "early_s"),
+    ({"bookings": [{**GOOD["bookings"][0], "customer": "vip"}]}, "bookings.0.customer"),
+    ({"bookings": [{**GOOD["bookings"][0], "customer": {"type": "VIP"}}]},
+     "bookings.0.customer.type"),
+    ({"bookings": [{**GOOD["bookings"][0], "customer": {"type": "vip", "stars": 8}}]},
+     "bookings.0.customer.stars"),
+    ({"bookings": [{**GOOD["bookings"][0], "customer": {"type": "vip", "stars": True}}]},
+     "bookings.0.customer.stars"),
+])
+def test_day_list_refusals_name_the_field(change: dict, where: str) -> None:
+    with pytest.raises(ap.DayListError) as err:
+        ap.parse_day_list({**GOOD, **change})
+    assert err.value.where == where

@@ -20,6 +20,9 @@ from protocols import sms
     ("ZC 张三 41010519900307123x", sms.Register("张三", "41010519900307123X")),
     ("BZ", sms.Help()),
     ("？", sms.Help()),
+    ("PJ 5", sms.Rate(5)),  # the latest ticket this phone was called for (H6, C3)
+    ("ｐｊ　ａ０１２　４", sms.Rate(4, "A012")),
+    ("PJ+A012+1", sms.Rate(1, "A012")),
 ])
 def test_commands_parse(text: str, command: sms.SmsCommand) -> None:
     assert sms.parse(text) == command
@@ -39,6 +42,13 @@ def test_commands_parse(text: str, command: sms.SmsCommand) -> None:
     ("QXYY 012345", "QXYY"),
     ("ZC 张三", "ZC 姓名"),
     ("ZC 张三 1234", "ZC 姓名"),
+    ("PJ", "PJ 分数"),
+    ("PJ 0", "PJ 分数"),
+    ("PJ 10", "PJ 分数"),
+    ("PJ A012", "PJ 分数"),
+    ("PJ A0123456 3", "PJ 分数"),
+    ("PJ A012 5 5", "PJ 分数"),
+    ("PJ ٥", "PJ 分数"),  # an Arabic-Indic five is not a score here
 ])
 def test_malformed_messages_get_the_help_with_the_reason(text: str, why: str) -> None:
     got = sms.parse(text)
@@ -48,6 +58,14 @@ def test_malformed_messages_get_the_help_with_the_reason(text: str, why: str) ->
 @given(st.text(max_size=200))
 def test_parse_never_crashes(text: str) -> None:
     assert sms.parse(text) is not None
+
+
+@given(st.text(max_size=60))
+def test_a_rating_message_is_a_score_of_one_to_nine_or_the_help(rest: str) -> None:
+    got = sms.parse("PJ " + rest)
+    assert isinstance(got, sms.Rate | sms.Help)
+    if isinstance(got, sms.Rate):
+        assert 1 <= got.score <= 9 and (got.number is None or got.number.isascii())
 
 
 def test_the_help_fits_two_messages_and_long_replies_are_cut_and_numbered() -> None:

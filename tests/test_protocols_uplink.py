@@ -47,6 +47,13 @@ def test_aggregate_topic() -> None:
     assert p.parse_topic("qms/v1/agg/1001") == p.Topic("1001", "agg")
 
 
+def test_the_centres_announcement() -> None:
+    where, msg = p.decode(p.CENTRE_TOPIC, p.encode(p.centre_online("centre-a-0-1", 1.5)))
+    assert where == p.Topic("", "centre") and msg["instance"] == "centre-a-0-1"
+    assert reason(p.CENTRE_TOPIC, p.encode({"at": 1.5})) == "invalid"
+    assert reason("qms/v1/centre/status", b"{}") == "unknown_topic"
+
+
 @pytest.mark.parametrize("bad", [
     "qms/v2/1001010001/events", "qms/v1/abc/events", "qms/v1/1001010001/nonsense",
     "qms/v1/1001010001/cmd/format_disk", "qms/v1/1001010001/events/extra", "qms/v1",

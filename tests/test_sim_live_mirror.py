@@ -60,7 +60,7 @@ def test_a_new_journal_starts_counting_again() -> None:
 async def test_waiting_on_the_mirror_wakes_on_a_change() -> None:
     m = Mirror()
     waiter = asyncio.create_task(m.wait_for(lambda: m.window(1).teller == "t1", 5.0))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the waiter parked before the change (the behaviour)
     m.event({"type": "teller_login", "window": 1, "teller": "t1"}, None)
     assert await waiter is True
     assert await m.wait_for(lambda: False, 0.01) is False

@@ -12,7 +12,7 @@ from controller.config import Config
 from controller.engine import Engine, IssueTicket
 from controller.errors import Refused
 from protocols.cards import parse_swipe
-from sim.des import Stream, default_scenario
+from queueing import Stream, default_scenario
 from sim.live.people import CardDeck, DayPlan, customer_type, pick_windows, with_vip_share
 from tests.branches import T0
 from tests.conftest import example_config

@@ -12,7 +12,7 @@ from drivers.printer import EscposPrinter, FdLink
 from protocols import escpos
 from protocols.ticket import get_profile, render_ticket
 from sim.printer import SimPrinter, find_cjk_font
-from tests.test_protocols_ticket import ticket
+from tests.ticket_support import ticket
 
 TICKET = render_ticket(ticket(), get_profile("kiosk80"), qr_base_url="http://box")
 
@@ -89,3 +89,20 @@ async def test_a_missing_usb_device_is_not_connected() -> None:
     assert (outcome.ok, outcome.reason) == (False, "not_connected")
     assert reports == [("offline", "not_connected")]
     await printer.close()
+
+
+async def test_a_printer_fed_faster_than_it_draws_keeps_every_ticket_and_counts_skipped_pictures(
+        tmp_path: Path) -> None:
+    numbers = [f"A{n:03d}" for n in range(1, 11)]
+    sim = SimPrinter(tmp_path, max_drawings=2)
+    for number in numbers:  # ten tickets in one go: the drawing worker cannot keep up
+        sim.feed(render_ticket(ticket(number=number), get_profile("kiosk80"),
+                               qr_base_url="http://box"))
+    printed = await sim.wait_tickets(10)
+    await sim.aclose()
+    assert [t.number for t in printed] == numbers
+    for number, t in zip(numbers, printed, strict=True):  # what was printed stays exact
+        assert (tmp_path / f"{number}.bin").read_bytes() == t.raw
+        assert f"[5x] {number}" in (tmp_path / f"{number}.txt").read_text(encoding="utf-8")
+    assert sorted(p.stem for p in tmp_path.glob("*.png")) == numbers[:2]
+    assert sim.drawings_dropped == 8

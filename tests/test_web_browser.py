@@ -19,7 +19,7 @@ from central.broker import LocalBroker
 from protocols import uplink as up
 from protocols.appointment import qr_payload
 from sim.card_swipes import CARDS, swipe_into
-from tests.test_controller_appointments import BRANCH, ID_NUMBER, TODAY, booking, day_message
+from tests.appointments_support import BRANCH, ID_NUMBER, TODAY, booking, day_message
 from tests.uplink_support import broker_fixture  # noqa: F401 (the fixture "broker")
 
 from .browser import (  # noqa: F401 (browser_fixture: the fixture "browser")
@@ -68,11 +68,33 @@ def test_tapping_a_business_shows_the_number_and_how_many_are_ahead(
     page.locator(".k-btn[data-target=A]").click()
     expect()(page.locator("#r-number")).to_have_text("A003")
     expect()(page.locator("#r-ahead")).to_have_text("您前面还有 2 位客户在等待")
+    # 2 ahead × 4 min (business A's configured time: nobody served yet), no window open
+    expect()(page.locator("#r-wait")).to_have_text("预计等待约8分钟")
     expect()(page.locator("#r-queue")).to_have_text("个人业务")
     shot(page, f"kiosk-ticket-{tag}")
     status, ticket = box.call("GET", "/api/tickets/A003")
     assert status == 200 and ticket["state"] == "waiting" and ticket["ahead"] == 2
     page.context.close()
+
+
+def test_every_screen_works_under_its_content_security_policy(
+    browser: Any, box: BoxProcess
+) -> None:
+    context = browser.new_context(viewport=LANDSCAPE, locale="zh-CN")
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
+    for path, ready in (("/kiosk", "#grid .k-btn"), ("/hall", "#clock"), ("/caller", "#login"),
+                        ("/lobby", "#login"), ("/", ".index")):
+        page.goto(box.url + path)
+        expect()(page.locator(ready).first).to_be_visible()
+        if path == "/kiosk":  # the branch's colours arrive through /theme.css
+            colour = page.locator(".k-btn[data-target=T]").evaluate(
+                "b => getComputedStyle(b).getPropertyValue('--btn').trim()")
+            assert colour == "#a23b3b"
+            expect()(page.locator("#clock")).not_to_be_empty()  # kiosk.js ran
+    assert refused == []
+    context.close()
 
 
 def test_a_paused_business_shows_the_refusal_then_returns_to_start(
@@ -101,6 +123,7 @@ def test_the_english_toggle_and_the_two_level_menu(browser: Any, box: BoxProcess
     page.locator("#menu-grid .k-btn[data-target=F]").click()
     expect()(page.locator("#r-number")).to_have_text("F001")
     expect()(page.locator("#r-ahead")).to_have_text("0 customer(s) ahead of you")
+    expect()(page.locator("#r-wait")).to_have_text("No wait: listen for your number")
     page.locator("#result .k-back").click()
     expect()(page.locator("#lang")).to_have_text("English")  # back to Chinese first
     page.context.close()
@@ -168,7 +191,7 @@ def booked_box(tmp_path: Path, broker: LocalBroker) -> Iterator[BoxProcess]:
                            auth={"username": "centre", "password": "centre-pw"})
             if box.call("GET", "/api/appointments/summary")[1].get("booked") == len(BOOKED):
                 break
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling another process
         else:
             raise TimeoutError("the box did not take the bookings")
         yield box
@@ -205,7 +228,7 @@ def kiosk_connected(box: BoxProcess, timeout: float = 10.0) -> None:
         screens = devices.get("screens", {}).get("detail", "")
         if "kiosk 1" in screens and (box.data_dir / CARDS / "sim").exists():
             return
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling another process
     raise TimeoutError("the kiosk page did not connect")
 
 
@@ -429,7 +452,7 @@ def test_a_keypad_call_on_the_simulated_bus_shows_on_the_hall_display(
     expect()(hall.locator("#now-who")).to_have_text("A001", timeout=1000)
     deadline = time.monotonic() + 2  # the window display too (68-frame digits)
     while shown(box.data_dir, "display", 1) != "   001" and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.02)  # polling another process
     assert shown(box.data_dir, "display", 1) == "   001"
     hall.context.close()
 
@@ -466,6 +489,11 @@ def test_the_lobby_manager_sees_a_bad_rating_and_pauses_a_business(
     page = _lobby_login(browser, box, LANDSCAPE)
     box.call("POST", "/api/tickets", {"card": "6225880137001237"})  # 陈先生, 5 stars
     expect()(page.locator("#vips")).to_contain_text("陈先生")
+    # his account manager (the simulated CIF's answer) is named, and his arrival pops up
+    expect()(page.locator("#vips td.manager")).to_have_text("王芳")
+    expect()(page.locator("#p-title")).to_have_text("VIP客户到达 VIP arrival")
+    expect()(page.locator("#p-text")).to_contain_text("请通知客户经理王芳")
+    page.locator("#p-ok").click()
     token = box.teller(5, "t1")
     box.call("POST", "/api/windows/5/call-next", {}, token)
     box.call("POST", "/api/windows/5/finish", {"ask_rating": True}, token)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.engine import IssueTicket, Login
 from controller.engine.commands import CallNext
 from controller.kiosk import KioskRelay
@@ -22,31 +21,7 @@ from controller.web.events import EventHub
 from drivers.card_reader import CardReader
 from sim.card_swipes import SimSwipes
 from tests.uplink_support import wait_for
-
-
-def parse(message: str) -> dict[str, Any]:
-    """One SSE message as {'event', 'id', 'data'}."""
-    out: dict[str, Any] = {}
-    for line in message.strip().splitlines():
-        key, _, value = line.partition(": ")
-        out[key] = json.loads(value) if key == "data" else value
-    return out
-
-
-# per stream: the messages of a write not yet taken
-_unread: weakref.WeakKeyDictionary[AsyncIterator[str], list[str]] = weakref.WeakKeyDictionary()
-
-
-async def take(stream: AsyncIterator[str], kind: str) -> dict[str, Any]:
-    """The next message of ``kind`` (others, e.g. health, are skipped). One write can hold
-    several messages (a tick's events and the status after them)."""
-    unread = _unread.setdefault(stream, [])
-    while True:
-        if not unread:
-            unread += [m + "\n\n" for m in (await anext(stream)).split("\n\n") if m]
-        msg = parse(unread.pop(0))
-        if msg.get("event") == kind:
-            return msg
+from tests.web_events_support import parse, take
 
 
 async def test_a_stream_starts_with_the_retry_time_and_a_status_snapshot(box: Box) -> None:
@@ -215,10 +190,10 @@ async def reader_at(box: Box, kiosk: str | None = None) -> AsyncIterator[SimSwip
 async def kinds_until_marker(box: Box, stream: AsyncIterator[str]) -> list[str]:
     """The kinds of message a screen got before a marker notice posted now."""
     notices(box).post({"marker": True})
-    kinds = []
-    while (msg := parse(await anext(stream)))["event"] != "notice":
-        kinds.append(msg["event"])
-    return kinds
+    kinds: list[str] = []
+    while "notice" not in kinds:  # one write can hold several messages: read each
+        kinds += [parse(m)["event"] for m in (await anext(stream)).split("\n\n") if m.strip()]
+    return kinds[:kinds.index("notice")]
 
 
 async def test_a_card_swipe_at_the_box_shows_on_the_kiosk_page_not_on_the_hall(box: Box) -> None:
@@ -292,3 +267,25 @@ async def test_the_hall_hears_a_call_before_the_voice_that_speaks_it(box: Box) -
         kinds += ["called" if k == "box" and "ticket_called" in m else k for k, _, m in batch]
     assert events[-1]["type"] == "ticket_called"
     assert "called" in kinds and kinds.index("called") < kinds.index("voice")
+
+
+async def test_a_reader_with_no_kiosk_shows_on_one_kiosk_page_not_on_every_one(box: Box) -> None:
+    """A swipe must not replace the ticket a customer is reading at another kiosk: a reader
+    that names no kiosk goes to the newest ``/kiosk`` page only (issue 17)."""
+    hub = EventHub(box).attach()
+    door = hub.stream("kiosk", None, "door")
+    older, newer = hub.stream("kiosk", None, "kiosk"), hub.stream("kiosk", None, "kiosk")
+    for stream in (door, older, newer):
+        await take(stream, "status")
+    async with reader_at(box) as swipes:
+        swipes.swipe_id("410105198001012311")
+        shown = await asyncio.wait_for(take(newer, "outcome"), 5)
+    assert shown["data"]["ticket"]["number"] == "A001"
+    for other in (door, older):
+        assert "outcome" not in await kinds_until_marker(box, other)
+    for stream in (newer, older):
+        await stream.aclose()
+    async with reader_at(box) as swipes:  # no /kiosk page left: the door's page is the one
+        swipes.swipe_card("6225880137001237")
+        assert (await asyncio.wait_for(take(door, "outcome"), 5))["data"]["ok"]
+    await door.aclose()

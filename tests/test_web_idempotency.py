@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.clock import ManualClock
 from controller.box import Box
-from controller.clock import ManualClock
 from controller.config import Config
 from controller.web import create_app
 from controller.web.idempotency import KEEP_S, SIZE, Repeats

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from common.clock import ManualClock
+from common.errors import ConfigError
 from controller.box import Box
-from controller.components import build_components
-from controller.errors import ConfigError
+from controller.compose import build_components
 from controller.web import create_app
 from controller.web.pages import kiosk_buttons, media_files
-from controller.web.settings import KioskLayout, web_settings
+from controller.web_settings import KioskLayout, web_settings
 from tests.conftest import example_config
 
 
@@ -39,7 +41,7 @@ async def test_the_kiosk_is_drawn_from_the_branch_layout(client: httpx.AsyncClie
     html = (await client.get("/kiosk?id=kiosk-2")).text
     order = [html.index(f'data-target="{t}"') for t in ("A", "B", "V", "T", "more", "hint_cards")]
     assert order == sorted(order)
-    assert 'style="--btn:#a23b3b"' in html  # T's own colour
+    assert 'style=' not in html  # the colours come as /theme.css (the CSP refuses styles)
     assert "该叫号纸只能办理挂失改密业务" in html
     assert '"kiosk": "kiosk-2"' in html
     assert '"children": [{"id": "F"' in html  # 更多业务 opens a menu holding 外汇业务
@@ -58,13 +60,51 @@ def test_without_configured_buttons_the_top_level_businesses_then_the_menus() ->
         ("more", "menu"), ("hint_cards", "hint")]
 
 
-def test_labels_are_escaped_in_the_page() -> None:
-    from controller.web.pages import _button_html
+async def test_the_branch_layout_comes_as_a_stylesheet(client: httpx.AsyncClient) -> None:
+    r = await client.get("/theme.css")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+    assert "#grid > .k-btn:nth-child(4) { --btn: #a23b3b; }" in r.text  # T's own colour
+    assert "body.kiosk { --bg: #0b3d6e;" in r.text and "body.hall { --bg: #061a33;" in r.text
+    kiosk = (await client.get("/kiosk")).text
+    assert kiosk.index("/static/screens.css") < kiosk.index("/theme.css")  # it wins
 
-    html = _button_html({"kind": "queue", "target": "A", "label": "<b>x</b>", "label_en": "",
-                         "colour": None, "text_colour": None, "row": None, "col": None,
-                         "col_span": 1, "row_span": 1})
-    assert "<b>" not in html and "&lt;b&gt;" in html
+
+async def test_every_page_carries_the_content_security_policy(
+        client: httpx.AsyncClient) -> None:
+    for path in ("/", "/kiosk", "/caller", "/hall", "/lobby"):
+        r = await client.get(path)
+        csp = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+        assert csp["script-src"] == csp["style-src"] == csp["default-src"] == "'self'", path
+        assert csp["frame-ancestors"] == "'none'", path
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", r.text, re.S)
+        assert all(' src="/static/' in attrs or 'type="application/json"' in attrs
+                   for attrs, _ in scripts), path  # nothing inline the policy would refuse
+        assert " style=" not in r.text and "<style" not in r.text, path
+
+
+PAYLOAD = "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize("override,paths", [
+    (f'branch.name="{PAYLOAD}"', ("/", "/kiosk", "/caller", "/hall", "/lobby")),
+    (f'branch.name_en="{PAYLOAD}"', ("/kiosk", "/hall")),
+    (f'queues.0.name="{PAYLOAD}"', ("/kiosk",)),
+    (f'queues.3.notice="{PAYLOAD}"', ("/kiosk",)),
+    (f'web.kiosk.title="{PAYLOAD}"', ("/kiosk",)),
+    (f'web.kiosk.banner="{PAYLOAD}"', ("/kiosk",)),
+    (f'web.hall.banner="{PAYLOAD}"', ("/hall",)),
+    (f'windows.0.name="{PAYLOAD}"', ("/caller",)),
+])
+async def test_a_name_with_markup_is_shown_escaped(
+        override: str, paths: tuple[str, ...], clock: ManualClock, tmp_path: Path) -> None:
+    async with Box(example_config(override), tmp_path / "data", clock) as box:
+        app = create_app(box)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://box") as c:
+            for path in paths:
+                page = (await c.get(path)).text
+                assert "<script>alert" not in page, path  # neither in the HTML nor in #boot
+                assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
 
 
 def test_the_media_playlist(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import re
+import shutil
 import socket
 import sys
 import sysconfig
@@ -25,16 +26,23 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from central.releases import ReleaseStore, build_bundle, releases_router
+from central.releases import ReleaseStore, build_bundle, mount_releases
+from controller.box import Box
 from controller.slots import Slots
+from controller.update import (
+    Updater,
+    UpdateSettings,
+)
 from protocols.release import Manifest, public_key_text
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("controller", "drivers", "protocols", "central", "sim")
+PACKAGES = ("common", "controller", "drivers", "protocols", "central", "sim")
 BROKEN_MAIN = b'import sys\nsys.exit("this release is broken on purpose")\n'
 
 
@@ -70,9 +78,9 @@ def box_wheel(out: Path, version: str, *, broken: bool = False) -> Path:
         for path in sorted((ROOT / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[path.relative_to(ROOT).as_posix()] = path.read_bytes()
-    init = files["controller/__init__.py"].decode()
-    files["controller/__init__.py"] = re.sub(r'__version__ = "[^"]*"',
-                                             f'__version__ = "{version}"', init).encode()
+    init = files["common/__init__.py"].decode()
+    files["common/__init__.py"] = re.sub(r'__version__ = "[^"]*"',
+                                         f'__version__ = "{version}"', init).encode()
     if broken:
         files["controller/__main__.py"] = BROKEN_MAIN
     return make_wheel(out, "paidui", version, files)
@@ -172,5 +180,82 @@ async def serving(app: Any) -> AsyncIterator[str]:
 
 def centre_app(store: ReleaseStore) -> FastAPI:
     app = FastAPI()
-    app.include_router(releases_router(store))
+    mount_releases(app, store)
     return app
+
+
+KEY = Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("bundles")
+    return {v: make_bundle(tmp / v, v, KEY, tmp / "wheels") for v in ("0.0.9", "0.2.0")}
+
+
+def settings(root: Path, **kw: Any) -> UpdateSettings:
+    base: dict[str, Any] = dict(
+        public_keys=[], root=root, python=sys.executable, retry_delay_s=0.01,
+        max_retry_delay_s=0.05, retries=3, compile_bytecode=False, check_interval_s=0,
+        restart_command=[sys.executable, "-c", "pass"], guard_command=[],
+        health_timeout_s=3, stable_s=0.2, health_poll_s=0.05, api_url="http://127.0.0.1:9")
+    return UpdateSettings(**{**base, **kw})
+
+
+def fake_current(root: Path, version: str = "0.1.0") -> Slots:
+    """Pretend the running box came from slot ``version`` (a marker is enough to switch)."""
+    slots = Slots(root)
+    slots.path(version).mkdir(parents=True)
+    (slots.path(version) / ".complete").write_text(version)
+    slots.switch(version)
+    return slots
+
+
+class Running:
+    """An updater running as a component, its reports collected in a queue."""
+
+    def __init__(self, updater: Updater) -> None:
+        self.updater = updater
+        self.reports: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        updater.listeners.append(self.reports.put_nowait)
+
+    async def until(self, *statuses: str, timeout: float = 60) -> list[dict[str, Any]]:
+        """Reports up to and including the first whose status is one of ``statuses``."""
+        seen = []
+        async with asyncio.timeout(timeout):
+            while True:
+                seen.append(await self.reports.get())
+                if seen[-1]["status"] in statuses:
+                    return seen
+
+
+@pytest.fixture
+async def running(box: Box, tmp_path: Path) -> AsyncIterator[Running]:
+    s = settings(tmp_path / "opt")
+    r = Running(Updater(s, [KEY.public_key()], branch="1001010001"))
+    task = asyncio.create_task(r.updater.run(box))
+    yield r
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+async def static_centre(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A plain file server for bundles the store would never accept (tampered etc.)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    app = FastAPI()
+    app.mount("/r", StaticFiles(directory=site))
+    async with serving(app) as url:
+        yield f"{url}/r", site
+
+
+def lay_out(site: Path, name: str, bundle: Path) -> Path:
+    """Copy a bundle folder into the layout the router serves (files under files/)."""
+    dst = site / name
+    (dst / "files").mkdir(parents=True)
+    for f in bundle.iterdir():
+        target = dst / f.name if f.name.startswith("manifest") else dst / "files" / f.name
+        shutil.copyfile(f, target)
+    return dst

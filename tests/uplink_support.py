@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import secrets
 import sqlite3
@@ -17,9 +18,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiomqtt
 import pytest
 
 from central.broker import LocalBroker
+from common.clock import ManualClock
+from controller.box import Box
+from controller.config import Config
+from controller.engine import commands as c
+from controller.errors import Refused
 
 PG_ADMIN = os.environ.get("PAIDUI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T = TypeVar("T")
@@ -93,7 +100,7 @@ async def wait_for(predicate: Callable[[], Awaitable[T] | T], timeout: float = 3
             last = await last
         if last:
             return last  # type: ignore[no-any-return]
-        await asyncio.sleep(poll)
+        await asyncio.sleep(poll)  # polling: the state is the signal
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
@@ -212,9 +219,6 @@ async def drive(box: Any, clock: Any, steps: int, *, seed: int = 1) -> None:
     """Busy-branch traffic: tickets in four businesses, two windows calling and finishing."""
     import random as _random
 
-    from controller.engine import commands as c
-    from controller.errors import Refused
-
     rng = _random.Random(seed)
     for window, teller in ((1, "t1"), (3, "t3")):
         with contextlib.suppress(Refused):
@@ -257,3 +261,54 @@ async def assert_exactly_the_journal(store_url: str, data_dir: Path, branch: str
         raise AssertionError(
             f"centre {len(rows)} rows, journal {len(journal)}; missing "
             f"{sorted(want - got)[:20]}, extra {sorted(got - want)[:20]}") from None
+
+
+@contextlib.asynccontextmanager
+async def listen(broker: LocalBroker, topic: str) -> AsyncIterator[asyncio.Queue[Any]]:
+    """Messages on ``topic`` (as the centre user), decoded, in a queue."""
+    got: asyncio.Queue[Any] = asyncio.Queue()
+    async with aiomqtt.Client("127.0.0.1", broker.port, username="centre",
+                              password="centre-pw") as client:
+        await client.subscribe(topic, qos=1)
+
+        async def pump() -> None:
+            async for m in client.messages:
+                got.put_nowait((str(m.topic), json.loads(bytes(m.payload or b"{}"))))
+
+        async with running(pump()):
+            yield got
+
+
+async def next_on(q: asyncio.Queue[Any], kind: str, match: Any = None,
+                  timeout: float = 10.0) -> dict[str, Any]:
+    async def find() -> dict[str, Any]:
+        while True:
+            topic, msg = await q.get()
+            if topic.split("/")[3] == kind and (match is None or match(msg)):
+                return msg  # type: ignore[no-any-return]
+    return await asyncio.wait_for(find(), timeout)
+
+
+def without_a(config: Config, **extra: Any) -> dict[str, Any]:
+    """The business configuration a centre sends after a manager removed business A
+    (个人业务) everywhere the centre edits: queues, windows, card types, kiosk buttons."""
+    push = config.model_dump(mode="json")
+    for section in ("uplink", "http", "clock"):
+        push.pop(section, None)
+    push["queues"] = [q for q in push["queues"] if q["id"] != "A"]
+    for w in push["windows"]:
+        w["queues"].pop("A", None)
+    push["card_types"] = [t for t in push["card_types"] if t["queue"] != "A"]
+    push["web"]["kiosk"]["buttons"] = [b for b in push["web"]["kiosk"]["buttons"]
+                                       if b["target"] != "A"]
+    return {**push, **extra}
+
+
+@pytest.fixture
+async def box_b_button(clock: ManualClock, tmp_path: Path) -> AsyncIterator[Box]:
+    """The example branch whose one ticket button issues B: A can be removed."""
+    from tests.conftest import example_config
+
+    config = example_config('gpio.buttons=[{ pin = 27, queue = "B" }]')
+    async with Box(config, tmp_path / "data", clock) as b:
+        yield b

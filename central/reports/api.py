@@ -1,41 +1,48 @@
-"""The head office's reports and alerts over HTTP (mounted on the centre's API).
+"""The head office's reports over HTTP (mounted on the centre's API with the alerts by
+:func:`central.head_office.head_office_router`).
 
 Reports (docs/reports.md):
 
 * ``GET /api/reports`` — the catalogue: id, titles, SPEC id, parameters.
 * ``GET /api/reports/{report}?period=day|month|year&date=…&org=…&branch=…&queue=…
-  &customer_type=…`` — one report as JSON (columns, rows, total, chart).
+  &customer_type=…`` — one report as JSON (columns, rows, total, chart); the staff search
+  (``teller-services``) also takes ``teller`` (工号, required) and ``outcome``.
 * ``GET /api/reports/{report}/xlsx`` and ``/csv`` — the same rows as a download.
 
-Alerts (docs/alerts.md): see :func:`central.alerts.alerts_router`.
+Alerts (docs/alerts.md): :func:`central.alerts.alerts_router`, which takes the same scope.
 
-Scope: every route takes the caller's allowed org prefixes from the
-:func:`allowed_prefixes` dependency (default: everything). The back office enforces a
-user's scope with one override::
+Scope is an explicit, required argument of the router: a function of the request giving
+the org prefixes its caller may see (:data:`ScopeOf`); the back office passes the
+logged-in user's (:func:`central.office.head_office`)::
 
-    app.dependency_overrides[allowed_prefixes] = my_users_prefixes  # -> list[str] | None
+    reports_router(centre, scope=users_prefixes, labels=None)
 
-An org or branch outside that set answers 403; no org means the whole allowed set.
+It fails closed: a router built with ``scope=None``, or a caller with no prefix, answers
+every route ``403 out_of_scope``; the whole centre must be said
+(:data:`~central.reports.scope.EVERYWHERE`). An org or branch outside the caller's set
+answers 403; no org means the whole allowed set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
+from ..auth import ApiError
 from .catalog import REPORTS, Report, run_report
 from .export import filename, to_csv, to_xlsx
 from .labels import Labels, live_labels
 from .scope import OutOfScope, Period, ScopeError, resolve_scope
 
 if TYPE_CHECKING:
-    from ..service import Centre
+    from ..context import CentreContext
 
-__all__ = ["allowed_prefixes", "head_office_router", "report_labels"]
+__all__ = ["LabelsOf", "ScopeOf", "allowed_dependency", "reports_router"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE = {
@@ -56,15 +63,33 @@ EXAMPLE = {
 }
 
 
-def allowed_prefixes() -> list[str] | None:
-    """The org prefixes the caller may see; None: all. Overridden by the back office."""
-    return None
+ScopeOf = Callable[[Request], Awaitable[Sequence[str]]]
+"""The org prefixes a request's caller may see: ``[]`` nothing, ``EVERYWHERE`` all. It
+may raise (401 without a session, 403 without the permission) and may carry a
+``permission`` attribute, which the routes' dependency keeps (the every-route test)."""
+LabelsOf = Callable[[Request], Awaitable[Labels | None]]
+"""Names for codes; None: from the branches' live snapshots."""
 
 
-def report_labels() -> Labels | None:
-    """Names for codes; None: from the branches' live snapshots. The back office, which
-    holds the branch configurations, may override it."""
-    return None
+def allowed_dependency(scope: ScopeOf | None) -> Callable[[Request], Awaitable[list[str]]]:
+    """A FastAPI dependency: the caller's allowed prefixes from ``scope``; with no scope
+    function, or none of its answer, ``403 out_of_scope`` (fail closed)."""
+
+    async def allowed(request: Request) -> list[str]:
+        prefixes = list(await scope(request)) if scope is not None else []
+        if not prefixes:
+            raise ApiError("out_of_scope")
+        return prefixes
+
+    allowed.permission = getattr(scope, "permission", None)  # type: ignore[attr-defined]
+    return allowed
+
+
+def _labels_dependency(labels: LabelsOf | None) -> Callable[[Request], Awaitable[Any]]:
+    async def names(request: Request) -> Labels | None:
+        return await labels(request) if labels is not None else None
+
+    return names
 
 
 ReportId = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}$", description="report id, see "
@@ -89,66 +114,88 @@ class ReportQuery:
                                  ] = None,
         limit: Annotated[int, Query(ge=1, le=100_000,
                                     description="rows of a listing report")] = 5000,
+        teller: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                                            description="工号: the teller the staff search "
+                                                        "(teller-services) lists")] = None,
+        outcome: Annotated[Literal["all", "served", "not_served"],
+                           Query(description="the staff search's filter")] = "all",
+        rows: Annotated[int | None, Query(ge=1, le=100_000,
+                                          description="JSON: send only this many rows (a "
+                                                      "page; total and exports: all)")] = None,
+        rows_from: Annotated[int, Query(ge=0, le=10_000_000,
+                                        description="JSON: the first row sent")] = 0,
     ) -> None:
         self.date, self.period, self.org, self.branch = date, period, org, branch
         self.queue, self.customer_type, self.limit = queue, customer_type, limit
+        self.teller, self.outcome = teller, outcome
+        self.rows, self.rows_from = rows, rows_from
 
 
-Allowed = Annotated[list[str] | None, Depends(allowed_prefixes)]
-Names = Annotated[Labels | None, Depends(report_labels)]
 Q = Annotated[ReportQuery, Depends()]
 
 
-def head_office_router(centre: Centre) -> APIRouter:
-    """Reports and alerts; ``app.include_router(head_office_router(centre))``."""
-    from ..alerts import alerts_router
+def reports_router(centre: CentreContext, *, scope: ScopeOf | None,
+                   labels: LabelsOf | None = None) -> APIRouter:
+    """The reports (with the alerts: :func:`central.head_office.head_office_router`).
 
+    Args:
+        centre: the centre whose store is read.
+        scope: the caller's allowed org prefixes (required; None: every route 403).
+        labels: names for codes (None: from the branches' live snapshots).
+    """
     router = APIRouter()
+    caller = Depends(allowed_dependency(scope))  # a default, not an annotation: a local
+    names = Depends(_labels_dependency(labels))  # alias would not resolve (PEP 563)
 
     @router.get("/api/reports", tags=["reports"])
-    async def catalogue(allowed: Allowed, labels: Names) -> dict[str, Any]:
+    async def catalogue(allowed: list[str] = caller, labels: Labels | None = names
+                        ) -> dict[str, Any]:
         """Every report: id, Chinese and English title, the SPEC requirement it answers;
         and the filters a page offers (``choices``): the businesses of the caller's
         branches (their live snapshots now) and the customer types."""
         seen = await centre.read(lambda s: live_labels(s, allowed))
-        names: Labels = labels if labels is not None else seen
+        known: Labels = labels if labels is not None else seen
         return {"reports": [{"id": s.id, "title": s.title, "title_en": s.title_en,
                              "spec": s.spec} for s in REPORTS.values()],
                 "parameters": ["period", "date", "org", "branch", "queue", "customer_type",
-                               "limit"],
+                               "limit", "teller", "outcome", "rows", "rows_from"],
                 "formats": ["json", "xlsx", "csv"],
                 "choices": {"queues": _choices(dict(sorted(seen.queues.items()))),
-                            "customer_types": _choices(names.ctypes)}}
+                            "customer_types": _choices(known.ctypes)}}
 
-    async def compute(report: str, q: ReportQuery, allowed: list[str] | None,
+    async def compute(report: str, q: ReportQuery, allowed: list[str],
                       labels: Labels | None) -> Report:
         if report not in REPORTS:
             raise HTTPException(404, f"no report {report!r}; known: {', '.join(REPORTS)}")
         try:
             period = Period.parse(q.period, q.date)
-            scope = resolve_scope(q.org, q.branch, q.queue, q.customer_type, allowed)
+            asked = resolve_scope(q.org, q.branch, q.queue, q.customer_type,
+                                  allowed=allowed)
+            return await centre.read(lambda s: run_report(
+                s, report, period, asked, labels, limit=q.limit, teller=q.teller,
+                outcome=q.outcome))
         except OutOfScope as exc:
-            raise HTTPException(403, str(exc)) from None
+            raise ApiError("out_of_scope", message_en=str(exc)) from None
         except ScopeError as exc:
             raise HTTPException(422, str(exc)) from None
-        return await centre.read(lambda s: run_report(s, report, period, scope, labels,
-                                                      limit=q.limit))
 
     @router.get("/api/reports/{report}", tags=["reports"], response_class=Response,
                 responses={200: {"content": {"application/json": {"example": EXAMPLE}},
                                  "description": "the report (docs/reports.md)"}})
-    async def report_json(report: ReportId, q: Q, allowed: Allowed, labels: Names
-                          ) -> Response:
+    async def report_json(report: ReportId, q: Q, allowed: list[str] = caller,
+                          labels: Labels | None = names) -> Response:
         """One report: ``columns`` (key, Chinese and English title, unit), ``rows``,
         ``total``, ``chart`` (what a page draws: ``series`` over ``category``), ``notes``."""
         r = await compute(report, q, allowed, labels)
-        body = await asyncio.to_thread(_json, r)  # 12,000 rows: not on the event loop
+        # 60,000 rows (tellers of 10,000 branches): not on the event loop, and only the
+        # page asked for (``rows``, from ``rows_from``); ``rows_total`` says how many
+        body = await asyncio.to_thread(_json, r, q.rows_from, q.rows)
         return Response(body, media_type="application/json")
 
     @router.get("/api/reports/{report}/xlsx", tags=["reports"], response_class=Response,
                 responses={200: {"content": {XLSX: {}}}})
-    async def report_xlsx(report: ReportId, q: Q, allowed: Allowed, labels: Names
-                          ) -> Response:
+    async def report_xlsx(report: ReportId, q: Q, allowed: list[str] = caller,
+                          labels: Labels | None = names) -> Response:
         """The report as an Excel workbook: header, table with units, total, chart."""
         r = await compute(report, q, allowed, labels)
         body = await asyncio.to_thread(to_xlsx, r)
@@ -156,13 +203,12 @@ def head_office_router(centre: Centre) -> APIRouter:
 
     @router.get("/api/reports/{report}/csv", tags=["reports"], response_class=Response,
                 responses={200: {"content": {"text/csv": {}}}})
-    async def report_csv(report: ReportId, q: Q, allowed: Allowed, labels: Names
-                         ) -> Response:
+    async def report_csv(report: ReportId, q: Q, allowed: list[str] = caller,
+                         labels: Labels | None = names) -> Response:
         """The report as CSV (UTF-8 with BOM): header row, rows, total row."""
         r = await compute(report, q, allowed, labels)
         return _download(to_csv(r), "text/csv; charset=utf-8", filename(r, "csv"))
 
-    router.include_router(alerts_router(centre))
     return router
 
 
@@ -170,8 +216,12 @@ def _choices(names: dict[str, str]) -> list[dict[str, str]]:
     return [{"id": k, "name": v} for k, v in names.items()]
 
 
-def _json(report: Report) -> bytes:
-    return json.dumps(report.to_json(), ensure_ascii=False, allow_nan=False).encode()
+def _json(report: Report, first: int = 0, count: int | None = None) -> bytes:
+    out = report.to_json()
+    out["rows_total"], out["rows_from"] = len(report.rows), first
+    if first or count is not None:
+        out["rows"] = report.rows[first:None if count is None else first + count]
+    return json.dumps(out, ensure_ascii=False, allow_nan=False).encode()
 
 
 def _download(body: bytes, media_type: str, name: str) -> Response:

@@ -1,7 +1,7 @@
-"""Every head-office report (SPEC E1–E5, C4, F5) as one :class:`Report`.
+"""Every head-office report (SPEC E1–E5, C4, F5, I5) as one :class:`Report`.
 
 A report is columns (Chinese title, English title, unit) and rows of plain numbers,
-computed from the summary tables (:mod:`central.reports.summary`) by
+computed from the summary tables (:mod:`central.store.summary`) by
 :func:`run_report`. The JSON API returns :meth:`Report.to_json`; the Excel and CSV exports
 (:mod:`central.reports.export`) write the very same rows, so every figure agrees.
 
@@ -17,15 +17,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..figures import WAIT_BAND_WORDS
+from ..store.summary import MAX_MEASURES, MEASURES, MIN_MEASURES, report_timezone
 from .labels import Labels, labels_from_store
 from .scope import Period, Scope, ScopeError
-from .summary import MAX_MEASURES, MEASURES, MIN_MEASURES, report_timezone
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.reader import Reader
 
 __all__ = ["REPORTS", "Chart", "Column", "Report", "ReportSpec", "run_report"]
 
+BANDS = ("le2", "le5", "le10", "gt10")  # the wait bands' figures, in WAIT_BAND_WORDS' order
 SATISFIED_FROM = 4  # scores at or above this count as satisfied (满意, 非常满意)
 UNITS = {"people": ("人", "people"), "min": ("分钟", "min"), "pct": ("%", "%"),
          "times": ("次", "times"), "": ("", "")}
@@ -103,12 +105,14 @@ class Report:
 
 @dataclass
 class Ctx:
-    store: Store
+    store: Reader
     period: Period
     scope: Scope
     labels: Labels
     limit: int = 5000
     now: float | None = None
+    teller: str | None = None  # the staff search's 工号 (teller-services)
+    outcome: str = "all"  # the staff search's filter: all, served, not_served
 
 
 Built = tuple[list[Column], list[dict[str, Any]], dict[str, Any] | None, Chart | None,
@@ -125,16 +129,20 @@ class ReportSpec:
     description: str = ""
 
 
-def run_report(store: Store, report_id: str, period: Period, scope: Scope,
+def run_report(store: Reader, report_id: str, period: Period, scope: Scope,
                labels: Labels | None = None, *, now: float | None = None,
-               limit: int = 5000) -> Report:
-    """Compute report ``report_id`` for ``period`` and ``scope``.
+               limit: int = 5000, teller: str | None = None, outcome: str = "all"
+               ) -> Report:
+    """Compute report ``report_id`` for ``period`` and ``scope`` (``teller`` and
+    ``outcome``: the staff search's 工号 and filter, docs/reports.md).
 
     Raises:
         KeyError: no such report.
+        ScopeError: the staff search without a 工号, or an unknown ``outcome``.
     """
     spec = REPORTS[report_id]
-    ctx = Ctx(store, period, scope, labels or labels_from_store(store), limit, now)
+    ctx = Ctx(store, period, scope, labels or labels_from_store(store), limit, now, teller,
+              outcome)
     columns, rows, total, chart, notes = spec.build(ctx)
     tz = report_timezone(store)
     stamp = dt.datetime.now(tz) if now is None else dt.datetime.fromtimestamp(now, tz)
@@ -254,9 +262,9 @@ FIGURES: dict[str, Figure] = {
     "max_calls": (("calls_max", "served"),
                   lambda m: _n(m, "calls_max") if _n(m, "served") else None),
     **{band: ((f"wait_{band}",), _count(f"wait_{band}"))
-       for band in ("le2", "le5", "le10", "gt10")},
+       for band in BANDS},
     **{f"{band}_pct": ((f"wait_{band}", "wait_n"), _share(f"wait_{band}", "wait_n"))
-       for band in ("le2", "le5", "le10", "gt10")},
+       for band in BANDS},
 }
 
 
@@ -296,14 +304,9 @@ COL = {c.key: c for c in [
     C("total_handle", "办理时间合计", "Total handling time", "min"),
     C("avg_calls", "平均呼叫次数", "Calls per customer", "times"),
     C("max_calls", "最多呼叫次数", "Most calls for one customer", "times"),
-    C("le2", "2分钟以内", "Up to 2 min", "people"),
-    C("le5", "3-5分钟", "2 to 5 min", "people"),
-    C("le10", "6-10分钟", "5 to 10 min", "people"),
-    C("gt10", "10分钟以上", "Over 10 min", "people"),
-    C("le2_pct", "2分钟以内占比", "Up to 2 min, share", "pct"),
-    C("le5_pct", "3-5分钟占比", "2 to 5 min, share", "pct"),
-    C("le10_pct", "6-10分钟占比", "5 to 10 min, share", "pct"),
-    C("gt10_pct", "10分钟以上占比", "Over 10 min, share", "pct"),
+    *(C(band, zh, en, "people") for band, (zh, en) in zip(BANDS, WAIT_BAND_WORDS, strict=True)),
+    *(C(f"{band}_pct", f"{zh}占比", f"{en}, share", "pct")
+      for band, (zh, en) in zip(BANDS, WAIT_BAND_WORDS, strict=True)),
     C("over15", "等待超过15分钟", "Waited over 15 min", "people"),
     C("over30", "等待超过30分钟", "Waited over 30 min", "people"),
     C("over60", "等待超过60分钟", "Waited over 60 min", "people"),
@@ -526,20 +529,31 @@ def _long_waits(ctx: Ctx) -> Built:
         "Includes customers never called (issue to the day's close)."]
 
 
-def _ticket_rows(ctx: Ctx, extra: str, order: str) -> list[dict[str, Any]]:
-    """``rpt_ticket`` rows of the period and scope matching ``extra``, in ``order`` (an
-    index's order: the listing stops after ``limit`` rows without sorting them all)."""
+def _ticket_rows(ctx: Ctx, extra: str, order: str, extra_args: Sequence[Any] = ()
+                 ) -> list[dict[str, Any]]:
+    """``rpt_ticket`` rows of the period and scope matching ``extra`` (with
+    ``extra_args``), in ``order`` (an index's order: the listing stops after ``limit`` rows
+    without sorting them all)."""
+    where, args = ticket_where(ctx)
+    cur = ctx.store.execute(
+        "SELECT branch, day, number, queue_now AS queue, ctype, issued_at, called_at, "
+        "long_wait, outcome, teller, win, score, bad, rated_at, wait_s, calls, outcome_at, "
+        "outcome_teller, handle_s FROM rpt_ticket "
+        f"WHERE {where}{extra} ORDER BY {order} LIMIT ?",
+        [*args, *extra_args, ctx.limit + 1])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def ticket_where(ctx: Ctx) -> tuple[str, list[Any]]:
+    """``rpt_ticket``'s conditions for the period and scope (the business a ticket is in
+    now, after transfers), and their arguments."""
     first, last = ctx.period.days
     scope_sql, scope_args = ctx.scope.where(queue=False, ctype=False)
     queue_sql, queue_args = Scope(queues=ctx.scope.queues, ctypes=ctx.scope.ctypes).where()
     queue_sql = queue_sql.replace("queue IN", "queue_now IN")
-    cur = ctx.store.execute(
-        "SELECT branch, day, number, queue_now AS queue, ctype, issued_at, called_at, "
-        "long_wait, outcome, teller, win, score, bad, rated_at FROM rpt_ticket "
-        f"WHERE day >= ? AND day <= ?{scope_sql}{queue_sql}{extra} ORDER BY {order} LIMIT ?",
-        [first, last, *scope_args, *queue_args, ctx.limit + 1])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return (f"day >= ? AND day <= ?{scope_sql}{queue_sql}",
+            [first, last, *scope_args, *queue_args])
 
 
 def _clock(ts: float | None, ctx: Ctx) -> str | None:
@@ -651,6 +665,99 @@ def _rating_flow(ctx: Ctx) -> Built:
     return cols, rows, None, None, notes
 
 
+# --- I5: appointments and the staff search by 工号 -------------------------------------------
+
+APPOINTMENT_COLUMNS = [
+    C("day", "日期", "Day"), *BRANCH, *QUEUE,
+    C("channel", "渠道代码", "Channel code"), C("channel_name", "预约渠道", "Channel"),
+    C("booked", "预约总数", "Booked", "people"),
+    C("redeemed", "已兑号", "Redeemed", "people"),
+    C("no_show", "爽约", "No-show", "people"),
+    C("cancelled", "已取消", "Cancelled", "people"),
+    C("pending", "待兑号", "Still to come", "people"),
+    C("redeemed_pct", "兑号率", "Redeemed, share", "pct"),
+    C("no_show_pct", "爽约率", "No-show, share", "pct"),
+]
+BOOKING_COUNTS = ("booked", "redeemed", "no_show", "cancelled", "pending")
+
+
+def _appointments(ctx: Ctx) -> Built:
+    """Bookings by day, branch, business and channel (:mod:`central.reports.bookings`)."""
+    from .bookings import CHANNELS, NOTES, count_bookings
+
+    first, last = ctx.period.days
+    scope_sql, scope_args = ctx.scope.where(ctype=False, alias="b")
+    raw, whole = count_bookings(ctx.store, first, last, _today(ctx), scope_sql, scope_args,
+                                ctx.limit + 1)
+    notes = _truncated(raw, ctx)
+    rows = [_named(ctx, {"day": r["day"], "branch": r["branch"], "queue": r["queue"],
+                         "channel": r["channel"],
+                         "channel_name": CHANNELS.get(r["channel"], r["channel"]),
+                         **_booking_figures(r)}) for r in raw]
+    if ctx.scope.ctypes is not None:
+        notes.append("预约不分客户类型,客户类型筛选不适用。"
+                     "Bookings have no customer type: that filter does not apply.")
+    total = {"label": "合计 Total", **_booking_figures(whole)}
+    return APPOINTMENT_COLUMNS, rows, total, None, [*NOTES, *notes]
+
+
+def _booking_figures(r: dict[str, Any]) -> dict[str, Any]:
+    kept = r["booked"] - r["cancelled"]
+    return {**{k: r[k] for k in BOOKING_COUNTS}, "redeemed_pct": _pct(r["redeemed"], kept),
+            "no_show_pct": _pct(r["no_show"], kept)}
+
+
+def _today(ctx: Ctx) -> str:
+    tz = report_timezone(ctx.store)
+    now = dt.datetime.now(tz) if ctx.now is None else dt.datetime.fromtimestamp(ctx.now, tz)
+    return now.date().isoformat()
+
+
+STAFF_COLUMNS = [
+    *BRANCH, C("day", "日期", "Day"), C("number", "号码", "Ticket"), *QUEUE, *CTYPE,
+    C("window", "窗口", "Window"), C("teller", "工号", "Staff number"),
+    C("teller_name", "柜员", "Teller"),
+    C("issued_at", "取号时间", "Issued at"), C("called_at", "首次叫号时间", "First called at"),
+    C("done_at", "结束时间", "Done at"), C("wait", "等待时间", "Wait", "min"),
+    C("handle", "办理时间", "Handling time", "min"), C("calls", "呼叫次数", "Calls", "times"),
+    C("outcome", "结果代码", "Outcome code"), C("outcome_name", "办理结果", "Outcome"),
+    C("score", "评分", "Score"), C("level", "评价", "Rating"),
+]
+
+
+def _teller_services(ctx: Ctx) -> Built:
+    """One teller's tickets (:mod:`central.reports.staff`) in branch, day, issue order (at
+    most ``limit``), a total row and the whole period in a note; asked without a 工号, no
+    rows and a note saying to give one."""
+    from .staff import OUTCOME_NAMES, said, tally, teller_condition
+
+    if not ctx.teller:
+        return STAFF_COLUMNS, [], None, None, [
+            "请输入柜员工号查询。Give a staff number (teller=…)."]
+    cond, args = teller_condition(ctx.teller, ctx.outcome)
+    raw = _ticket_rows(ctx, cond, "branch, day, issued_at", args)
+    notes = _truncated(raw, ctx)
+    rows = []
+    for r in raw:
+        outcome, score = r["outcome"] or "", r["score"]
+        rows.append(_named(ctx, {
+            "branch": r["branch"], "day": r["day"], "number": r["number"],
+            "queue": r["queue"], "ctype": r["ctype"], "window": r["win"],
+            "teller": ctx.teller, "issued_at": _clock(r["issued_at"], ctx),
+            "called_at": _clock(r["called_at"], ctx),
+            "done_at": _clock(r["outcome_at"], ctx) if outcome else None,
+            "wait": _minutes(r["wait_s"]),
+            "handle": _minutes(r["handle_s"]) if outcome == "served" else None,
+            "calls": int(r["calls"] or 0), "outcome": outcome or "open",
+            "outcome_name": OUTCOME_NAMES.get(outcome, outcome), "score": score,
+            "level": ctx.labels.level(int(score)) if score is not None else None}))
+    where, where_args = ticket_where(ctx)
+    whole = tally(ctx.store, where + cond, [*where_args, *args], SATISFIED_FROM)
+    total = {"label": "合计 Total", "calls": whole["calls"],
+             "handle": round(whole["handle_sum"] / 60.0, 2)}
+    return STAFF_COLUMNS, rows, total, None, [said(ctx.teller, ctx.outcome, whole), *notes]
+
+
 # --- F5: data quality ------------------------------------------------------------------------
 
 
@@ -698,6 +805,10 @@ REPORTS: dict[str, ReportSpec] = {s.id: s for s in [
                _satisfaction_branches),
     ReportSpec("data-quality", "数据异常网点(未上传、不准确)",
                "Branches with missing or disagreeing data", "F5", _data_quality),
+    ReportSpec("appointments", "预约排队服务信息统计表",
+               "Appointments: booked, redeemed, no-show, cancelled", "I5", _appointments),
+    ReportSpec("teller-services", "按柜员工号查询办理情况",
+               "A teller's services by staff number (工号)", "I5", _teller_services),
 ]}
 
 

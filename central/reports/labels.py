@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.reader import Reader
 
 __all__ = ["Labels", "labels_from_store", "live_labels"]
 
@@ -64,20 +64,23 @@ class Labels:
         return known + sorted(ids - set(known))
 
 
-_cache: dict[str, tuple[float, Labels]] = {}
+_cache: dict[str, tuple[float, int, Labels]] = {}  # store URL: (read at, branches, labels)
 
 
-def labels_from_store(store: Store, max_age_s: float = 60.0) -> Labels:
-    """Names from the branches' latest live snapshots (cached ``max_age_s`` per store URL)."""
+def labels_from_store(store: Reader, max_age_s: float = 60.0) -> Labels:
+    """Names from the branches' latest live snapshots (cached ``max_age_s`` per store URL,
+    and read again as soon as another branch has sent its first snapshot: labels cached while
+    the centre was starting would otherwise show codes, ``A``, for a minute)."""
+    heard = store.execute("SELECT count(*) FROM branches WHERE live IS NOT NULL").fetchone()[0]
     hit = _cache.get(store.url)
-    if hit is not None and time.monotonic() - hit[0] < max_age_s:
-        return hit[1]
+    if hit is not None and hit[1] == heard and time.monotonic() - hit[0] < max_age_s:
+        return hit[2]
     labels = live_labels(store)
-    _cache[store.url] = (time.monotonic(), labels)
+    _cache[store.url] = (time.monotonic(), heard, labels)
     return labels
 
 
-def live_labels(store: Store, prefixes: list[str] | None = None) -> Labels:
+def live_labels(store: Reader, prefixes: list[str] | None = None) -> Labels:
     """Names from the latest live snapshots of the branches under ``prefixes`` (None: every
     branch), read now (not cached): what a page offers as filters right now."""
     labels = Labels()

@@ -5,9 +5,11 @@ sub-branch ``1001010001``), so "an org node and its subtree" is every branch who
 starts with the node's code. A :class:`Scope` is a set of such prefixes (or everything),
 optionally a list of branches, and filters by business (queue) and customer type.
 
-The caller may also pass the prefixes a user is *allowed* to see (:func:`resolve_scope`):
-asking for an org outside them raises :class:`OutOfScope` (HTTP 403), asking for nothing
-gives exactly the allowed set.
+A request's scope is always checked against the prefixes its caller is *allowed* to see
+(:func:`resolve_scope`, a required argument): asking for an org outside them raises
+:class:`OutOfScope` (HTTP 403), asking for nothing gives exactly the allowed set. No
+allowed prefix at all sees nothing; the whole centre is said explicitly
+(:data:`EVERYWHERE`), never assumed from a missing value.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["OutOfScope", "Period", "Scope", "ScopeError", "resolve_scope"]
+__all__ = ["EVERYWHERE", "OutOfScope", "Period", "Scope", "ScopeError", "resolve_scope"]
 
 PeriodKind = Literal["day", "month", "year"]
 _CODE = re.compile(r"^\d{1,16}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+EVERYWHERE: tuple[str, ...] = ("",)
+"""The allowed prefixes of a caller who sees the whole centre: the empty prefix, which
+every code starts with (the alert thresholds' province node ``''`` included)."""
 
 
 class ScopeError(ValueError):
@@ -161,20 +166,24 @@ def _after_prefix(prefix: str) -> str | None:
 
 def resolve_scope(orgs: Sequence[str] | None = None, branches: Sequence[str] | None = None,
                   queues: Sequence[str] | None = None, ctypes: Sequence[str] | None = None,
-                  allowed: Iterable[str] | None = None) -> Scope:
+                  *, allowed: Iterable[str]) -> Scope:
     """The scope of a request, checked against the prefixes the caller may see.
 
     Args:
         orgs: org codes asked for (their subtrees); none: the whole allowed set.
         branches: branch codes to narrow to.
         queues: business ids; ctypes: customer type ids.
-        allowed: the caller's allowed org prefixes; None: no restriction.
+        allowed: the caller's allowed org prefixes (required): empty sees nothing,
+            :data:`EVERYWHERE` the whole centre.
 
     Raises:
         ScopeError: a code or id is not well formed.
         OutOfScope: an org or branch lies outside ``allowed``.
     """
-    allow = _minimal(_codes(allowed, "allowed")) if allowed is not None else None
+    if isinstance(allowed, str):  # "1001" would read as the prefixes 1, 0, 0, 1
+        raise TypeError("allowed is a list of org prefixes, not one string")
+    given = list(allowed)
+    allow = None if "" in given else _minimal(_codes(given, "allowed"))
     wanted = _minimal(_codes(orgs, "org")) if orgs else None
     if wanted is not None and allow is not None:
         outside = [o for o in wanted if not any(o.startswith(a) for a in allow)]

@@ -4,7 +4,7 @@
  * same search as CSV (/api/staff/appointments.csv). */
 "use strict";
 (() => {
-  const {boot, $, el, api, errorText, orgOptions} = PD;
+  const {boot, $, el, api, errorText, orgOptions, when} = PD;
   const PAGE = 100;
   const STATES = [["booked", "已预约 Booked"], ["redeemed", "已取号 Redeemed"],
     ["missed", "已过期 Missed"], ["cancelled", "已取消 Cancelled"]];
@@ -39,7 +39,8 @@
   }
   function cell(key, b) {
     if (key === "state") return el("td", {}, el("span", {class: "tag " + b.state}, STATE_NAMES[b.state] || b.state));
-    if (key === "branch_name") return el("td", {}, b.branch_name || b.branch, el("small", {}, b.branch));
+    if (key === "branch_name") return el("td", {title: b.branch}, b.branch_name || b.branch);
+    if (key === "booked_at") return el("td", {}, when(b.booked_at));  // not the raw ISO string
     const v = b[key];
     return el("td", {}, v === null || v === undefined || v === "" ? "—" : String(v));
   }

@@ -14,6 +14,9 @@
   let org = boot.org, view = boot.view, charts = boot.charts;
   let receivedAt = Date.now(), es = null, lastMsg = Date.now(), connected = false;
   let previous = {};
+  const PAGE = 100;  // children per page (the API's default); a city of 500 comes in pages
+  let offset = 0;
+  const page = () => `&offset=${offset}&limit=${PAGE}`;
 
   /* --- the clock of the figures ------------------------------------------------------- */
   const serverNow = () => view.now + (Date.now() - receivedAt) / 1000;
@@ -24,24 +27,41 @@
     const res = await api("GET", "/api/orgs");
     if (res.ok) { tree = res.data.orgs; drawTree(); }
   }
+  /* A big tree (a province of 10,000 branches) is drawn along the current node's path
+   * only: each node on it with its children, and a long list of siblings cut to the one
+   * on the path (the children table below pages through them). A small tree is drawn whole. */
+  const TREE_WHOLE = 300, TREE_SIBLINGS = 50;
+  let byParent = {}, indexed = null;
   function drawTree() {
-    const byParent = {};
-    const codes = new Set(tree.map((o) => o.code));
-    for (const o of tree) {
-      const p = o.parent && codes.has(o.parent) ? o.parent : "";
-      (byParent[p] = byParent[p] || []).push(o);
+    if (indexed !== tree) {
+      byParent = {};
+      const codes = new Set(tree.map((o) => o.code));
+      for (const o of tree) {
+        const p = o.parent && codes.has(o.parent) ? o.parent : "";
+        (byParent[p] = byParent[p] || []).push(o);
+      }
+      indexed = tree;
     }
+    const whole = tree.length <= TREE_WHOLE;
+    const onPath = (code) => org.startsWith(code);
     const kids = {};
     for (const c of view.children || []) kids[c.code] = c;
     const list = (parent) => {
       const ul = el("ul");
-      for (const o of byParent[parent] || []) {
+      let shown = byParent[parent] || [];
+      if (!whole && shown.length > TREE_SIBLINGS) {
+        const all = shown.length;
+        shown = shown.filter((o) => onPath(o.code));
+        ul.append(el("li", {class: "muted"}, `共 ${num(all)} 个,见下级机构列表 · ${all} in all, listed below`));
+      }
+      for (const o of shown) {
         const k = kids[o.code];
         const dot = k ? el("span", {class: "dot " + statusClass(k)}) : null;
         const a = el("a", {href: "/live?org=" + o.code, class: o.code === org ? "current" : null,
           "data-org": o.code, onclick: (ev) => { ev.preventDefault(); go(o.code); }},
         el("span", {}, o.name), dot);
-        ul.append(el("li", {}, a, byParent[o.code] ? list(o.code) : null));
+        const open = byParent[o.code] && (whole || onPath(o.code));
+        ul.append(el("li", {}, a, open ? list(o.code) : null));
       }
       return ul;
     };
@@ -138,13 +158,33 @@
       return el("th", {class: cls}, text);
     })));
   }
+  function drawPager() {
+    const total = view.children_total || 0, first = view.offset || 0;
+    const shown = (view.children || []).length;
+    const pager = $("#children-pager");
+    pager.classList.toggle("hidden", total <= shown && first === 0);
+    $("#children-range").textContent = shown
+      ? `第 ${num(first + 1)}–${num(first + shown)} 个,共 ${num(total)} 个 · ${first + 1}–${first + shown} of ${total}`
+      : `共 ${num(total)} 个 · ${total} in all`;
+    $("#children-prev").disabled = first <= 0;
+    $("#children-next").disabled = first + shown >= total;
+  }
+  async function turn(to) {
+    const res = await api("GET", `/api/live?org=${org}&offset=${to}&limit=${PAGE}`);
+    if (!res.ok) { toast(errorText(res), true); return; }
+    offset = to; view = res.data; receivedAt = Date.now(); draw();
+    connect();
+  }
+  $("#children-prev").addEventListener("click", () => turn(Math.max(0, offset - PAGE)));
+  $("#children-next").addEventListener("click", () => turn(offset + PAGE));
   function drawChildren() {
     const kids = view.children || [];
-    $("#children-card").classList.toggle("hidden", !kids.length);
+    $("#children-card").classList.toggle("hidden", !kids.length && !view.children_total);
+    drawPager();
     if (!kids.length) return;
     const now = serverNow();
     const body = el("tbody", {}, ...kids.map((k) => row([
-      el("td", {}, el("a", {href: "/live?org=" + k.code}, k.name), el("small", {}, k.code)),
+      el("td", {}, el("a", {href: "/live?org=" + k.code, title: k.code}, k.name || branchName(k.code))),
       el("td", {}, statusTag(k)),
       n(k.issued), n(k.waiting), n(k.served), el("td", {class: "n"}, dur(k.avg_wait_s)),
       el("td", {class: "n"}, dur(k.longest_wait_s)),
@@ -195,7 +235,8 @@
         el("td", {class: "n"}, dur(v.waited_s))])) : [row([el("td", {colspan: 6, class: "muted"}, "无 None")])])));
     const link = b.link || {}, out = b.outbox || {};
     $("#devices").replaceChildren(head("设备 Device", "状态 State", "说明 Detail"), el("tbody", {},
-      ...(b.devices || []).map((d) => row([d.name, el("td", {}, deviceTag(d.state)), d.detail || ""])),
+      ...(b.devices || []).map((d) => row([el("td", {title: d.name, "data-device": d.name},
+        PD.deviceName(d.name, b.windows)), el("td", {}, deviceTag(d.state)), d.detail || ""])),
       row(["上行链路 Uplink", el("td", {}, link.connected ? el("span", {class: "tag ok"}, "已连接")
         : el("span", {class: "tag bad"}, "未连接")),
       `断线 ${num(link.disconnects)} · 连接失败 ${num(link.connection_failures)} · 超时 ${num(link.timeouts)} · 待上传 ${num(out.backlog)}`])));
@@ -205,8 +246,10 @@
     const [t, c] = names[s] || [s, ""];
     return el("span", {class: "tag " + c}, t);
   }
+  const DEVICE_STATES = {ok: "正常 OK", warning: "警告 Warning", fault: "故障 Fault", offline: "离线 Offline"};
   function deviceTag(s) {
-    return el("span", {class: "tag " + (s === "ok" ? "ok" : s === "warning" ? "warn" : "bad")}, s);
+    return el("span", {class: "tag " + (s === "ok" ? "ok" : s === "warning" ? "warn" : "bad")},
+      DEVICE_STATES[s] || s);
   }
   function drawCharts() {
     if (!charts) return;
@@ -215,9 +258,9 @@
       const m = i * slot / 60;
       return m % 120 === 0 ? String(m / 60).padStart(2, "0") + ":00" : null;
     }, "今日等待人数");
-    const bands = {le2: "≤2分", "2to5": "2–5分", "5to10": "5–10分", gt10: ">10分"};
+    const words = charts.band_words || [];  // the reports' band names (central/figures.py)
     PDChart.bars($("#chart-hist"), charts.bands.map((b) => charts.wait_hist[b] || 0),
-      charts.bands.map((b) => bands[b] || b), (i) => i === 3, "等待时长分布");
+      charts.bands.map((b, i) => (words[i] || [b])[0]), (i) => i === 3, "等待时长分布");
     PDChart.bars($("#chart-hourly"), charts.hourly, charts.hourly.map((_, h) => h % 2 ? "" : String(h)),
       null, "每小时取号");
   }
@@ -233,7 +276,7 @@
   }
   function connect() {
     if (es) es.close();
-    es = new EventSource("/api/live/stream?org=" + encodeURIComponent(org));
+    es = new EventSource("/api/live/stream?org=" + encodeURIComponent(org) + page());
     es.addEventListener("open", () => { connected = true; lastMsg = Date.now(); drawLink(); });
     es.addEventListener("view", (e) => {
       lastMsg = Date.now(); connected = true;
@@ -259,9 +302,9 @@
   /* --- drill-down without reloading ------------------------------------------------------ */
   async function go(code, noHistory) {
     if (code === org) return;
-    const res = await api("GET", "/api/live?org=" + code);
+    const res = await api("GET", `/api/live?org=${code}&offset=0&limit=${PAGE}`);
     if (!res.ok) { toast(errorText(res), true); return; }
-    org = code; view = res.data; receivedAt = Date.now(); previous = {};
+    org = code; offset = 0; view = res.data; receivedAt = Date.now(); previous = {};
     if (!noHistory) history.pushState({org: code}, "", "/live?org=" + code);
     draw();
     const c = await api("GET", "/api/live/charts?org=" + code);
@@ -332,7 +375,7 @@
   }
   function branchName(code) {
     const o = tree.find((t) => t.code === code);
-    return o ? `${o.name} ${code}` : code || "";
+    return o ? o.name : code || "";
   }
   function drawAlerts(rows, fresh) {
     $("#alerts-card").classList.toggle("hidden", !rows.length);
@@ -341,9 +384,10 @@
     const items = rows.slice(0, ALERTS_SHOWN).map((a) => el("li", {"data-alert": a.id,
       class: (a.level === "critical" ? "bad" : "warn") + (fresh.has(a.id) && alertsLoaded ? " new" : "")},
     el("span", {class: "when"}, when(a.raised_at)),
-    el("span", {class: "tag " + (a.level === "critical" ? "bad" : "warn")}, branchName(a.branch)),
-    el("a", {href: "/alerts?org=" + encodeURIComponent(a.branch || "")}, a.message || "",
-      el("small", {}, a.message_en || ""))));
+    el("span", {class: "tag " + (a.level === "critical" ? "bad" : "warn"), title: a.branch},
+      branchName(a.branch)),
+    el("a", {href: "/alerts?org=" + encodeURIComponent(a.branch || "")}, PD.plain(a.message, "zh"),
+      el("small", {}, PD.plain(a.message_en, "en")))));
     if (rows.length > ALERTS_SHOWN) {
       items.push(el("li", {class: "more"}, el("a", {href: $("#alerts-link").href},
         `还有 ${rows.length - ALERTS_SHOWN} 条 ${rows.length - ALERTS_SHOWN} more…`)));

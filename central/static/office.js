@@ -41,11 +41,31 @@ const PD = (() => {
         message: "无法连接监控中心,请稍后再试。", message_en: "Cannot reach the centre."}}};
     }
   }
+  /** What went wrong, in words: the API's message (Chinese, then English); an answer without
+   * one (a proxy's 502, a framework's 404) in words for its status, never a bare code. */
   function errorText(res) {
     const e = (res.data && res.data.error) || {};
-    const zh = e.message || (res.data && res.data.detail && JSON.stringify(res.data.detail)) ||
-      ("HTTP " + res.status);
-    return e.message_en && e.message_en !== zh ? zh + "\n" + e.message_en : zh;
+    const [zh, en] = e.message ? [e.message, e.message_en] : statusWords(res);
+    return en && en !== zh ? zh + "\n" + en : zh;
+  }
+  const STATUS_WORDS = {
+    400: ["请求有误,请检查后再试。", "The request was not understood."],
+    401: ["请先登录。", "Please log in."],
+    403: ["没有权限进行此操作。", "You may not do this."],
+    404: ["找不到要访问的内容。", "Not found."],
+    409: ["内容已被他人修改,请刷新后再试。", "Changed meanwhile; reload and try again."],
+    413: ["提交的内容太大。", "Too large."],
+    422: ["填写的内容有误,请检查后再试。", "Something entered is not valid; please check it."],
+    429: ["操作太频繁,请稍后再试。", "Too many requests; please wait a moment."],
+  };
+  function statusWords(res) {
+    const detail = res.data && res.data.detail;
+    const said = typeof detail === "string" ? detail
+      : Array.isArray(detail) && detail[0] && detail[0].msg ? String(detail[0].msg) : "";
+    const [zh, en] = STATUS_WORDS[res.status] || (res.status >= 500
+      ? ["服务暂时不可用,请稍后再试。", "The service is unavailable; please try again later."]
+      : ["操作未成功,请稍后再试。", "That did not work; please try again."]);
+    return [zh, said ? `${en} (${said})` : en];
   }
 
   const two = (n) => String(n).padStart(2, "0");
@@ -66,15 +86,95 @@ const PD = (() => {
     if (s < 86400) return Math.floor(s / 3600) + " 小时前";
     return Math.floor(s / 86400) + " 天前";
   }
-  /** Epoch seconds as local "MM-DD HH:MM:SS" (or only the time today). */
+  // Every time on these pages is the province's wall time (boot.zone: the reports' zone,
+  // report_settings.timezone), whatever zone the analyst's PC is set to.
+  const zoned = (() => {
+    const opts = {hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit"};
+    try { return new Intl.DateTimeFormat("en-GB", Object.assign({timeZone: boot.zone}, opts)); }
+    catch (e) { return new Intl.DateTimeFormat("en-GB", opts); }  // a zone this browser lacks
+  })();
+  /** Epoch seconds or an ISO string as the province's wall clock: {year, month, day, hour,
+   * minute, second}, each a zero-padded string. */
+  function wall(t) {
+    const d = new Date(typeof t === "string" ? Date.parse(t) : t * 1000);
+    const p = {};
+    for (const {type, value} of zoned.formatToParts(d)) p[type] = value;
+    return p;
+  }
+  /** "YYYY-MM-DD" in the province: today's date by default (reports, day pickers). */
+  function day(t) {
+    const p = wall(t === undefined ? Date.now() / 1000 : t);
+    return p.year + "-" + p.month + "-" + p.day;
+  }
+  /** Epoch seconds or an ISO string as "MM-DD HH:MM:SS" (only the time today), in the
+   * province's zone. */
   function when(t) {
     if (!t) return "—";
-    const d = new Date(t * 1000), today = new Date();
-    const hms = two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
-    if (d.toDateString() === today.toDateString()) return hms;
-    return two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + hms;
+    const p = wall(t), hms = p.hour + ":" + p.minute + ":" + p.second;
+    return day(t) === day() ? hms : p.month + "-" + p.day + " " + hms;
   }
   function num(n) { return n === null || n === undefined ? "—" : String(n); }
+
+  /* --- plain words for codes (issue 17) --------------------------------------------------- */
+  /** What an alert kind means, as a sentence (central/alerts: the rules and their kinds). */
+  const ALERT_KINDS = {
+    waiting_over: ["等待人数超过阈值", "Too many customers waiting"],
+    long_wait: ["有客户等待时间过长", "A customer has waited too long"],
+    bad_rating: ["客户给出差评", "A customer gave a bad rating"],
+    device_fault: ["设备故障", "A device is faulty"],
+    offline: ["网点离线", "The branch is offline"],
+    no_data: ["网点昨日没有上传数据", "The branch sent no data for yesterday"],
+    totals_mismatch: ["昨日总量缺失或与流水不一致", "Yesterday's totals are missing or disagree"],
+    branch_flooding: ["网点消息过多,已限流", "The branch sends too many messages"],
+  };
+  function alertKind(kind) {
+    const w = ALERT_KINDS[kind];
+    return w ? w[0] + " " + w[1] : kind || "";
+  }
+  const BUS_DEVICES = {keypad: ["呼叫器", "keypad"], display: ["窗口屏", "window display"],
+    evaluator: ["评价器", "evaluator"]};
+  const BOX_DEVICES = {
+    rs485: ["窗口设备总线", "Window devices' line"],
+    printer: ["取号机打印机", "Ticket printer"],
+    audio: ["语音播报", "Voice"],
+    hall_display: ["综合屏", "Hall display"],
+    uplink: ["上行链路", "Uplink"],
+    gpio: ["取号按键", "Ticket buttons"],
+    watchdog: ["看门狗", "Watchdog"],
+    disk: ["存储空间", "Disk"],
+    screens: ["屏幕页面", "Screens"],
+    config: ["配置", "Configuration"],
+    update: ["软件更新", "Update"],
+    appointments: ["预约兑号", "Appointments"],
+    kiosk_relay: ["取号机连接", "Kiosk link"],
+    card_reader: ["读卡器", "Card reader"],
+  };
+  /** A box's device health name in words: "evaluator.3" is "3号窗口评价器" when the
+   * branch's config binds evaluator address 3 to window 3 (windows[i].devices). `lang`
+   * "zh" or "en" gives one language, else both. */
+  function deviceName(name, windows, lang) {
+    const words = deviceWords(name || "", windows);
+    return lang === "zh" ? words[0] : lang === "en" || words[0] === words[1] ? words[1]
+      : words.join(" ");
+  }
+  /** A message naming a bus device ("evaluator.3") names it in words instead (by its
+   * window when the branch's `windows` are given). */
+  function plain(text, lang, windows) {
+    return (text || "").replace(/\b(keypad|display|evaluator)\.\d+\b/g, (d) => deviceName(d, windows, lang));
+  }
+  function deviceWords(name, windows) {
+    const bus = /^(keypad|display|evaluator)\.(\d+)$/.exec(name);
+    if (bus) {
+      const [zh, en] = BUS_DEVICES[bus[1]], address = Number(bus[2]);
+      const w = (windows || []).find((x) => x.devices && x.devices[bus[1]] === address);
+      return w ? [`${w.number}号窗口${zh}`, `Window ${w.number} ${en}`]
+        : [`${zh}(地址${address})`, `${en} at address ${address}`];
+    }
+    const [head, ...rest] = name.split(".");
+    const words = BOX_DEVICES[head], more = rest.length ? " " + rest.join(".") : "";
+    return words ? [words[0] + more, words[1] + more] : [name, name];
+  }
 
   let toastTimer = null;
   function toast(text, bad) {
@@ -94,10 +194,23 @@ const PD = (() => {
     const orgs = res.data.orgs.filter(filter || (() => true));
     for (const o of orgs) {
       const depth = o.code.length <= 4 ? 0 : o.code.length <= 6 ? 1 : 2;
-      select.append(el("option", {value: o.code, selected: o.code === selected},
-        "\u00a0\u00a0".repeat(depth) + o.name + " " + o.code));
+      select.append(el("option", {value: o.code, selected: o.code === selected, title: o.code},
+        "\u00a0\u00a0".repeat(depth) + o.name));
     }
     return orgs;
+  }
+
+  /** code -> name of the orgs the user sees (/api/orgs, fetched once a page). */
+  let names = null;
+  function orgNames() {
+    names = names || api("GET", "/api/orgs").then((res) =>
+      new Map(res.ok ? res.data.orgs.map((o) => [o.code, o.name]) : []));
+    return names;
+  }
+  /** A branch by its name, its code on hover (the code alone when its name is unknown). */
+  function branchTag(code, known) {
+    const name = known && known.get(code);
+    return el("span", {class: "branch", title: code || null, "data-code": code || null}, name || code || "");
   }
 
   const out = $("#logout");
@@ -137,5 +250,6 @@ const PD = (() => {
     o.connect(g); g.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.35);
   }
 
-  return {boot, $, el, api, errorText, dur, ago, when, num, toast, orgOptions, beep};
+  return {boot, $, el, api, errorText, dur, ago, when, day, num, toast, orgOptions, beep,
+    alertKind, deviceName, plain, orgNames, branchTag};
 })();

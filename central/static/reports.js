@@ -1,17 +1,20 @@
-/* Reports (E1–E5, C4): the page over the reports service's JSON API. The service lives in
- * central/reports (GET /api/reports, /api/reports/{id}[/xlsx|/csv]); until it is on this
+/* Reports (E1–E5, C4, I5): the page over the reports service's JSON API. The service lives
+ * in central/reports (GET /api/reports, /api/reports/{id}[/xlsx|/csv]); until it is on this
  * centre the page says so instead of failing. Filters: an org node, any of its branches,
- * businesses and customer types (none chosen: all); the downloads take the same query. */
+ * businesses and customer types (none chosen: all); the staff search by 工号
+ * (teller-services) adds the staff number and served / not served. The downloads take the
+ * same query. */
 "use strict";
 (() => {
-  const {boot, $, el, api, errorText, orgOptions, num} = PD;
-  $("#date").value = new Date().toISOString().slice(0, 10);
+  const {boot, $, el, api, errorText, orgOptions, num, day} = PD;
+  const SHOWN = 1000;  // rows drawn on the page; the total row and the exports cover all
+  $("#date").value = day();  // today in the province, not in UTC (toISOString)
   let orgs = [];
 
   function branchOptions() {
     const under = $("#org").value;
     $("#branch").replaceChildren(...orgs.filter((o) => o.kind === "branch" && o.code.startsWith(under))
-      .map((o) => el("option", {value: o.code}, o.name + " " + o.code)));
+      .map((o) => el("option", {value: o.code, title: o.code}, o.name)));
   }
   function choiceOptions(select, list) {
     select.replaceChildren(...(list || []).map((c) => el("option", {value: c.id},
@@ -26,6 +29,14 @@
     }
   });
 
+  const STAFF_SEARCH = "teller-services";  // the report that takes a 工号 (SPEC I5)
+  function staffFields() {
+    const on = $("#report").value === STAFF_SEARCH;
+    for (const label of document.querySelectorAll(".staff-search")) label.classList.toggle("hidden", !on);
+    $("#teller").required = on;
+  }
+  $("#report").addEventListener("change", staffFields);
+
   async function catalogue() {
     const res = await api("GET", "/api/reports");
     if (!res.ok) return false;
@@ -36,6 +47,7 @@
     choiceOptions($("#queue"), choices.queues);
     choiceOptions($("#ctype"), choices.customer_types);
     $("#note").textContent = "";
+    staffFields();
     return true;
   }
   function dateFor(period, date) {
@@ -46,6 +58,10 @@
     const q = new URLSearchParams({org: $("#org").value, period, date: dateFor(period, $("#date").value)});
     for (const [key, select] of [["branch", "#branch"], ["queue", "#queue"], ["customer_type", "#ctype"]]) {
       for (const v of picked($(select))) q.append(key, v);
+    }
+    if ($("#report").value === STAFF_SEARCH) {
+      q.set("teller", $("#teller").value.trim());
+      q.set("outcome", $("#outcome").value);
     }
     return q;
   }
@@ -58,8 +74,12 @@
       rows.push(el("tr", {class: "total"}, ...cols.map((c, i) =>
         cell(i === 0 && data.total[c.key] === undefined ? data.total.label || "合计" : data.total[c.key]))));
     }
+    // A header in two lines (Chinese with its unit, the English below) so 13 columns fit a
+    // 1366-wide screen; the whole header stays on hover.
+    const head = (c) => c.title ? el("th", {title: label(c)}, c.title + (c.unit ? `(${c.unit})` : ""),
+      el("small", {}, [c.title_en, c.unit_en ? `(${c.unit_en})` : ""].join(" ").trim())) : el("th", {}, label(c));
     return el("div", {class: "scroll"}, el("table", {class: "list", id: "report-table"},
-      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, label(c))))), el("tbody", {}, ...rows)));
+      el("thead", {}, el("tr", {}, ...cols.map(head))), el("tbody", {}, ...rows)));
   }
   function chart(data) {
     const ch = data.chart;
@@ -76,12 +96,20 @@
   $("#filters").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const id = $("#report").value, q = query();
-    const res = await api("GET", `/api/reports/${encodeURIComponent(id)}?${q}`);
+    // a page of rows (60,000 tellers of 10,000 branches are not drawn); exports hold all
+    const res = await api("GET", `/api/reports/${encodeURIComponent(id)}?${q}&rows=${SHOWN}`);
     if (!res.ok) { $("#result").replaceChildren(el("p", {class: "error"}, errorText(res))); return; }
     const d = res.data;
-    const scope = [d.scope && d.scope.label, d.period && d.period.label].filter(Boolean).join(" · ");
+    // The scope by names ("机构 org 郑州金水路支行"), not the org codes the API's label uses.
+    const named = (text) => (text || "").replace(/\b\d{4,16}\b/g, (code) =>
+      (orgs.find((o) => o.code === code) || {name: code}).name);
+    const scope = [d.scope && named(d.scope.label), d.period && d.period.label].filter(Boolean).join(" · ");
     $("#result").replaceChildren(...[el("h2", {}, d.title || id, el("small", {}, d.title_en || "")),
-      scope ? el("p", {class: "muted", id: "report-scope"}, scope) : null, chart(d), table(d), ...(d.notes || []).map((n) => el("p", {class: "muted"}, n))].filter(Boolean));
+      scope ? el("p", {class: "muted", id: "report-scope"}, scope) : null, chart(d), table(d),
+      d.rows_total > (d.rows || []).length ? el("p", {class: "muted", id: "rows-shown"},
+        `共 ${num(d.rows_total)} 行,此处显示前 ${num(d.rows.length)} 行,导出的 Excel/CSV 含全部 · ` +
+        `${d.rows_total} rows, the first ${d.rows.length} shown; the exports hold all`) : null,
+      ...(d.notes || []).map((n) => el("p", {class: "muted"}, n))].filter(Boolean));
     for (const fmt of ["xlsx", "csv"]) {
       const a = $("#" + fmt);
       a.href = `/api/reports/${encodeURIComponent(id)}/${fmt}?${q}`;

@@ -14,7 +14,7 @@
       const off = !u.manageable;
       const role = el("select", {disabled: off}, ...roles.map((r) => el("option", {value: r, selected: r === u.role}, r)));
       const scope = el("select", {disabled: off}, ...orgs.map((o) =>
-        el("option", {value: o.code, selected: o.code === u.scope}, o.name + " " + o.code)));
+        el("option", {value: o.code, selected: o.code === u.scope, title: o.code}, o.name)));
       const pw = el("input", {type: "password", minlength: 8, maxlength: 128, disabled: off, placeholder: "不改 unchanged"});
       const disabled = el("input", {type: "checkbox", checked: u.disabled, disabled: off});
       return el("tr", {"data-user": u.id}, el("td", {}, u.id), el("td", {}, u.name),

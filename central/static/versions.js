@@ -13,8 +13,7 @@
     el("tbody", {}, ...res.data.branches.map((b) => {
       const p = b.last_push, [pt, pc] = p ? state[p.state] : ["—", ""];
       return el("tr", {"data-branch": b.branch},
-        el("td", {}, el("a", {href: "/office/config?branch=" + b.branch}, b.name),
-          el("small", {}, b.branch)),
+        el("td", {}, el("a", {href: "/office/config?branch=" + b.branch, title: b.branch}, b.name || b.branch)),
         el("td", {}, b.latest ? "v" + b.latest : "—"),
         el("td", {}, b.running_version ? "v" + b.running_version
           : b.running_hash ? "本地/未知 local" : "—"),

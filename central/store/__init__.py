@@ -11,6 +11,16 @@ writes are serial), so several consumers can share one branch's batches.
 
 The store is synchronous and owned by one thread at a time; the consumer runs it on its
 own worker thread.
+
+PostgreSQL may fail over under it (docs/deploy.md "PostgreSQL failover (Patroni)"): the
+URL may name several hosts (``postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write``)
+and :meth:`Store.retrying` — every write — answers a lost primary (admin shutdown, refused
+connections, a read-only transaction after a demotion) by reconnecting with back-off for up
+to ``patience_s`` and running the whole transaction again. A transaction lost during its
+COMMIT may have happened, so it runs again only when it is idempotent, as the ingest's
+group commit is (events keyed by (branch, epoch, seq), upserts, the summaries' cursor): it
+stores nothing twice when it runs again, and the consumer hears of success (and
+acknowledges) only after a commit that succeeded.
 """
 
 from __future__ import annotations
@@ -20,15 +30,18 @@ import logging
 import re
 import sqlite3
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from collections import defaultdict, deque
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protocols.forms import masked_event
+
 from ..errors import StoreError
-from ..reports.summary import summarize
+from .records import DeadLetter, EventBatch, Inbound, Ingested, Mark
+from .summary import summarize
 
 __all__ = [
     "DeadLetter",
@@ -36,6 +49,7 @@ __all__ = [
     "Inbound",
     "Ingested",
     "Mark",
+    "Outage",
     "Store",
     "open_store",
     "sqlite_path",
@@ -45,61 +59,22 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 PAYLOAD_KEEP = 64 * 1024
+PATIENCE_S = 60.0  # how long a write waits for a primary before it fails (Patroni: ttl 30 s)
+BACKOFF_S = (0.05, 1.0)  # the first and the longest pause between reconnection attempts
+CONNECT_TIMEOUT_S = 5  # per host, unless the URL says connect_timeout
+OUTAGES_KEPT = 100  # Store.outages is bounded
+# SQLSTATEs after which this connection cannot write again: admin/crash shutdown, the server
+# starting or stopping, a read-only transaction (a demoted primary, a standby). Class 08
+# (connection exceptions) too, and a psycopg error with no SQLSTATE (the client lost it).
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
+BRANCHES_CHUNK = 500  # codes per IN (...) when some branches' rows are read
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-@dataclass(slots=True)
-class EventBatch:
-    """One received ``events`` message, already validated."""
-
-    branch: str
-    epoch: str
-    events: list[dict[str, Any]]
-    topic: str = ""
-    payload: bytes = b""
-
-
-@dataclass(slots=True)
-class DeadLetter:
-    topic: str
-    reason: str
-    detail: str
-    payload: bytes
-    branch: str | None = None
-
-
-@dataclass
-class Inbound:
-    """What one transaction takes: event batches, totals, replies and rejections."""
-
-    batches: list[EventBatch] = field(default_factory=list)
-    totals: list[dict[str, Any]] = field(default_factory=list)
-    replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.batches) + len(self.totals) + len(self.replies) + len(self.dead)
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """A branch journal's state at the centre: everything through ``contiguous`` is stored;
-    ``next_present`` is the first stored seq after a gap (None: no gap)."""
-
-    branch: str
-    epoch: str
-    contiguous: int
-    max_seen: int
-    next_present: int | None = None
-
-
-@dataclass
-class Ingested:
-    marks: list[Mark] = field(default_factory=list)
-    inserted: int = 0
-    duplicates: int = 0
-    dead: list[DeadLetter] = field(default_factory=list)
-    totals: list[tuple[str, str]] = field(default_factory=list)  # (branch, day)
+def _stored(event: dict[str, Any]) -> str:
+    """An event as the store keeps it: a pre-filled form's values masked (central/forms.py);
+    whole, they never reach the centre's store."""
+    return _dumps(masked_event(event) if event["type"] == "form_filled" else event)
 
 
 def _wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -147,13 +122,35 @@ def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
     return Store(url, max_ahead=max_ahead)
 
 
+@dataclass(frozen=True)
+class Outage:
+    """A time the primary was lost under a write: from the first failure to the first
+    commit after it (monotonic seconds), the attempts in between, the first error."""
+
+    failed_at: float
+    recovered_at: float
+    attempts: int
+    error: str
+
+    @property
+    def seconds(self) -> float:
+        return self.recovered_at - self.failed_at
+
+
 class Store:
     """One connection to the centre's database. Not thread-safe: one owner at a time."""
 
-    def __init__(self, url: str, *, max_ahead: int = 1_000_000) -> None:
+    def __init__(self, url: str, *, max_ahead: int = 1_000_000, patience_s: float = PATIENCE_S,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.max_ahead = max_ahead
         self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self.patience_s = patience_s
+        self._sleep, self._monotonic = sleep, monotonic
+        self.outages: deque[Outage] = deque(maxlen=OUTAGES_KEPT)  # the latest, for figures
+        # Opening does not wait for a primary: a centre started against a wrong or dead URL
+        # says so at once (exit 2); a consumer opens its store again on its own loop.
         self.db: Any = self._connect_postgres(url) if self.postgres else self._connect_sqlite(url)
         self.migrate()
 
@@ -175,20 +172,27 @@ class Store:
         import psycopg
 
         try:
-            return psycopg.connect(url, autocommit=True)
+            return _open_postgres(url)
         except psycopg.Error as exc:
             raise StoreError(f"store {_redact(url)}: {exc}") from exc
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+
+    def _lost(self) -> bool:
+        """PostgreSQL: no connection yet, or the last one was lost."""
+        return bool(self.postgres and (self.db is None or self.db.closed))
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
     def execute(self, sql: str, args: Any = ()) -> Any:
+        if self._lost():  # lost earlier: a read outside retrying()
+            self.db = self._connect_postgres(self.url)
         return self.db.execute(self._sql(sql), args)
 
-    def _many(self, sql: str, rows: list[Any]) -> int:
+    def execute_many(self, sql: str, rows: list[Any]) -> int:
         """executemany; returns the number of rows changed."""
         if not rows:
             return 0
@@ -203,17 +207,58 @@ class Store:
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.db, self.postgres)
 
-    def retrying(self, fn: Callable[[], Any], attempts: int = 5) -> Any:
-        """Run ``fn`` in a transaction; retry on a deadlock or serialisation failure."""
-        for attempt in range(attempts):
+    def retrying(self, fn: Callable[[], Any], attempts: int = 5, *,
+                 idempotent: bool = False) -> Any:
+        """Run ``fn`` in a transaction; run it again after a deadlock or serialisation
+        failure (up to ``attempts`` times), and after a lost primary (PostgreSQL) once
+        reconnected, for up to ``patience_s``.
+
+        A transaction lost before its COMMIT was sent did not happen: it always runs again.
+        One lost during its COMMIT may have happened: it runs again only when ``fn`` is
+        ``idempotent`` (the ingest: running it twice stores nothing twice); otherwise the
+        caller gets a :class:`StoreError` saying the outcome is unknown."""
+        tries, failed_at, reconnects, first_error = 0, None, 0, ""
+        pause = BACKOFF_S[0]
+        while True:
+            committing = False
             try:
+                if self._lost():
+                    self.db = _open_postgres(self.url)
                 with self.transaction():
-                    return fn()
+                    result = fn()
+                    committing = True  # the block's end commits
             except Exception as exc:
-                if not _retryable(exc) or attempt == attempts - 1:
+                if self.postgres and _connection_lost(exc, self.db):
+                    with suppress(Exception):
+                        if self.db is not None:  # a demoted primary's: open but useless
+                            self.db.close()
+                    if committing and not idempotent:
+                        raise StoreError(f"store {_redact(self.url)}: the connection was lost "
+                                         f"during a commit, whose outcome is unknown: "
+                                         f"{_describe(exc)}") from exc
+                    now = self._monotonic()
+                    if failed_at is None:
+                        failed_at, first_error = now, _describe(exc)
+                        log.warning("store: no primary to write to (%s); connecting again",
+                                    first_error)
+                    if now - failed_at >= self.patience_s:
+                        raise StoreError(f"store {_redact(self.url)}: no primary for "
+                                         f"{now - failed_at:.0f} s: {_describe(exc)}") from exc
+                    reconnects += 1
+                    self._sleep(pause)
+                    pause = min(pause * 2, BACKOFF_S[1])
+                    continue
+                tries += 1
+                if not _retryable(exc) or tries >= attempts:
                     raise
                 log.info("store: retrying after %s", type(exc).__name__)
-        raise AssertionError("unreachable")
+                continue
+            if failed_at is not None:
+                outage = Outage(failed_at, self._monotonic(), reconnects, first_error)
+                self.outages.append(outage)
+                log.warning("store: writing again after %.2f s without a primary "
+                            "(%d reconnection attempts)", outage.seconds, reconnects)
+            return result
 
     # --- migrations ------------------------------------------------------------------------
 
@@ -241,7 +286,7 @@ class Store:
             return max((int(f.name.split("_", 1)[0]) for f in files), default=0)
 
         try:
-            return int(self.retrying(run))
+            return int(self.retrying(run, idempotent=True))
         except Exception as exc:
             raise StoreError(f"store migration failed: {exc}") from exc
 
@@ -250,7 +295,7 @@ class Store:
     def ingest(self, inbound: Inbound, now: float | None = None) -> Ingested:
         """Commit ``inbound`` in one transaction; return the marks to acknowledge."""
         stamp = time.time() if now is None else now
-        result: Ingested = self.retrying(lambda: self._ingest(inbound, stamp))
+        result: Ingested = self.retrying(lambda: self._ingest(inbound, stamp), idempotent=True)
         return result
 
     def _ingest(self, inbound: Inbound, now: float) -> Ingested:
@@ -258,15 +303,15 @@ class Store:
         keys = sorted({(b.branch, b.epoch) for b in inbound.batches})
         branches = sorted({b for b, _ in keys} | {t["branch"] for t in inbound.totals}
                           | {b for b, _ in inbound.replies})
-        self._many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
-                   "ON CONFLICT (branch) DO NOTHING", [(b, now) for b in branches])
-        self._many("INSERT INTO marks (branch, epoch, contiguous, max_seen, updated_at) "
-                   "VALUES (?, ?, 0, 0, 0) ON CONFLICT (branch, epoch) DO NOTHING", keys)
+        self.execute_many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
+                          "ON CONFLICT (branch) DO NOTHING", [(b, now) for b in branches])
+        self.execute_many("INSERT INTO marks (branch, epoch, contiguous, max_seen, updated_at) "
+                          "VALUES (?, ?, 0, 0, 0) ON CONFLICT (branch, epoch) DO NOTHING", keys)
         pending = self._accept(inbound.batches, self._marks_of(keys),
                                self._last_seqs([b for b, _ in keys]), out)
-        rows = [(b, e, ev["seq"], ev["day"], ev["type"], ev["at"], _dumps(ev), now)
+        rows = [(b, e, ev["seq"], ev["day"], ev["type"], ev["at"], _stored(ev), now)
                 for (b, e), events in pending.items() for ev in events.values()]
-        out.inserted = self._many(
+        out.inserted = self.execute_many(
             "INSERT INTO events (branch, epoch, seq, day, type, at, body, stored_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (branch, epoch, seq) DO NOTHING", rows)
         out.duplicates = len(rows) - out.inserted
@@ -275,16 +320,17 @@ class Store:
         marks = self._marks_of(keys, lock=True)
         out.marks = [self._advance(key, marks[key], sorted(pending.get(key, {})))
                      for key in keys]
-        self._many("UPDATE marks SET contiguous = ?, max_seen = ?, updated_at = ? "
-                   "WHERE branch = ? AND epoch = ?",
-                   [(m.contiguous, m.max_seen, now, m.branch, m.epoch) for m in out.marks])
+        self.execute_many("UPDATE marks SET contiguous = ?, max_seen = ?, updated_at = ? "
+                          "WHERE branch = ? AND epoch = ?",
+                          [(m.contiguous, m.max_seen, now, m.branch, m.epoch) for m in out.marks])
         self._save_totals(inbound.totals, now, out)
         summarize(self, out.marks, pending, inbound.totals)  # reports, same transaction
-        self._many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (branch, id) DO UPDATE SET "
-                   "cmd = excluded.cmd, ok = excluded.ok, body = excluded.body, "
-                   "received_at = excluded.received_at",
-                   [(b, r["id"], r["cmd"], r["ok"], _dumps(r), now) for b, r in inbound.replies])
+        self.execute_many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) "
+                          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (branch, id) DO UPDATE SET "
+                          "cmd = excluded.cmd, ok = excluded.ok, body = excluded.body, "
+                          "received_at = excluded.received_at",
+                          [(b, r["id"], r["cmd"], r["ok"], _dumps(r), now)
+                           for b, r in inbound.replies])
         self._save_dead(out.dead, now)
         return out
 
@@ -360,26 +406,27 @@ class Store:
                 return contiguous, None
 
     def _save_totals(self, totals: list[dict[str, Any]], now: float, out: Ingested) -> None:
-        self._many("INSERT INTO totals (branch, day, epoch, body, received_at) "
-                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (branch, day) DO UPDATE SET "
-                   "epoch = excluded.epoch, body = excluded.body, "
-                   "received_at = excluded.received_at",
-                   [(t["branch"], t["day"], t["epoch"], _dumps(t), now) for t in totals])
+        self.execute_many("INSERT INTO totals (branch, day, epoch, body, received_at) "
+                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (branch, day) DO UPDATE SET "
+                          "epoch = excluded.epoch, body = excluded.body, "
+                          "received_at = excluded.received_at",
+                          [(t["branch"], t["day"], t["epoch"], _dumps(t), now) for t in totals])
         out.totals = [(t["branch"], t["day"]) for t in totals]
 
     def _save_dead(self, dead: list[DeadLetter], now: float) -> None:
         if not dead:
             return
-        self._many("INSERT INTO dead_letters (topic, branch, reason, detail, payload, "
-                   "received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                   [(d.topic[:300], d.branch, d.reason, d.detail[:500],
-                     _printable(d.payload), now) for d in dead])
+        self.execute_many("INSERT INTO dead_letters (topic, branch, reason, detail, payload, "
+                          "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                          [(d.topic[:300], d.branch, d.reason, d.detail[:500],
+                            _printable(d.payload), now) for d in dead])
         counts: dict[str, int] = defaultdict(int)
         for d in dead:
             counts[d.reason] += 1
-        self._many("INSERT INTO dead_letter_counts (reason, count) VALUES (?, ?) "
-                   "ON CONFLICT (reason) DO UPDATE SET "
-                   "count = dead_letter_counts.count + excluded.count", sorted(counts.items()))
+        self.execute_many("INSERT INTO dead_letter_counts (reason, count) VALUES (?, ?) "
+                          "ON CONFLICT (reason) DO UPDATE SET "
+                          "count = dead_letter_counts.count + excluded.count",
+                          sorted(counts.items()))
 
     def dead_letter(self, dead: list[DeadLetter], now: float | None = None) -> None:
         """Record rejections on their own (when a whole group could not be stored)."""
@@ -395,25 +442,25 @@ class Store:
 
         def run() -> None:
             every = sorted(set(status) | set(live) | set(health))
-            self._many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
-                       "ON CONFLICT (branch) DO NOTHING", [(b, stamp) for b in every])
-            self._many(
+            self.execute_many("INSERT INTO branches (branch, first_seen) VALUES (?, ?) "
+                              "ON CONFLICT (branch) DO NOTHING", [(b, stamp) for b in every])
+            self.execute_many(
                 "UPDATE branches SET online = ?, epoch = COALESCE(?, epoch), "
                 "last_seq = COALESCE(?, last_seq), version = COALESCE(?, version), "
                 "config_version = COALESCE(?, config_version), status_at = ? WHERE branch = ?",
                 [(m["online"], m.get("epoch"), m.get("last_seq"), m.get("version"),
                   m.get("config_version"), stamp, b) for b, m in sorted(status.items())])
-            self._many("UPDATE branches SET live = ?, live_at = ? WHERE branch = ?",
-                       [(_dumps(m), stamp, b) for b, m in sorted(live.items())])
-            self._many("UPDATE branches SET health = ?, health_at = ?, "
-                       "last_seq = GREATEST(COALESCE(last_seq, 0), ?) WHERE branch = ?"
-                       if self.postgres else
-                       "UPDATE branches SET health = ?, health_at = ?, "
-                       "last_seq = MAX(COALESCE(last_seq, 0), ?) WHERE branch = ?",
-                       [(_dumps(m), stamp, m.get("last_seq", 0), b)
-                        for b, m in sorted(health.items())])
+            self.execute_many("UPDATE branches SET live = ?, live_at = ? WHERE branch = ?",
+                              [(_dumps(m), stamp, b) for b, m in sorted(live.items())])
+            self.execute_many("UPDATE branches SET health = ?, health_at = ?, "
+                              "last_seq = GREATEST(COALESCE(last_seq, 0), ?) WHERE branch = ?"
+                              if self.postgres else
+                              "UPDATE branches SET health = ?, health_at = ?, "
+                              "last_seq = MAX(COALESCE(last_seq, 0), ?) WHERE branch = ?",
+                              [(_dumps(m), stamp, m.get("last_seq", 0), b)
+                               for b, m in sorted(health.items())])
 
-        self.retrying(run)
+        self.retrying(run, idempotent=True)  # upserts of the latest
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -455,7 +502,7 @@ class Store:
 
     def history(self, branch: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
         """A branch's stored events of the business days ``first_day``..``last_day``
-        (inclusive, ISO dates), in journal order: what :func:`sim.des.learn.learn` reads."""
+        (inclusive, ISO dates), in journal order: what :func:`queueing.learn.learn` reads."""
         rows = self.execute("SELECT body FROM events WHERE branch = ? AND day >= ? AND day <= ? "
                             "ORDER BY epoch, seq", (branch, first_day, last_day))
         return [_json(r[0]) for r in rows]
@@ -465,8 +512,26 @@ class Store:
                             "AND seq <= ? ORDER BY seq", (branch, epoch, low, high))
         return [int(r[0]) for r in rows]
 
-    def branches(self) -> list[dict[str, Any]]:
-        cur = self.execute("SELECT * FROM branches ORDER BY branch")
+    def branches(self, codes: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Every branch heard from, in code order; only ``codes`` when given (read in
+        chunks: the live board asks for the few hundred that moved among 10,000)."""
+        if codes is None:
+            return self._branch_rows("SELECT * FROM branches ORDER BY branch", ())
+        wanted = sorted(codes)
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(wanted), BRANCHES_CHUNK):
+            chunk = wanted[i:i + BRANCHES_CHUNK]
+            out += self._branch_rows("SELECT * FROM branches WHERE branch IN ("
+                                     + ", ".join("?" * len(chunk)) + ") ORDER BY branch",
+                                     chunk)
+        return out
+
+    def branch_codes(self) -> list[str]:
+        """The codes of every branch heard from, in order (no rows read whole)."""
+        return [r[0] for r in self.execute("SELECT branch FROM branches ORDER BY branch")]
+
+    def _branch_rows(self, sql: str, args: Any) -> list[dict[str, Any]]:
+        cur = self.execute(sql, args)
         names = [d[0] for d in cur.description]
         out = []
         for row in cur.fetchall():
@@ -500,11 +565,19 @@ class Store:
         rows = self.execute("SELECT reason, count FROM dead_letter_counts ORDER BY reason")
         return {r: int(c) for r, c in rows}
 
-    def lags(self) -> list[tuple[str, str, int, int]]:
-        """(branch, epoch, contiguous, behind) for each branch's current epoch."""
-        rows = self.execute(
-            "SELECT m.branch, m.epoch, m.contiguous, m.max_seen, b.last_seq, b.epoch "
-            "FROM marks m JOIN branches b ON b.branch = m.branch ORDER BY m.branch").fetchall()
+    def lags(self, codes: Collection[str] | None = None) -> list[tuple[str, str, int, int]]:
+        """(branch, epoch, contiguous, behind) for each branch's current epoch (of
+        ``codes`` only, when given: a page of the branches list)."""
+        sql = ("SELECT m.branch, m.epoch, m.contiguous, m.max_seen, b.last_seq, b.epoch "
+               "FROM marks m JOIN branches b ON b.branch = m.branch")
+        if codes is None:
+            rows = self.execute(sql + " ORDER BY m.branch").fetchall()
+        else:
+            wanted, rows = sorted(codes), []
+            for i in range(0, len(wanted), BRANCHES_CHUNK):
+                chunk = wanted[i:i + BRANCHES_CHUNK]
+                rows += self.execute(sql + " WHERE m.branch IN (" + ", ".join("?" * len(chunk))
+                                     + ") ORDER BY m.branch", chunk).fetchall()
         out = []
         for branch, epoch, contiguous, max_seen, last_seq, current in rows:
             if current is not None and epoch != current:
@@ -535,6 +608,36 @@ def _printable(payload: bytes) -> str:
 def _statements(sql: str) -> list[str]:
     text = "\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--"))
     return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _open_postgres(url: str) -> Any:
+    """An autocommit connection to the first host of ``url`` that answers as asked
+    (libpq's multi-host URL and ``target_session_attrs``)."""
+    import psycopg
+
+    if "connect_timeout=" in url:
+        return psycopg.connect(url, autocommit=True)
+    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+
+def _connection_lost(exc: Exception, db: Any) -> bool:
+    """This PostgreSQL error means the connection cannot write any more (the primary went
+    away or was demoted), rather than that the transaction itself was refused."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:  # no answer from a server: refused, reset, closed, timed out
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state in _LOST_STATES or state.startswith("08") or db is None or bool(db.closed)
+
+
+def _describe(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:200]
 
 
 def _retryable(exc: Exception) -> bool:

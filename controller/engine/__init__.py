@@ -2,7 +2,7 @@
 
 from . import commands
 from .commands import *  # noqa: F403
-from .engine import Engine, Event, Request
+from .engine import Engine, Event, Request, vip_of
 from .select import ahead_of, select, serving_windows
 from .state import OPEN_STATES, TERMINAL_STATES, State, Ticket, WindowState
 
@@ -19,5 +19,6 @@ __all__ = [
     "commands",
     "select",
     "serving_windows",
+    "vip_of",
     *commands.__all__,
 ]

@@ -7,12 +7,15 @@ and hands it to the same engine, so every path obeys the same rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "CallBack",
     "CallNext",
+    "CardCustomer",
     "Command",
     "Delivered",
+    "FillForm",
     "Finish",
     "Hold",
     "InsertFront",
@@ -38,6 +41,27 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class CardCustomer:
+    """Who a card's holder is, as the box's customer lookup found out before issuing
+    (SPEC I1, controller/customers.py): the engine does not call out, it is told.
+
+    ``source``: who answered, ``cif``, ``cache``, ``local`` (the VIP table) or ``none``;
+    ``reason``: why not the CIF (``timeout``, ``error``, ``not_found``, ``busy``, ``off``),
+    "" when it answered. ``id`` None: nobody known (the card type decides).
+    ``manager``: the account manager as (id, name, terminal).
+    """
+
+    source: str
+    reason: str = ""
+    id: str | None = None
+    customer_type: str = "vip"
+    stars: int = 0
+    name: str | None = None
+    queue: str | None = None
+    manager: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IssueTicket:
     """Take a ticket (取号) for a business, or by a card's number (A1, A5)."""
 
@@ -49,6 +73,7 @@ class IssueTicket:
     # The issuer will say the ticket reached its customer (:class:`Delivered`); until it
     # does, a restart voids it (:class:`VoidUndelivered`): nobody holds its number.
     confirm: bool = False
+    customer: CardCustomer | None = None  # a card's holder, looked up (SPEC I1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +83,18 @@ class Delivered:
 
     number: str
     how: str
+
+
+@dataclass(frozen=True, slots=True)
+class FillForm:
+    """A customer's pre-filled form (预填单, I2) for one of today's open tickets: the
+    values as they came (field name → text); the engine checks them against the form of
+    the ticket's business (protocols/forms.py). A second form replaces the first."""
+
+    number: str
+    values: Any
+    channel: str = "kiosk"  # kiosk | remote (the phone, through the centre) | staff
+    form: str | None = None  # which of the business's forms (None: its only one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +113,18 @@ class PrintFailed:
 
 @dataclass(frozen=True, slots=True)
 class Login:
+    """A teller logs in at a window.
+
+    ``verified`` is the verified-login fact: ``True``/``False`` when the caller has already
+    checked ``password`` against the teller's hash (the box does, off its event loop, and
+    always overwrites whatever a caller put here); ``None``: the engine checks it itself
+    (slow on purpose: scrypt), as the simulator and the engine's own tests do.
+    """
+
     window: int
     teller: str
     password: str
+    verified: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,5 +258,5 @@ Command = (
     IssueTicket | PrintFailed | Login | Logout | CallNext | Recall | NoShow | Finish | PauseWindow
     | ResumeWindow | Transfer | InsertFront | Hold | CallBack | Rate | RateTicket | PauseQueue
     | ResumeQueue | SignIn | SignOut | Tick | Delivered | VoidUndelivered
-    | SettleRemovedQueues
+    | SettleRemovedQueues | FillForm
 )

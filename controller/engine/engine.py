@@ -13,19 +13,19 @@ The engine knows nothing of asyncio, SQL or devices; ``now`` is epoch seconds, g
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
+from common.passwords import verify_password
 from protocols.cards import CardError, parse_swipe
+from protocols.forms import FormError, filled, validate
 
 from ..config import Config, QueueConfig
 from ..errors import Refused
-from ..passwords import verify_password
 from . import commands as c
 from .select import ahead_of, select
-from .state import State, Ticket
+from .state import TERMINAL_STATES, State, Ticket
 
-__all__ = ["Engine", "Event", "Request"]
+__all__ = ["Engine", "Event", "Request", "vip_of"]
 
 Event = dict[str, Any]
 Request = tuple[str, str]  # (who asked, their key for this request)
@@ -40,17 +40,18 @@ class _Days:
         self.tz = cfg.tz
         h, m = map(int, cfg.branch.day_start.split(":"))
         self.shift = dt.timedelta(hours=h, minutes=m)
-        self._lo = self._hi = 0.0
-        self._day = ""
+        # the day last asked for, [lo, hi) in epoch seconds (read by Engine.handle)
+        self.lo = self.hi = 0.0
+        self.day = ""
 
     def day_of(self, now: float) -> str:
-        if not self._lo <= now < self._hi:
+        if not self.lo <= now < self.hi:
             local = dt.datetime.fromtimestamp(now, self.tz) - self.shift
             start = dt.datetime.combine(local.date(), dt.time(), self.tz) + self.shift
-            self._lo = start.timestamp()
-            self._hi = (start + dt.timedelta(days=1)).timestamp()
-            self._day = local.date().isoformat()
-        return self._day
+            self.lo = start.timestamp()
+            self.hi = (start + dt.timedelta(days=1)).timestamp()
+            self.day = local.date().isoformat()
+        return self.day
 
 
 class Engine:
@@ -64,10 +65,6 @@ class Engine:
         # simulator, which prints nothing, turns it off (it is a third of a simulated
         # branch-day); the event then carries ``ahead: None`` and nothing else changes.
         self.count_ahead = count_ahead
-        # Checks a teller's password against its stored hash. Pure but slow on purpose
-        # (scrypt): a box with an event loop checks off the loop first and hands the
-        # answer in here (see Box.execute).
-        self.check_password: Callable[[str, str], bool] = verify_password
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -99,7 +96,9 @@ class Engine:
         if now < s.last_now:  # a clock stepping back never reorders events
             now = s.last_now
         try:
-            self._roll_day(now, out)
+            days = self._days
+            if not (days.lo <= now < days.hi and days.day == s.day):
+                self._roll_day(now, out)  # (else: within today, already open)
             handler = _DISPATCH.get(type(cmd))
             if handler is None:
                 raise TypeError(f"not an engine command: {cmd!r}")
@@ -152,7 +151,7 @@ class Engine:
         """Apply and record ``e``. The hot paths (issue, call, finish, rate) build their
         event as one dict literal and come here directly, which costs a third less than
         :meth:`_emit`'s keyword arguments merged into a second dict."""
-        self.state.apply(e)
+        self.state.apply_new(e)
         out.append(e)
         return e
 
@@ -225,9 +224,11 @@ class Engine:
             raise Refused("kiosk_signed_out")
         customer = _WALK_IN
         if cmd.card is not None:
-            queue, customer = self._by_card(cmd.card)
+            queue, customer = self._by_card(cmd.card, cmd.customer)
         elif cmd.queue is not None:
             queue = self._queue(cmd.queue)
+            if cmd.customer is not None:  # a booking's customer, known before (A6, I1)
+                customer = self._told(cmd.customer)
         else:
             raise Refused("unknown_queue", queue="")
         self._check_open(queue, now)
@@ -239,25 +240,36 @@ class Engine:
         cap = cfg.thresholds.branch_waiting_cap
         if cap and len(s.waiting) >= cap:
             raise Refused("branch_full", cap=cap)
-        ctype = customer.get("customer_type") or queue.customer_type or "normal"
+        if customer is _WALK_IN:  # (most tickets: no customer details to look up)
+            ctype = queue.customer_type or "normal"
+            stars, vip, vip_name, card, looked_up = 0, None, None, None, None
+        else:
+            ctype = customer.get("customer_type") or queue.customer_type or "normal"
+            stars, vip, vip_name = customer.get("stars", 0), customer.get("vip"), \
+                customer.get("vip_name")
+            card, looked_up = customer.get("card"), customer.get("looked_up")
         number = queue.format(n)
         tid = f"{s.day.replace('-', '')}-{number}"
-        e = self._add(out, {
+        e: Event = {
             "type": "ticket_issued", "at": round(now, 3), "day": s.day, "ticket": tid,
             "number": number, "queue": queue.id, "n": n, "customer_type": ctype,
-            "type_priority": self._types.get(ctype, 0), "stars": customer.get("stars", 0),
-            "vip": customer.get("vip"), "vip_name": customer.get("vip_name"),
-            "card": customer.get("card"), "channel": cmd.channel, "kiosk": cmd.kiosk,
+            "type_priority": self._types.get(ctype, 0), "stars": stars, "vip": vip,
+            "vip_name": vip_name, "card": card, "channel": cmd.channel, "kiosk": cmd.kiosk,
             "appointment": cmd.appointment, "high_return": queue.high_return, "ahead": 0,
             "waiting": len(s.waiting),
-        })
+        }
+        if looked_up:
+            e.update(looked_up)
+        self._add(out, e)
         if cmd.confirm:  # (as apply does on replay, from the same field)
             e["confirm"] = True
             s.tickets[tid].delivery = "pending"
         # The rank needs the ticket in the state; ``ahead`` is then filled in before the
         # event leaves the engine (apply does not read it).
         e["ahead"] = ahead_of(s, cfg, s.tickets[tid], now) if self.count_ahead else None
-        self._lobby_alert(now, out)
+        alert = cfg.thresholds.lobby_alert_waiting
+        if alert and len(s.waiting) > alert:  # (_lobby_alert's first test, inline)
+            self._lobby_alert(now, out)
 
     def _lobby_alert(self, now: float, out: list[Event]) -> None:
         """A8 with hysteresis: raised above the threshold, re-armed only at or below the
@@ -282,6 +294,22 @@ class Engine:
             self._emit(out, now, "ticket_delivered", ticket=t.id, number=t.number,
                        queue=t.queue, how=cmd.how)
 
+    def _fill_form(self, cmd: c.FillForm, now: float, out: list[Event]) -> None:
+        t = self._ticket(cmd.number)
+        if t.state in TERMINAL_STATES:
+            raise Refused("form_closed", number=t.number)
+        spec = self.cfg.form_settings.pick(t.queue, cmd.form)
+        if spec is None:
+            raise Refused("no_form", number=t.number)
+        try:
+            values = validate(spec, cmd.values)
+        except FormError as exc:
+            raise Refused("form_invalid", field=exc.field, problem=exc.message,
+                          problem_en=exc.message_en) from None
+        self._emit(out, now, "form_filled", ticket=t.id, number=t.number, queue=t.queue,
+                   form=spec.id, channel=cmd.channel[:16], title=spec.title, title_en=spec.title_en,
+                   fields=filled(spec, values))
+
     def _void_undelivered(self, cmd: c.VoidUndelivered, now: float, out: list[Event]) -> None:
         for t in list(self.state.tickets.values()):
             if t.delivery == "pending" and t.state == "waiting" and t.calls == 0:
@@ -296,7 +324,8 @@ class Engine:
             raise Refused("unknown_queue", queue=queue_id)
         return queue
 
-    def _by_card(self, card: str) -> tuple[QueueConfig, dict[str, Any]]:
+    def _by_card(self, card: str, who: c.CardCustomer | None = None
+                 ) -> tuple[QueueConfig, dict[str, Any]]:
         card = card.strip().upper()
         if not card or not card[:-1].isdigit() or not (card[-1].isdigit() or card[-1] == "X"):
             raise Refused("invalid_card")
@@ -305,22 +334,48 @@ class Engine:
         except CardError:
             raise Refused("invalid_card") from None
         masked = _mask(card)
-        for v in self.cfg.vip_customers:
-            if card in v.cards or card in v.id_numbers:
-                ct = _card_type(self.cfg, card)
-                qid = v.queue or (ct.queue if ct else None) or _vip_queue(self.cfg)
-                if qid is None:
-                    raise Refused("unknown_card")
-                return self._queue(qid), {
-                    "customer_type": v.customer_type, "stars": v.stars, "vip": v.id,
-                    "vip_name": v.name, "card": masked,
-                }
         ct = _card_type(self.cfg, card)
+        if who is None:  # nobody looked: the VIP table, as the lookup's local source would
+            who = vip_of(self.cfg, card)
+            looked_up: dict[str, Any] = {}
+        else:  # the event says who answered, and why not the CIF (docs/integrations.md)
+            looked_up = {"customer_source": who.source, "customer_reason": who.reason}
+            if who.manager is not None:
+                looked_up["manager"] = dict(zip(("id", "name", "terminal"), who.manager,
+                                                strict=True))
+        if who is not None and who.id is not None:
+            known = who.queue if who.queue is not None and who.queue in self._queues else None
+            qid = known or (ct.queue if ct else None) or _vip_queue(self.cfg)
+            if qid is None:
+                raise Refused("unknown_card")
+            ctype = (who.customer_type if who.customer_type in self._types
+                     else ct.customer_type if ct else "normal")
+            return self._queue(qid), {
+                "customer_type": ctype, "stars": who.stars, "vip": who.id,
+                "vip_name": who.name, "card": masked, "looked_up": looked_up,
+            }
         if ct is None:
             raise Refused("unknown_card")
         return self._queue(ct.queue), {
             "customer_type": ct.customer_type, "stars": ct.stars, "card": masked,
+            "looked_up": looked_up,
         }
+
+    def _told(self, who: c.CardCustomer) -> dict[str, Any]:
+        """The customer of a ticket taken for a business (an appointment's), as the issuer
+        was told (the centre's CIF at booking, or the box's at redemption): type and stars
+        rank it (the ``vip`` rule); the business stays the one asked for."""
+        looked_up: dict[str, Any] = {"customer_source": who.source,
+                                     "customer_reason": who.reason}
+        if who.manager is not None:
+            looked_up["manager"] = dict(zip(("id", "name", "terminal"), who.manager,
+                                            strict=True))
+        out: dict[str, Any] = {"stars": who.stars, "looked_up": looked_up}
+        if who.customer_type in self._types:
+            out["customer_type"] = who.customer_type
+        if who.id is not None:
+            out.update(vip=who.id, vip_name=who.name)
+        return out
 
     def _local_minute(self, now: float) -> tuple[str, int]:
         """(kind of day, minute of the local day) at ``now``.
@@ -382,7 +437,7 @@ class Engine:
     def _login(self, cmd: c.Login, now: float, out: list[Event]) -> None:
         _, ws = self._window(cmd.window)
         teller = self.cfg.teller(cmd.teller)
-        if teller is None or not self.check_password(teller.password_hash, cmd.password):
+        if teller is None or not _password_ok(cmd, teller.password_hash):
             raise Refused("wrong_password")
         other = self.state.tellers.get(teller.id)
         if other is not None and other != cmd.window:
@@ -399,10 +454,14 @@ class Engine:
         self._emit(out, now, "teller_logout", window=cmd.window, teller=ws.teller)
 
     def _call_next(self, cmd: c.CallNext, now: float, out: list[Event]) -> None:
-        wc, ws = self._staffed(cmd.window)
+        wc = self._windows.get(cmd.window)  # (as _staffed, inline: every call comes here)
+        ws = self.state.windows.get(cmd.window)
+        if wc is None or ws is None or ws.teller is None:
+            wc, ws = self._staffed(cmd.window)  # (raises the refusal it finds)
         if ws.paused:
             raise Refused("window_paused", window=cmd.window)
-        self._finish_current(ws, now, out)
+        if ws.current is not None:
+            self._finish_current(ws, now, out)
         t = select(self.state, self.cfg, wc, now)
         if t is None:
             raise Refused("no_waiting")
@@ -430,7 +489,10 @@ class Engine:
         )
 
     def _finish(self, cmd: c.Finish, now: float, out: list[Event]) -> None:
-        ws, _ = self._current(cmd.window)
+        ws = self.state.windows.get(cmd.window)  # (as _current, inline: the usual case)
+        if (ws is None or ws.teller is None or ws.current is None
+                or cmd.window not in self._windows):
+            ws, _ = self._current(cmd.window)  # (raises the refusal it finds)
         self._finish_current(ws, now, out, ask=cmd.ask_rating)
 
     def _pause_window(self, cmd: c.PauseWindow, now: float, out: list[Event]) -> None:
@@ -506,7 +568,9 @@ class Engine:
     # --- ratings (C1) ----------------------------------------------------------------------
 
     def _rate(self, cmd: c.Rate, now: float, out: list[Event]) -> None:
-        _, ws = self._window(cmd.window)
+        ws = self.state.windows.get(cmd.window)  # (as _window, inline: the usual case)
+        if ws is None or cmd.window not in self._windows:
+            _, ws = self._window(cmd.window)
         level = self._ratings.get(cmd.score)
         if level is None:
             raise Refused("bad_score", score=cmd.score)
@@ -612,10 +676,18 @@ _DISPATCH: dict[type, Any] = {
     c.SignOut: Engine._sign_out,
     c.Tick: Engine._tick,
     c.Delivered: Engine._delivered,
+    c.FillForm: Engine._fill_form,
     c.VoidUndelivered: Engine._void_undelivered,
     c.SettleRemovedQueues: Engine._settle_removed,
 }
 _NOT_AT_A_WINDOW = ("waiting", "held")  # tickets a removed business's directive applies to
+
+
+def _password_ok(cmd: c.Login, password_hash: str) -> bool:
+    """The verified-login fact the caller brought, else the (slow) check here."""
+    if cmd.verified is not None:
+        return cmd.verified
+    return verify_password(password_hash, cmd.password)
 
 
 def _minutes(hhmm: str) -> int:
@@ -629,6 +701,18 @@ def _card_type(cfg: Config, card: str) -> Any:
         if card.startswith(ct.prefix) and (best is None or len(ct.prefix) > len(best.prefix)):
             best = ct
     return best
+
+
+def vip_of(cfg: Config, card: str) -> c.CardCustomer | None:
+    """The local VIP table's answer for ``card`` (a card or ID number, checked): the
+    ``[[vip_customers]]`` entry holding it, as a lookup's ``local`` source (SPEC I1)."""
+    for v in cfg.vip_customers:
+        if card in v.cards or card in v.id_numbers:
+            m = v.manager
+            return c.CardCustomer(
+                "local", "", v.id, v.customer_type, v.stars, v.name, v.queue,
+                (m.id, m.name, m.terminal) if m is not None else None)
+    return None
 
 
 def _vip_queue(cfg: Config) -> str | None:

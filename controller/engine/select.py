@@ -26,14 +26,15 @@ rule            comes first
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from ..config import Config, WindowConfig
-from .state import State, Ticket
+from .state import State, Ticket, issue_key, kind_of
 
-__all__ = ["ahead_of", "eligible", "rank_key", "select", "serving_windows"]
+__all__ = ["ahead_by_walk", "ahead_of", "eligible", "rank_key", "select", "serving_windows"]
 
 Rank = tuple[float, ...]
 KeyFactory = Callable[[dict[str, int], int, float, float], Callable[[Ticket], Rank]]
@@ -113,13 +114,26 @@ def eligible(
 
 
 def select(state: State, cfg: Config, window: WindowConfig, now: float) -> Ticket | None:
-    """The ticket ``window`` calls next, or None when nobody is waiting for it."""
-    pool = eligible(
-        window, state.waiting.values(), state.waiting_count, cfg.thresholds.balance_waiting
-    )
-    if not pool:
+    """The ticket ``window`` calls next, or None when nobody is waiting for it.
+
+    The smallest rank among :func:`eligible` tickets. Within a kind of waiting ticket
+    (``State.kinds``) the rank grows with the issue time, so only each eligible kind's
+    first ticket can be the smallest: a few comparisons however long the queue.
+    """
+    kinds = state.kinds
+    if not kinds:
         return None
-    return min(pool, key=rank_key(cfg, window, now))
+    number, queues = window.number, window.queues
+    heads = [same[0] for k, same in kinds.items()
+             if k[1] == number or (k[1] is None and k[0] in queues)]
+    if not heads and window.balancing:
+        counts, threshold = state.waiting_count, cfg.thresholds.balance_waiting
+        heads = [same[0] for k, same in kinds.items()
+                 if k[1] is None and counts.get(k[0], 0) >= threshold]
+    if len(heads) < 2:
+        return heads[0] if heads else None  # (one kind: no rank to compare)
+    factory, escalate_s = _strategy(cfg)  # (rank_key's, inline)
+    return min(heads, key=factory(queues, number, escalate_s, now))
 
 
 def serving_windows(state: State, cfg: Config, t: Ticket) -> list[WindowConfig]:
@@ -159,7 +173,375 @@ def _first(pair: tuple[Rank, Ticket]) -> Rank:
 
 
 def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
-    """How many waiting tickets will be called before ``t`` if nobody else arrives.
+    """How many waiting tickets will be called before ``t`` if nobody else arrives:
+    :func:`ahead_by_walk`'s answer, without walking every waiting ticket when ``t`` has
+    one lane.
+
+    When one window serves ``t``, or its windows are alike and none has a ticket directed
+    to it (so they take one lane in turn) and ``t`` is their own, the answer is the number
+    of its lane's tickets ranked before it: per kind of waiting ticket (``State.kinds``)
+    a bisection, since each kind's rank grows along its list. Otherwise (windows that rank
+    differently share ``t``'s queue, or a balancing window would borrow it) the lanes are
+    drained as :func:`ahead_by_walk` does, over kinds instead of tickets
+    (:func:`_drain_kinds`).
+    """
+    windows = serving_windows(state, cfg, t)
+    waiting = state.waiting
+    if not windows or len(waiting) == 1:
+        return len(waiting) - 1
+    w = windows[0]
+    if _one_lane(state, windows, t):
+        return _ranked_before(state, rank_key(cfg, w, now), t, w)
+    return _drain_kinds(state, cfg, t, now, windows)
+
+
+def _one_lane(state: State, windows: list[WindowConfig], t: Ticket) -> bool:
+    """Whether ``windows`` take one lane with ``t`` its own: ``t`` is the first window's
+    own ticket and all rank alike (same priorities, nothing directed to them but ``t``'s
+    own window when it is the only one), as :func:`_lanes` shares them."""
+    w = windows[0]
+    if not (t.directed == w.number or (t.directed is None and t.queue in w.queues)):
+        return False
+    if len(windows) == 1:
+        return True
+    sig = _priorities(w)
+    if any(_priorities(v) != sig for v in windows):
+        return False
+    numbers = {v.number for v in windows}
+    return not any(k[1] in numbers for k in state.kinds)
+
+
+def _ranked_before(state: State, key: Callable[[Ticket], Rank], t: Ticket,
+                   w: WindowConfig) -> int:
+    """The number of ``w``'s eligible waiting tickets (not ``t``) ranked before ``t``."""
+    kt = key(t)
+    number, queues = w.number, w.queues
+    n = 0
+    for k, same in state.kinds.items():
+        if k[1] == number or (k[1] is None and k[0] in queues):
+            if same[-1] is t:  # a new ticket: the latest of its kind
+                n += len(same) - 1
+            else:
+                n += _bisect_rank(same, kt, 0, len(same), key)
+    return n
+
+
+class _KindLane:
+    """One window's lane in :func:`_drain_kinds`: the kinds it may take, how far into each
+    (``limit``: the ticket index it must stop before), and the kind it takes from now on
+    while that kind's next ticket still ranks before every other kind's next one (``end``)."""
+
+    __slots__ = ("borrows", "dry", "end", "key", "kind", "limit", "mine", "others", "own",
+                 "plan", "run", "windows")
+
+    def __init__(self, key: Callable[[Ticket], Rank], own: bool, mine: list[int],
+                 others: list[int], limit: list[int]) -> None:
+        self.key = key
+        self.own = own  # t is this window's own: it is called when nothing before it is left
+        self.mine = mine  # kinds of its own tickets
+        self.others = others  # kinds it may borrow (a window t is not the own of)
+        self.limit = limit
+        self.kind = -1  # -1: to be chosen; _RUN: a run over several kinds (``plan``)
+        self.end = 0
+        self.borrows = False
+        self.dry = False
+        self.run = 0  # calls left in the run (kind _RUN)
+        self.windows = 1  # windows in the race (the most calls of one kind a round makes)
+        self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
+
+
+_RUN = -2
+
+
+def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
+                 windows: list[WindowConfig]) -> int:
+    """:func:`ahead_by_walk`'s drain, over kinds of waiting tickets instead of tickets.
+
+    Every window takes a kind's tickets in the kind's order (its rank grows along it), so
+    what has been called of a kind is always its first ``taken[k]`` tickets, and a window's
+    next call is the best of each kind's next ticket. A window keeps taking the same kind
+    until that kind's next ticket would rank after another kind's next one as it was when
+    the window chose (the others' next tickets only rank later as they are taken): found
+    by bisection, so a run of one kind costs a counter, not a ranking, per call; and the
+    rounds in which every window keeps to its kind are played at once
+    (:func:`_repeat_rounds`). Kinds that only one window takes (*alone*), or that the
+    other windows taking them are surely busy elsewhere for longer, it may take in any
+    order among themselves without anyone else noticing, so it takes all of their tickets
+    that rank before its other kinds' next ones as one run (two such kinds a window ranks
+    alike interleave by issue time: one kind at a time, the window would change kind at
+    every turn of the interleaving). Kinds of a business some window borrows are never
+    in a run: that window watches the business's count call by call.
+    """
+    kinds = list(state.kinds.values())
+    kt_kind = list(state.kinds).index(kind_of(t))
+    mates = kinds[kt_kind]
+    t_at = (len(mates) - 1 if mates[-1] is t  # (a new ticket: the latest of its kind)
+            else bisect_left(mates, issue_key(t), key=issue_key))
+    places = [(same[0].directed, same[0].queue) for same in kinds]
+    factory, escalate_s = _strategy(cfg)
+    lanes = []
+    # who may take each kind (None once known: a business some window borrows, whose
+    # count that window watches: never taken in a run)
+    users: list[list[_KindLane] | None] = [[] for _ in kinds]
+    borrowed = set()
+    for w in windows:
+        number, queues = w.number, w.queues
+        key = factory(queues, number, escalate_s, now)  # (rank_key's, inline)
+        kt = key(t)
+        own = t.directed == number or (t.directed is None and t.queue in queues)
+        lane = _KindLane(key, own, [], [], [0] * len(kinds))
+        for i, (d, q) in enumerate(places):
+            same = kinds[i]
+            if d == number or (d is None and q in queues):
+                lane.mine.append(i)
+                lane.limit[i] = (len(same) if not own else t_at if i == kt_kind
+                                 else _before(same, key, kt))  # (t's kind: all before t)
+            elif not own and d is None:
+                lane.others.append(i)
+                lane.limit[i] = t_at + 1 if i == kt_kind else len(same)
+                borrowed.add(q)
+            else:
+                continue
+            users[i].append(lane)  # type: ignore[union-attr]
+        lanes.append(lane)
+    alone = [False] * len(kinds)
+    for i, same in enumerate(kinds):
+        if same[0].queue in borrowed:
+            users[i] = None
+        else:
+            alone[i] = i != kt_kind and len(users[i]) == 1  # type: ignore[arg-type]
+    for lane in lanes:
+        lane.windows = len(lanes)
+    threshold = cfg.thresholds.balance_waiting
+    # each kind's business as an index, and the waiting count of each business
+    names: dict[str, int] = {}
+    kq = [names.setdefault(same[0].queue, len(names)) for same in kinds]
+    counts = [state.waiting_count[q] for q in names]
+    taken = [0] * len(kinds)
+    called = 0
+    while True:
+        # one exact round, tallying what each window took for _repeat_rounds
+        progressed = False
+        active = []  # the windows that took one kind, with how many took each kind
+        runs = []  # and those in a run
+        per_kind = [0] * len(kinds)
+        per_queue = [0] * len(counts)
+        for lane in lanes:
+            if lane.dry:
+                continue
+            k = lane.kind
+            if k == _RUN:
+                if lane.run:
+                    lane.run -= 1
+                    called += 1
+                    progressed = True
+                    runs.append(lane)
+                    continue
+                _settle(lane, taken, counts, kq)
+            if k < 0 or taken[k] >= lane.end or (
+                    lane.borrows and counts[kq[k]] < threshold):
+                k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users)
+                if k == _RUN:
+                    lane.run -= 1
+                    called += 1
+                    progressed = True
+                    runs.append(lane)
+                    continue
+                if k < 0:
+                    if lane.own:
+                        return called  # nothing before t is left in its lane: t is called
+                    lane.dry = True
+                    continue
+            j = taken[k]
+            if k == kt_kind and j == t_at:
+                return called  # a window borrows t
+            taken[k] = j + 1
+            b = kq[k]
+            counts[b] -= 1
+            called += 1
+            progressed = True
+            active.append(lane)
+            per_kind[k] += 1
+            per_queue[b] += 1
+        if not progressed:  # t is no longer eligible anywhere (balancing fell away)
+            return called
+        called += _repeat_rounds(active, runs, per_kind, per_queue, taken, counts, kq,
+                                 threshold, kt_kind, t_at)
+
+
+def _repeat_rounds(active: list[_KindLane], runs: list[_KindLane], per_kind: list[int],
+                   per_queue: list[int], taken: list[int], counts: list[int],
+                   kq: list[int], threshold: int, kt_kind: int, t_at: int) -> int:
+    """Play at once the rounds to come in which every window takes the kind it took in
+    the last one (none reaches its kind's ``end``, none borrows from a queue under the
+    balancing count, none reaches ``t``): what the loop of :func:`_drain_kinds` would do
+    one call at a time. ``active`` took one kind each (``per_kind`` and ``per_queue``
+    count them by kind and business), ``runs`` are in a run. Returns the number of
+    calls played."""
+    rounds = -1
+    for lane in runs:
+        r = lane.run
+        if not r:
+            return 0
+        if rounds < 0 or r < rounds:
+            rounds = r
+    seen = [0] * len(taken)
+    before = [0] * len(counts)
+    for lane in active:
+        k = lane.kind
+        q = kq[k]
+        at = taken[k] + seen[k]  # the index this window takes in the next round
+        seen[k] += 1
+        end = lane.end
+        if k == kt_kind and t_at < end:
+            end = t_at
+        if at >= end:
+            return 0
+        r = per_kind[k]
+        fits = (end - at + r - 1) // r  # rounds in which its index stays below end
+        if lane.borrows:
+            slack = counts[q] - before[q] - threshold
+            if slack < 0:
+                return 0
+            fits = min(fits, slack // per_queue[q] + 1)
+        before[q] += 1
+        if rounds < 0 or fits < rounds:
+            rounds = fits
+    if rounds <= 0:
+        return 0
+    for k, r in enumerate(per_kind):
+        if r:
+            taken[k] += rounds * r
+    for q, r in enumerate(per_queue):
+        if r:
+            counts[q] -= rounds * r
+    for lane in runs:
+        lane.run -= rounds
+    return rounds * (len(active) + len(runs))
+
+
+def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:
+    """A run is over: its kinds' tickets are taken as far as it planned."""
+    for g, upto in lane.plan:
+        counts[kq[g]] -= upto - taken[g]
+        taken[g] = upto
+    lane.plan = []
+    lane.kind = -1
+
+
+def _before(same: list[Ticket], key: Callable[[Ticket], Rank], kt: Rank) -> int:
+    """How many of a kind's tickets rank before ``kt``."""
+    return _bisect_rank(same, kt, 0, len(same), key)
+
+
+def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
+                 key: Callable[[Ticket], Rank], first: Rank | None = None) -> int:
+    """``bisect_left(same, bound, lo, hi, key=key)`` for a kind's tickets ``same``: the
+    first index in ``lo:hi`` whose rank is not before ``bound``.
+
+    A rank ends with the issue time and order; within a kind every other part is the same
+    but whether the ticket is escalated, which only changes once along the kind. So when
+    the first and last ticket of ``lo:hi`` share the other parts, the bisection compares
+    issue keys only (in C) instead of building a rank per step: the queue's length then
+    costs a few comparisons of two numbers, not a rank each. ``first``: the rank of
+    ``same[lo]`` when the caller has it.
+    """
+    if lo >= hi:
+        return lo
+    if first is None:
+        first = key(same[lo])
+    if not first < bound:
+        return lo
+    last = key(same[hi - 1])
+    if last < bound:
+        return hi
+    # first < bound <= last: when both share the parts before the issue key, so does
+    # bound (tuples compare part by part), and only the issue keys decide.
+    if first[:-2] == last[:-2]:
+        return bisect_left(same, bound[-2:], lo + 1, hi - 1, key=issue_key)
+    return bisect_left(same, bound, lo + 1, hi - 1, key=key)
+
+
+def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
+            counts: list[int], kq: list[int], threshold: int, alone: list[bool],
+            users: list[list[_KindLane] | None]) -> int:
+    """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
+    long it keeps taking it."""
+    key, limit = lane.key, lane.limit
+    pool = [i for i in lane.mine if taken[i] < limit[i]]
+    lane.borrows = not pool
+    if not pool:
+        pool = [i for i in lane.others
+                if taken[i] < limit[i] and counts[kq[i]] >= threshold]
+    if not pool:
+        lane.kind = -1
+        return -1
+    if len(pool) == 1:  # one kind left: no ranking, no run (a run needs two kinds)
+        lane.kind = k = pool[0]
+        lane.end = limit[k]
+        return k
+    if len(pool) == 2:  # (the usual choice: two kinds, ranked without a sort)
+        a, b = pool
+        ra, rb = key(kinds[a][taken[a]]), key(kinds[b][taken[b]])
+        heads = [(ra, a), (rb, b)] if ra < rb else [(rb, b), (ra, a)]
+    else:
+        heads = sorted((key(kinds[i][taken[i]]), i) for i in pool)
+    k = heads[0][1]
+    if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
+        return _RUN
+    lane.kind = k
+    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0])
+    return k
+
+
+def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket]],
+         taken: list[int], alone: list[bool], users: list[list[_KindLane] | None]) -> bool:
+    """Whether ``lane`` takes its next tickets as a run over several kinds (and plans it):
+    all the tickets of its kinds that nobody else takes meanwhile (*alone*, or taken by
+    windows surely busy elsewhere for longer than the run) ranked before its other kinds'
+    next tickets, in whatever order among themselves."""
+    first = heads[0][1]
+    if not alone[first] and users[first] is None:
+        return False  # (a business some window borrows: never in a run, see below)
+    free = {g for _, g in heads if alone[g] or users[g] is not None}
+    for group in (free, None):
+        if group is None:  # (the kinds only this window takes, made only when needed)
+            group = {g for g in free if alone[g]}
+        if first not in group or len(group) < 2:  # (one kind: taking it as a kind is that)
+            return False
+        bound = next((rank for rank, i in heads if i not in group), None)
+        plan = []
+        for head, g in heads:
+            if g in group:
+                upto = lane.limit[g] if bound is None else _bisect_rank(
+                    kinds[g], bound, taken[g], lane.limit[g], lane.key, head)
+                if upto > taken[g]:
+                    plan.append((g, upto))
+        length = sum(upto - taken[g] for g, upto in plan)
+        if all(alone[g] or all(other is lane or _away(other, g, taken) > length + 1
+                               for other in users[g] or ())
+               for g, _ in plan):
+            lane.plan, lane.run, lane.kind = plan, length, _RUN
+            return True
+    return False
+
+
+def _away(lane: _KindLane, g: int, taken: list[int]) -> int:
+    """Rounds in which ``lane`` surely does not take kind ``g`` (-1: it may at once): it
+    keeps to its own kind at least until that kind reaches its ``end``, taken by every
+    window at worst (``lane.windows`` calls a round)."""
+    if lane.dry:
+        return 1 << 60
+    if lane.kind == _RUN:
+        return lane.run if all(p != g for p, _ in lane.plan) else -1
+    if lane.kind < 0 or lane.kind == g or lane.borrows:
+        return -1
+    return (lane.end - taken[lane.kind]) // lane.windows
+
+
+def ahead_by_walk(state: State, cfg: Config, t: Ticket, now: float) -> int:
+    """:func:`ahead_of` by ranking every waiting ticket, as it was computed before the
+    kinds: the reference the property tests hold :func:`ahead_of` to (not used by it).
 
     The windows of :func:`serving_windows` call in turn (lowest number first, round-robin),
     each by its own strategy; the answer is the number of calls before ``t``'s. With one
@@ -172,7 +554,11 @@ def ahead_of(state: State, cfg: Config, t: Ticket, now: float) -> int:
     tickets, then the borrowable ones (``t`` among them) in rank order, each taken only
     while its queue is still over the count.
     """
-    windows = serving_windows(state, cfg, t)
+    return _walk(state, cfg, t, now, serving_windows(state, cfg, t))
+
+
+def _walk(state: State, cfg: Config, t: Ticket, now: float,
+          windows: list[WindowConfig]) -> int:
     waiting = state.waiting
     if not windows or len(waiting) == 1:
         return len(waiting) - 1

@@ -17,11 +17,13 @@ Ticket life (one day)::
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import asdict, dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
-__all__ = ["OPEN_STATES", "TERMINAL_STATES", "State", "Ticket", "WindowState"]
+__all__ = ["OPEN_STATES", "TERMINAL_STATES", "Kind", "State", "Ticket", "WindowState",
+           "kind_of"]
 
 TERMINAL_STATES = frozenset({"finished", "no_show", "not_served", "voided"})
 OPEN_STATES = frozenset({"waiting", "called", "held"})
@@ -59,6 +61,7 @@ class Ticket:
     # issued with ``confirm``: "pending" until it reached its customer ("printed" or
     # "answered"); None: its issuer does not confirm (a remote ticket, the simulator)
     delivery: str | None = None
+    manager: str | None = None  # the account manager's name (a customer looked up, SPEC I1)
 
 
 @dataclass(slots=True)
@@ -95,6 +98,17 @@ class State:
     # who asked -> (their latest request key today, the ticket it issued if it issued one);
     # at most one entry per asker, and only askers whose request made an event today
     requests: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # ticket id -> its pre-filled form (预填单, I2): the latest ``form_filled`` of today,
+    # at most one per ticket (bounded by the day's tickets; each form by protocols/forms.py)
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The waiting tickets again, by kind (:func:`kind_of`: everything a rank reads except
+    # the issue time), each kind's in issue order. Every window's rank grows along such a
+    # list (the escalation rule only flips from "escalated" to "not" as the issue time
+    # grows), so the next ticket of a kind is its first and the number of a kind ranked
+    # before a ticket is a bisection: ``select`` and ``ahead_of`` read this, not every
+    # waiting ticket. Derived: kept by ``_enqueue``/``_dequeue``, never serialised. Bound:
+    # one entry per kind with a ticket waiting (empty kinds are dropped).
+    kinds: dict[Kind, list[Ticket]] = field(default_factory=dict, compare=False, repr=False)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -140,20 +154,53 @@ class State:
         if at is not None and at > self.last_now:
             self.last_now = at
 
+    def apply_new(self, e: dict[str, Any]) -> None:
+        """:meth:`apply` for an event the engine has just made: it always has ``at`` and
+        has no ``request`` yet (the engine notes that itself), so neither is looked up."""
+        handler = _HANDLERS.get(e["type"])
+        if handler is not None:
+            handler(self, e)
+        at = e["at"]
+        if at > self.last_now:
+            self.last_now = at
+
     def _enqueue(self, t: Ticket) -> None:
         t.state = "waiting"
         self.waiting[t.id] = t
         self.waiting_count[t.queue] = self.waiting_count.get(t.queue, 0) + 1
+        self._index(t)
+
+    def _index(self, t: Ticket) -> None:
+        k = kind_of(t)
+        same = self.kinds.get(k)
+        if same is None:
+            self.kinds[k] = [t]
+        elif (last := same[-1]).issued_at < t.issued_at or (
+                last.issued_at == t.issued_at and last.order < t.order):
+            same.append(t)  # a new ticket: the latest of its kind
+        else:
+            insort(same, t, key=issue_key)  # back in the queue (transfer, snapshot)
+
+    def _unindex(self, t: Ticket) -> None:
+        k = kind_of(t)
+        same = self.kinds[k]
+        if same[0] is t:
+            del same[0]  # the common case: the first of its kind is called
+        else:
+            del same[bisect_left(same, issue_key(t), key=issue_key)]
+        if not same:
+            del self.kinds[k]
 
     def _dequeue(self, t: Ticket) -> None:
         if self.waiting.pop(t.id, None) is not None:
+            self._unindex(t)
             self.waiting_count[t.queue] -= 1
             if self.lobby_alert_at is not None and len(self.waiting) <= self.lobby_alert_at:
                 self.lobby_alert_at = None  # down to the clear mark: re-armed
 
     def _leave_window(self, t: Ticket) -> None:
         if t.window is not None:
-            w = self.window(t.window)
+            w = self.windows.get(t.window) or self.window(t.window)
             if w.current == t.id:
                 w.current = None
 
@@ -176,6 +223,7 @@ class State:
             "lobby_alert_at": self.lobby_alert_at,
             "lobby_alert_last": self.lobby_alert_last,
             "requests": {who: list(seen) for who, seen in self.requests.items()},
+            "forms": dict(self.forms),
         }
 
     @classmethod
@@ -198,8 +246,22 @@ class State:
         s.lobby_alert_at = d["lobby_alert_at"]
         s.lobby_alert_last = d.get("lobby_alert_last")  # absent in older snapshots
         s.requests = {who: (key, ticket) for who, (key, ticket) in d.get("requests", {}).items()}
+        s.forms = dict(d.get("forms", {}))  # absent in older snapshots
         return s
 
+
+# A waiting ticket's kind: queue, directed, front, no appointment, customer-type priority,
+# stars, high return. Two tickets of one kind differ, for every window's rank, only by
+# their issue time and order (see ``State.kinds``).
+Kind = tuple[str, int | None, int, bool, int, int, bool]
+
+
+def kind_of(t: Ticket) -> Kind:
+    return (t.queue, t.directed, t.front, t.appointment is None, t.type_priority, t.stars,
+            t.high_return)
+
+
+issue_key = attrgetter("issued_at", "order")
 
 _TICKET_FIELDS = tuple(f.name for f in fields(Ticket))
 _ticket_values = attrgetter(*_TICKET_FIELDS)
@@ -219,9 +281,11 @@ def _day_opened(s: State, e: dict[str, Any]) -> None:
     s.by_number.clear()
     s.waiting.clear()
     s.waiting_count.clear()
+    s.kinds.clear()
     s.issued = s.fronts = 0
     s.lobby_alert_at = s.lobby_alert_last = None
     s.requests.clear()
+    s.forms.clear()
     for w in s.windows.values():
         w.current = w.last_finished = None
         w.held.clear()
@@ -236,11 +300,18 @@ def _issued(s: State, e: dict[str, Any]) -> None:
     )
     if e.get("confirm"):
         t.delivery = "pending"
+    if (manager := e.get("manager")) is not None:
+        t.manager = manager.get("name")
     s.issued += 1
     s.counters[t.queue] = t.n
     s.tickets[t.id] = t
     s.by_number[t.number] = t.id
     s._enqueue(t)
+
+
+def _form_filled(s: State, e: dict[str, Any]) -> None:
+    s.forms[e["ticket"]] = {k: e.get(k) for k in ("form", "title", "title_en", "fields",
+                                                    "channel", "at")}
 
 
 def _called(s: State, e: dict[str, Any]) -> None:
@@ -250,7 +321,7 @@ def _called(s: State, e: dict[str, Any]) -> None:
         held = s.window(t.window).held
         if t.id in held:
             held.remove(t.id)
-    w = s.window(e["window"])
+    w = s.windows.get(e["window"]) or s.window(e["window"])  # (a window seen before: inline)
     t.state, t.window, t.teller = "called", w.number, e.get("teller")
     t.called_at = e["at"]
     if t.first_called_at is None:
@@ -278,7 +349,7 @@ def _finished(s: State, e: dict[str, Any]) -> None:
     s._leave_window(t)
     t.state = "finished"
     t.finished_at = e["at"]
-    s.window(e["window"]).last_finished = t.id
+    (s.windows.get(e["window"]) or s.window(e["window"])).last_finished = t.id
 
 
 def _transferred(s: State, e: dict[str, Any]) -> None:
@@ -299,7 +370,13 @@ def _transferred(s: State, e: dict[str, Any]) -> None:
 
 def _front(s: State, e: dict[str, Any]) -> None:
     s.fronts += 1
-    s.tickets[e["ticket"]].front = s.fronts
+    t = s.tickets[e["ticket"]]
+    if t.id in s.waiting:  # its kind changes: out of the index and back in
+        s._unindex(t)
+        t.front = s.fronts
+        s._index(t)
+    else:
+        t.front = s.fronts
 
 
 def _held(s: State, e: dict[str, Any]) -> None:
@@ -389,6 +466,7 @@ _HANDLERS = {
     "day_opened": _day_opened,
     "ticket_issued": _issued,
     "ticket_called": _called,
+    "form_filled": _form_filled,
     "ticket_recalled": _recalled,
     "ticket_no_show": _no_show,
     "ticket_finished": _finished,

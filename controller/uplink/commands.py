@@ -20,29 +20,37 @@ is sent again (the centre may re-send after a lost reply). The answers of the la
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from common.errors import ConfigError
+from protocols.uplink import LOCAL_KEYS, LOCAL_SECTIONS
+
+from ..config import Config, apply_overrides, parse_config
 from ..engine import commands as c
-from ..errors import ConfigError, JournalError, PaiduiError, Refused
+from ..errors import JournalError, PaiduiError, Refused
+from ..forms import fill as fill_form
 from ..notices import notices
 
 if TYPE_CHECKING:
     from ..box import Box
-    from ..components import Startup
 
 __all__ = [
-    "LOCAL_KEYS",
-    "LOCAL_SECTIONS",
     "CommandDesk",
     "CommandRefused",
+    "ConfigCheck",
     "Handler",
+    "SectionsOnly",
+    "WrongBranch",
+    "checked_push",
     "config_command",
     "merge_pushed",
     "read_pushed",
@@ -56,12 +64,6 @@ PUSHED = "pushed-config.json"  # the centre's configuration the box runs on
 PREVIOUS = "pushed-config.previous.json"  # the one accepted before it: the fallback
 KEEP_REJECTED = 5  # pushes set aside at start (pushed-config.rejected-*.json) kept at most
 HEALTH = "config"  # the health entry a set-aside push raises (docs/config.md)
-# Sections that describe this box's hardware and links: they stay as configured locally,
-# whatever the centre pushes (the centre does not know the box's broker password).
-LOCAL_SECTIONS = ("hardware", "clock", "http", "journal", "printer", "rs485", "audio", "gpio",
-                  "card_reader", "hall_display", "uplink", "update")
-# Keys of pushed sections that are this box's own: a path on its disk.
-LOCAL_KEYS = {"web": ("media_dir",)}
 
 
 class CommandRefused(PaiduiError):
@@ -130,14 +132,52 @@ def set_aside(path: Path, now: float) -> Path:
     return aside
 
 
-def config_command(startup: Startup | None = None) -> Handler:
-    """The ``config`` command's handler. ``startup``: how this box was started (the local
-    file, its ``--set`` overrides); None takes the running configuration as the local one
-    (an in-process box without ``python -m controller``)."""
-    async def config(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
-        from ..components import Startup, WrongBranch
+class WrongBranch(ConfigError):
+    """A configuration made for another branch than this box's."""
 
-        how = startup or Startup(box.config, (), box.data_dir)
+
+class ConfigCheck(Protocol):
+    """How a push is checked before it is taken (:class:`controller.components.Startup`)."""
+
+    def check(self, pushed: dict[str, Any] | None, source: str) -> tuple[Config, list[Any]]:
+        ...
+
+
+def checked_push(local: Config, overrides: tuple[str, ...], pushed: Any, source: str
+                 ) -> Config:
+    """``pushed`` merged with the box's own sections of ``local`` and the ``--set``
+    ``overrides``, every section parsed. Raises :class:`ConfigError`
+    (:class:`WrongBranch` for another branch's)."""
+    if not isinstance(pushed, dict):
+        raise ConfigError("(root)", "expected a table", source)
+    merged = merge_pushed(copy.deepcopy(pushed), local.model_dump(mode="json"))
+    config = parse_config(apply_overrides(merged, overrides), source)
+    if config.branch.code != local.branch.code:
+        raise WrongBranch("branch.code", f"{config.branch.code}, this box is "
+                                         f"{local.branch.code}", source)
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class SectionsOnly:
+    """The check of a box that no composition root started: the sections, no devices."""
+
+    local: Config
+
+    def check(self, pushed: dict[str, Any] | None, source: str) -> tuple[Config, list[Any]]:
+        if pushed is None:
+            return self.local, []
+        return checked_push(self.local, (), pushed, source), []
+
+
+def config_command(startup: ConfigCheck | None = None) -> Handler:
+    """The ``config`` command's handler. ``startup``: how this box was started (the local
+    file, its ``--set`` overrides, its devices: :class:`controller.components.Startup`,
+    wired by it); None: a box no composition root started (an in-process test's or the
+    simulated fleet's) checks the push's sections against its running configuration, not
+    its devices (:class:`SectionsOnly`)."""
+    async def config(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+        how = startup or SectionsOnly(box.config)
         try:
             new, _ = how.check(msg["config"], "centre")
         except WrongBranch as exc:
@@ -182,7 +222,7 @@ class CommandDesk:
         self.handlers: dict[str, Handler] = {
             "pause": self._pause, "resume": self._resume, "replay": self._replay_cmd,
             "config": config_command(), "totals": self._totals_cmd, "update": _no_update,
-            "alert": _alert,
+            "alert": _alert, "form": _form,
         }
 
     def register(self, name: str, handler: Handler) -> None:
@@ -262,6 +302,16 @@ async def _alert(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
               "message": msg["message"], "message_en": msg.get("message_en") or "",
               "alert_id": msg.get("alert_id"), "at": msg.get("at")}
     return {"screens": notices(box).post(notice)}
+
+
+async def _form(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
+    """``cmd/form``: a form filled on the customer's phone for their remote ticket
+    (docs/integrations.md, "Pre-filled forms"). A late one is refused like ``cmd/ticket``;
+    the answer's values are masked (the centre keeps answers, and so does this desk)."""
+    if box.clock.now() > float(msg["expires_at"]):
+        raise CommandRefused("request_expired", "请求已过期,请重新操作。",
+                             "the request reached the branch too late; try again")
+    return await fill_form(box, msg["number"], msg["fields"], "remote", msg.get("form"))
 
 
 async def _no_update(box: Box, msg: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class LinkCounters:
     batches_sent: int = 0
     events_sent: int = 0
     rejected: int = 0  # malformed messages received (logged and dropped)
+    broker_switches: int = 0  # moved to the next broker of uplink.broker's list
 
     def roll(self, day: str, log_file: Path | None = None) -> None:
         """Start a new day; keep the finished day's counters in the log."""

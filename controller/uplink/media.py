@@ -5,8 +5,10 @@ plain file name of an image or video; never SVG), the size, the digest and that 
 are what the name says (:func:`protocols.media.media_type`: an HTML page named ``.png`` is
 refused), and writes it atomically into the screens' media folder (``web.media_dir``,
 default ``<data dir>/media``), where the kiosk's media area finds it. ``delete`` names
-files to remove. The folder is bounded (:data:`~controller.web.media.MAX_MEDIA_FILES`
-files, :data:`~controller.web.media.MAX_MEDIA_FOLDER_BYTES` bytes after the command). A
+files to remove. The reply lists what was stored and deleted, and ``have``: every file of
+the folder with its SHA-256, from which the centre knows what to send next time (only what
+changed, central/media.py). The folder is bounded (:data:`~protocols.media.MAX_MEDIA_FILES`
+files, :data:`~protocols.media.MAX_MEDIA_FOLDER_BYTES` bytes after the command). A
 bad file, or a push that would overfill the folder, refuses the whole command and changes
 nothing; the reply says which file and why.
 """
@@ -22,19 +24,22 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocols.media import TYPES, NotMedia, media_type
+from protocols.media import (
+    MAX_MEDIA_BYTES,
+    MAX_MEDIA_FILES,
+    MAX_MEDIA_FOLDER_BYTES,
+    MEDIA_TYPES,
+    NotMedia,
+    media_type,
+)
 
-from ..web.media import MAX_MEDIA_FILES, MAX_MEDIA_FOLDER_BYTES
-from ..web.settings import FILE, web_settings
+from ..web_settings import FILE, web_settings
 from .commands import CommandRefused
 
 if TYPE_CHECKING:
     from ..box import Box
 
-__all__ = ["MAX_MEDIA_BYTES", "MEDIA_TYPES", "store_media"]
-
-MAX_MEDIA_BYTES = 2_500_000  # one file; base64 of it fits an MQTT message of the protocol
-MEDIA_TYPES = frozenset(TYPES)  # no .svg: see protocols/media.py
+__all__ = ["store_media"]
 
 
 async def store_media(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
@@ -43,9 +48,9 @@ async def store_media(box: Box, msg: dict[str, Any]) -> dict[str, Any]:
     files = [_checked(i, f) for i, f in enumerate(msg.get("files") or [])]
     doomed = [_plain(f"delete.{i}", n) for i, n in enumerate(msg.get("delete") or [])]
     await asyncio.to_thread(_room, folder, files, doomed)
-    await asyncio.to_thread(_apply, folder, files, doomed)
+    have = await asyncio.to_thread(_apply, folder, files, doomed)
     return {"stored": [n for n, _ in files], "deleted": doomed,
-            "bytes": sum(len(raw) for _, raw in files)}
+            "bytes": sum(len(raw) for _, raw in files), "have": have}
 
 
 def _checked(i: int, f: Any) -> tuple[str, bytes]:
@@ -110,7 +115,8 @@ def _present(folder: Path) -> list[Path]:
         return []
 
 
-def _apply(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]) -> None:
+def _apply(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]
+           ) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.tmp"):  # a write cut short by a crash
         stale.unlink(missing_ok=True)
@@ -123,3 +129,12 @@ def _apply(folder: Path, files: list[tuple[str, bytes]], doomed: list[str]) -> N
         os.replace(tmp, folder / name)
     for name in doomed:
         (folder / name).unlink(missing_ok=True)
+    return {p.name: _sha256(p) for p in sorted(_present(folder))}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

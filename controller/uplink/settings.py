@@ -6,19 +6,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocols.uplink import MAX_BATCH_EVENTS, parse_broker_url
 
-__all__ = ["UplinkSettings"]
+__all__ = ["MAX_BROKERS", "UplinkSettings"]
+
+MAX_BROKERS = 8  # addresses in uplink.broker, at most
 
 
 class UplinkSettings(BaseModel):
     """How the box reaches the centre's broker. Only ``broker`` is required.
 
     ``--set uplink.broker=mqtt://HOST:PORT --set uplink.password=…``; the user name
-    defaults to the branch code (the broker's ACL keys on it).
+    defaults to the branch code (the broker's ACL keys on it). ``broker`` may also be a
+    list (``uplink.broker = ["mqtt://a:1883", "mqtt://b:1883"]``): the box connects to
+    one at a time and moves to the next when it cannot reach or loses the one it is on
+    (docs/uplink.md, "Several brokers").
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    broker: str
+    broker: str | list[str]
     username: str | None = None  # default: the branch code
     password: str | None = None
     client_id: str | None = None  # default: paidui-box-{branch}
@@ -42,6 +47,17 @@ class UplinkSettings(BaseModel):
 
     @field_validator("broker")
     @classmethod
-    def _broker(cls, value: str) -> str:
-        parse_broker_url(value)
+    def _broker(cls, value: str | list[str]) -> str | list[str]:
+        urls = [value] if isinstance(value, str) else value
+        if not urls or len(urls) > MAX_BROKERS:
+            raise ValueError(f"give 1 to {MAX_BROKERS} broker addresses")
+        if len(set(urls)) != len(urls):
+            raise ValueError("a broker address is listed twice")
+        for url in urls:
+            parse_broker_url(url)
         return value
+
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        """Every broker address, in the order they are tried."""
+        return (self.broker,) if isinstance(self.broker, str) else tuple(self.broker)

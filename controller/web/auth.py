@@ -4,7 +4,7 @@ Who may do what (the contract is in docs/api.md):
 
 * **Public** (kiosk, hall display, anyone on the branch LAN): every ``GET`` outside
   ``/api/windows/`` and ``/api/lobby/``, ``POST /api/tickets``,
-  ``POST /api/tickets/{n}/reprint`` (with the issuing kiosk's token), ``POST
+  ``POST /api/tickets/{n}/reprint`` and ``…/form`` (with the issuing kiosk's token), ``POST
   /api/appointments/redeem``, ``POST /api/auth/logout`` and the two logins.
 * **The teller of window n**: every other request under ``/api/windows/{n}/``. The window
   number is read once, strictly (:func:`window_number`: ``1``–``999`` in plain ASCII
@@ -30,9 +30,10 @@ and must echo ``X-CSRF-Token`` on state-changing requests, and their ``Origin`` 
 must be the box's own scheme, host and port; integrations and tests send
 ``Authorization: Bearer <token>`` and need no CSRF token (no ambient credential).
 
-Failed logins back off (:class:`Throttle`) per client address (long, growing back-off) and
-per configured teller or lobby manager id (short and capped, reset by a success from any
-address), so one client spraying passwords locks itself out, not the teller.
+Failed logins back off (:class:`~common.throttle.LoginThrottle`) per client address (long,
+growing back-off) and per configured teller or lobby manager id (short and capped, reset by
+a success from any address), so one client spraying passwords locks itself out, not the
+teller.
 """
 
 from __future__ import annotations
@@ -42,13 +43,10 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
-import math
 import os
 import re
 import secrets
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,16 +58,19 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from common.passwords import verify_password
+from common.throttle import LoginThrottle, client_address
+
 from ..errors import PaiduiError, Refused
-from ..passwords import verify_password
-from .settings import WebSettings
+from ..web_settings import WebSettings
 
 if TYPE_CHECKING:
     from ..box import Box
 
 __all__ = [
-    "Auth", "Denied", "LoginWindow", "Session", "StaffGate", "TellerWindow", "Throttle",
-    "auth_router", "end_session", "grant_session", "guard", "login_attempt", "window_number",
+    "Auth", "AuthDep", "Denied", "LoginWindow", "Session", "StaffGate", "TellerWindow",
+    "auth_of", "end_session", "grant_session", "guard", "login_attempt", "router",
+    "window_number",
 ]
 
 Kind = Literal["teller", "lobby"]
@@ -185,113 +186,6 @@ def load_secret(data_dir: Path) -> bytes:
     return raw
 
 
-# --- failed logins -------------------------------------------------------------------------
-
-ADDRESS_FIRST_S, ADDRESS_CAP_S = 30.0, 3600.0  # a client address: 30 s, 1 min, ... 1 h
-ACCOUNT_FIRST_S, ACCOUNT_CAP_S = 5.0, 60.0  # a teller or manager: 5 s, 10 s, ... 1 min
-MAX_KEYS = 4096  # addresses (and accounts) remembered at once; ~1 MB at most
-
-
-@dataclass(slots=True)
-class _Failures:
-    count: int
-    until: float  # no login before this (the last failure's time while no wait is due)
-
-
-class BackOff:
-    """Failed logins of one kind of key (client addresses, or staff accounts), bounded.
-
-    ``free`` failures cost nothing; the next makes the key wait ``first_s``, and each one
-    after that doubles the wait, up to ``cap_s``. A key is forgotten ``forget_s`` after its
-    wait is over without a new failure. At most ``max_keys`` keys are kept: past that,
-    forgotten keys go first, then those whose last failure is oldest.
-    """
-
-    def __init__(self, *, free: int, first_s: float, cap_s: float, forget_s: float,
-                 max_keys: int = MAX_KEYS) -> None:
-        self.free, self.first_s, self.cap_s = free, first_s, cap_s
-        self.forget_s, self.max_keys = forget_s, max_keys
-        self.keys: OrderedDict[str, _Failures] = OrderedDict()  # oldest failure first
-
-    def wait(self, key: str, now: float) -> float:
-        """Seconds ``key`` must wait before its next try (0: none)."""
-        f = self.keys.get(key)
-        if f is None or now >= f.until + self.forget_s:
-            return 0.0
-        return max(0.0, f.until - now)
-
-    def fail(self, key: str, now: float) -> None:
-        f = self.keys.pop(key, None)
-        if f is None or now >= f.until + self.forget_s:
-            f = _Failures(0, now)
-        f.count += 1
-        over = f.count - self.free  # 0 on the last free failure: the first wait
-        f.until = now + (min(self.cap_s, self.first_s * 2.0 ** min(over, 32)) if over >= 0
-                         else 0.0)
-        self.keys[key] = f
-        if len(self.keys) > self.max_keys:
-            self._shrink(now)
-
-    def forget(self, key: str) -> None:
-        self.keys.pop(key, None)
-
-    def _shrink(self, now: float) -> None:
-        """Down to three quarters of the bound, so a spray of new keys pays for one scan
-        per ``max_keys / 4`` failures, not one per failure."""
-        for key in [k for k, f in self.keys.items() if now >= f.until + self.forget_s]:
-            del self.keys[key]
-        while len(self.keys) > self.max_keys * 3 // 4:
-            self.keys.popitem(last=False)
-
-
-class Throttle:
-    """Failed logins per client address and per staff account (docs/api.md).
-
-    An address that keeps failing waits longer and longer (up to an hour); an account
-    (a configured teller or lobby manager id) waits briefly (at most a minute) and is
-    cleared by a success from any address, so a client spraying wrong passwords locks
-    itself out but the teller it targets only for moments. Ids nobody has configured
-    count against the address only: the account table never holds more than the staff.
-    """
-
-    def __init__(self, web: WebSettings) -> None:
-        self.addresses = BackOff(free=web.login_attempts, first_s=ADDRESS_FIRST_S,
-                                 cap_s=ADDRESS_CAP_S, forget_s=web.login_window_s)
-        self.accounts = BackOff(free=web.login_attempts, first_s=ACCOUNT_FIRST_S,
-                                cap_s=ACCOUNT_CAP_S, forget_s=web.login_window_s)
-
-    def wait(self, address: str, account: str | None, now: float) -> int:
-        """Whole seconds before the next try from ``address`` for ``account`` (0: now)."""
-        wait = self.addresses.wait(address, now)
-        if account is not None:
-            wait = max(wait, self.accounts.wait(account, now))
-        return math.ceil(wait)
-
-    def failed(self, address: str, account: str | None, now: float) -> None:
-        self.addresses.fail(address, now)
-        if account is not None:
-            self.accounts.fail(account, now)
-
-    def succeeded(self, account: str | None) -> None:
-        if account is not None:
-            self.accounts.forget(account)
-
-
-def client_address(request: Request) -> str:
-    """The throttle's key for the client: its IPv4 address, or its IPv6 /64 (one host can
-    take any address of its /64)."""
-    host = request.client.host if request.client else ""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is None:
-            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
 # --- sessions ------------------------------------------------------------------------------
 
 
@@ -300,7 +194,7 @@ class Auth:
 
     def __init__(self, box: Box, web: WebSettings, secret: bytes) -> None:
         self.box, self.web, self.secret = box, web, secret
-        self.throttle = Throttle(web)
+        self.throttle = LoginThrottle(web)
         self.logins = asyncio.Lock()  # one password check at a time: no racing the throttle
         self.revoked: dict[str, float] = {}  # nonce -> expiry
 
@@ -451,6 +345,14 @@ def _auth(request: Request) -> Auth:
     return auth
 
 
+async def auth_of(request: Request) -> Auth:
+    """The app's staff sessions, as a route's dependency (:data:`AuthDep`)."""
+    return _auth(request)
+
+
+AuthDep = Annotated[Auth, Depends(auth_of)]
+
+
 def _known_window(request: Request, n: str) -> int:
     window = window_number(n)
     if window is None:
@@ -542,7 +444,7 @@ def end_session(request: Request, response: Response, kind: Kind) -> None:
 # --- who may do what ---------------------------------------------------------------------
 
 _PUBLIC_POST = re.compile(
-    r"/api/(tickets|tickets/[A-Za-z0-9]{1,12}/reprint|appointments/redeem|auth/logout"
+    r"/api/(tickets|tickets/[A-Za-z0-9]{1,12}/(reprint|form)|appointments/redeem|auth/logout"
     r"|auth/lobby)"
 )
 _INSERT_FRONT = re.compile(r"/api/tickets/[A-Za-z0-9]{1,12}/insert-front")
@@ -610,41 +512,41 @@ class LobbyLogin(BaseModel):
     password: str = Field(max_length=128)
 
 
-def auth_router(auth: Auth) -> APIRouter:
-    router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"])
 
-    @router.post("/api/auth/lobby")
-    async def lobby_login(req: LobbyLogin, request: Request, response: Response
-                          ) -> dict[str, Any]:
-        """Log a lobby manager (大堂经理) in: a token, a CSRF token and a cookie."""
-        async with login_attempt(request, "lobby", req.user):
-            manager = next((m for m in auth.web.lobby_managers if m.id == req.user), None)
-            if manager is None or not await asyncio.to_thread(
-                    verify_password, manager.password_hash, req.password):
-                raise Denied("wrong_password")
-        return {"user": manager.id, "name": manager.name,
-                **grant_session(request, response, "lobby", manager.id)}
 
-    @router.get("/api/auth/session")
-    async def session(request: Request, kind: KindQuery = "teller") -> JSONResponse:
-        """The caller's session of ``kind`` (pages ask on load), with its CSRF token."""
-        s, _ = auth.session_of(request, (kind,))
-        if s is None:
-            return error_response("login_required")
-        name = _name(auth, s)
-        return JSONResponse({"kind": s.kind, "user": s.user, "name": name, "window": s.window,
-                             "csrf_token": auth.csrf(s), "expires_at": round(s.expires)})
+@router.post("/api/auth/lobby")
+async def lobby_login(req: LobbyLogin, request: Request, response: Response, auth: AuthDep
+                      ) -> dict[str, Any]:
+    """Log a lobby manager (大堂经理) in: a token, a CSRF token and a cookie."""
+    async with login_attempt(request, "lobby", req.user):
+        manager = next((m for m in auth.web.lobby_managers if m.id == req.user), None)
+        if manager is None or not await asyncio.to_thread(
+                verify_password, manager.password_hash, req.password):
+            raise Denied("wrong_password")
+    return {"user": manager.id, "name": manager.name,
+            **grant_session(request, response, "lobby", manager.id)}
 
-    @router.post("/api/auth/logout")
-    async def logout(request: Request, kind: KindQuery = "lobby") -> JSONResponse:
-        """End a page session (a teller's window logout is ``/api/windows/{n}/logout``)."""
-        s, _ = auth.session_of(request, (kind,))
-        if s is not None:
-            auth.revoke(s)
-        return JSONResponse({"logged_out": s is not None},
-                            headers={"set-cookie": auth.cookie(None, kind)})
 
-    return router
+@router.get("/api/auth/session")
+async def session(request: Request, auth: AuthDep, kind: KindQuery = "teller") -> JSONResponse:
+    """The caller's session of ``kind`` (pages ask on load), with its CSRF token."""
+    s, _ = auth.session_of(request, (kind,))
+    if s is None:
+        return error_response("login_required")
+    name = _name(auth, s)
+    return JSONResponse({"kind": s.kind, "user": s.user, "name": name, "window": s.window,
+                         "csrf_token": auth.csrf(s), "expires_at": round(s.expires)})
+
+
+@router.post("/api/auth/logout")
+async def logout(request: Request, auth: AuthDep, kind: KindQuery = "lobby") -> JSONResponse:
+    """End a page session (a teller's window logout is ``/api/windows/{n}/logout``)."""
+    s, _ = auth.session_of(request, (kind,))
+    if s is not None:
+        auth.revoke(s)
+    return JSONResponse({"logged_out": s is not None},
+                        headers={"set-cookie": auth.cookie(None, kind)})
 
 
 def _name(auth: Auth, s: Session) -> str:

@@ -35,8 +35,11 @@ own devices (controller/kiosk.py :class:`~controller.kiosk.KioskRelay`): ``{"ok"
 (``printed``, ``print_error``, ``reprint_token``) but without the customer's identity
 (VIP name, stars; a card number is never in it), or ``{"ok": false, "error": {"code",
 "message", "message_en"}}``. It goes to the streams of ``page=kiosk`` whose ``kiosk`` is
-the device's (``/kiosk?id=door`` opens ``…&kiosk=door``), or to every kiosk page when the
-device names no kiosk. It is not replayed: a page that was not connected missed it (the
+the device's (``/kiosk?id=door`` opens ``…&kiosk=door``). A device that names no kiosk is
+shown on one kiosk page only, never on every one (a swipe must not replace the ticket a
+customer is reading at another kiosk): the newest ``/kiosk`` page (the default id
+``kiosk``), else the newest kiosk page of any id — newest, because a reloaded page's new
+stream replaces its old one. It is not replayed: a page that was not connected missed it (the
 box logs that nobody was shown it).
 """
 
@@ -50,35 +53,38 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ..engine import Event
 from ..health import Status
 from ..kiosk import KioskOutcome, issued_view, kiosk_screens
 from ..notices import notices, voice
+from ..views import iso
 from .live import live_view, offered_now
-from .views import iso
 
 if TYPE_CHECKING:
     from ..box import Box
 
-__all__ = ["Client", "EventHub", "events_router", "public_event"]
+__all__ = ["Client", "EventHub", "HubDep", "hub_of", "public_event", "router"]
 
 log = logging.getLogger(__name__)
 
 Item = tuple[str, int, str]  # (kind, seq, SSE message)
 Batch = tuple[Item, ...]
 
-PRIVATE_FIELDS = frozenset({"card", "vip", "vip_name"})  # never on a public screen
+# never on a public screen: card numbers, VIP identities and their account manager, a
+# pre-filled form's values (``form_filled`` goes out as "ticket n has a form",
+# docs/integrations.md)
+PRIVATE_FIELDS = frozenset({"card", "vip", "vip_name", "manager", "fields"})
 KIOSK_ID = r"^[A-Za-z0-9_\-]{1,32}$"  # /kiosk?id=…
 _AFTER = re.compile(r"^([0-9A-Za-z_\-]{1,64}):(\d{1,15})$")
 
 
 def public_event(e: Event) -> dict[str, Any]:
-    """An event as screens may see it: no card numbers or VIP identities."""
+    """An event as screens may see it: no card numbers, VIP identities or form values."""
     return {k: v for k, v in e.items() if k not in PRIVATE_FIELDS}
 
 
@@ -97,6 +103,7 @@ class Client:
     queue: asyncio.Queue[Batch]
     dropped: bool = False
     kiosk: str | None = None
+    order: int = 0  # when it connected: the hub's count of subscriptions so far
 
 
 @dataclass
@@ -128,6 +135,7 @@ class EventHub:
         self._offered: tuple[bool, ...] | None = None
         self._hours_timer: asyncio.TimerHandle | None = None
         self.clients: set[Client] = set()
+        self._subscribed = 0
         self.stats = _Stats()
         self.heard = box.last_seq  # the last seq the listener has been told of
         self._dirty = False
@@ -148,7 +156,9 @@ class EventHub:
     def subscribe(self, page: str, kiosk: str | None = None) -> Client:
         if self._hours_timer is None:
             self._watch_hours()
-        client = Client(page, asyncio.Queue(self.queue_size), kiosk=kiosk)
+        self._subscribed += 1
+        client = Client(page, asyncio.Queue(self.queue_size), kiosk=kiosk,
+                        order=self._subscribed)
         self.clients.add(client)
         self.stats.connected[page] += 1
         self._report()
@@ -199,22 +209,29 @@ class EventHub:
     # --- listeners (called in the event loop; never block) ---------------------------------
 
     def on_events(self, events: list[Event]) -> None:
+        # With no screen connected nothing is built: a screen that connects gets the replay
+        # and a snapshot (the status of a day of 10,000 tickets, every tick, cost the HTTP
+        # bench a tenth of its CPU for nobody).
+        listened = bool(self.clients)
         for e in events:
             seq = int(e.get("seq", 0))
             self.heard = max(self.heard, seq)
-            self._pending.append(("box", seq, self._box_message(e)))
+            if listened:
+                self._pending.append(("box", seq, self._box_message(e)))
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             if not w.done():
                 w.set_result(None)
         self._dirty = True
-        if self._timer is None:
+        if self._timer is None and listened:
             self._timer = asyncio.get_running_loop().call_later(self.coalesce_s, self._tick)
 
     def _tick(self) -> None:
         """The tick's events and then the status after them, as one batch per screen."""
         self._timer = None
         batch, self._pending = self._pending, []
+        if not self.clients:
+            return  # the last screen left meanwhile
         status = self._status()
         if status is not None:
             batch.append(status)
@@ -240,18 +257,26 @@ class EventHub:
             self._broadcast((item,))
 
     def on_outcome(self, outcome: KioskOutcome) -> None:
-        """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk pages."""
+        """A card swipe's or ticket button's outcome: ``event: outcome`` to its kiosk page."""
         data = self._outcome_view(outcome)
         if data is None:
             return
         wanted = outcome.kiosk
-
-        def at_kiosk(client: Client) -> bool:
-            return client.page == "kiosk" and wanted in (None, client.kiosk)
-
-        if not self._broadcast((("outcome", 0, sse("outcome", data)),), at_kiosk):
+        pages = self._kiosk_pages(wanted)
+        if not self._broadcast((("outcome", 0, sse("outcome", data)),), pages.__contains__):
             log.warning("no kiosk page %s is open: %s not shown on a screen",
                         wanted or "at all", data.get("ticket", {}).get("number") or outcome.code)
+
+    def _kiosk_pages(self, wanted: str | None) -> list[Client]:
+        """The kiosk pages a device at kiosk ``wanted`` is shown on. A device with no kiosk
+        of its own goes to one page: the newest ``/kiosk`` page (id ``kiosk``), else the
+        newest kiosk page of any id (a reloaded page's new stream replaces the old one)."""
+        pages = [c for c in self.clients if c.page == "kiosk" and not c.dropped]
+        if wanted is not None:
+            return [c for c in pages if c.kiosk == wanted]
+        default = [c for c in pages if c.kiosk in (None, "kiosk")]
+        newest = max(default or pages, key=lambda c: c.order, default=None)
+        return [] if newest is None else [newest]
 
     def _outcome_view(self, outcome: KioskOutcome) -> dict[str, Any] | None:
         if not outcome.ok:
@@ -290,6 +315,8 @@ class EventHub:
         """A fresh status snapshot if something changed and all of it is heard."""
         if not self._dirty or not self._consistent():
             return None  # a commit is in flight: its listener call brings us back
+        if self.box.journal is None:
+            return None  # the box is stopping: its journal closed before this tick
         self._dirty = False
         seq = self.heard
         return ("status", seq, sse("status", live_view(self.box, seq)))
@@ -371,27 +398,34 @@ class EventHub:
             yield self._box_message(rec.event, replay=True), rec.seq
 
 
-def events_router(hub: EventHub) -> APIRouter:
-    router = APIRouter(tags=["screens"])
+async def hub_of(request: Request) -> EventHub:
+    """The app's event hub, as a route's dependency (:data:`HubDep`)."""
+    hub: EventHub = request.app.state.screens["hub"]
+    return hub
 
-    @router.get("/api/events/stream", response_class=StreamingResponse)
-    async def event_stream(
-        request: Request,
-        page: str = Query("other", pattern=r"^[a-z]{1,16}$", description="kiosk, hall, …"),
-        after: str | None = Query(None, max_length=90, description="epoch:seq seen last"),
-        kiosk: str | None = Query(None, pattern=KIOSK_ID, description="a kiosk page's id"),
-    ) -> StreamingResponse:
-        """Server-Sent Events of the committed events (see controller/web/events.py)."""
-        since = request.headers.get("last-event-id") or after
-        return StreamingResponse(
-            hub.stream(page, since, kiosk), media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
 
-    @router.get("/api/live")
-    async def live() -> dict[str, Any]:
-        """The snapshot the screens draw from: /api/status plus calls, hours and devices."""
-        return await hub.snapshot()
+HubDep = Annotated[EventHub, Depends(hub_of)]
 
-    return router
+router = APIRouter(tags=["screens"])
 
+
+@router.get("/api/events/stream", response_class=StreamingResponse)
+async def event_stream(
+    request: Request,
+    hub: HubDep,
+    page: str = Query("other", pattern=r"^[a-z]{1,16}$", description="kiosk, hall, …"),
+    after: str | None = Query(None, max_length=90, description="epoch:seq seen last"),
+    kiosk: str | None = Query(None, pattern=KIOSK_ID, description="a kiosk page's id"),
+) -> StreamingResponse:
+    """Server-Sent Events of the committed events (see controller/web/events.py)."""
+    since = request.headers.get("last-event-id") or after
+    return StreamingResponse(
+        hub.stream(page, since, kiosk), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/api/live")
+async def live(hub: HubDep) -> dict[str, Any]:
+    """The snapshot the screens draw from: /api/status plus calls, hours and devices."""
+    return await hub.snapshot()

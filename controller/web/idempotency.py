@@ -30,10 +30,14 @@ after the auth gate, so an answer is never given to someone the gate would turn 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import decimal
+import enum
 import functools
 import hashlib
 import inspect
 import re
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -41,12 +45,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..clock import Clock
+from common.clock import Clock
+
 from ..engine import Request as Asked
 from ..errors import Refused
+from .error_handlers import error
 
 __all__ = ["HEADER", "KEEP_S", "SIZE", "Repeats", "asked", "kiosk_asker", "once",
            "parse_key", "teller_asker"]
@@ -192,20 +197,24 @@ def _repeats(request: Request) -> Repeats:
     return repeats
 
 
+# What FastAPI parses a request's path, query and body into (services are none of these).
+_ASKED_WITH = (BaseModel, str, int, float, bool, type(None), dt.date, dt.time, dt.timedelta,
+               decimal.Decimal, uuid.UUID, enum.Enum, list, tuple, dict, set, frozenset)
+
+
 def _fingerprint(request: Request, kwargs: dict[str, Any]) -> str:
+    """What was asked: the route and the request's data (path, query, body), not the
+    services the handler is given (the box, the hub: those are no part of the request)."""
     route = request.scope.get("route")
     parts = [request.method, getattr(route, "path", request.url.path)]
     for name in sorted(kwargs):
         value = kwargs[name]
+        if not isinstance(value, _ASKED_WITH):
+            continue
         if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
         parts.append(f"{name}={value!r}")
     return _digest("\n".join(parts))
-
-
-def _error(status: int, code: str, message: str, message_en: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "message_en": message_en}},
-                        status)
 
 
 def once(asker: Asker) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
@@ -231,7 +240,7 @@ def once(asker: Asker) -> Callable[[Callable[..., Awaitable[Any]]], Callable[...
             try:
                 key = parse_key(request)
             except BadKey:
-                return _error(400, "bad_idempotency_key",
+                return error(400, "bad_idempotency_key",
                               "请求标识(Idempotency-Key)无效:须为16至64位字母、数字、_ 或 -。",
                               "Bad Idempotency-Key: 16 to 64 letters, digits, _ or -, once.")
             if key is None:
@@ -244,7 +253,7 @@ def once(asker: Asker) -> Callable[[Callable[..., Awaitable[Any]]], Callable[...
                                                      if k not in ("request", "response")}),
                     lambda: handler(**passed))
             except KeyReused:
-                return _error(422, "idempotency_key_reused",
+                return error(422, "idempotency_key_reused",
                               "该请求标识已用于另一个请求,请换一个。",
                               "This Idempotency-Key was used for another request.")
             finally:

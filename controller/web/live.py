@@ -8,13 +8,15 @@ devices' health (lobby manager) and the versions a page reloads itself on.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from common import __version__
+
 from ..config import Config, QueueConfig
 from ..engine import State
 from ..notices import voice
-from .views import iso, status_view
+from ..views import iso, status_view
 
 if TYPE_CHECKING:
     from ..box import Box
@@ -37,10 +39,13 @@ def offered_now(cfg: Config, queue: QueueConfig, now: float) -> bool:
 
 def latest_calls(state: State, cfg: Config, limit: int = 20) -> list[dict[str, Any]]:
     """Today's most recent calls, newest first (for the hall display)."""
-    called = [t for t in state.tickets.values() if t.called_at is not None and t.window]
-    called.sort(key=lambda t: (t.called_at or 0.0, t.order), reverse=True)
+    # the ``limit`` latest of the day's calls without sorting the day (as sorted(...,
+    # reverse=True)[:limit] would give them: heapq.nlargest's documented equivalent)
+    called = heapq.nlargest(limit, (t for t in state.tickets.values()
+                                    if t.called_at is not None and t.window),
+                            key=lambda t: (t.called_at or 0.0, t.order))
     out = []
-    for t in called[:limit]:
+    for t in called:
         q, w = cfg.queue(t.queue), cfg.window(t.window or 0)
         out.append({
             "number": t.number, "queue": t.queue,

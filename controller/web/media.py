@@ -22,19 +22,25 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 
-from protocols.media import HEAD_BYTES, VIDEOS, NotMedia, media_type
+from protocols.media import (
+    HEAD_BYTES,
+    MAX_MEDIA_FILES,
+    MAX_MEDIA_FOLDER_BYTES,
+    VIDEOS,
+    NotMedia,
+    media_type,
+)
 
-from .settings import FILE
+from ..web_settings import FILE
 
-__all__ = ["MAX_MEDIA_FILES", "MAX_MEDIA_FOLDER_BYTES", "MEDIA_HEADERS", "media_router",
-           "playable", "servable"]
+__all__ = ["MAX_MEDIA_FILES", "MAX_MEDIA_FOLDER_BYTES", "MEDIA_HEADERS", "MediaFolder",
+           "media_folder_of", "playable", "router", "servable"]
 
-MAX_MEDIA_FILES = 40
-MAX_MEDIA_FOLDER_BYTES = 100_000_000  # 40 files of the 2.5 MB a push may carry
 MEDIA_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "X-Content-Type-Options": "nosniff",
@@ -68,15 +74,21 @@ def playable(folder: Path, wanted: list[str]) -> list[dict[str, str]]:
             for name in names if servable(folder, name) is not None]
 
 
-def media_router(folder: Path) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+async def media_folder_of(request: Request) -> Path:
+    """The app's media folder (``web.media_dir``), as a route's dependency."""
+    folder: Path = request.app.state.screens["media"]
+    return folder
 
-    @router.api_route("/media/{name}", methods=["GET", "HEAD"])
-    async def media(name: str) -> FileResponse:
-        found = await asyncio.to_thread(servable, folder, name)
-        if found is None:
-            raise HTTPException(404, "Not Found")
-        path, kind = found
-        return FileResponse(path, media_type=kind, headers=MEDIA_HEADERS)
 
-    return router
+MediaFolder = Annotated[Path, Depends(media_folder_of)]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.api_route("/media/{name}", methods=["GET", "HEAD"])
+async def media(name: str, folder: MediaFolder) -> FileResponse:
+    found = await asyncio.to_thread(servable, folder, name)
+    if found is None:
+        raise HTTPException(404, "Not Found")
+    path, kind = found
+    return FileResponse(path, media_type=kind, headers=MEDIA_HEADERS)

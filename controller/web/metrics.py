@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from protocols.metrics import CONTENT_TYPE, render
 
-from ..box import Box
 from ..metrics import collect
+from .deps import BoxDep
 
-__all__ = ["install_metrics"]
+__all__ = ["router"]
+
+router = APIRouter(tags=["branch"])
 
 
-def install_metrics(app: FastAPI, box: Box) -> None:
-    @app.get("/metrics", tags=["branch"], response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
-        """Waiting, windows, devices, journal, and the uplink's outbox and link state."""
-        return PlainTextResponse(render(await collect(box)), media_type=CONTENT_TYPE)
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(box: BoxDep) -> PlainTextResponse:
+    """Waiting, windows, devices, journal, and the uplink's outbox and link state."""
+    return PlainTextResponse(render(await collect(box)), media_type=CONTENT_TYPE)

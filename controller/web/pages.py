@@ -1,55 +1,50 @@
 """The branch's screens, served by the box: kiosk, soft caller, hall display, lobby manager.
 
-Each page is a server-rendered HTML shell (``templates/``) with the data it starts from
-embedded as JSON, plus small vanilla JS and CSS from ``static/`` — no CDN, nothing
-fetched from outside the box. Live updates come over ``/api/events/stream``.
-:func:`mount_screens` wires the pages, the event hub and the staff gate into the app.
+Each page is a Jinja2 template (``templates/``, autoescaped, extending ``base.html``) with
+the data it starts from embedded as JSON, plus small vanilla JS and CSS from ``static/`` —
+no CDN, nothing fetched from outside the box, and a Content-Security-Policy that says so
+(no inline script or style: the branch's colours come as ``/theme.css``). Live updates
+come over ``/api/events/stream``.
+Each route is a module-level handler of :data:`router` that asks for the box, its ``[web]``
+settings and the media folder as typed dependencies (deps.py); ``create_app``
+(controller/web/app.py) includes the router with the others.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import string
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .. import __version__
+from common import __version__
+
 from ..config import Config
-from .auth import Auth, auth_router, guard, load_secret
-from .events import KIOSK_ID, EventHub, events_router
-from .media import media_router, playable
-from .settings import KioskButton, KioskLayout, WebSettings, web_settings
-from .staff import staff_router
+from ..errors import Refused
+from ..kiosk import kiosk_of
+from ..web_settings import KioskButton, KioskLayout, WebSettings
+from .auth import AuthDep, Kind
+from .deps import BoxDep, WebDep
+from .events import KIOSK_ID
+from .media import MediaFolder, playable
 
-if TYPE_CHECKING:
-    from ..box import Box
-
-__all__ = ["kiosk_buttons", "media_files", "mount_screens"]
+__all__ = ["CSP", "STATIC", "kiosk_buttons", "media_files", "router", "theme_css"]
 
 HERE = Path(__file__).parent
 STATIC, TEMPLATES = HERE / "static", HERE / "templates"
 media_files = playable  # the kiosk's playlist (controller/web/media.py)
-
-
-def mount_screens(app: FastAPI, box: Box) -> None:
-    """Add the screens, the event stream and the staff gate to the box's app."""
-    from ..appointments import appointments_router  # it imports the uplink, which imports us
-
-    web = web_settings(box.config)
-    auth = Auth(box, web, load_secret(box.data_dir))
-    hub = EventHub(box, ping_s=web.ping_seconds, reprint_token=auth.reprint_token).attach()
-    media = web.media_path(box.data_dir)
-    for router in (events_router(hub), auth_router(auth), staff_router(box, hub),
-                   pages_router(box, web, media), appointments_router(box), media_router(media)):
-        app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    guard(app, auth)  # after every route: it checks the window routes read their window
-    app.state.screens = {"hub": hub, "auth": auth, "web": web}
+# The centre's policy for its pages (central/pages.py): everything from the box itself, no
+# inline script or style — the data a page starts from travels as JSON in #boot.
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; media-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'self'; object-src 'none'")
+TEMPLATE_ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                           undefined=StrictUndefined, auto_reload=False,
+                           trim_blocks=True, keep_trailing_newline=True)
+# ``|tojson`` escapes <, >, & and ' for a <script> element; keep the Chinese readable.
+TEMPLATE_ENV.policies["json.dumps_kwargs"] = {"ensure_ascii": False}
 
 
 def kiosk_buttons(cfg: Config, layout: KioskLayout) -> list[dict[str, Any]]:
@@ -80,105 +75,131 @@ def kiosk_buttons(cfg: Config, layout: KioskLayout) -> list[dict[str, Any]]:
     return out
 
 
-def _boot_json(data: dict[str, Any]) -> str:
-    """JSON safe inside ``<script type="application/json">``."""
-    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+def theme_css(cfg: Config, web: WebSettings) -> str:
+    """The screens' colours, fonts and button places from the branch's settings, as a
+    stylesheet: the Content-Security-Policy refuses ``style`` attributes. Every value is
+    held to a strict pattern by :mod:`.settings`, so none can leave its declaration."""
+    layout, hall = web.kiosk, web.hall
+    kiosk = {"--bg": layout.background, "--fg": layout.text_colour,
+             "--btn": layout.button_colour, "--btn-text": layout.button_text_colour,
+             "--accent": layout.accent, "--scale": str(layout.font_scale),
+             "--cols": str(layout.columns), "font-family": layout.font_family}
+    if layout.background_image:
+        kiosk["--bg-image"] = f"url('/media/{layout.background_image}')"
+    rules = [_rule("body.kiosk", kiosk),
+             _rule("body.hall", {"--bg": hall.background, "--accent": hall.accent})]
+    for i, b in enumerate(kiosk_buttons(cfg, layout), 1):
+        if declarations := _button_style(b):
+            rules.append(_rule(f"#grid > .k-btn:nth-child({i})", declarations))
+    return "\n".join(rules) + "\n"
 
 
-def _render(name: str, **values: str) -> HTMLResponse:
-    text = string.Template((TEMPLATES / name).read_text(encoding="utf-8"))
-    page = text.substitute(version=html.escape(__version__), **values)
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+def _rule(selector: str, declarations: dict[str, str]) -> str:
+    return selector + " { " + " ".join(f"{k}: {v};" for k, v in declarations.items()) + " }"
 
 
-def _button_html(b: dict[str, Any]) -> str:
-    style = []
+def _button_style(b: dict[str, Any]) -> dict[str, str]:
+    style = {}
     if b["colour"]:
-        style.append(f"--btn:{b['colour']}")
+        style["--btn"] = b["colour"]
     if b["text_colour"]:
-        style.append(f"--btn-text:{b['text_colour']}")
+        style["--btn-text"] = b["text_colour"]
     if b["col"]:
-        style.append(f"grid-column:{b['col']} / span {b['col_span']}")
+        style["grid-column"] = f"{b['col']} / span {b['col_span']}"
     elif b["col_span"] > 1:
-        style.append(f"grid-column:span {b['col_span']}")
+        style["grid-column"] = f"span {b['col_span']}"
     if b["row"]:
-        style.append(f"grid-row:{b['row']} / span {b['row_span']}")
-    e = html.escape
-    return (
-        f'<button class="k-btn k-{b["kind"]}" data-target="{e(b["target"])}" '
-        f'data-kind="{b["kind"]}" style="{";".join(style)}">'
-        f'{_bilingual("span", b["label"], b["label_en"], "k-label")}'
-        f'{_bilingual("small", b.get("notice") or "", b.get("notice_en") or "")}</button>'
+        style["grid-row"] = f"{b['row']} / span {b['row_span']}"
+    return style
+
+
+def _render(name: str, script: str = "", boot: dict[str, Any] | None = None,
+            **values: Any) -> HTMLResponse:
+    """``templates/{name}`` (autoescaped), with ``boot`` as JSON for the page's ``script``."""
+    page = TEMPLATE_ENV.get_template(name).render(version=__version__, script=script,
+                                                  boot=boot or {}, **values)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache",
+                                       "Content-Security-Policy": CSP})
+
+
+router = APIRouter(include_in_schema=False)
+"""The screens: ``/`` (the index), ``/theme.css``, ``/kiosk``, ``/caller``, ``/hall``,
+``/lobby``. Each reads the box's configuration as it is now (a pushed one too: a screen
+whose ``config_version`` differs from ``/api/live``'s reloads) and the ``[web]`` section
+validated against it (:data:`~controller.web.deps.WebDep`)."""
+
+
+def _common(cfg: Config, web: WebSettings) -> dict[str, Any]:
+    """What every screen's script starts from (``#boot``)."""
+    return {"branch": cfg.branch.name, "branch_en": cfg.branch.name_en,
+            "zone": cfg.branch.timezone,  # every time shown is the branch's (common.js)
+            "config_version": cfg.version, "version": __version__,
+            "ping_ms": int(web.ping_seconds * 1000)}
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(box: BoxDep) -> HTMLResponse:
+    return _render("index.html", branch=box.config.branch.name)
+
+
+@router.get("/theme.css")
+async def theme(box: BoxDep, web: WebDep) -> Response:
+    return Response(theme_css(box.config, web), media_type="text/css",
+                    headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+async def kiosk(box: BoxDep, web: WebDep, media: MediaFolder,
+                kiosk_id: str | None = Query(None, alias="id", pattern=KIOSK_ID)
+                ) -> HTMLResponse:
+    """The kiosk page; ``?id=`` names the kiosk it is (its devices' outcomes show here;
+    with ``[[kiosks]]`` its tickets print on that kiosk's printer; default: the first)."""
+    cfg, layout = box.config, web.kiosk
+    kiosk_id = kiosk_of(cfg, kiosk_id)
+    if cfg.kiosks and cfg.stand(kiosk_id) is None:
+        raise Refused("unknown_kiosk", kiosk=kiosk_id)
+    buttons = kiosk_buttons(cfg, layout)
+    boot = {**_common(cfg, web), "kiosk": kiosk_id, "layout": layout.model_dump(),
+            "buttons": buttons, "media": media_files(media, layout.media),
+            "several": bool(cfg.kiosks)}
+    return _render(
+        "kiosk.html", "kiosk.js", boot, title=layout.title, title_en=layout.title_en,
+        branch=cfg.branch.name, branch_en=cfg.branch.name_en, buttons=buttons,
+        media_class=f"media-{layout.media_position}", config_version=cfg.version,
+        banner=layout.banner, banner_en=layout.banner_en or layout.banner,
     )
 
 
-def _bilingual(tag: str, zh: str, en: str, cls: str = "") -> str:
-    """An element the kiosk's language toggle switches (empty when there is no text)."""
-    if not zh:
-        return ""
-    e = html.escape
-    attr = f' class="{cls}"' if cls else ""
-    return f'<{tag}{attr} data-zh="{e(zh)}" data-en="{e(en or zh)}">{e(zh)}</{tag}>'
+def _signed_in(request: Request, auth: AuthDep, kind: Kind) -> bool:
+    """Whether the page's request carries a live session of ``kind``: the page's script
+    asks for the session only then, so a logged-out page logs no 401 in the console."""
+    return auth.session_of(request, (kind,))[0] is not None
 
 
-def pages_router(box: Box, web: WebSettings, media: Path) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+@router.get("/caller", response_class=HTMLResponse)
+async def caller(box: BoxDep, web: WebDep, request: Request, auth: AuthDep) -> HTMLResponse:
     cfg = box.config
-    e = html.escape
+    boot = {**_common(cfg, web), "signed_in": _signed_in(request, auth, "teller"),
+            "caller": web.caller.model_dump(),
+            "windows": [{"number": w.number, "name": w.name} for w in cfg.windows]}
+    return _render("caller.html", "caller.js", boot, branch=cfg.branch.name,
+                   windows=cfg.windows)
 
-    def common() -> dict[str, Any]:
-        return {"branch": cfg.branch.name, "branch_en": cfg.branch.name_en,
-                "config_version": cfg.version, "version": __version__,
-                "ping_ms": int(web.ping_seconds * 1000)}
 
-    @router.get("/", response_class=HTMLResponse)
-    async def index() -> HTMLResponse:
-        return _render("index.html", branch=e(cfg.branch.name))
+@router.get("/hall", response_class=HTMLResponse)
+async def hall(box: BoxDep, web: WebDep) -> HTMLResponse:
+    cfg, h = box.config, web.hall
+    boot = {**_common(cfg, web), "hall": h.model_dump()}
+    return _render("hall.html", "hall.js", boot, title=h.title or cfg.branch.name,
+                   title_en=cfg.branch.name_en, banner=h.banner, banner_en=h.banner_en,
+                   config_version=cfg.version)
 
-    @router.get("/kiosk", response_class=HTMLResponse)
-    async def kiosk(kiosk_id: str = Query("kiosk", alias="id", pattern=KIOSK_ID)
-                    ) -> HTMLResponse:
-        layout = web.kiosk
-        buttons = kiosk_buttons(cfg, layout)
-        boot = {**common(), "kiosk": kiosk_id, "layout": layout.model_dump(), "buttons": buttons,
-                "media": media_files(media, layout.media)}
-        style = (f"--bg:{layout.background};--fg:{layout.text_colour};--btn:{layout.button_colour};"
-                 f"--btn-text:{layout.button_text_colour};--accent:{layout.accent};"
-                 f"--scale:{layout.font_scale};--cols:{layout.columns};"
-                 f"font-family:{layout.font_family}")
-        if layout.background_image:
-            style += f";--bg-image:url('/media/{layout.background_image}')"
-        return _render(
-            "kiosk.html", style=e(style), title=e(layout.title), title_en=e(layout.title_en),
-            branch=e(cfg.branch.name), branch_en=e(cfg.branch.name_en),
-            buttons="\n".join(_button_html(b) for b in buttons),
-            media_class=f"media-{layout.media_position}", banner=e(layout.banner),
-            banner_en=e(layout.banner_en or layout.banner), boot=_boot_json(boot),
-        )
 
-    @router.get("/caller", response_class=HTMLResponse)
-    async def caller() -> HTMLResponse:
-        boot = {**common(), "caller": web.caller.model_dump(),
-                "windows": [{"number": w.number, "name": w.name} for w in cfg.windows]}
-        options = "".join(f'<option value="{w.number}">{e(w.name or str(w.number))}</option>'
-                          for w in cfg.windows)
-        return _render("caller.html", branch=e(cfg.branch.name), windows=options,
-                       boot=_boot_json(boot))
-
-    @router.get("/hall", response_class=HTMLResponse)
-    async def hall() -> HTMLResponse:
-        h = web.hall
-        boot = {**common(), "hall": h.model_dump()}
-        style = f"--bg:{h.background};--accent:{h.accent}"
-        return _render("hall.html", style=e(style), title=e(h.title or cfg.branch.name),
-                       title_en=e(cfg.branch.name_en), banner=e(h.banner),
-                       banner_en=e(h.banner_en), boot=_boot_json(boot))
-
-    @router.get("/lobby", response_class=HTMLResponse)
-    async def lobby() -> HTMLResponse:
-        boot = {**common(), "threshold": cfg.thresholds.lobby_alert_waiting,
-                "tellers": {t.id: t.name for t in cfg.tellers},
-                "rating_levels": [r.model_dump() for r in cfg.rating_levels]}
-        return _render("lobby.html", branch=e(cfg.branch.name), boot=_boot_json(boot))
-
-    return router
+@router.get("/lobby", response_class=HTMLResponse)
+async def lobby(box: BoxDep, web: WebDep, request: Request, auth: AuthDep) -> HTMLResponse:
+    cfg = box.config
+    boot = {**_common(cfg, web), "signed_in": _signed_in(request, auth, "lobby"),
+            "threshold": cfg.thresholds.lobby_alert_waiting,
+            "tellers": {t.id: t.name for t in cfg.tellers},
+            "rating_levels": [r.model_dump() for r in cfg.rating_levels]}
+    return _render("lobby.html", "lobby.js", boot, branch=cfg.branch.name)

@@ -7,7 +7,9 @@ window as :data:`~controller.web.auth.TellerWindow`, checked against the teller'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -16,14 +18,18 @@ from ..engine import State, Ticket
 from ..engine.select import eligible, select
 from ..engine.state import OPEN_STATES
 from ..errors import Refused
+from ..notices import notices
+from ..views import iso
 from .auth import TellerWindow
-from .events import EventHub
-from .views import iso
+from .deps import BoxDep
+from .events import HubDep
 
-if TYPE_CHECKING:
-    from ..box import Box
+__all__ = ["HISTORY_S", "WAITING_SHOWN", "lobby_alerts", "lobby_overview", "router",
+           "teller_today", "window_panel"]
 
-__all__ = ["lobby_overview", "staff_router", "window_panel"]
+HISTORY_S = 3600  # the lobby manager's page shows, on login, the alerts of the last hour
+
+WAITING_SHOWN = 30  # the soft caller lists at most this many numbers waiting for a window
 
 def _brief(t: Ticket, cfg: Config, now: float) -> dict[str, Any]:
     q = cfg.queue(t.queue)
@@ -32,10 +38,33 @@ def _brief(t: Ticket, cfg: Config, now: float) -> dict[str, Any]:
         "number": t.number, "queue": t.queue,
         "queue_name": q.name if q else t.queue, "queue_name_en": q.name_en if q else t.queue,
         "state": t.state, "customer_type": t.customer_type, "stars": t.stars,
-        "vip_name": t.vip_name, "window": t.window, "appointment": t.appointment,
+        "vip_name": t.vip_name, "manager": t.manager, "window": t.window,
+        "appointment": t.appointment,
         "issued_at": iso(t.issued_at, cfg), "called_at": iso(t.called_at, cfg),
         "waited_s": round(start - t.issued_at), "recalls": t.recalls, "calls": t.calls,
     }
+
+
+def teller_today(state: State, teller: str | None) -> dict[str, Any] | None:
+    """A teller's own figures of the day: customers served, their mean handling time
+    (called to finished, seconds), and the ratings they were given (count, mean score)."""
+    if teller is None:
+        return None
+    mine = [t for t in state.tickets.values() if t.teller == teller and t.state == "finished"]
+    handled = [t.finished_at - t.called_at for t in mine
+               if t.finished_at is not None and t.called_at is not None]
+    rated = [t.rated for t in mine if t.rated is not None]
+    return {"served": len(mine),
+            "avg_handle_s": round(sum(handled) / len(handled)) if handled else None,
+            "ratings": len(rated),
+            "avg_rating": round(sum(rated) / len(rated), 1) if rated else None}
+
+
+def _waiting_numbers(pool: list[Ticket]) -> list[str]:
+    """The numbers waiting for a window, the ones put in front first, then by issue order
+    (at most :data:`WAITING_SHOWN`)."""
+    ordered = sorted(pool, key=lambda t: (t.front == 0, t.front, t.order))
+    return [t.number for t in ordered[:WAITING_SHOWN]]
 
 
 def window_panel(state: State, cfg: Config, number: int, now: float) -> dict[str, Any]:
@@ -55,6 +84,8 @@ def window_panel(state: State, cfg: Config, number: int, now: float) -> dict[str
         "current": _brief(cur, cfg, now) | {"serving_s": round(now - (cur.called_at or now))}
         if cur else None,
         "waiting": len(pool), "next": nxt.number if nxt else None,
+        "waiting_numbers": _waiting_numbers(pool),
+        "today": teller_today(state, ws.teller),
         "queues": [
             {"id": qid, "name": q.name, "name_en": q.name_en, "priority": prio,
              "waiting": state.waiting_count.get(qid, 0)}
@@ -115,19 +146,92 @@ def lobby_overview(state: State, cfg: Config, now: float) -> dict[str, Any]:
     }
 
 
-def staff_router(box: Box, hub: EventHub) -> APIRouter:
-    router = APIRouter(tags=["screens"])
+def lobby_alerts(state: State, cfg: Config, notices: Iterable[dict[str, Any]], now: float
+                 ) -> dict[str, Any]:
+    """What the lobby manager is shown on login: whether the branch is over its waiting
+    threshold now, and the alerts of the last :data:`HISTORY_S` seconds, newest first — the
+    queue alert (its latest raising), bad ratings, and the notices the box holds (the
+    centre's alerts, disk space; ``notices``: the board's latest few), each with its time
+    as ``HH:MM`` in the branch's zone."""
+    since = now - HISTORY_S
+    limit = cfg.thresholds.lobby_alert_waiting
+    items = [*_queue_alert(state, limit, since), *_bad_ratings(state, cfg, since),
+             *_notices(notices, since, now)]
+    items.sort(key=lambda item: item[0], reverse=True)
+    return {
+        "waiting_total": state.waiting_total, "threshold": limit,
+        "over_threshold": state.lobby_alert_at is not None,
+        "history": [{**item, "at": iso(at, cfg), "time": _hhmm(at, cfg)} for at, item in items],
+    }
 
-    @router.get("/api/windows/{n}/panel")
-    async def panel(n: TellerWindow) -> dict[str, Any]:
-        """The soft caller's view of window n (needs that window's teller session)."""
-        await hub.settled()
-        return window_panel(box.engine.state, box.config, n, box.clock.now())
 
-    @router.get("/api/lobby/overview")
-    async def overview() -> dict[str, Any]:
-        """The lobby manager's view (needs a lobby-manager session)."""
-        await hub.settled()
-        return lobby_overview(box.engine.state, box.config, box.clock.now())
+Dated = tuple[float, dict[str, Any]]  # an alert of the lobby's history and when it was
 
-    return router
+
+def _queue_alert(state: State, limit: int, since: float) -> list[Dated]:
+    at = state.lobby_alert_last
+    if at is None or at < since:
+        return []
+    return [(at, {"kind": "lobby_alert", "title": "排队提醒 Queue alert",
+                  "message": f"请注意,目前网点排队等待人数已经超过{limit}个。",
+                  "message_en": f"More than {limit} customers are waiting in the branch."})]
+
+
+def _bad_ratings(state: State, cfg: Config, since: float) -> list[Dated]:
+    out = []
+    for t in state.tickets.values():
+        lvl = cfg.rating_level(t.rated) if t.rated is not None else None
+        if lvl is None or not lvl.bad or t.finished_at is None or t.finished_at < since:
+            continue
+        teller = cfg.teller(t.teller) if t.teller else None
+        who = teller.name if teller else (t.teller or "")
+        out.append((t.finished_at, {
+            "kind": "bad_rating", "title": "差评提醒 Bad rating",
+            "message": f"{t.window}号窗口 柜员{who} 办理的 {t.number} 号客户"
+                       f"评价为“{lvl.name}”。",
+            "message_en": f"Window {t.window}: {t.number} rated "
+                          f"\"{lvl.name_en or lvl.name}\"."}))
+    return out
+
+
+def _notices(notices: Iterable[dict[str, Any]], since: float, now: float) -> list[Dated]:
+    """The board's notices of the last hour (one without a time: taken as now)."""
+    out = []
+    for n in notices:
+        at = n.get("at")
+        when = float(at) if isinstance(at, int | float) else now
+        if when >= since:
+            out.append((when, {"kind": str(n.get("kind") or "notice"), "level": n.get("level"),
+                               "title": n.get("title") or "中心提醒 Centre alert",
+                               "message": n.get("message") or "",
+                               "message_en": n.get("message_en") or ""}))
+    return out
+
+
+def _hhmm(ts: float, cfg: Config) -> str:
+    return dt.datetime.fromtimestamp(ts, cfg.tz).strftime("%H:%M")
+
+
+router = APIRouter(tags=["screens"])
+
+
+@router.get("/api/windows/{n}/panel")
+async def panel(n: TellerWindow, box: BoxDep, hub: HubDep) -> dict[str, Any]:
+    """The soft caller's view of window n (needs that window's teller session)."""
+    await hub.settled()
+    return window_panel(box.engine.state, box.config, n, box.clock.now())
+
+
+@router.get("/api/lobby/overview")
+async def overview(box: BoxDep, hub: HubDep) -> dict[str, Any]:
+    """The lobby manager's view (needs a lobby-manager session)."""
+    await hub.settled()
+    return lobby_overview(box.engine.state, box.config, box.clock.now())
+
+
+@router.get("/api/lobby/alerts")
+async def alerts(box: BoxDep, hub: HubDep) -> dict[str, Any]:
+    """The lobby manager's alerts on login: over the threshold now, and the last hour's
+    (needs a lobby-manager session)."""
+    await hub.settled()
+    return lobby_alerts(box.engine.state, box.config, notices(box).recent, box.clock.now())

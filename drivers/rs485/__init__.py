@@ -11,7 +11,7 @@ from __future__ import annotations
 from .bus import Bus, KeyReport, Report, ScoreReport
 from .component import Rs485
 from .devices import Device, Screen
-from .errors import BusError, KeypadError, PortError
+from .errors import BusError, PortError
 from .settings import Rs485Settings, bus_devices, load_settings
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "BusError",
     "Device",
     "KeyReport",
-    "KeypadError",
     "PortError",
     "Report",
     "Rs485",

@@ -1,18 +1,18 @@
 """The RS485 bus as a box component: open the port, run the bus and the windows on it.
 
 The port is ``rs485.port`` (a real adapter: ``--set rs485.port=/dev/ttyUSB0``) or, with
-``hardware = "sim"`` and no port, the virtual bus's pty (sim/rs485.py), which the box
-starts as its own component. The profile is ``rs485.profile``.
+``hardware = "sim"`` and no port, the virtual bus's pty (sim/rs485.py), which the
+composition root (controller/compose.py) builds as its own component. The profile is
+``rs485.profile``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from common.errors import ConfigError
 from controller.config import Config
-from controller.errors import ConfigError
 
 from .bus import Bus, Profile
 from .devices import Device
@@ -23,9 +23,9 @@ from .settings import Rs485Settings, bus_devices, load_settings
 from .windows import Windows
 
 if TYPE_CHECKING:
-    from controller.box import Box
+    from controller.ports import Host
 
-__all__ = ["PortSource", "Rs485", "make_profile", "rs485_components"]
+__all__ = ["NoPort", "PortSource", "Rs485", "make_profile"]
 
 
 class PortSource(Protocol):
@@ -62,7 +62,7 @@ class Rs485:
         self.windows: Windows | None = None
         self.running = asyncio.Event()
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         """Serve the bus until cancelled; a port failure raises (the supervisor restarts)."""
         port = self.port
         if port is None:
@@ -99,29 +99,8 @@ class NoPort:
 
     name = "rs485"
 
-    async def run(self, box: Box) -> None:
+    async def run(self, box: Host) -> None:
         box.health.report("rs485", "fault", "未设置串口 rs485.port: 呼叫器、窗口屏和评价器不工作"
                           " (no rs485.port: keypads, displays, evaluators not driven; "
                           "rs485.kinds = [] if the windows use soft callers only)")
         await asyncio.Event().wait()  # nothing to drive; the supervisor keeps us
-
-
-def rs485_components(config: Config, data_dir: Path | None = None) -> list[Any]:
-    """The bus's components for this config: none, the driver on ``rs485.port``, or (with
-    ``hardware = "sim"`` and no port) the virtual bus and the driver on its pty; the virtual
-    bus then takes key presses from other processes on ``<data_dir>/sim/rs485.sock``.
-
-    Raises ConfigError for a bad ``[rs485]`` section or clashing bus addresses.
-    """
-    settings = load_settings(config)
-    if settings.port is not None:
-        return [Rs485(config)]
-    if config.hardware == "real" and settings.kinds:
-        return [NoPort()]
-    if config.hardware != "sim":
-        return []
-    from sim.rs485 import SimulatedBus  # the simulator only when asked for
-    from sim.rs485_control import CONTROL
-
-    sim = SimulatedBus(config, data_dir / CONTROL if data_dir is not None else None)
-    return [sim, Rs485(config, port_source=sim)]

@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common.errors import ConfigError
 from controller.config import Config, section
-from controller.errors import ConfigError
 
 from .devices import KINDS, Device, Kind
 

@@ -1,16 +1,18 @@
 """The windows' devices driven by the box: keys become commands, events become screens.
 
-- A key report becomes an engine command through ``box.execute``; a refusal (or a key
-  sequence that means nothing) beeps twice and shows the reason on the keypad for
+- A key report goes to the box's window keys (``box.keys``, :class:`~controller.ports.
+  WindowKeys`: the core turns it into an engine command); a refusal (or a key sequence
+  that means nothing) beeps twice and shows the answer's words on the keypad for
   ``message_s``, then the keypad shows the window's number again. Nothing is ever raised.
 - After every commit the box tells us its events (``box.listeners``); they go on our own
-  queue and the windows they touch get their display and keypad screens from the state:
-  the number being served, blank, or 暂停服务 (paused or logged out). A recall sends the
-  number again (the display flashes it).
+  queue and the windows they touch get their display and keypad screens from the box
+  (``box.keys.screen``): the number being served, blank, or 暂停服务 (paused or logged
+  out). A recall sends the number again (the display flashes it).
 - Evaluators: after a finish (every finish with ``evaluator_prompt = "always"``, only the
   评价 key's with ``"asked"``) the evaluator prompts for up to the engine's
-  ``rating_window_s``; a score becomes ``Rate``; the engine allows one rating per service
-  (防重复评价); on ``ticket_rated`` it thanks (谢谢您对我们工作的支持,再见) for ``thanks_s``.
+  ``rating_window_s``; a score goes to ``box.keys.rate``; the engine allows one rating
+  per service (防重复评价); on ``ticket_rated`` it thanks (谢谢您对我们工作的支持,再见)
+  for ``thanks_s``.
 """
 
 from __future__ import annotations
@@ -20,33 +22,26 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from controller.engine import commands as c
-from controller.errors import JournalError, Refused
-from protocols.rs485 import KeySequenceError
-from protocols.rs485.keys import parse_keys
+from controller.ports import KeyPress
 
 from .bus import Bus, KeyReport, Report, ScoreReport
 from .devices import Device, Screen
-from .errors import KeypadError
-from .keypad import command_for, window_screen
 from .settings import Rs485Settings
 
 if TYPE_CHECKING:
-    from controller.box import Box
+    from controller.ports import Host
 
 __all__ = ["Windows"]
 
 log = logging.getLogger(__name__)
 
-BUSY = "系统忙,请稍后再试"
-BAD_KEYS = "按键有误,请重新输入"
 _EVERYWHERE = {"day_opened", "day_closed", "ticket_closed"}
 
 
 class Windows:
     """Every window's keypad, display and evaluator on one bus."""
 
-    def __init__(self, box: Box, bus: Bus, settings: Rs485Settings) -> None:
+    def __init__(self, box: Host, bus: Bus, settings: Rs485Settings) -> None:
         self.box = box
         self.bus = bus
         self.settings = settings
@@ -106,7 +101,8 @@ class Windows:
                             self.settings.thanks_s)
 
     def _refresh(self, window: int, again: bool = False) -> None:
-        screen = window_screen(self.box.engine.state, window)
+        shows = self.box.keys.screen(window)
+        screen = Screen(shows.mode, shows.text)
         devices = self.devices[window]
         if "display" in devices:
             self.bus.show(devices["display"], screen, again=again)
@@ -153,34 +149,23 @@ class Windows:
 
     async def _key(self, report: KeyReport) -> None:
         keypad = report.device
-        state, config = self.box.engine.state, self.box.config
-        try:
-            action = parse_keys(report.key, report.digits)
-            command = command_for(action, keypad.window, state, config, by=keypad.name)
-            await self.box.execute(command, _press(report))
-        except KeySequenceError as exc:
-            self._tell(keypad, BAD_KEYS, str(exc))
-        except (Refused, KeypadError) as exc:
-            self._tell(keypad, exc.message, exc.code if isinstance(exc, Refused) else exc.detail)
-        except JournalError as exc:
-            self._tell(keypad, BUSY, str(exc))
-        else:
+        answer = await self.box.keys.press(KeyPress(keypad.window, report.key, report.digits,
+                                                    keypad.name, report.seq))
+        if answer.ok:
             self.stats["commands"] += 1
-            log.debug("%s: %s", keypad.name, command)
+        else:
+            self._tell(keypad, answer.message, answer.detail)
 
     async def _score(self, report: ScoreReport) -> None:
         evaluator = report.device
-        try:
-            await self.box.execute(c.Rate(evaluator.window, report.score))
-        except Refused as exc:
-            self.stats[f"refused.{exc.code}"] += 1
-            self.bus.show(evaluator, Screen("message", exc.message))
-            self._later(evaluator, self.settings.thanks_s, Screen("idle"))
-        except JournalError:
-            self.bus.show(evaluator, Screen("message", BUSY))
-            self._later(evaluator, self.settings.thanks_s, Screen("idle"))
-        else:
+        answer = await self.box.keys.rate(evaluator.window, report.score)
+        if answer.ok:
             self.stats["ratings"] += 1
+            return
+        if answer.code != "journal":
+            self.stats[f"refused.{answer.code}"] += 1
+        self.bus.show(evaluator, Screen("message", answer.message))
+        self._later(evaluator, self.settings.thanks_s, Screen("idle"))
 
     def _tell(self, keypad: Device, message: str, why: str) -> None:
         """Beep twice and show ``message`` on the keypad for a while."""
@@ -190,9 +175,3 @@ class Windows:
         self.bus.show(keypad, Screen("message", message))
         self._later(keypad, self.settings.message_s, None)
 
-
-def _press(report: KeyReport) -> tuple[str, str] | None:
-    """(keypad, its number for the press) for the engine: a Modbus report read again after
-    a restart is then a repeat, not a second press. 68-frame presses have no number; their
-    resends are caught by the bus (``dedupe_s``)."""
-    return None if report.seq is None else (report.device.name, f"seq:{report.seq}")

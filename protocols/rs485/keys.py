@@ -22,7 +22,7 @@ installed base's set (docs/rs485.md explains why)::
     插前*   0x16  ticket number digits          insert that waiting ticket at the front
 
 Ticket numbers are typed as their digits only (a keypad has no letters): ``A023`` is typed
-``0 2 3`` or ``2 3``; the driver resolves the digits to today's ticket.
+``0 2 3`` or ``2 3``; the box resolves the digits to today's ticket.
 
 Pure: no I/O, nothing beyond the language.
 """

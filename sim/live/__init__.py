@@ -3,5 +3,5 @@
 Customers take tickets at the kiosk (the box's HTTP API) or by card (the simulated card
 reader's pipe); tellers log in and press keys on the simulated RS485 keypads
 (:mod:`sim.rs485_control`); customers rate on the evaluators. Who comes, when, for what,
-and how they behave is drawn by :mod:`sim.des`.
+and how they behave is drawn by :mod:`queueing`.
 """

@@ -34,13 +34,13 @@ from typing import Any, TextIO
 
 import httpx
 
+from common.errors import ConfigError
+from common.passwords import verify_password
 from controller.config import Config, TellerConfig, section
-from controller.errors import ConfigError
-from controller.passwords import verify_password
 from drivers.card_reader import CardReaderConfig
 from drivers.rs485.settings import load_settings
-from sim.des import Behaviour, SimError
-from sim.des.arrivals import Customer, recall_limit
+from queueing import Behaviour, SimError
+from queueing.arrivals import Customer, recall_limit
 
 from .mirror import Mirror, follow
 from .people import CardDeck, DayPlan, customer_type, pick_windows
@@ -78,7 +78,7 @@ class Options:
 class LiveBranch:
     """Customers and tellers of one branch against a running box (module docstring).
 
-    Raises :class:`ConfigError` (the key named) or :class:`sim.des.SimError` when the
+    Raises :class:`ConfigError` (the key named) or :class:`queueing.SimError` when the
     options cannot work with the config.
     """
 
@@ -103,6 +103,7 @@ class LiveBranch:
         self.tellers = [Teller(self.desk, t, w, o.password) for t, w in people]
         self.arrived = 0
         self.kiosk_tickets = 0
+        self.kiosks = [k.id for k in cfg.kiosks]  # [[kiosks]]: the ids to take tickets at
         self.swipes = 0
         self.untyped = 0  # customers of a type no card of the branch gives: plain ticket
         self.away: Counter[str] = Counter()
@@ -226,8 +227,11 @@ class LiveBranch:
         await self._kiosk(c)
 
     async def _kiosk(self, c: Customer) -> None:
+        ask: dict[str, str] = {"queue": c.queue}
+        if self.kiosks:  # several kiosks: customers spread over them in turn
+            ask["kiosk"] = self.kiosks[self.kiosk_tickets % len(self.kiosks)]
         try:
-            r = await self.client.post(f"{self.url}/api/tickets", json={"queue": c.queue})
+            r = await self.client.post(f"{self.url}/api/tickets", json=ask)
         except httpx.HTTPError:
             self.away["unreachable"] += 1
             return
@@ -322,11 +326,14 @@ class LiveBranch:
 
 
 def _card_pipe(cfg: Config, data_dir: Path) -> Path | None:
-    """The named pipe of the box's first simulated card reader, if it has one."""
+    """The named pipe of the box's first simulated card reader, if it has one (with
+    ``[[kiosks]]`` and no reader of its own configured: the first kiosk's)."""
     s = section(cfg, "card_reader", CardReaderConfig)
     if not s.enabled or cfg.hardware != "sim":
         return None
     readers = s.readers or []
+    if not readers and cfg.kiosks and not cfg.kiosks[0].card_reader:
+        return data_dir / "sim" / "cards" / cfg.kiosks[0].id
     if not readers:
         return data_dir / "sim" / "cards" / "sim"
     name = next((r.name for r in readers if r.kind == "sim"), None)

@@ -16,9 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
+from common.errors import ConfigError
 from controller.config import load_config
-from controller.errors import ConfigError
-from sim.des import SimError
+from queueing import SimError
 
 from .branch import LiveBranch, Options
 
@@ -84,7 +84,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="stop after this long, e.g. 90s, 15m (default: until Ctrl-C)")
     p.add_argument("--seed", default="1", help="the customers' random seed")
     p.add_argument("--scenario", type=Path, default=None,
-                   help="a sim/des scenario file (TOML or JSON; docs/simulation.md)")
+                   help="a queueing scenario file (TOML or JSON; docs/simulation.md)")
     p.add_argument("--customers", type=_positive, default=None,
                    help="expected customers a day (default day profile)")
     p.add_argument("--vip-share", type=_share, default=None,

@@ -1,6 +1,6 @@
 """Who comes to the simulated branch: the day's customers, their cards, the staffed windows.
 
-Customers are drawn by :mod:`sim.des` (its arrival profiles, service-time distributions
+Customers are drawn by :mod:`queueing` (its arrival profiles, service-time distributions
 and behaviour models), so a scenario file means the same here as in ``python -m sim des``.
 At ``speed`` N the day is drawn with every arrival rate multiplied by N; service times,
 recall intervals and rating delays are divided by N where they are used (see
@@ -25,8 +25,8 @@ from pathlib import Path
 from controller.config import CardType, Config
 from controller.engine.engine import _card_type, _vip_queue  # the engine's own card rule
 from protocols.cards import format_track2, id_check_char, luhn_check_digit
-from sim.des import Scenario, SimError, Stream, default_scenario, load_scenario
-from sim.des.arrivals import Customer, customers
+from queueing import Scenario, SimError, Stream, default_scenario, load_scenario
+from queueing.arrivals import Customer, customers
 
 __all__ = [
     "CardDeck",
@@ -82,7 +82,7 @@ def with_vip_share(config: Config, scenario: Scenario, share: float) -> Scenario
 class DayPlan:
     """How a day's customers are drawn (see the module docstring).
 
-    ``scenario``: a sim/des scenario file, else the branch's default day scaled by
+    ``scenario``: a queueing scenario file, else the branch's default day scaled by
     ``staffed`` (the share of windows with a teller) or with ``expected`` customers.
     """
 

@@ -2,7 +2,7 @@
 
 A teller is one task per window. It logs in on the window's keypad (登入: keypad code,
 password), presses 呼叫 when something it serves is waiting, and serves the called
-customer the way :mod:`sim.des` drew them: there at once, or absent — 重呼 every
+customer the way :mod:`queueing` drew them: there at once, or absent — 重呼 every
 ``recall_every_s`` until they answer, or 确认 after 6 (弃号) once ``recall_limit`` recalls
 went unanswered. Then the service time passes and the teller presses 评价 (finish and ask
 for a rating; now and then 办结, finish only); a customer who rates presses a score on the
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.config import Config, TellerConfig, WindowConfig
-from sim.des.arrivals import Customer
+from queueing.arrivals import Customer
 from sim.rs485_control import press_async, rate_async
 
 from .mirror import Mirror

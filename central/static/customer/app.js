@@ -32,7 +32,11 @@
       return {ok: false, status: 0, data: {error: {code: "network", message: "网络不可用,请稍后再试。"}}};
     }
   }
-  const errText = (res) => (res.data && res.data.error && res.data.error.message) || `出错了(${res.status})`;
+  // The API's own message; an answer without one (a proxy's 502, a framework's 404) in words
+  // for its status, never a bare "出错了(422)".
+  const errText = (res) => (res.data && res.data.error && res.data.error.message) || (
+    res.status === 429 ? "操作太频繁,请稍后再试。" : res.status === 404 ? "找不到要访问的内容,请返回重试。"
+      : res.status === 0 || res.status >= 500 ? "服务暂时不可用,请稍后再试。" : "提交的内容有误,请检查后再试。");
   const msg = (text, kind = "err") => el("div", {class: `msg ${kind}`, role: kind === "err" ? "alert" : "status", text});
   function draw(...nodes) { view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); }
   function go(path) { history.pushState(null, "", path); route(); }
@@ -109,7 +113,7 @@
   async function ticket(path) {
     const res = await api("GET", path);
     if (!res.ok) return draw(msg(errText(res)));
-    const t = res.data;
+    const t = {...res.data, token_path: path.startsWith("/api/public/tickets/")};
     const state = STATE[t.state] || t.state;
     const parts = [el("h1", {text: t.branch_name || t.branch}),
       el("div", {class: "card", id: "ticket"},
@@ -118,6 +122,7 @@
         el("div", {class: "wait", id: "ahead", text: t.state === "waiting" && t.ahead !== null && t.ahead !== undefined ? ahead(t.ahead, t.wait_minutes) : state}),
         t.state === "called" && t.window ? el("div", {class: "wait", text: `请到 ${t.window} 号窗口`}) : null,
         t.live === false ? el("div", {class: "muted", text: "网点暂时无法连接,显示的是最近一次的信息。"}) : null)];
+    if (t.token_path && ["waiting", "called", "held"].includes(t.state)) parts.push(link(`${location.pathname}/form`, "填写预填单", "btn ghost"));
     if (t.can_rate) parts.push(rating(t.rating_levels, (score) => api("POST", `${path}/rate`, {score})));
     else if (t.rated) parts.push(msg("谢谢您对我们工作的支持,再见", "ok"));
     draw(...parts);
@@ -127,6 +132,47 @@
       timer = setInterval(() => location.pathname === here && ticket(path), 5000);
     }
   }
+  // --- a pre-filled form (预填单, I2) for a remote ticket or a redeemed booking: the teller
+  // sees it when the number is called ---------------------------------------------------------
+  async function ticketForm(tok) {
+    const t = await api("GET", `/api/public/tickets/${tok}`);
+    if (!t.ok) return draw(msg(errText(t)));
+    return fillForm({number: t.data.number, queue: t.data.queue, post: `/api/public/tickets/${tok}/form`, back: `/m/t/${tok}`});
+  }
+  // a booking's form: kept by the centre until the booking has its number (central/booking_forms.py)
+  const FORM_STATE = {waiting: "已保存,取号后发送至网点", sending: "正在发送至网点", delivered: "已发送至网点",
+    refused: "网点未接收,请到柜台填写", expired: "未使用", blanked: "已清除"};
+  async function bookingForm(id) {
+    const b = await api("GET", `/api/public/bookings/${id}`);
+    if (!b.ok) return b.status === 401 ? needLogin() : draw(msg(errText(b)));
+    return fillForm({number: b.data.ticket_number || "预约", queue: b.data.queue, post: `/api/public/bookings/${id}/form`, back: `/m/me/${id}`});
+  }
+  async function fillForm(to) {
+    const res = await api("GET", `/api/public/forms?queue=${encodeURIComponent(to.queue)}`);
+    const forms = res.ok ? res.data.forms : [];
+    const back = link(to.back, "返回", "btn ghost");
+    if (!forms.length) return draw(el("h1", {text: "预填单"}), msg("该业务无需填写预填单。", "ok"), back);
+    const out = el("div", {id: "out"});
+    const pick = (f) => {
+      const fields = f.fields.map((x) => el("label", {}, `${x.label}${x.required ? " *" : ""}`,
+        x.type === "choice" ? el("select", {name: x.name}, el("option", {value: "", text: "请选择"}), x.choices.map((c) => el("option", {value: c, text: c})))
+          : el("input", {name: x.name, maxlength: x.max_len, required: x.required, autocomplete: "off",
+            inputmode: {amount: "decimal", account: "numeric", phone: "tel"}[x.type] || null})));
+      const form = el("form", {class: "card", id: "form", onsubmit: async (ev) => {
+        ev.preventDefault();
+        const values = {};
+        form.querySelectorAll("input, select").forEach((n) => { if (n.value.trim()) values[n.name] = n.value; });
+        const sent = await api("POST", to.post, {form: f.id, fields: values});
+        if (!sent.ok) return out.replaceChildren(msg(errText(sent)));
+        form.replaceChildren(el("h2", {text: f.title}), ...sent.data.fields.map((x) => el("div", {text: `${x.label}:${x.value}`})));
+        out.replaceChildren(msg(sent.data.state === "waiting" ? sent.data.message : `预填单已提交,${to.number} 叫号时柜员可直接查看。`, "ok"));
+      }}, el("h2", {text: f.title}), fields, el("button", {type: "submit", text: "提交"}));
+      draw(el("h1", {text: `${to.number} 预填单`}), form, out, back);
+    };
+    if (forms.length === 1) return pick(forms[0]);
+    draw(el("h1", {text: "请选择预填单"}), ...forms.map((f) => el("button", {class: "ghost", text: f.title, onclick: () => pick(f)})), back);
+  }
+
   function rating(levels, send) {
     const box = el("div", {class: "card", id: "rate"}, el("h2", {text: "请对本次服务进行评价"}));
     const row = el("div", {class: "stars"});
@@ -144,8 +190,10 @@
   // --- signing in ----------------------------------------------------------------------------
   function login() {
     const next = new URLSearchParams(location.search).get("next") || "/m/me";
-    const phone = el("input", {id: "phone", type: "tel", inputmode: "numeric", autocomplete: "tel", placeholder: "11位手机号"});
-    const code = el("input", {id: "code", inputmode: "numeric", autocomplete: "one-time-code", placeholder: "6位验证码"});
+    const phone = el("input", {id: "phone", type: "tel", inputmode: "numeric", autocomplete: "tel", placeholder: "11位手机号",
+      maxlength: 20, pattern: "[+0-9 \\-]{11,20}"});  // limits: the API's (central/customers.py)
+    const code = el("input", {id: "code", inputmode: "numeric", autocomplete: "one-time-code", placeholder: "6位验证码",
+      maxlength: 8, pattern: "[0-9]{4,8}"});
     const out = el("div");
     const send = el("button", {class: "ghost", id: "send-code", text: "获取验证码", onclick: async () => {
       const res = await api("POST", "/api/public/login/code", {phone: phone.value});
@@ -163,10 +211,11 @@
       el("p", {}, enter), out);
   }
   function register(next) {
-    const name = el("input", {id: "name", autocomplete: "name", placeholder: "姓名"});
+    const name = el("input", {id: "name", autocomplete: "name", placeholder: "姓名", maxlength: 40});
     const gender = el("select", {id: "gender"}, el("option", {value: "", text: "按身份证号"}),
       el("option", {value: "M", text: "男"}), el("option", {value: "F", text: "女"}));
-    const id = el("input", {id: "id-number", autocomplete: "off", placeholder: "18位身份证号码"});
+    const id = el("input", {id: "id-number", autocomplete: "off", placeholder: "18位身份证号码", maxlength: 24,
+      pattern: "[0-9]{17}[0-9Xx]"});
     const out = el("div");
     draw(el("h1", {text: "用户注册"}),
       el("p", {class: "muted", text: "预约需登记办理人信息。证件号仅用于核验与到网点刷证兑号,页面只显示掩码。"}),
@@ -258,15 +307,27 @@
         b.state === "booked" ? el("div", {}, el("div", {class: "muted", text: "预约码"}), el("div", {class: "code", id: "code", text: b.code}), qr,
           el("p", {class: "muted", text: "请在预约时段内到网点取号机输入预约码、扫描二维码或刷身份证取号。"})) : null,
         b.ticket_number ? el("div", {}, el("div", {class: "muted", text: "号码"}), el("div", {class: "big", text: b.ticket_number})) : null)];
-    if (b.state === "booked") parts.push(el("button", {class: "ghost", id: "cancel", text: "取消预约", onclick: async () => {
-      const r = await api("POST", `/api/public/bookings/${id}/cancel`);
-      if (!r.ok) return out.replaceChildren(msg(errText(r)));
-      oneBooking(id);
-    }}));
+    if (b.state === "booked") parts.push(el("button", {class: "ghost", id: "cancel", text: "取消预约",
+      onclick: () => confirmCancel(id, out)}));
+    if (b.state === "booked" || (b.ticket_number && b.state === "redeemed" && !b.can_rate && !b.rating)) {
+      if (b.form) parts.push(el("div", {class: "muted", id: "form-state", text: `${b.form.title}:${FORM_STATE[b.form.state] || b.form.state}`}));
+      parts.push(link(`/m/me/${id}/form`, b.form ? "修改预填单" : "填写预填单", "btn ghost"));
+    }
     if (b.can_rate) parts.push(rating(b.rating_levels, (score) => api("POST", `/api/public/bookings/${id}/rate`, {score})));
     else if (b.rating) parts.push(msg("谢谢您对我们工作的支持,再见", "ok"));
     parts.push(out);
     draw(...parts);
+  }
+  /** Cancelling cannot be undone (the code stops working): ask first (issue 17). */
+  function confirmCancel(id, out) {
+    out.replaceChildren(el("div", {class: "card", id: "cancel-confirm"},
+      el("p", {text: "确定取消这个预约吗?取消后预约码即失效。"}),
+      el("button", {class: "btn", id: "cancel-yes", text: "确认取消", onclick: async () => {
+        const r = await api("POST", `/api/public/bookings/${id}/cancel`);
+        if (!r.ok) return out.replaceChildren(msg(errText(r)));
+        oneBooking(id);
+      }}),
+      el("button", {class: "ghost", id: "cancel-no", text: "不取消", onclick: () => out.replaceChildren()})));
   }
   function scanned(branchCode, day, code) {
     draw(el("h1", {text: "预约取号"}), el("div", {class: "card"},
@@ -294,6 +355,8 @@
     if (p === "/m/me") return mine();
     if ((m = p.match(/^\/m\/me\/([0-9A-Za-z_-]+)$/))) return oneBooking(m[1]);
     if ((m = p.match(/^\/m\/t\/([0-9A-Za-z_-]+)$/))) return ticket(`/api/public/tickets/${m[1]}`);
+    if ((m = p.match(/^\/m\/t\/([0-9A-Za-z_-]+)\/form$/))) return ticketForm(m[1]);
+    if ((m = p.match(/^\/m\/me\/([0-9A-Za-z_-]+)\/form$/))) return bookingForm(m[1]);
     if ((m = p.match(/^\/b\/(\d{4,16})\/t\/(\d{8}-[A-Za-z]{0,3}\d{1,6})$/))) return ticket(`/api/public/branches/${m[1]}/tickets/${m[2]}`);
     if ((m = p.match(/^\/yy\/(\d{4,16})\/(\d{8})\/(\d{6})$/))) return scanned(m[1], m[2], m[3]);
     draw(msg("页面不存在。"), link("/m", "返回首页", "btn"));

@@ -12,6 +12,7 @@
 
   // --- session --------------------------------------------------------------------------
   async function start() {
+    if (!boot.signed_in) { showLogin(); return; }  // no session to ask for: no 401 logged
     const res = await api("GET", "/api/auth/session?kind=teller");
     if (res.ok) enter(res.data.window, res.data.csrf_token, res.data.name);
     else showLogin();
@@ -79,6 +80,12 @@
     $("#c-next").textContent = p.next ? `下一位 Next: ${p.next}` : "";
     $("#c-queues").replaceChildren(...p.queues.map((q) => el("tr", {},
       el("td", {text: q.name}), el("td", {text: String(q.priority)}), el("td", {class: "n", text: String(q.waiting)}))));
+    const numbers = p.waiting_numbers || [];
+    $("#c-numbers").textContent = numbers.length ? `等待号码 Waiting: ${numbers.join(" ")}` +
+      (p.waiting > numbers.length ? ` … (${p.waiting})` : "") : "";
+    drawToday(p.today);
+    // the pre-filled form of the customer being served (caller_forms.js)
+    document.dispatchEvent(new CustomEvent("caller:panel", {detail: {window: win, current: cur}}));
     const held = p.held.map((t) => t.number);
     $("#c-held").textContent = held.length ? `挂起 Held: ${held.join(" ")}` : "";
     $("#pause").firstChild.textContent = p.paused ? "恢复" : "暂停";
@@ -91,6 +98,12 @@
         (p.paused && ["call_next", "call_back"].includes(b.dataset.act));
     }
     tick();
+  }
+  /** The teller's own figures of the day (served, average handling time, ratings). */
+  function drawToday(d) {
+    $("#t-served").textContent = d ? String(d.served) : "0";
+    $("#t-handle").textContent = d && d.avg_handle_s != null ? PD.minutes(d.avg_handle_s) : "—";
+    $("#t-ratings").textContent = d && d.ratings ? `${d.ratings} 次 · 平均 ${d.avg_rating} 分` : "—";
   }
   function tick() {
     const node = $("#c-serving");
@@ -145,6 +158,12 @@
     } else if (action === "transfer") {
       const body = await transferDialog();
       if (body) await post(action, `/api/windows/${win}/transfer`, body);
+    } else if (action === "no_show") {
+      const number = panel && panel.current ? panel.current.number : "";
+      if (await confirmDialog("弃号 Discard the number", `确认 ${number} 号客户未到,弃号?` +
+        ` Discard ${number}: the customer did not come?`, "弃号 Discard")) {
+        await post(action, `/api/windows/${win}/no-show`);
+      }
     } else if (action === "call_back") {
       const held = panel ? [...panel.held, ...panel.no_shows].map((t) => t.number) : [];
       const number = await numberDialog("回呼 Call back (空=最近挂起)", held, true);
@@ -180,6 +199,14 @@
     if (w.value) body.to_window = Number(w.value); else if (q.value) body.to_queue = q.value;
     else { note("请选择转移到的窗口或业务。", true); return null; }
     return body;
+  }
+  /** A destructive action asks first (issue 17): true when the teller confirms. */
+  async function confirmDialog(title, text, yes) {
+    const d = $("#d-confirm");
+    $("#d-confirm-title").textContent = title;
+    $("#d-confirm-text").textContent = text;
+    $("#d-confirm-ok").textContent = yes;
+    return dialog(d);
   }
   async function numberDialog(title, options, emptyOk) {
     const d = $("#d-number"), f = d.querySelector("form");

@@ -17,8 +17,27 @@ const PD = (() => {
     if (!synced) { synced = true; clocks.forEach((tick) => tick()); }
   }
   function two(n) { return String(n).padStart(2, "0"); }
-  function hhmm(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
-  function hhmmss(d) { return hhmm(d) + ":" + two(d.getSeconds()); }
+  // Every time on the screens is the branch's wall time (boot.zone, its [branch] timezone),
+  // whatever zone the PC or kiosk showing the page is set to.
+  const zoned = (() => {
+    const opts = {hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit"};
+    try { return new Intl.DateTimeFormat("en-GB", Object.assign({timeZone: boot.zone}, opts)); }
+    catch (e) { return new Intl.DateTimeFormat("en-GB", opts); }  // a zone this browser lacks
+  })();
+  /** A Date, ISO string or epoch ms as the branch's wall clock: {year, month, day, hour,
+   * minute, second}, each a zero-padded string. */
+  function wall(t) {
+    const d = t instanceof Date ? t : new Date(typeof t === "string" ? Date.parse(t) : t);
+    const p = {};
+    for (const {type, value} of zoned.formatToParts(d)) p[type] = value;
+    return p;
+  }
+  /** "HH:MM" (and "HH:MM:SS") at the branch. */
+  function hhmm(t) { const p = wall(t); return p.hour + ":" + p.minute; }
+  function hhmmss(t) { const p = wall(t); return p.hour + ":" + p.minute + ":" + p.second; }
+  /** "YYYY-MM-DD", the branch's date of t. */
+  function day(t) { const p = wall(t); return p.year + "-" + p.month + "-" + p.day; }
   function minutes(s) {
     s = Math.max(0, Math.round(s));
     return Math.floor(s / 60) + ":" + two(s % 60);
@@ -198,5 +217,5 @@ const PD = (() => {
   }
 
   return {boot, api, press, setCsrf, errorText, live, beep, clock, marquee, el, $, now, syncClock,
-          since, minutes, hhmm};
+          since, minutes, hhmm, hhmmss, day};
 })();

@@ -37,6 +37,18 @@
     $("#calls").replaceChildren(...rows);
   }
 
+  /** The numbers called but not yet come: recalled (still called) or missed (过号). */
+  function drawMissed(calls) {
+    const missed = calls.filter((c) => c.state === "no_show" || (c.state === "called" && c.recalls > 0));
+    $("#missed-panel").classList.toggle("hidden", !missed.length);
+    $("#missed").replaceChildren(...missed.slice(0, H.calls_shown).map((c) => el("li",
+      {class: c.state === "no_show" ? "missed" : "recalled", "data-number": c.number},
+      el("span", {class: "num", text: c.number}),
+      el("span", {text: c.state === "no_show" ? "过号" : `请到 ${c.window} 号窗口`}),
+      el("small", {text: c.state === "no_show" ? "Missed: ask at the counter"
+        : `Called again: window ${c.window}`}))));
+  }
+
   function drawWindows(windows) {
     const serving = windows.filter((w) => w.state === "serving").length;
     const box = $("#windows");
@@ -73,6 +85,7 @@
       announce(newest.number, newest.window, newest.window_name, first || !recent);
     }
     drawCalls(s.calls);
+    drawMissed(s.calls);
     drawWindows(s.windows);
     drawWaiting(s.queues);
   }

@@ -6,9 +6,13 @@
   const {boot, api, $, el} = PD;
   const L = boot.layout;
   let lang = "zh", status = null, timer = null, current = null;
+  let away = null;  // several kiosks: this one's printer is down (the refusal, naming another)
 
   const T = {
     ahead: (n) => [`您前面还有 ${n} 位客户在等待`, `${n} customer(s) ahead of you`],
+    // the expected wait (ticket.wait_minutes: the public status's estimate, controller/views.py)
+    wait: (m) => m > 0 ? [`预计等待约${m}分钟`, `Expected wait: about ${m} min`]
+      : ["无需等待,请留意叫号", "No wait: listen for your number"],
     back: (s) => [`${s} 秒后返回首页`, `Back to start in ${s} s`],
     printFailed: ["取号成功。", "Your number is issued. "],  // + the printer's own words
     reprinted: ["已重新打印,请取走号票。", "Printed again. Please take your ticket."],
@@ -24,6 +28,7 @@
     closed: ["现在不在营业时间", "We are closed now"],
     hours: ["营业时间:", "Business hours: "],
     rest: ["今日休息", "Closed today"],
+    away: ["本机暂停取号", "This machine is out of service"],
     take: ["请取走号票,留意叫号。", "Please take your ticket and listen for your number."],
     remember: ["请记住您的号码,留意叫号。", "Please remember your number and listen for the call."],
   };
@@ -63,6 +68,9 @@
     show("start");
     applyLang();
   }
+  // what the pre-filled forms' step (kiosk_forms.js) needs of this page
+  PD.kiosk = {show, home, countdown, applyLang, t, ticket: () => current,
+    lang: () => lang, back: () => { show("result"); applyLang(); countdown($("#r-countdown"), L.result_seconds); }};
 
   // --- taking a ticket ------------------------------------------------------------------
   async function take(body) {
@@ -95,8 +103,11 @@
     $("#r-queue").dataset.en = ticket.queue_name_en || ticket.queue_name;
     const ahead = T.ahead(ticket.ahead);
     Object.assign($("#r-ahead").dataset, {zh: ahead[0], en: ahead[1]});
+    const wait = ticket.wait_minutes == null ? ["", ""] : T.wait(ticket.wait_minutes);
+    Object.assign($("#r-wait").dataset, {zh: wait[0], en: wait[1]});
     Object.assign($("#r-notice").dataset, {zh: ticket.notice || "", en: ticket.notice_en || ticket.notice || ""});
     drawPrint(ticket);
+    document.dispatchEvent(new CustomEvent("kiosk:ticket", {detail: ticket}));
     show("result");
     applyLang();
     countdown($("#r-countdown"), L.result_seconds * (ticket.printed === false ? 3 : 1));
@@ -118,7 +129,7 @@
   async function reprint() {
     if (!current) return;
     const res = await api("POST", "/api/tickets/" + encodeURIComponent(current.number) + "/reprint",
-      {token: current.reprint_token});
+      {token: current.reprint_token, kiosk: boot.kiosk});
     if (!res.ok) { refusal(res); return; }
     current = {...res.data, ahead: res.data.ahead, reprinted: res.data.printed !== false};
     drawPrint(current);
@@ -215,7 +226,7 @@
   const noRedemption = (res) => res.status === 405 || (res.status === 404 && errorCode(res) === "not_found");
   const errorCode = (res) => res.data && res.data.error && res.data.error.code;
   // "This card holds no booking for today": then it is an ordinary card, as on the box's
-  // own readers (controller/appointments.py: unknown, or only another day's booking).
+  // own readers (controller/appointments/: unknown, or only another day's booking).
   const NO_BOOKING = ["appointment_unknown", "appointment_other_day"];
 
   /** A card or ID number: its booking of today if it holds one, else a ticket by card. */
@@ -303,7 +314,11 @@
       const hours = status.hours_today || [];
       $("#c-hours").textContent = hours.length ? t(T.hours) + hours.join(" ") : t(T.rest);
     }
-    const closed = !status.kiosk_open || !anyOpen;
+    if (status.kiosk_open && anyOpen && away) {
+      $("#c-title").textContent = t(T.away);
+      $("#c-hours").textContent = lang === "en" ? away.message_en : away.message;
+    }
+    const closed = !status.kiosk_open || !anyOpen || away !== null;
     overlay.classList.toggle("hidden", !closed);
     document.body.classList.toggle("closed", closed);
   }
@@ -311,6 +326,17 @@
     status = s;
     drawQueues();
     drawClosed();
+  }
+  /** With several kiosks ([[kiosks]]): whether this one issues now (its printer), from
+   * /api/health, asked again whenever a printer's health changes. */
+  async function inService() {
+    const res = await api("GET", "/api/health");
+    const mine = res.ok ? (res.data.kiosks || []).find((k) => k.id === boot.kiosk) : null;
+    away = mine && !mine.in_service ? mine.refusal : null;
+    drawClosed();
+  }
+  function onHealth(d) {
+    if (boot.several && d.name.startsWith("printer")) inService();
   }
 
   // --- media area -----------------------------------------------------------------------
@@ -359,5 +385,6 @@
   PD.clock($("#clock"));
   media();
   home();
-  PD.live("kiosk", {status: onStatus, outcome: onOutcome});
+  PD.live("kiosk", {status: onStatus, outcome: onOutcome, health: onHealth});
+  if (boot.several) inService();
 })();

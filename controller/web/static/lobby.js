@@ -9,6 +9,7 @@
   const popups = [];
 
   async function start() {
+    if (!boot.signed_in) { showLogin(); return; }  // no session to ask for: no 401 logged
     const res = await api("GET", "/api/auth/session?kind=lobby");
     if (res.ok) enter(res.data.csrf_token, res.data.name);
     else showLogin();
@@ -30,6 +31,18 @@
     $("#who").textContent = name || "";
     refresh();
     health();
+    history();
+  }
+  /** On login: the last hour's alerts in the log, and the queue pop-up at once when the
+   * branch is over its threshold already (a new crossing is not needed to be told). */
+  async function history() {
+    const res = await api("GET", "/api/lobby/alerts");
+    if (!res.ok) return;
+    $("#log").replaceChildren(...res.data.history.map((h) =>
+      el("li", {"data-kind": h.kind, title: h.message_en || "", text: `${h.time} ${h.message}`})));
+    if (res.data.over_threshold) {
+      popup("排队提醒 Queue alert", `请注意,目前网点排队等待人数已经超过${res.data.threshold}个。`, false);
+    }
   }
   $("#login").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -76,11 +89,24 @@
       el("td", {}, el("span", {class: "tag " + w.state, text: STATE[w.state] || w.state})),
       el("td", {text: w.current || "—"}), el("td", {class: "n", text: String(w.waiting)}),
       el("td", {class: "n", text: String(w.served)}))));
-    $("#vips").replaceChildren(...(o.vips.length ? o.vips.map((v) => el("tr", {},
+    $("#vips").replaceChildren(...(o.vips.length ? o.vips.map((v) => el("tr", {"data-number": v.number},
       el("td", {text: v.number}), el("td", {text: v.vip_name || "VIP"}),
       el("td", {class: "stars", text: "★".repeat(v.stars || 0)}), el("td", {text: v.queue_name}),
+      el("td", {class: "manager", text: v.manager || "—"}),
       el("td", {text: (STATE[v.state] || v.state) + (v.window ? ` · ${v.window}号窗口` : "")}),
-      el("td", {class: "n", text: PD.minutes(v.waited_s)}))) : [el("tr", {}, el("td", {colspan: 6, text: "暂无 None"}))]));
+      el("td", {class: "n", text: PD.minutes(v.waited_s)}))) : [el("tr", {}, el("td", {colspan: 7, text: "暂无 None"}))]));
+    vipArrivals(o.vips);
+  }
+  // A VIP with an account manager who takes a ticket pops up once (SPEC I1); the ones already
+  // waiting when the page opens are only listed.
+  let seenVips = null;
+  function vipArrivals(vips) {
+    const fresh = seenVips === null ? [] : vips.filter((v) => v.manager && !seenVips.has(v.number));
+    seenVips = new Set(vips.map((v) => v.number));
+    for (const v of fresh) {
+      popup("VIP客户到达 VIP arrival",
+        `${v.vip_name || "VIP客户"} 已取号 ${v.number}(${v.queue_name}),请通知客户经理${v.manager}。`);
+    }
   }
   // A pause reason being typed survives the table's redraws (every change in the hall).
   const reasons = {};
@@ -134,8 +160,8 @@
   function log(text) {
     $("#log").prepend(el("li", {text: `${PD.hhmm(PD.now())} ${text}`}));
   }
-  function popup(title, text) {
-    log(text);
+  function popup(title, text, logged = true) {
+    if (logged) log(text);
     popups.push([title, text]);
     if (popups.length === 1) showPopup();
   }
@@ -171,7 +197,10 @@
     },
     event: onEvent,
     health: (d) => { devices[d.name] = d; if (on) drawDevices(); },
-    notice: (n) => { if (on) popup(n.title || "中心提醒 Centre alert", n.message); },
+    notice: (n) => {  // a cleared alert is noted in the log, quietly: no pop-up, no sound
+      if (!on) return;
+      if (n.level === "clear") log(n.message); else popup(n.title || "中心提醒 Centre alert", n.message);
+    },
   });
   start();
 })();

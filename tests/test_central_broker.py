@@ -165,7 +165,7 @@ async def test_a_branch_added_to_a_busy_broker_connects_at_once(broker: LocalBro
     assert broker.process is not None
     broker.process.send_signal(signal.SIGSTOP)  # a broker too busy to turn its loop
     adding = ThreadPoolExecutor(1).submit(broker.add_user, "1001019001", "its-password")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a stopped broker cannot answer: add_user must still wait
     assert not adding.done(), "add_user returned before the broker had reloaded"
     broker.process.send_signal(signal.SIGCONT)
     password = await asyncio.wrap_future(adding)

@@ -78,6 +78,11 @@ class Service:
     stop_timeout: float = 20.0  # after the stop signal, then SIGKILL
     late: Callable[[], list[str]] | None = None  # more arguments, made when it is started
 
+    def command(self) -> list[str]:
+        """What to run, now: :attr:`argv` and the :attr:`late` arguments made at this
+        moment (where the demo's one clock stands)."""
+        return [*self.argv, *(self.late() if self.late is not None else [])]
+
 
 @dataclass(frozen=True)
 class DemoClock:
@@ -582,9 +587,8 @@ async def run_services(list_: list[Service], ready_timeout: float = 90.0,
     code = 0
     try:
         for s in list_:
-            argv = [*s.argv, *(s.late() if s.late is not None else [])]
             proc = await asyncio.create_subprocess_exec(
-                *argv, start_new_session=True, preexec_fn=_die_with_parent)
+                *s.command(), start_new_session=True, preexec_fn=_die_with_parent)
             running.append((s, proc))
             _say(f"{s.name} started (pid {proc.pid})")
             if not await _until_ready(s, proc, stop, ready_timeout):

@@ -197,8 +197,12 @@ def _take_ticket(box: str, queue: str) -> None:
     req = urllib.request.Request(box + "/api/tickets", method="POST",
                                  data=json.dumps({"queue": queue}).encode(),
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10):
-        pass
+    try:
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"the kiosk refused a ticket for {queue}: {e.code} "
+                           f"{e.read().decode(errors='replace')}") from None
 
 
 def _tap(button: Any) -> None:
@@ -454,7 +458,7 @@ async def _with_demo(args: argparse.Namespace, then: Callable[[], Tour],
     try:
         for s in demo.services(args):
             proc = await asyncio.create_subprocess_exec(
-                *s.argv, start_new_session=True, stdout=asyncio.subprocess.DEVNULL,
+                *s.command(), start_new_session=True, stdout=asyncio.subprocess.DEVNULL,
                 preexec_fn=demo._die_with_parent)
             running.append((s, proc))
             if not await demo._until_ready(s, proc, never, ready_timeout):

@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["reset_password", "router"]
 
 UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
-_T = TypeVar("_T")
 OrgCode = Annotated[str, Path(pattern=r"^\d{4,16}$")]
 Role = Literal["admin", "manager", "auditor", "viewer"]
+_T = TypeVar("_T")
 
 
 class Login(BaseModel):

@@ -104,7 +104,7 @@ def broker_users(broker: LocalBroker, codes: list[str], secret: str) -> None:
 
 class Centre:
     def __init__(self, work: Path, broker: LocalBroker, store_url: str, index: int,
-                 live_poll_s: float) -> None:
+                 live_poll_s: float, source: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = work / f"centre-{index}.log"
@@ -120,7 +120,7 @@ class Centre:
         cmd = [PY, "-m", "central", "--log-level", "WARNING"]
         for s in sets:
             cmd += ["--set", s]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"),
+        self.proc = subprocess.Popen(cmd, cwd=source, stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

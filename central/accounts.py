@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -28,7 +29,23 @@ from .auth import (
     update_user,
 )
 from .deps import ContextDep, GateDep, OrgsAdmin, UsersAdmin, Viewer
-from .orgs import Org, OrgError, add_org, delete_org, in_scope, list_orgs, update_org
+from .orgs import (
+    PAGE_MAX,
+    SEARCH_MAX,
+    OrgError,
+    add_org,
+    children,
+    code_list,
+    delete_org,
+    in_scope,
+    org_code,
+    org_names,
+    orgs_page,
+    page_size,
+    search_orgs,
+    search_text,
+    update_org,
+)
 
 if TYPE_CHECKING:
     from .context import CentreContext
@@ -38,6 +55,7 @@ __all__ = ["reset_password", "router"]
 UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 OrgCode = Annotated[str, Path(pattern=r"^\d{4,16}$")]
 Role = Literal["admin", "manager", "auditor", "viewer"]
+_T = TypeVar("_T")
 
 
 class Login(BaseModel):
@@ -184,12 +202,61 @@ async def change_user(user_id: UserId, body: UserChange, centre: ContextDep, who
 # --- the org tree --------------------------------------------------------------------
 
 
+# Query parameters arrive as text, bounded in length here and parsed by central.orgs
+# (org_code, page_size, search_text, code_list): one place says what each may hold.
+CodeArg = Annotated[str | None, Query(max_length=16)]
+LimitArg = Annotated[str | None, Query(max_length=4)]
+KindArg = Annotated[Literal["head", "city", "branch"] | None, Query()]
+CHILDREN_PAGE = 200
+
+
 @router.get("/api/orgs", tags=["orgs"])
-async def orgs(centre: ContextDep, who: Viewer) -> dict[str, Any]:
-    """The caller's subtree, plus reporting boxes the tree does not hold yet."""
-    nodes = await centre.read(_tree)
-    return {"scope": who.scope,
-            "orgs": [o.to_json() for o in nodes if who.sees(o.code)]}
+async def orgs(centre: ContextDep, who: Viewer, after: CodeArg = None,
+               limit: LimitArg = None) -> dict[str, Any]:
+    """The caller's subtree in code order, plus reporting boxes the tree does not hold
+    yet: a page of ``limit`` nodes (1000 at most) after the code ``after``."""
+    start, size = _parsed(lambda: (org_code(after, "after"),
+                                   page_size(limit, PAGE_MAX, PAGE_MAX)))
+    page = await centre.read(lambda s: orgs_page(s, who.scope, start, size))
+    return {"scope": who.scope, **page.to_json()}
+
+
+@router.get("/api/orgs/children", tags=["orgs"])
+async def org_children(centre: ContextDep, who: Viewer, parent: CodeArg = None,
+                       after: CodeArg = None, limit: LimitArg = None) -> dict[str, Any]:
+    """The nodes just below ``parent`` (absent: the caller's own scope roots), each with
+    ``has_children`` and its number of ``branches``; pages of ``limit`` (200, at most 1000)
+    after the code ``after``. 403 ``out_of_scope`` for a parent outside the caller's
+    subtree, 404 for a code nobody knows."""
+    node, start, size = _parsed(lambda: (org_code(parent, "parent"), org_code(after, "after"),
+                                         page_size(limit, CHILDREN_PAGE, PAGE_MAX)))
+    if node is not None:
+        who.check(node)
+        if not await centre.read(lambda s: org_names(s, who.scope, [node])):
+            raise ApiError("not_found")
+    page = await centre.read(lambda s: children(s, who.scope, node, start, size))
+    return {"scope": who.scope, "parent": node, **page.to_json()}
+
+
+@router.get("/api/orgs/search", tags=["orgs"])
+async def org_search(centre: ContextDep, who: Viewer, q: Annotated[str, Query(max_length=200)] = "",
+                     kind: KindArg = None, limit: LimitArg = None) -> dict[str, Any]:
+    """Nodes of the caller's subtree whose code starts with ``q`` or whose name (Chinese
+    or English) holds it, in code order: ``limit`` of them (50 at most), ``more`` when
+    there are others. Empty ``q``: the first nodes; ``kind`` keeps one kind."""
+    text, size = _parsed(lambda: (search_text(q), page_size(limit, SEARCH_MAX, SEARCH_MAX)))
+    page = await centre.read(lambda s: search_orgs(s, who.scope, text, kind, size))
+    return {"scope": who.scope, "q": text, **page.to_json()}
+
+
+@router.get("/api/orgs/names", tags=["orgs"])
+async def names(centre: ContextDep, who: Viewer,
+                codes: Annotated[str, Query(max_length=9000)] = "") -> dict[str, Any]:
+    """The nodes of ``codes`` (comma-separated, 500 at most) for a page's code → name
+    map; codes outside the caller's subtree or unknown are left out."""
+    wanted = _parsed(lambda: code_list(codes))
+    found = await centre.read(lambda s: org_names(s, who.scope, wanted))
+    return {"scope": who.scope, "orgs": [o.to_json() for o in found]}
 
 
 @router.post("/api/orgs", tags=["orgs"], status_code=201)
@@ -221,8 +288,13 @@ async def delete_node(code: OrgCode, centre: ContextDep, who: OrgsAdmin) -> dict
     return {"deleted": code}
 
 
-def _tree(store: Any) -> list[Org]:
-    return list_orgs(store, store.branch_codes())  # codes only: 10,000 rows not decoded
+def _parsed(parse: Callable[[], _T]) -> _T:
+    """What :mod:`central.orgs`' parsers make of a query; ``422 invalid`` saying why."""
+    try:
+        return parse()
+    except OrgError as exc:
+        raise ApiError("invalid", detail=exc.message_en, message=exc.message,
+                       message_en=exc.message_en) from None
 
 
 async def _check_can_hold(centre: CentreContext, who: Principal, user: User) -> None:

@@ -151,6 +151,33 @@ def test_edit_a_section_push_it_and_see_the_branch_run_it(
     save(page, "centre-versions")
 
 
+def test_the_tree_opens_a_node_by_loading_its_children_and_a_picker_finds_by_search(
+        browser: Any, centre: CentreProcess) -> None:
+    """Issue 19: no page loads the whole tree; the dashboard asks for a node's children
+    when it is opened, a picker for what the search box holds."""
+    page = logged_in(browser, centre)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url.split("//", 1)[1].split("/", 1)[1]))
+    exp = expect()
+    exp(page.locator('#tree a[data-org="100102"]')).to_be_visible()  # the province is open
+    exp(page.locator('#tree a[data-org="1001020003"]')).to_have_count(0)
+    with page.expect_response(lambda r: "api/orgs/children?parent=100102" in r.url):
+        page.click('#tree button[data-toggle="100102"]')
+    exp(page.locator('#tree a[data-org="1001020003"]')).to_contain_text("洛阳涧西支行")
+    page.click('#tree button[data-toggle="100102"]')  # closed again: nothing asked
+    exp(page.locator('#tree a[data-org="1001020003"]')).to_have_count(0)
+
+    page.goto(centre.url + "/reports")
+    exp(page.locator('#org option[value="100102"]')).to_have_count(1)
+    exp(page.locator('#org option[value="1001020003"]')).to_have_count(0)
+    page.fill("label:has(#org) .org-search", "涧西")
+    exp(page.locator('#org option[value="1001020003"]')).to_have_count(1)
+    page.select_option("#org", "1001020003")
+    exp(page.locator('#branch option[value="1001020003"]')).to_have_count(1)
+    assert "api/orgs/children?parent=100102" in " ".join(asked)
+    assert not [u for u in asked if u.split("?")[0] == "api/orgs"]  # never the whole tree
+
+
 def test_a_sub_branch_manager_sees_only_its_branch(
         browser: Any, centre: CentreProcess, box: BoxProcess) -> None:
     token = centre.token()

@@ -4,7 +4,7 @@
  * so instead of failing. */
 "use strict";
 (() => {
-  const {boot, $, el, api, errorText, when, toast, alertKind, plain, orgNames, branchTag} = PD;
+  const {boot, $, el, api, errorText, when, toast, alertKind, plain, orgNameMap, branchTag} = PD;
   const seen = new Set();
   // A branch's windows (from its live view), to name a faulty bus device by its window:
   // fetched once per branch with a device alert, at most WINDOWS_KEPT branches kept.
@@ -30,8 +30,8 @@
       return;
     }
     $("#note").textContent = "";
-    const names = await orgNames();
     const rows = res.data.alerts || [];
+    const names = await orgNameMap(rows.map((a) => a.branch));  // the branches on screen
     const bound = new Map();
     for (const a of rows) {
       if (a.kind === "device_fault" && !bound.has(a.branch)) bound.set(a.branch, await windows(a.branch));

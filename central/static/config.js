@@ -6,7 +6,7 @@
   let branch = boot.branch, current = null, section = "queues", drafts = {}, timer = null;
 
   async function start() {
-    const orgs = await orgOptions($("#branch"), branch, (o) => o.kind === "branch" && o.registered);
+    const orgs = await orgOptions($("#branch"), branch, {kind: "branch", registered: true});
     if (!branch && orgs.length) branch = orgs[0].code;
     $("#branch").value = branch || "";
     if (branch) load();

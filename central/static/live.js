@@ -22,46 +22,59 @@
   const serverNow = () => view.now + (Date.now() - receivedAt) / 1000;
 
   /* --- the tree ------------------------------------------------------------------------ */
-  let tree = [];
-  async function loadTree() {
-    const res = await api("GET", "/api/orgs");
-    if (res.ok) { tree = res.data.orgs; drawTree(); }
+  /* Loaded a node at a time (/api/orgs/children): the user's own roots first, then the
+   * children of each node one opens, and of each node on the current node's path. A node
+   * with many children shows them a page (200) at a time, "more" bringing the next. */
+  const kidsOf = new Map();  // parent code ("" for the roots) -> {orgs, more, next}
+  const opened = new Set();
+  async function loadKids(parent, after) {
+    const q = new URLSearchParams(parent ? {parent} : {});
+    if (after) q.set("after", after);
+    const res = await api("GET", "/api/orgs/children?" + q);
+    if (!res.ok) return;
+    const had = after && kidsOf.has(parent) ? kidsOf.get(parent).orgs : [];
+    kidsOf.set(parent, {orgs: had.concat(res.data.orgs), more: res.data.more, next: res.data.next});
   }
-  /* A big tree (a province of 10,000 branches) is drawn along the current node's path
-   * only: each node on it with its children, and a long list of siblings cut to the one
-   * on the path (the children table below pages through them). A small tree is drawn whole. */
-  const TREE_WHOLE = 300, TREE_SIBLINGS = 50;
-  let byParent = {}, indexed = null;
-  function drawTree() {
-    if (indexed !== tree) {
-      byParent = {};
-      const codes = new Set(tree.map((o) => o.code));
-      for (const o of tree) {
-        const p = o.parent && codes.has(o.parent) ? o.parent : "";
-        (byParent[p] = byParent[p] || []).push(o);
-      }
-      indexed = tree;
+  async function loadTree() {
+    if (!kidsOf.has("")) await loadKids("");
+    for (const p of view.path || []) {  // the path from the user's root down to the node
+      if (p.code === org && !(view.children || []).length) break;
+      opened.add(p.code);
+      if (!kidsOf.has(p.code)) await loadKids(p.code);
     }
-    const whole = tree.length <= TREE_WHOLE;
-    const onPath = (code) => org.startsWith(code);
+    drawTree();
+  }
+  async function toggle(code) {
+    if (opened.has(code)) opened.delete(code);
+    else {
+      opened.add(code);
+      if (!kidsOf.has(code)) await loadKids(code);
+    }
+    drawTree();
+  }
+  function drawTree() {
     const kids = {};
     for (const c of view.children || []) kids[c.code] = c;
     const list = (parent) => {
       const ul = el("ul");
-      let shown = byParent[parent] || [];
-      if (!whole && shown.length > TREE_SIBLINGS) {
-        const all = shown.length;
-        shown = shown.filter((o) => onPath(o.code));
-        ul.append(el("li", {class: "muted"}, `共 ${num(all)} 个,见下级机构列表 · ${all} in all, listed below`));
-      }
-      for (const o of shown) {
+      const got = kidsOf.get(parent) || {orgs: []};
+      for (const o of got.orgs) {
         const k = kids[o.code];
         const dot = k ? el("span", {class: "dot " + statusClass(k)}) : null;
+        const open = opened.has(o.code) && kidsOf.has(o.code);
+        const twisty = o.has_children ? el("button", {type: "button", class: "twisty",
+          "aria-expanded": open ? "true" : "false", "data-toggle": o.code,
+          "aria-label": (open ? "收起 Close " : "展开 Open ") + o.name,
+          onclick: () => toggle(o.code)}, open ? "▾" : "▸") : el("span", {class: "twisty"});
         const a = el("a", {href: "/live?org=" + o.code, class: o.code === org ? "current" : null,
           "data-org": o.code, onclick: (ev) => { ev.preventDefault(); go(o.code); }},
         el("span", {}, o.name), dot);
-        const open = byParent[o.code] && (whole || onPath(o.code));
-        ul.append(el("li", {}, a, open ? list(o.code) : null));
+        ul.append(el("li", {}, twisty, a, open ? list(o.code) : null));
+      }
+      if (got.more) {
+        ul.append(el("li", {class: "muted"}, el("button", {type: "button", class: "more",
+          "data-more": parent, onclick: async () => { await loadKids(parent, got.next); drawTree(); }},
+        "更多 more…")));
       }
       return ul;
     };
@@ -307,6 +320,7 @@
     org = code; offset = 0; view = res.data; receivedAt = Date.now(); previous = {};
     if (!noHistory) history.pushState({org: code}, "", "/live?org=" + code);
     draw();
+    loadTree();
     const c = await api("GET", "/api/live/charts?org=" + code);
     if (c.ok) { charts = c.data; drawCharts(); }
     connect();
@@ -373,11 +387,12 @@
     alertsLoaded = true;
     drawAlerts(rows, new Set(fresh.map((a) => a.id)));
   }
+  let alertNames = new Map();
   function branchName(code) {
-    const o = tree.find((t) => t.code === code);
-    return o ? o.name : code || "";
+    return alertNames.get(code) || code || "";
   }
-  function drawAlerts(rows, fresh) {
+  async function drawAlerts(rows, fresh) {
+    alertNames = await PD.orgNameMap(rows.slice(0, ALERTS_SHOWN).map((a) => a.branch));
     $("#alerts-card").classList.toggle("hidden", !rows.length);
     $("#alerts-count").textContent = rows.length >= 50 ? "50+" : String(rows.length);
     $("#alerts-link").href = "/alerts?org=" + encodeURIComponent((boot.user && boot.user.scope) || org);

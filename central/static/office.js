@@ -186,26 +186,85 @@ const PD = (() => {
     toastTimer = setTimeout(() => t.classList.add("hidden"), bad ? 8000 : 4000);
   }
 
-  /** Options of an org <select>: the user's subtree (from /api/orgs). */
-  async function orgOptions(select, selected, filter) {
-    const res = await api("GET", "/api/orgs");
-    if (!res.ok) return [];
-    select.textContent = "";
-    const orgs = res.data.orgs.filter(filter || (() => true));
-    for (const o of orgs) {
-      const depth = o.code.length <= 4 ? 0 : o.code.length <= 6 ? 1 : 2;
-      select.append(el("option", {value: o.code, selected: o.code === selected, title: o.code},
-        "\u00a0\u00a0".repeat(depth) + o.name));
+  /* --- org pickers and names: only the nodes on screen are loaded ------------------------
+   * A province holds 10,000 branches: no page loads the whole tree. A picker starts with
+   * the user's own node and the level below it (or the first branches, for a branch
+   * picker) and searches as one types (code digits or part of a name); names are looked
+   * up for the codes a page shows. */
+  const orgQuery = (path, params) => api("GET", path + "?" + new URLSearchParams(params));
+  const orgLabel = (o) => "\u00a0\u00a0".repeat(o.code.length <= 4 ? 0 : o.code.length <= 6 ? 1 : 2) + o.name;
+  async function startingOrgs(kind) {
+    if (kind) {
+      const res = await orgQuery("/api/orgs/search", {q: "", kind});
+      return res.ok ? res.data.orgs : [];
     }
-    return orgs;
+    const roots = await orgQuery("/api/orgs/children", {});
+    if (!roots.ok) return [];
+    const out = [];
+    for (const root of roots.data.orgs) {
+      out.push(root);
+      const below = root.has_children ? await orgQuery("/api/orgs/children", {parent: root.code}) : null;
+      if (below && below.ok) out.push(...below.data.orgs);
+    }
+    return out;
+  }
+  function fillOrgs(select, orgs, selected, more) {
+    const chosen = orgs.find((o) => o.code === selected);
+    const kept = !chosen && selected ? Array.from(select.options).find((o) => o.value === selected) : null;
+    select.replaceChildren(...(kept ? [kept] : []), ...orgs.map((o) => el("option",
+      {value: o.code, selected: o.code === selected, title: o.code, "data-kind": o.kind}, orgLabel(o))));
+    if (selected) select.value = selected;
+    if (more) select.append(el("option", {disabled: true, value: ""}, "… 更多请输入搜索 type to find more"));
   }
 
-  /** code -> name of the orgs the user sees (/api/orgs, fetched once a page). */
-  let names = null;
-  function orgNames() {
-    names = names || api("GET", "/api/orgs").then((res) =>
-      new Map(res.ok ? res.data.orgs.map((o) => [o.code, o.name]) : []));
-    return names;
+  /** An org <select> made a picker: the starting nodes, ``selected`` among them, and a
+   * search box before it. ``kind`` keeps one kind, ``registered`` the registered nodes.
+   * Returns the starting nodes. */
+  async function orgOptions(select, selected, {kind = "", registered = false} = {}) {
+    const keep = (list) => list.filter((o) => !registered || o.registered);
+    let start = keep(await startingOrgs(kind));
+    if (selected && !start.some((o) => o.code === selected)) {
+      const named = (await orgNames([selected])).get(selected);
+      if (named) start = [named, ...start];
+    }
+    fillOrgs(select, start, selected || (start[0] && start[0].code));
+    if (!select.previousElementSibling || !select.previousElementSibling.classList.contains("org-search")) {
+      let timer = null, asked = 0;
+      const box = el("input", {type: "search", class: "org-search", maxlength: 40,
+        "aria-label": "搜索机构 Search orgs", placeholder: "搜索 代码或名称 Search code or name"});
+      box.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(async () => {
+          const q = box.value.trim(), mine = ++asked;
+          if (!q) { fillOrgs(select, start, select.value); return; }
+          const res = await orgQuery("/api/orgs/search", kind ? {q, kind} : {q});
+          if (mine !== asked) return;  // a later keystroke's answer counts, not this one
+          if (!res.ok) { box.setCustomValidity(errorText(res)); box.reportValidity(); return; }
+          box.setCustomValidity("");
+          fillOrgs(select, keep(res.data.orgs), select.value, res.data.more);
+        }, 250);  // after a pause in typing, not at every key
+      });
+      select.before(box);
+    }
+    return start;
+  }
+
+  /** code -> node for ``codes`` (those the user sees), looked up once a page each. */
+  const known = new Map();
+  async function orgNames(codes) {
+    const wanted = [...new Set(codes || [])].filter((c) => c && /^\d{4,16}$/.test(c) && !known.has(c));
+    for (let i = 0; i < wanted.length; i += 500) {
+      const chunk = wanted.slice(i, i + 500);
+      const res = await orgQuery("/api/orgs/names", {codes: chunk.join(",")});
+      if (!res.ok) break;
+      for (const c of chunk) known.set(c, null);  // asked: out of scope or unknown stays a code
+      for (const o of res.data.orgs) known.set(o.code, o);
+    }
+    return new Map([...known].filter(([, o]) => o));
+  }
+  /** code -> name of ``codes``, for :func:`branchTag`. */
+  async function orgNameMap(codes) {
+    return new Map([...(await orgNames(codes))].map(([c, o]) => [c, o.name]));
   }
   /** A branch by its name, its code on hover (the code alone when its name is unknown). */
   function branchTag(code, known) {
@@ -251,5 +310,5 @@ const PD = (() => {
   }
 
   return {boot, $, el, api, errorText, dur, ago, when, day, num, toast, orgOptions, beep,
-    alertKind, deviceName, plain, orgNames, branchTag};
+    alertKind, deviceName, plain, orgNames, orgNameMap, branchTag};
 })();

@@ -6,22 +6,38 @@
  * same query. */
 "use strict";
 (() => {
-  const {boot, $, el, api, errorText, orgOptions, num, day} = PD;
+  const {boot, $, el, api, errorText, orgOptions, orgNameMap, num, day} = PD;
   const SHOWN = 1000;  // rows drawn on the page; the total row and the exports cover all
   $("#date").value = day();  // today in the province, not in UTC (toISOString)
-  let orgs = [];
 
-  function branchOptions() {
+  /* The branches of the chosen node: a city's own (its children, up to 1000), or for a
+   * province the first 50 in code order (a city narrows them; a code searches). */
+  async function branchOptions() {
     const under = $("#org").value;
-    $("#branch").replaceChildren(...orgs.filter((o) => o.kind === "branch" && o.code.startsWith(under))
-      .map((o) => el("option", {value: o.code, title: o.code}, o.name)));
+    if (!under) return;
+    const kids = await api("GET", "/api/orgs/children?" + new URLSearchParams({parent: under, limit: "1000"}));
+    let list = kids.ok ? kids.data.orgs.filter((o) => o.kind === "branch") : [];
+    let more = false;
+    if (!list.length && kids.ok && kids.data.orgs.length) {
+      const found = await api("GET", "/api/orgs/search?" + new URLSearchParams({q: under, kind: "branch"}));
+      list = found.ok ? found.data.orgs : [];
+      more = found.ok && found.data.more;
+    } else if (!list.length) {  // a branch itself
+      const chosen = $("#org").selectedOptions[0];
+      if (chosen && chosen.dataset.kind === "branch") list = [{code: under, name: chosen.textContent.trim()}];
+    }
+    if (under !== $("#org").value) return;  // another node was chosen meanwhile
+    const kept = new Set(picked($("#branch")));  // kept when the same node is listed again
+    $("#branch").replaceChildren(...list.map((o) => el("option", {value: o.code, title: o.code,
+      selected: kept.has(o.code)}, o.name)),
+      ...(more ? [el("option", {disabled: true}, "… 更多网点请先选分行 more: choose a city")] : []));
   }
   function choiceOptions(select, list) {
     select.replaceChildren(...(list || []).map((c) => el("option", {value: c.id},
       c.name === c.id ? c.id : `${c.name} ${c.id}`)));
   }
   const picked = (select) => Array.from(select.selectedOptions).map((o) => o.value);
-  orgOptions($("#org"), boot.org).then((list) => { orgs = list; branchOptions(); });
+  orgOptions($("#org"), boot.org).then(branchOptions);
   $("#org").addEventListener("change", branchOptions);
   $("#clear").addEventListener("click", () => {
     for (const id of ["#branch", "#queue", "#ctype"]) {
@@ -101,8 +117,9 @@
     if (!res.ok) { $("#result").replaceChildren(el("p", {class: "error"}, errorText(res))); return; }
     const d = res.data;
     // The scope by names ("机构 org 郑州金水路支行"), not the org codes the API's label uses.
-    const named = (text) => (text || "").replace(/\b\d{4,16}\b/g, (code) =>
-      (orgs.find((o) => o.code === code) || {name: code}).name);
+    const label = (d.scope && d.scope.label) || "";
+    const names = await orgNameMap(label.match(/\b\d{4,16}\b/g) || []);  // the codes it names
+    const named = (text) => (text || "").replace(/\b\d{4,16}\b/g, (code) => names.get(code) || code);
     const scope = [d.scope && named(d.scope.label), d.period && d.period.label].filter(Boolean).join(" · ");
     $("#result").replaceChildren(...[el("h2", {}, d.title || id, el("small", {}, d.title_en || "")),
       scope ? el("p", {class: "muted", id: "report-scope"}, scope) : null, chart(d), table(d),

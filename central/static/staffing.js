@@ -6,7 +6,7 @@
   orgOptions();
 
   async function orgOptions() {
-    await PD.orgOptions($("#branch"), boot.branch, (o) => o.kind === "branch");
+    await PD.orgOptions($("#branch"), boot.branch, {kind: "branch"});
   }
 
   function query() {

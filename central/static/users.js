@@ -8,12 +8,14 @@
   async function load() {
     const res = await api("GET", "/api/users");
     if (!res.ok) { toast(errorText(res), true); return; }
+    const scopes = await PD.orgNames(res.data.users.map((u) => u.scope));  // the scopes on screen
     $("#rows").replaceChildren(el("thead", {}, el("tr", {}, ...["登录名 Login", "姓名 Name",
       "角色 Role", "机构 Scope", "状态 State", "新密码 New password", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...res.data.users.map((u) => {
       const off = !u.manageable;
       const role = el("select", {disabled: off}, ...roles.map((r) => el("option", {value: r, selected: r === u.role}, r)));
-      const scope = el("select", {disabled: off}, ...orgs.map((o) =>
+      const own = scopes.get(u.scope) || {code: u.scope, name: u.scope};
+      const scope = el("select", {disabled: off}, ...[own, ...orgs.filter((o) => o.code !== u.scope)].map((o) =>
         el("option", {value: o.code, selected: o.code === u.scope, title: o.code}, o.name)));
       const pw = el("input", {type: "password", minlength: 8, maxlength: 128, disabled: off, placeholder: "不改 unchanged"});
       const disabled = el("input", {type: "checkbox", checked: u.disabled, disabled: off});
@@ -42,7 +44,7 @@
     load();
   });
   (async () => {
-    orgs = (await orgOptions($("#scope"), null, (o) => o.registered)) || [];
+    orgs = (await orgOptions($("#scope"), null, {registered: true})) || [];
     load();
   })();
 })();

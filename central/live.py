@@ -39,6 +39,7 @@ from common.tasks import still_cancelling
 from protocols import uplink as proto
 
 from .auth import ApiError, Principal
+from .boxclock import box_clock_offset
 from .deps import BoardDep, GateDep, Viewer
 from .figures import SLOT_S, SLOTS, WAIT_BAND_WORDS, WAIT_BANDS, BranchDay, utc_offset
 from .orgs import Org, list_orgs, parent_code
@@ -109,7 +110,7 @@ def _summary(t: Tracked) -> dict[str, Any]:
     status = live.get("status") or {}
     health = row.get("health") or {}
     counts = t.fig.counts()
-    offset = _clock_offset(row, t.last_event)
+    offset = box_clock_offset(row, t.last_event)
     queues = [{k: q.get(k) for k in ("id", "name", "waiting", "issued", "paused",
                                      "pause_reason")} for q in status.get("queues") or []]
     windows = [{k: w.get(k) for k in ("number", "name", "state", "teller", "teller_name",
@@ -149,20 +150,6 @@ def _summary(t: Tracked) -> dict[str, Any]:
         "hourly": list(t.fig.hourly),
         "series": t.fig.waiting_series(),
     }
-
-
-def _clock_offset(row: dict[str, Any], last_event: tuple[float, float] | None) -> float:
-    """Box clock − centre clock (0 if unknown), from the latest live snapshot, health
-    report and stored event: each says ``box time − centre time = offset − latency``, so
-    the largest is the best estimate."""
-    pairs: list[tuple[float, float]] = [last_event] if last_event else []
-    for box_at, centre_at in (((row.get("live") or {}).get("at"), row.get("live_at")),
-                              ((row.get("health") or {}).get("at"), row.get("health_at"))):
-        if isinstance(box_at, int | float) and isinstance(centre_at, int | float):
-            pairs.append((float(box_at), float(centre_at)))
-    if not pairs:
-        return 0.0
-    return round(max(box - centre for box, centre in pairs), 3)
 
 
 # --- rolling figures up the tree ------------------------------------------------------------

@@ -124,6 +124,20 @@ async def test_a_customer_waiting_too_long_without_a_call(store: Store, desk: De
     assert len(alerts(store, "long_wait")) == 1
 
 
+async def test_a_wait_is_judged_on_the_boxs_own_clock(store: Store, desk: Desk) -> None:
+    # The demo's box runs at 10:45 while the centre's clock says 20:45: A002 has waited
+    # the 5 minutes the box's clock says, not ten hours, and raises nothing.
+    d = DayLog(B1)
+    d.issue(0, "A001")
+    d.issue(40, "A002")
+    ingest_all(store, d)
+    box_now, apart = at("2026-11-25", 45), 10 * 3600.0
+    store.save_live({B1: {"online": True}},
+                    {B1: {"at": box_now, "status": {"waiting_total": 2}}}, {}, box_now + apart)
+    await desk.round(box_now + apart)
+    assert [a["detail"]["number"] for a in alerts(store, "long_wait")] == ["A001"]
+
+
 async def test_a_bad_rating_raises_one_alert(store: Store, desk: Desk) -> None:
     ingest_all(store, hand_day())
     await desk.round()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from protocols.appointment import mask_phone
 
 from .. import audit
+from ..boxclock import box_clock_offset
 from ..reports.labels import Labels
 from ..reports.scope import Period, Scope
 from ..store.summary import report_timezone
@@ -239,20 +240,25 @@ def _devices(row: dict[str, Any], t: dict[str, Any], labels: Labels, verdict: Ve
 def long_wait_rule(store: Store, branches: list[dict[str, Any]],
                    nodes: dict[str, dict[str, Any]], labels: Labels, now: float,
                    verdict: Verdict) -> None:
-    """Customers still waiting, never called, for longer than ``wait_over_min``."""
-    online = {r["branch"] for r in branches if r["online"] is not False}
+    """Customers still waiting, never called, for longer than ``wait_over_min``. A ticket's
+    ``issued_at`` is the box's clock: the wait is judged on it (the box's "now" is the
+    centre's plus the box's offset, central/boxclock.py), so a box whose clock stands
+    apart from the centre's (the demo's) raises no wait it has not had."""
+    online = {r["branch"]: box_clock_offset(r) for r in branches if r["online"] is not False}
     limits = {b: float(effective_thresholds(nodes, b)["wait_over_min"]) for b in online}
     verdict.looked_at["long_wait"] = {b for b, m in limits.items() if m}
     if not verdict.looked_at["long_wait"]:
         return
     shortest = min(m for m in limits.values() if m)
+    ahead, behind = max(online.values()), min(online.values())
     rows = store.execute(
         "SELECT branch, ticket, number, queue_now, issued_at FROM rpt_ticket "
         "WHERE called_at IS NULL AND outcome = '' AND issued_at <= ? AND issued_at > ?",
-        (now - shortest * 60, now - 86400.0)).fetchall()
+        (now + ahead - shortest * 60, now + behind - 86400.0)).fetchall()
     for branch, ticket, number, queue, issued in rows:
         minutes = limits.get(branch)
-        if not minutes or now - issued <= minutes * 60:
+        waited = now + online.get(branch, 0.0) - issued
+        if not minutes or waited <= minutes * 60:
             continue
         factor = effective_thresholds(nodes, branch)["escalate_factor"]
         verdict.raised.append(Candidate(
@@ -261,7 +267,7 @@ def long_wait_rule(store: Store, branches: list[dict[str, Any]],
             f"Ticket {number} has waited over {minutes:g} min without a call.", "warning",
             {"ticket": ticket, "number": number, "queue": labels.queue(queue),
              "issued_at": issued, "minutes": minutes},
-            worse=now - issued > minutes * 60 * factor))
+            worse=waited > minutes * 60 * factor))
 
 
 def bad_rating_rule(store: Store, nodes: dict[str, dict[str, Any]], labels: Labels,

@@ -11,6 +11,7 @@ import contextlib
 import getpass
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +90,16 @@ async def settle_removed(box: Box) -> None:
         box.health.report(f"{HEALTH}.removed_queues", "warning", exc.message_en)
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``http.loop`` names: uvloop's (libuv, in C: the HTTP path's
+    system calls and callbacks cost less), or None for the standard library's."""
+    if name != "uvloop":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hash-password"]:
@@ -108,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(start, data_dir, host, port))
+        with contextlib.suppress(KeyboardInterrupt), \
+                asyncio.Runner(loop_factory=loop_factory(start.config.http.loop)) as runner:
+            runner.run(serve(start, data_dir, host, port))
     except JournalError as exc:
         print(f"journal error: {exc}", file=sys.stderr)
         return 1

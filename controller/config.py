@@ -339,6 +339,10 @@ class HttpConfig(_Model):
     per_address: int = Field(64, ge=4, le=100000)  # connections from one client address
     max_body_bytes: int = Field(65536, ge=1024, le=64 * 1048576)
     body_timeout_s: float = Field(30.0, gt=0, le=600)  # a request's whole body
+    # the request parser (common/httpserver.py): llhttp in C, or h11 in pure Python (slower)
+    parser: Literal["httptools", "h11"] = "httptools"
+    # the event loop: uvloop (libuv, C) or the standard library's (slower)
+    loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class JournalConfig(_Model):

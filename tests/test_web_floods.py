@@ -122,3 +122,15 @@ async def test_at_the_connection_cap_the_kiosk_still_issues(tmp_path: Path) -> N
             assert status == 201, answer
             await wait_for(lambda: sum(s.ended for s in screens) == 1, 10, "one stream cut")
             assert screens[0].ended  # the oldest
+
+
+async def test_on_the_fallback_parser_and_loop_slow_heads_are_cut_too(tmp_path: Path) -> None:
+    """``http.parser = "h11"``, ``http.loop = "asyncio"`` (uvicorn's own; the default is
+    llhttp on uvloop, which the tests above run): the same deadline, the kiosk served."""
+    with flood_box(tmp_path / "data", 'hardware="none"', "http.head_timeout_s=2",
+                   'http.parser="h11"', 'http.loop="asyncio"') as box:
+        async with slow_headers(box.port, attacker_addresses(3), 10) as flood:
+            await wait_for(lambda: flood.opened + flood.refused >= 30, 20, "30 connects")
+            status, _, answer = await issue_ticket(box.port, timeout=5)
+            assert status == 201, answer
+            await wait_for(lambda: flood.closed_by_box >= 30, 15, "every slow one closed")

@@ -18,6 +18,7 @@ services on ``app.state`` and includes the routers and the middleware:
 ``auth.py``         ``/api/auth/…`` (lobby login, session, logout); the staff gate
 ``staff.py``        the soft caller's panel and the lobby manager's overview
 ``pages.py``        the HTML pages; ``media.py`` the kiosk's media files
+``fastpath.py``     the ticket and the call-next, the busiest two, past FastAPI's routing
 ==================  ===================================================================
 """
 
@@ -49,6 +50,7 @@ from . import (
 from .auth import guard
 from .deps import screens_for
 from .error_handlers import ERROR_HANDLERS
+from .fastpath import FastPath
 
 __all__ = ["API_ROUTERS", "create_app"]
 
@@ -80,6 +82,7 @@ def create_app(box: Box) -> FastAPI:
     for router in (*API_ROUTERS, pages.router, appointments.router, media.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.add_middleware(FastPath)  # the ticket and the call, inside the gate (fastpath.py)
     guard(app, screens["auth"])  # after every route: it checks how window routes read theirs
     install_limits(app, box.config.http)  # body cap and deadline, outermost (limits.py)
     return app

@@ -231,8 +231,8 @@ class _KindLane:
     (``limit``: the ticket index it must stop before), and the kind it takes from now on
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
-    __slots__ = ("borrows", "dry", "end", "key", "kind", "limit", "mine", "others", "own",
-                 "plan", "run", "windows")
+    __slots__ = ("at", "borrows", "dry", "end", "key", "kind", "left", "limit", "mine",
+                 "others", "own", "plan", "run", "windows")
 
     def __init__(self, key: Callable[[Ticket], Rank], own: bool, mine: list[int],
                  others: list[int], limit: list[int]) -> None:
@@ -248,6 +248,8 @@ class _KindLane:
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
+        self.at = 0  # the index it took of its kind in the last round
+        self.left = 0  # the waiting count of that kind's business before it took
 
 
 _RUN = -2
@@ -263,8 +265,9 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     until that kind's next ticket would rank after another kind's next one as it was when
     the window chose (the others' next tickets only rank later as they are taken): found
     by bisection, so a run of one kind costs a counter, not a ranking, per call; and the
-    rounds in which every window keeps to its kind are played at once
-    (:func:`_repeat_rounds`). Kinds that only one window takes (*alone*), or that the
+    rounds in which every window keeps to its kind are played at once, worked out from
+    the exact round before them (the index each window took and how many windows took
+    its kind). Kinds that only one window takes (*alone*), or that the
     other windows taking them are surely busy elsewhere for longer, it may take in any
     order among themselves without anyone else noticing, so it takes all of their tickets
     that rank before its other kinds' next ones as one run (two such kinds a window ranks
@@ -320,10 +323,11 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     taken = [0] * len(kinds)
     called = 0
     while True:
-        # one exact round, tallying what each window took for _repeat_rounds
-        progressed = False
+        # one exact round; each window that takes one kind notes the index it took
+        # (``at``) and, when it borrows, the business's count before it took (``left``)
         active = []  # the windows that took one kind, with how many took each kind
         runs = []  # and those in a run
+        rounds = -1  # (the fewest calls left in a run)
         per_kind = [0] * len(kinds)
         per_queue = [0] * len(counts)
         for lane in lanes:
@@ -332,20 +336,22 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             k = lane.kind
             if k == _RUN:
                 if lane.run:
-                    lane.run -= 1
+                    r = lane.run = lane.run - 1
                     called += 1
-                    progressed = True
                     runs.append(lane)
+                    if rounds < 0 or r < rounds:
+                        rounds = r
                     continue
                 _settle(lane, taken, counts, kq)
             if k < 0 or taken[k] >= lane.end or (
                     lane.borrows and counts[kq[k]] < threshold):
                 k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users)
                 if k == _RUN:
-                    lane.run -= 1
+                    r = lane.run = lane.run - 1
                     called += 1
-                    progressed = True
                     runs.append(lane)
+                    if rounds < 0 or r < rounds:
+                        rounds = r
                     continue
                 if k < 0:
                     if lane.own:
@@ -357,67 +363,42 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 return called  # a window borrows t
             taken[k] = j + 1
             b = kq[k]
-            counts[b] -= 1
+            lane.at = j
+            lane.left = counts[b]
+            counts[b] = lane.left - 1
             called += 1
-            progressed = True
             active.append(lane)
             per_kind[k] += 1
             per_queue[b] += 1
-        if not progressed:  # t is no longer eligible anywhere (balancing fell away)
-            return called
-        called += _repeat_rounds(active, runs, per_kind, per_queue, taken, counts, kq,
-                                 threshold, kt_kind, t_at)
-
-
-def _repeat_rounds(active: list[_KindLane], runs: list[_KindLane], per_kind: list[int],
-                   per_queue: list[int], taken: list[int], counts: list[int],
-                   kq: list[int], threshold: int, kt_kind: int, t_at: int) -> int:
-    """Play at once the rounds to come in which every window takes the kind it took in
-    the last one (none reaches its kind's ``end``, none borrows from a queue under the
-    balancing count, none reaches ``t``): what the loop of :func:`_drain_kinds` would do
-    one call at a time. ``active`` took one kind each (``per_kind`` and ``per_queue``
-    count them by kind and business), ``runs`` are in a run. Returns the number of
-    calls played."""
-    rounds = -1
-    for lane in runs:
-        r = lane.run
-        if not r:
-            return 0
-        if rounds < 0 or r < rounds:
-            rounds = r
-    seen = [0] * len(taken)
-    before = [0] * len(counts)
-    for lane in active:
-        k = lane.kind
-        q = kq[k]
-        at = taken[k] + seen[k]  # the index this window takes in the next round
-        seen[k] += 1
-        end = lane.end
-        if k == kt_kind and t_at < end:
-            end = t_at
-        if at >= end:
-            return 0
-        r = per_kind[k]
-        fits = (end - at + r - 1) // r  # rounds in which its index stays below end
-        if lane.borrows:
-            slack = counts[q] - before[q] - threshold
-            if slack < 0:
-                return 0
-            fits = min(fits, slack // per_queue[q] + 1)
-        before[q] += 1
-        if rounds < 0 or fits < rounds:
-            rounds = fits
-    if rounds <= 0:
-        return 0
-    for k, r in enumerate(per_kind):
-        if r:
-            taken[k] += rounds * r
-    for q, r in enumerate(per_queue):
-        if r:
-            counts[q] -= rounds * r
-    for lane in runs:
-        lane.run -= rounds
-    return rounds * (len(active) + len(runs))
+        if not active and not runs:  # t is no longer eligible anywhere (balancing fell
+            return called  # away)
+        # The rounds to come in which every window takes the kind it took in this one
+        # (none reaches its kind's ``end`` or ``t``, none borrows from a business under
+        # the balancing count) are played at once. In each, a window's kind is taken by
+        # the same windows in the same order: the window takes ``per_kind`` further
+        # along it, and ``per_queue`` calls of its business come between two of its own.
+        for lane in active:
+            k = lane.kind
+            end = lane.end
+            if k == kt_kind and t_at < end:
+                end = t_at
+            fits = (end - lane.at - 1) // per_kind[k]  # rounds its index stays below end
+            if lane.borrows:
+                over = (lane.left - threshold) // per_queue[kq[k]]  # (count >= threshold)
+                if over < fits:
+                    fits = over
+            if rounds < 0 or fits < rounds:
+                rounds = fits
+                if rounds <= 0:
+                    break
+        if rounds > 0:
+            for lane in active:
+                k = lane.kind
+                taken[k] += rounds
+                counts[kq[k]] -= rounds
+            for lane in runs:
+                lane.run -= rounds
+            called += rounds * (len(active) + len(runs))
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:

@@ -231,12 +231,13 @@ class _KindLane:
     (``limit``: the ticket index it must stop before), and the kind it takes from now on
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
-    __slots__ = ("at", "borrows", "dry", "end", "key", "kind", "left", "limit", "mine",
+    __slots__ = ("at", "borrows", "dry", "end", "esc", "key", "kind", "left", "limit", "mine",
                  "others", "own", "plan", "run", "windows")
 
-    def __init__(self, key: Callable[[Ticket], Rank], own: bool, mine: list[int],
-                 others: list[int], limit: list[int]) -> None:
+    def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
+                 mine: list[int], others: list[int], limit: list[int]) -> None:
         self.key = key
+        self.esc = esc  # the now and escalation time key ranks with (see _bisect_rank)
         self.own = own  # t is this window's own: it is called when nothing before it is left
         self.mine = mine  # kinds of its own tickets
         self.others = others  # kinds it may borrow (a window t is not the own of)
@@ -282,6 +283,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             else bisect_left(mates, issue_key(t), key=issue_key))
     places = [(same[0].directed, same[0].queue) for same in kinds]
     factory, escalate_s = _strategy(cfg)
+    esc = (now, escalate_s)
     lanes = []
     # who may take each kind (None once known: a business some window borrows, whose
     # count that window watches: never taken in a run)
@@ -292,13 +294,13 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         key = factory(queues, number, escalate_s, now)  # (rank_key's, inline)
         kt = key(t)
         own = t.directed == number or (t.directed is None and t.queue in queues)
-        lane = _KindLane(key, own, [], [], [0] * len(kinds))
+        lane = _KindLane(key, esc, own, [], [], [0] * len(kinds))
         for i, (d, q) in enumerate(places):
             same = kinds[i]
             if d == number or (d is None and q in queues):
                 lane.mine.append(i)
                 lane.limit[i] = (len(same) if not own else t_at if i == kt_kind
-                                 else _before(same, key, kt))  # (t's kind: all before t)
+                                 else _before(same, key, kt, esc))  # (t's kind: all before t)
             elif not own and d is None:
                 lane.others.append(i)
                 lane.limit[i] = t_at + 1 if i == kt_kind else len(same)
@@ -410,13 +412,15 @@ def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int])
     lane.kind = -1
 
 
-def _before(same: list[Ticket], key: Callable[[Ticket], Rank], kt: Rank) -> int:
-    """How many of a kind's tickets rank before ``kt``."""
-    return _bisect_rank(same, kt, 0, len(same), key)
+def _before(same: list[Ticket], key: Callable[[Ticket], Rank], kt: Rank,
+            esc: tuple[float, float]) -> int:
+    """How many of a kind's tickets rank before ``kt`` (``esc``: see :func:`_bisect_rank`)."""
+    return _bisect_rank(same, kt, 0, len(same), key, None, esc)
 
 
 def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
-                 key: Callable[[Ticket], Rank], first: Rank | None = None) -> int:
+                 key: Callable[[Ticket], Rank], first: Rank | None = None,
+                 esc: tuple[float, float] | None = None) -> int:
     """``bisect_left(same, bound, lo, hi, key=key)`` for a kind's tickets ``same``: the
     first index in ``lo:hi`` whose rank is not before ``bound``.
 
@@ -425,7 +429,9 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
     the first and last ticket of ``lo:hi`` share the other parts, the bisection compares
     issue keys only (in C) instead of building a rank per step: the queue's length then
     costs a few comparisons of two numbers, not a rank each. ``first``: the rank of
-    ``same[lo]`` when the caller has it.
+    ``same[lo]`` when the caller has it. ``esc``: the ``now`` and escalation time the
+    rank was made with, when the caller has them: whether the first and last ticket
+    share those parts is then told by their escalation alone, without ranking the last.
     """
     if lo >= hi:
         return lo
@@ -433,6 +439,15 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
         first = key(same[lo])
     if not first < bound:
         return lo
+    if esc is not None:
+        now, escalate_s = esc
+        if escalate_s <= 0 or ((now - same[lo].issued_at < escalate_s)
+                               == (now - same[hi - 1].issued_at < escalate_s)):
+            # every ticket of lo:hi has first's parts before the issue key (the
+            # `escalated` rule's among them, or it is not in the rank)
+            if first[:-2] != bound[:-2]:
+                return hi  # (first < bound: on those parts, so all of lo:hi)
+            return bisect_left(same, bound[-2:], lo + 1, hi, key=issue_key)
     last = key(same[hi - 1])
     if last < bound:
         return hi
@@ -448,15 +463,20 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
             users: list[list[_KindLane] | None]) -> int:
     """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
     long it keeps taking it."""
+    # (loops, not comprehensions: this runs a dozen times a race, with a handful of kinds)
     key, limit = lane.key, lane.limit
-    pool = [i for i in lane.mine if taken[i] < limit[i]]
+    pool = []
+    for i in lane.mine:
+        if taken[i] < limit[i]:
+            pool.append(i)
     lane.borrows = not pool
     if not pool:
-        pool = [i for i in lane.others
-                if taken[i] < limit[i] and counts[kq[i]] >= threshold]
-    if not pool:
-        lane.kind = -1
-        return -1
+        for i in lane.others:
+            if taken[i] < limit[i] and counts[kq[i]] >= threshold:
+                pool.append(i)
+        if not pool:
+            lane.kind = -1
+            return -1
     if len(pool) == 1:  # one kind left: no ranking, no run (a run needs two kinds)
         lane.kind = k = pool[0]
         lane.end = limit[k]
@@ -466,12 +486,13 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
         ra, rb = key(kinds[a][taken[a]]), key(kinds[b][taken[b]])
         heads = [(ra, a), (rb, b)] if ra < rb else [(rb, b), (ra, a)]
     else:
-        heads = sorted((key(kinds[i][taken[i]]), i) for i in pool)
+        heads = sorted([(key(kinds[i][taken[i]]), i) for i in pool])
     k = heads[0][1]
     if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
         return _RUN
     lane.kind = k
-    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0])
+    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
+                            lane.esc)
     return k
 
 
@@ -484,27 +505,50 @@ def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket
     first = heads[0][1]
     if not alone[first] and users[first] is None:
         return False  # (a business some window borrows: never in a run, see below)
-    free = {g for _, g in heads if alone[g] or users[g] is not None}
-    for group in (free, None):
-        if group is None:  # (the kinds only this window takes, made only when needed)
-            group = {g for g in free if alone[g]}
-        if first not in group or len(group) < 2:  # (one kind: taking it as a kind is that)
+    free = []  # (in rank order; loops, not sets: a handful of kinds)
+    for _, g in heads:
+        if alone[g] or users[g] is not None:
+            free.append(g)
+    group = free
+    while True:
+        if len(group) < 2:  # (one kind: taking it as a kind is that)
             return False
-        bound = next((rank for rank, i in heads if i not in group), None)
+        bound = None
+        for rank, i in heads:
+            if i not in group:
+                bound = rank
+                break
         plan = []
+        length = 0
+        limit = lane.limit
         for head, g in heads:
             if g in group:
-                upto = lane.limit[g] if bound is None else _bisect_rank(
-                    kinds[g], bound, taken[g], lane.limit[g], lane.key, head)
+                upto = limit[g] if bound is None else _bisect_rank(
+                    kinds[g], bound, taken[g], limit[g], lane.key, head, lane.esc)
                 if upto > taken[g]:
                     plan.append((g, upto))
-        length = sum(upto - taken[g] for g, upto in plan)
-        if all(alone[g] or all(other is lane or _away(other, g, taken) > length + 1
-                               for other in users[g] or ())
-               for g, _ in plan):
+                    length += upto - taken[g]
+        if _unshared(lane, plan, length, taken, alone, users):
             lane.plan, lane.run, lane.kind = plan, length, _RUN
             return True
-    return False
+        if group is not free or not alone[first]:
+            return False
+        group = []  # (then the kinds only this window takes)
+        for g in free:
+            if alone[g]:
+                group.append(g)
+
+
+def _unshared(lane: _KindLane, plan: list[tuple[int, int]], length: int, taken: list[int],
+              alone: list[bool], users: list[list[_KindLane] | None]) -> bool:
+    """Whether nobody but ``lane`` takes the kinds of ``plan`` in the next ``length``
+    calls: each is taken only by it, or the others taking it are surely away longer."""
+    for g, _ in plan:
+        if not alone[g]:
+            for other in users[g] or ():
+                if other is not lane and _away(other, g, taken) <= length + 1:
+                    return False
+    return True
 
 
 def _away(lane: _KindLane, g: int, taken: list[int]) -> int:

@@ -231,8 +231,8 @@ class _KindLane:
     (``limit``: the ticket index it must stop before), and the kind it takes from now on
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
-    __slots__ = ("at", "borrows", "dry", "end", "esc", "key", "kind", "left", "limit", "mine",
-                 "others", "own", "plan", "run", "windows")
+    __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "key", "kind", "left", "limit",
+                 "mine", "others", "own", "plan", "run", "windows")
 
     def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
                  mine: list[int], others: list[int], limit: list[int]) -> None:
@@ -249,6 +249,8 @@ class _KindLane:
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
+        # its own kinds all of whose tickets rank before all of t's kind (see _before)
+        self.ahead: list[int] | None = None
         self.at = 0  # the index it took of its kind in the last round
         self.left = 0  # the waiting count of that kind's business before it took
 
@@ -284,6 +286,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     places = [(same[0].directed, same[0].queue) for same in kinds]
     factory, escalate_s = _strategy(cfg)
     esc = (now, escalate_s)
+    # nobody of t's kind is escalated (its first has waited longest): see _before
+    calm = escalate_s <= 0 or now - mates[0].issued_at < escalate_s
     lanes = []
     # who may take each kind (None once known: a business some window borrows, whose
     # count that window watches: never taken in a run)
@@ -300,7 +304,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             if d == number or (d is None and q in queues):
                 lane.mine.append(i)
                 lane.limit[i] = (len(same) if not own else t_at if i == kt_kind
-                                 else _before(same, key, kt, esc))  # (t's kind: all before t)
+                                 else _before(lane, same, i, kt, calm))  # (t's kind: all
+                # before t)
             elif not own and d is None:
                 lane.others.append(i)
                 lane.limit[i] = t_at + 1 if i == kt_kind else len(same)
@@ -347,7 +352,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 _settle(lane, taken, counts, kq)
             if k < 0 or taken[k] >= lane.end or (
                     lane.borrows and counts[kq[k]] < threshold):
-                k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users)
+                k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
+                            kt_kind)
                 if k == _RUN:
                     r = lane.run = lane.run - 1
                     called += 1
@@ -412,10 +418,28 @@ def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int])
     lane.kind = -1
 
 
-def _before(same: list[Ticket], key: Callable[[Ticket], Rank], kt: Rank,
-            esc: tuple[float, float]) -> int:
-    """How many of a kind's tickets rank before ``kt`` (``esc``: see :func:`_bisect_rank`)."""
-    return _bisect_rank(same, kt, 0, len(same), key, None, esc)
+def _before(lane: _KindLane, same: list[Ticket], i: int, kt: Rank, calm: bool) -> int:
+    """How many of kind ``i``'s tickets ``same`` rank before ``t`` (``kt``, its rank) at
+    ``lane``'s window, one of t's own.
+
+    When neither kind has anyone escalated (``calm``: t's), every ticket of either has its
+    kind's parts of the rank but the issue key: if kind ``i``'s are the smaller, all of it
+    ranks before all of t's kind, which :func:`_choose` then knows without ranking
+    (``lane.ahead``).
+    """
+    key = lane.key
+    first = key(same[0])
+    if not first < kt:
+        return 0
+    if calm and first[:-2] != kt[:-2]:
+        now, escalate_s = lane.esc
+        if escalate_s <= 0 or now - same[0].issued_at < escalate_s:
+            if lane.ahead is None:
+                lane.ahead = [i]
+            else:
+                lane.ahead.append(i)
+            return len(same)
+    return _bisect_rank(same, kt, 0, len(same), key, first, lane.esc)
 
 
 def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
@@ -460,7 +484,7 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
 
 def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
             counts: list[int], kq: list[int], threshold: int, alone: list[bool],
-            users: list[list[_KindLane] | None]) -> int:
+            users: list[list[_KindLane] | None], kt_kind: int) -> int:
     """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
     long it keeps taking it."""
     # (loops, not comprehensions: this runs a dozen times a race, with a handful of kinds)
@@ -483,6 +507,15 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
         return k
     if len(pool) == 2:  # (the usual choice: two kinds, ranked without a sort)
         a, b = pool
+        ahead = lane.ahead
+        if ahead is not None and not lane.borrows:
+            i = a if b == kt_kind else b if a == kt_kind else -1
+            if i in ahead and not alone[i] and users[i] is None:
+                # all of i ranks before t's kind (_before), and a business some window
+                # borrows is never in a run: i to the last, without a rank
+                lane.kind = i
+                lane.end = limit[i]
+                return i
         ra, rb = key(kinds[a][taken[a]]), key(kinds[b][taken[b]])
         heads = [(ra, a), (rb, b)] if ra < rb else [(rb, b), (ra, a)]
     else:

@@ -510,9 +510,11 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
         ahead = lane.ahead
         if ahead is not None and not lane.borrows:
             i = a if b == kt_kind else b if a == kt_kind else -1
-            if i in ahead and not alone[i] and users[i] is None:
-                # all of i ranks before t's kind (_before), and a business some window
-                # borrows is never in a run: i to the last, without a rank
+            if i in ahead and ((not alone[i] and users[i] is None)
+                               or users[kt_kind] is None):
+                # all of i ranks before t's kind (_before), and no run: i's business or
+                # t's is one some window borrows, never in a run (_run's first tests).
+                # So i to the last, without a rank
                 lane.kind = i
                 lane.end = limit[i]
                 return i

@@ -296,8 +296,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     for w in windows:
         number, queues = w.number, w.queues
         key = factory(queues, number, escalate_s, now)  # (rank_key's, inline)
-        kt = key(t)
         own = t.directed == number or (t.directed is None and t.queue in queues)
+        kt = key(t) if own else ()  # (only t's own windows rank their kinds against t)
         lane = _KindLane(key, esc, own, [], [], [0] * len(kinds))
         for i, (d, q) in enumerate(places):
             same = kinds[i]

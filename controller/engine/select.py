@@ -231,8 +231,8 @@ class _KindLane:
     (``limit``: the ticket index it must stop before), and the kind it takes from now on
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
-    __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "key", "kind", "left", "limit",
-                 "mine", "others", "own", "plan", "run", "windows")
+    __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "final", "key", "kind", "left",
+                 "limit", "mine", "others", "own", "plan", "run", "windows")
 
     def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
                  mine: list[int], others: list[int], limit: list[int]) -> None:
@@ -246,6 +246,7 @@ class _KindLane:
         self.end = 0
         self.borrows = False
         self.dry = False
+        self.final = False  # it takes t's kind until t, nothing else (see _drain_kinds)
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
@@ -329,6 +330,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     counts = [state.waiting_count[q] for q in names]
     taken = [0] * len(kinds)
     called = 0
+    qt = kq[kt_kind]
     while True:
         # one exact round; each window that takes one kind notes the index it took
         # (``at``) and, when it borrows, the business's count before it took (``left``)
@@ -337,7 +339,20 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         rounds = -1  # (the fewest calls left in a run)
         per_kind = [0] * len(kinds)
         per_queue = [0] * len(counts)
+        # t's own windows that take t's kind with nothing else left before t (``final``)
+        # take its next ticket at every turn until t's: counted, not noted one by one
+        finals = 0
+        last = 0  # (the index the last of them took)
         for lane in lanes:
+            if lane.final:
+                last = taken[kt_kind]
+                if last >= t_at:
+                    return called  # nothing before t is left in its lane: t is called
+                taken[kt_kind] = last + 1
+                counts[qt] -= 1
+                called += 1
+                finals += 1
+                continue
             if lane.dry:
                 continue
             k = lane.kind
@@ -366,6 +381,14 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                         return called  # nothing before t is left in its lane: t is called
                     lane.dry = True
                     continue
+                if k == kt_kind and lane.own and lane.end == t_at:
+                    # final when nothing of its other kinds is left before t
+                    limit = lane.limit
+                    for i in lane.mine:
+                        if i != kt_kind and taken[i] < limit[i]:
+                            break
+                    else:
+                        lane.final = True
             j = taken[k]
             if k == kt_kind and j == t_at:
                 return called  # a window borrows t
@@ -378,8 +401,14 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             active.append(lane)
             per_kind[k] += 1
             per_queue[b] += 1
-        if not active and not runs:  # t is no longer eligible anywhere (balancing fell
-            return called  # away)
+        if not active and not runs and not finals:  # t is no longer eligible anywhere
+            return called  # (balancing fell away)
+        if finals:
+            per_kind[kt_kind] += finals
+            per_queue[qt] += finals
+            fits = (t_at - last - 1) // per_kind[kt_kind]  # (the last of them is first at t)
+            if rounds < 0 or fits < rounds:
+                rounds = fits
         # The rounds to come in which every window takes the kind it took in this one
         # (none reaches its kind's ``end`` or ``t``, none borrows from a business under
         # the balancing count) are played at once. In each, a window's kind is taken by
@@ -404,9 +433,12 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 k = lane.kind
                 taken[k] += rounds
                 counts[kq[k]] -= rounds
+            if finals:
+                taken[kt_kind] += rounds * finals
+                counts[qt] -= rounds * finals
             for lane in runs:
                 lane.run -= rounds
-            called += rounds * (len(active) + len(runs))
+            called += rounds * (len(active) + len(runs) + finals)
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:

@@ -542,11 +542,9 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
         ahead = lane.ahead
         if ahead is not None and not lane.borrows:
             i = a if b == kt_kind else b if a == kt_kind else -1
-            if i in ahead and ((not alone[i] and users[i] is None)
-                               or users[kt_kind] is None):
-                # all of i ranks before t's kind (_before), and no run: i's business or
-                # t's is one some window borrows, never in a run (_run's first tests).
-                # So i to the last, without a rank
+            if i in ahead and _no_run(lane, i, kt_kind, alone, users, taken):
+                # all of i ranks before t's kind (_before), and no run: i to the last,
+                # without a rank
                 lane.kind = i
                 lane.end = limit[i]
                 return i
@@ -561,6 +559,19 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
     lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
                             lane.esc)
     return k
+
+
+def _no_run(lane: _KindLane, i: int, kt_kind: int, alone: list[bool],
+            users: list[list[_KindLane] | None], taken: list[int]) -> bool:
+    """Whether :func:`_run` surely says no to ``lane``'s kinds ``i`` (ranked first) and
+    t's: i's business or t's is one some window borrows (never in a run), or another
+    window may take t's kind at once (so no run holds it, however short)."""
+    if not alone[i] and users[i] is None:
+        return True
+    others = users[kt_kind]
+    if others is None:
+        return True
+    return any(other is not lane and _away(other, kt_kind, taken) < 0 for other in others)
 
 
 def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket]],

@@ -353,20 +353,21 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 called += 1
                 finals += 1
                 continue
-            if lane.dry:
-                continue
             k = lane.kind
-            if k == _RUN:
-                if lane.run:
-                    r = lane.run = lane.run - 1
-                    called += 1
-                    runs.append(lane)
-                    if rounds < 0 or r < rounds:
-                        rounds = r
-                    continue
-                _settle(lane, taken, counts, kq)
             if k < 0 or taken[k] >= lane.end or (
                     lane.borrows and counts[kq[k]] < threshold):
+                # (the usual window keeps its kind: the rest only here)
+                if lane.dry:
+                    continue
+                if k == _RUN:
+                    if lane.run:
+                        r = lane.run = lane.run - 1
+                        called += 1
+                        runs.append(lane)
+                        if rounds < 0 or r < rounds:
+                            rounds = r
+                        continue
+                    _settle(lane, taken, counts, kq)
                 k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
                             kt_kind)
                 if k == _RUN:

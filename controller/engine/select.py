@@ -359,17 +359,11 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 # (the usual window keeps its kind: the rest only here)
                 if lane.dry:
                     continue
-                if k == _RUN:
-                    if lane.run:
-                        r = lane.run = lane.run - 1
-                        called += 1
-                        runs.append(lane)
-                        if rounds < 0 or r < rounds:
-                            rounds = r
-                        continue
-                    _settle(lane, taken, counts, kq)
-                k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
-                            kt_kind)
+                if k != _RUN or not lane.run:  # (else its run goes on)
+                    if k == _RUN:
+                        _settle(lane, taken, counts, kq)
+                    k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
+                                kt_kind)
                 if k == _RUN:
                     r = lane.run = lane.run - 1
                     called += 1

@@ -231,12 +231,13 @@ class _KindLane:
     (``limit``: the ticket index it must stop before), and the kind it takes from now on
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
-    __slots__ = ("borrows", "dry", "end", "key", "kind", "limit", "mine", "others", "own",
-                 "plan", "run", "windows")
+    __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "final", "key", "kind", "left",
+                 "limit", "mine", "others", "own", "plan", "run", "windows")
 
-    def __init__(self, key: Callable[[Ticket], Rank], own: bool, mine: list[int],
-                 others: list[int], limit: list[int]) -> None:
+    def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
+                 mine: list[int], others: list[int], limit: list[int]) -> None:
         self.key = key
+        self.esc = esc  # the now and escalation time key ranks with (see _bisect_rank)
         self.own = own  # t is this window's own: it is called when nothing before it is left
         self.mine = mine  # kinds of its own tickets
         self.others = others  # kinds it may borrow (a window t is not the own of)
@@ -245,9 +246,14 @@ class _KindLane:
         self.end = 0
         self.borrows = False
         self.dry = False
+        self.final = False  # it takes t's kind until t, nothing else (see _drain_kinds)
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
+        # its own kinds all of whose tickets rank before all of t's kind (see _before)
+        self.ahead: list[int] | None = None
+        self.at = 0  # the index it took of its kind in the last round
+        self.left = 0  # the waiting count of that kind's business before it took
 
 
 _RUN = -2
@@ -263,8 +269,9 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     until that kind's next ticket would rank after another kind's next one as it was when
     the window chose (the others' next tickets only rank later as they are taken): found
     by bisection, so a run of one kind costs a counter, not a ranking, per call; and the
-    rounds in which every window keeps to its kind are played at once
-    (:func:`_repeat_rounds`). Kinds that only one window takes (*alone*), or that the
+    rounds in which every window keeps to its kind are played at once, worked out from
+    the exact round before them (the index each window took and how many windows took
+    its kind). Kinds that only one window takes (*alone*), or that the
     other windows taking them are surely busy elsewhere for longer, it may take in any
     order among themselves without anyone else noticing, so it takes all of their tickets
     that rank before its other kinds' next ones as one run (two such kinds a window ranks
@@ -279,6 +286,9 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             else bisect_left(mates, issue_key(t), key=issue_key))
     places = [(same[0].directed, same[0].queue) for same in kinds]
     factory, escalate_s = _strategy(cfg)
+    esc = (now, escalate_s)
+    # nobody of t's kind is escalated (its first has waited longest): see _before
+    calm = escalate_s <= 0 or now - mates[0].issued_at < escalate_s
     lanes = []
     # who may take each kind (None once known: a business some window borrows, whose
     # count that window watches: never taken in a run)
@@ -287,15 +297,16 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     for w in windows:
         number, queues = w.number, w.queues
         key = factory(queues, number, escalate_s, now)  # (rank_key's, inline)
-        kt = key(t)
         own = t.directed == number or (t.directed is None and t.queue in queues)
-        lane = _KindLane(key, own, [], [], [0] * len(kinds))
+        kt = key(t) if own else ()  # (only t's own windows rank their kinds against t)
+        lane = _KindLane(key, esc, own, [], [], [0] * len(kinds))
         for i, (d, q) in enumerate(places):
             same = kinds[i]
             if d == number or (d is None and q in queues):
                 lane.mine.append(i)
                 lane.limit[i] = (len(same) if not own else t_at if i == kt_kind
-                                 else _before(same, key, kt))  # (t's kind: all before t)
+                                 else _before(lane, same, i, kt, calm))  # (t's kind: all
+                # before t)
             elif not own and d is None:
                 lane.others.append(i)
                 lane.limit[i] = t_at + 1 if i == kt_kind else len(same)
@@ -319,105 +330,110 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     counts = [state.waiting_count[q] for q in names]
     taken = [0] * len(kinds)
     called = 0
+    qt = kq[kt_kind]
     while True:
-        # one exact round, tallying what each window took for _repeat_rounds
-        progressed = False
+        # one exact round; each window that takes one kind notes the index it took
+        # (``at``) and, when it borrows, the business's count before it took (``left``)
         active = []  # the windows that took one kind, with how many took each kind
         runs = []  # and those in a run
+        rounds = -1  # (the fewest calls left in a run)
         per_kind = [0] * len(kinds)
         per_queue = [0] * len(counts)
+        # t's own windows that take t's kind with nothing else left before t (``final``)
+        # take its next ticket at every turn until t's: counted, not noted one by one
+        finals = 0
+        last = 0  # (the index the last of them took)
         for lane in lanes:
-            if lane.dry:
+            if lane.final:
+                last = taken[kt_kind]
+                if last >= t_at:
+                    return called  # nothing before t is left in its lane: t is called
+                taken[kt_kind] = last + 1
+                counts[qt] -= 1
+                called += 1
+                finals += 1
                 continue
             k = lane.kind
-            if k == _RUN:
-                if lane.run:
-                    lane.run -= 1
-                    called += 1
-                    progressed = True
-                    runs.append(lane)
-                    continue
-                _settle(lane, taken, counts, kq)
             if k < 0 or taken[k] >= lane.end or (
                     lane.borrows and counts[kq[k]] < threshold):
-                k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users)
+                # (the usual window keeps its kind: the rest only here)
+                if lane.dry:
+                    continue
+                if k != _RUN or not lane.run:  # (else its run goes on)
+                    if k == _RUN:
+                        _settle(lane, taken, counts, kq)
+                    k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
+                                kt_kind)
                 if k == _RUN:
-                    lane.run -= 1
+                    r = lane.run = lane.run - 1
                     called += 1
-                    progressed = True
                     runs.append(lane)
+                    if rounds < 0 or r < rounds:
+                        rounds = r
                     continue
                 if k < 0:
                     if lane.own:
                         return called  # nothing before t is left in its lane: t is called
                     lane.dry = True
                     continue
+                if k == kt_kind and lane.own and lane.end == t_at:
+                    # final when nothing of its other kinds is left before t
+                    limit = lane.limit
+                    for i in lane.mine:
+                        if i != kt_kind and taken[i] < limit[i]:
+                            break
+                    else:
+                        lane.final = True
             j = taken[k]
             if k == kt_kind and j == t_at:
                 return called  # a window borrows t
             taken[k] = j + 1
             b = kq[k]
-            counts[b] -= 1
+            lane.at = j
+            lane.left = counts[b]
+            counts[b] = lane.left - 1
             called += 1
-            progressed = True
             active.append(lane)
             per_kind[k] += 1
             per_queue[b] += 1
-        if not progressed:  # t is no longer eligible anywhere (balancing fell away)
-            return called
-        called += _repeat_rounds(active, runs, per_kind, per_queue, taken, counts, kq,
-                                 threshold, kt_kind, t_at)
-
-
-def _repeat_rounds(active: list[_KindLane], runs: list[_KindLane], per_kind: list[int],
-                   per_queue: list[int], taken: list[int], counts: list[int],
-                   kq: list[int], threshold: int, kt_kind: int, t_at: int) -> int:
-    """Play at once the rounds to come in which every window takes the kind it took in
-    the last one (none reaches its kind's ``end``, none borrows from a queue under the
-    balancing count, none reaches ``t``): what the loop of :func:`_drain_kinds` would do
-    one call at a time. ``active`` took one kind each (``per_kind`` and ``per_queue``
-    count them by kind and business), ``runs`` are in a run. Returns the number of
-    calls played."""
-    rounds = -1
-    for lane in runs:
-        r = lane.run
-        if not r:
-            return 0
-        if rounds < 0 or r < rounds:
-            rounds = r
-    seen = [0] * len(taken)
-    before = [0] * len(counts)
-    for lane in active:
-        k = lane.kind
-        q = kq[k]
-        at = taken[k] + seen[k]  # the index this window takes in the next round
-        seen[k] += 1
-        end = lane.end
-        if k == kt_kind and t_at < end:
-            end = t_at
-        if at >= end:
-            return 0
-        r = per_kind[k]
-        fits = (end - at + r - 1) // r  # rounds in which its index stays below end
-        if lane.borrows:
-            slack = counts[q] - before[q] - threshold
-            if slack < 0:
-                return 0
-            fits = min(fits, slack // per_queue[q] + 1)
-        before[q] += 1
-        if rounds < 0 or fits < rounds:
-            rounds = fits
-    if rounds <= 0:
-        return 0
-    for k, r in enumerate(per_kind):
-        if r:
-            taken[k] += rounds * r
-    for q, r in enumerate(per_queue):
-        if r:
-            counts[q] -= rounds * r
-    for lane in runs:
-        lane.run -= rounds
-    return rounds * (len(active) + len(runs))
+        if not active and not runs and not finals:  # t is no longer eligible anywhere
+            return called  # (balancing fell away)
+        if finals:
+            per_kind[kt_kind] += finals
+            per_queue[qt] += finals
+            fits = (t_at - last - 1) // per_kind[kt_kind]  # (the last of them is first at t)
+            if rounds < 0 or fits < rounds:
+                rounds = fits
+        # The rounds to come in which every window takes the kind it took in this one
+        # (none reaches its kind's ``end`` or ``t``, none borrows from a business under
+        # the balancing count) are played at once. In each, a window's kind is taken by
+        # the same windows in the same order: the window takes ``per_kind`` further
+        # along it, and ``per_queue`` calls of its business come between two of its own.
+        for lane in active:
+            k = lane.kind
+            end = lane.end
+            if k == kt_kind and t_at < end:
+                end = t_at
+            fits = (end - lane.at - 1) // per_kind[k]  # rounds its index stays below end
+            if lane.borrows:
+                over = (lane.left - threshold) // per_queue[kq[k]]  # (count >= threshold)
+                if over < fits:
+                    fits = over
+            if rounds < 0 or fits < rounds:
+                rounds = fits
+                if rounds <= 0:
+                    break
+        if rounds > 0:
+            for lane in active:
+                k = lane.kind
+                taken[k] += rounds
+                counts[kq[k]] -= rounds
+            if finals:
+                taken[kt_kind] += rounds * finals
+                counts[qt] -= rounds * finals
+            for lane in runs:
+                lane.run -= rounds
+            called += rounds * (len(active) + len(runs) + finals)
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:
@@ -429,13 +445,33 @@ def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int])
     lane.kind = -1
 
 
-def _before(same: list[Ticket], key: Callable[[Ticket], Rank], kt: Rank) -> int:
-    """How many of a kind's tickets rank before ``kt``."""
-    return _bisect_rank(same, kt, 0, len(same), key)
+def _before(lane: _KindLane, same: list[Ticket], i: int, kt: Rank, calm: bool) -> int:
+    """How many of kind ``i``'s tickets ``same`` rank before ``t`` (``kt``, its rank) at
+    ``lane``'s window, one of t's own.
+
+    When neither kind has anyone escalated (``calm``: t's), every ticket of either has its
+    kind's parts of the rank but the issue key: if kind ``i``'s are the smaller, all of it
+    ranks before all of t's kind, which :func:`_choose` then knows without ranking
+    (``lane.ahead``).
+    """
+    key = lane.key
+    first = key(same[0])
+    if not first < kt:
+        return 0
+    if calm and first[:-2] != kt[:-2]:
+        now, escalate_s = lane.esc
+        if escalate_s <= 0 or now - same[0].issued_at < escalate_s:
+            if lane.ahead is None:
+                lane.ahead = [i]
+            else:
+                lane.ahead.append(i)
+            return len(same)
+    return _bisect_rank(same, kt, 0, len(same), key, first, lane.esc)
 
 
 def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
-                 key: Callable[[Ticket], Rank], first: Rank | None = None) -> int:
+                 key: Callable[[Ticket], Rank], first: Rank | None = None,
+                 esc: tuple[float, float] | None = None) -> int:
     """``bisect_left(same, bound, lo, hi, key=key)`` for a kind's tickets ``same``: the
     first index in ``lo:hi`` whose rank is not before ``bound``.
 
@@ -444,7 +480,9 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
     the first and last ticket of ``lo:hi`` share the other parts, the bisection compares
     issue keys only (in C) instead of building a rank per step: the queue's length then
     costs a few comparisons of two numbers, not a rank each. ``first``: the rank of
-    ``same[lo]`` when the caller has it.
+    ``same[lo]`` when the caller has it. ``esc``: the ``now`` and escalation time the
+    rank was made with, when the caller has them: whether the first and last ticket
+    share those parts is then told by their escalation alone, without ranking the last.
     """
     if lo >= hi:
         return lo
@@ -452,6 +490,15 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
         first = key(same[lo])
     if not first < bound:
         return lo
+    if esc is not None:
+        now, escalate_s = esc
+        if escalate_s <= 0 or ((now - same[lo].issued_at < escalate_s)
+                               == (now - same[hi - 1].issued_at < escalate_s)):
+            # every ticket of lo:hi has first's parts before the issue key (the
+            # `escalated` rule's among them, or it is not in the rank)
+            if first[:-2] != bound[:-2]:
+                return hi  # (first < bound: on those parts, so all of lo:hi)
+            return bisect_left(same, bound[-2:], lo + 1, hi, key=issue_key)
     last = key(same[hi - 1])
     if last < bound:
         return hi
@@ -464,34 +511,62 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
 
 def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
             counts: list[int], kq: list[int], threshold: int, alone: list[bool],
-            users: list[list[_KindLane] | None]) -> int:
+            users: list[list[_KindLane] | None], kt_kind: int) -> int:
     """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
     long it keeps taking it."""
+    # (loops, not comprehensions: this runs a dozen times a race, with a handful of kinds)
     key, limit = lane.key, lane.limit
-    pool = [i for i in lane.mine if taken[i] < limit[i]]
+    pool = []
+    for i in lane.mine:
+        if taken[i] < limit[i]:
+            pool.append(i)
     lane.borrows = not pool
     if not pool:
-        pool = [i for i in lane.others
-                if taken[i] < limit[i] and counts[kq[i]] >= threshold]
-    if not pool:
-        lane.kind = -1
-        return -1
+        for i in lane.others:
+            if taken[i] < limit[i] and counts[kq[i]] >= threshold:
+                pool.append(i)
+        if not pool:
+            lane.kind = -1
+            return -1
     if len(pool) == 1:  # one kind left: no ranking, no run (a run needs two kinds)
         lane.kind = k = pool[0]
         lane.end = limit[k]
         return k
     if len(pool) == 2:  # (the usual choice: two kinds, ranked without a sort)
         a, b = pool
+        ahead = lane.ahead
+        if ahead is not None and not lane.borrows:
+            i = a if b == kt_kind else b if a == kt_kind else -1
+            if i in ahead and _no_run(lane, i, kt_kind, alone, users, taken):
+                # all of i ranks before t's kind (_before), and no run: i to the last,
+                # without a rank
+                lane.kind = i
+                lane.end = limit[i]
+                return i
         ra, rb = key(kinds[a][taken[a]]), key(kinds[b][taken[b]])
         heads = [(ra, a), (rb, b)] if ra < rb else [(rb, b), (ra, a)]
     else:
-        heads = sorted((key(kinds[i][taken[i]]), i) for i in pool)
+        heads = sorted([(key(kinds[i][taken[i]]), i) for i in pool])
     k = heads[0][1]
     if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
         return _RUN
     lane.kind = k
-    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0])
+    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
+                            lane.esc)
     return k
+
+
+def _no_run(lane: _KindLane, i: int, kt_kind: int, alone: list[bool],
+            users: list[list[_KindLane] | None], taken: list[int]) -> bool:
+    """Whether :func:`_run` surely says no to ``lane``'s kinds ``i`` (ranked first) and
+    t's: i's business or t's is one some window borrows (never in a run), or another
+    window may take t's kind at once (so no run holds it, however short)."""
+    if not alone[i] and users[i] is None:
+        return True
+    others = users[kt_kind]
+    if others is None:
+        return True
+    return any(other is not lane and _away(other, kt_kind, taken) < 0 for other in others)
 
 
 def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket]],
@@ -503,27 +578,50 @@ def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket
     first = heads[0][1]
     if not alone[first] and users[first] is None:
         return False  # (a business some window borrows: never in a run, see below)
-    free = {g for _, g in heads if alone[g] or users[g] is not None}
-    for group in (free, None):
-        if group is None:  # (the kinds only this window takes, made only when needed)
-            group = {g for g in free if alone[g]}
-        if first not in group or len(group) < 2:  # (one kind: taking it as a kind is that)
+    free = []  # (in rank order; loops, not sets: a handful of kinds)
+    for _, g in heads:
+        if alone[g] or users[g] is not None:
+            free.append(g)
+    group = free
+    while True:
+        if len(group) < 2:  # (one kind: taking it as a kind is that)
             return False
-        bound = next((rank for rank, i in heads if i not in group), None)
+        bound = None
+        for rank, i in heads:
+            if i not in group:
+                bound = rank
+                break
         plan = []
+        length = 0
+        limit = lane.limit
         for head, g in heads:
             if g in group:
-                upto = lane.limit[g] if bound is None else _bisect_rank(
-                    kinds[g], bound, taken[g], lane.limit[g], lane.key, head)
+                upto = limit[g] if bound is None else _bisect_rank(
+                    kinds[g], bound, taken[g], limit[g], lane.key, head, lane.esc)
                 if upto > taken[g]:
                     plan.append((g, upto))
-        length = sum(upto - taken[g] for g, upto in plan)
-        if all(alone[g] or all(other is lane or _away(other, g, taken) > length + 1
-                               for other in users[g] or ())
-               for g, _ in plan):
+                    length += upto - taken[g]
+        if _unshared(lane, plan, length, taken, alone, users):
             lane.plan, lane.run, lane.kind = plan, length, _RUN
             return True
-    return False
+        if group is not free or not alone[first]:
+            return False
+        group = []  # (then the kinds only this window takes)
+        for g in free:
+            if alone[g]:
+                group.append(g)
+
+
+def _unshared(lane: _KindLane, plan: list[tuple[int, int]], length: int, taken: list[int],
+              alone: list[bool], users: list[list[_KindLane] | None]) -> bool:
+    """Whether nobody but ``lane`` takes the kinds of ``plan`` in the next ``length``
+    calls: each is taken only by it, or the others taking it are surely away longer."""
+    for g, _ in plan:
+        if not alone[g]:
+            for other in users[g] or ():
+                if other is not lane and _away(other, g, taken) <= length + 1:
+                    return False
+    return True
 
 
 def _away(lane: _KindLane, g: int, taken: list[int]) -> int:

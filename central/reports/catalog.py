@@ -161,23 +161,27 @@ def _agg(m: str) -> str:
     return f"SUM({m})"
 
 
-def _period_sql(period: Period, table: str) -> tuple[str, list[Any]]:
-    if table in ("rpt_day", "rpt_slot", "rpt_rating_day"):
-        return "day = ?", [period.value]
-    first, last = period.months
-    if first == last:
-        return "month = ?", [first]
-    return "month >= ? AND month <= ?", [first, last]
+# (hourly, period kind) -> the summary table a report reads: one row per key of the period
+# (the year tables are folded with the month ones, central/store/summary.py)
+CUBE_TABLES = {(True, "day"): "rpt_slot", (True, "month"): "rpt_hour",
+               (True, "year"): "rpt_hour_year", (False, "day"): "rpt_day",
+               (False, "month"): "rpt_month", (False, "year"): "rpt_year"}
+RATING_TABLES = {"day": "rpt_rating_day", "month": "rpt_rating_month",
+                 "year": "rpt_rating_year"}
+
+
+def _period_sql(period: Period) -> tuple[str, list[Any]]:
+    """The condition on the period's column (``day``, ``month`` or ``year``: the one the
+    period's summary tables are keyed by)."""
+    return f"{period.kind} = ?", [period.value]
 
 
 def _cube(ctx: Ctx, by: Sequence[str], measures: Sequence[str] = MEASURES, *,
           hourly: bool = False) -> list[dict[str, Any]]:
     """Summed ``measures`` grouped by ``by`` (branch, queue, ctype, teller, hour)."""
-    tables = {(True, True): "rpt_slot", (True, False): "rpt_hour",
-              (False, True): "rpt_day", (False, False): "rpt_month"}
-    table = tables[(hourly, ctx.period.kind == "day")]
+    table = CUBE_TABLES[(hourly, ctx.period.kind)]
     dims = [("minute / 60" if d == "hour" and table == "rpt_slot" else d) for d in by]
-    where, args = _period_sql(ctx.period, table)
+    where, args = _period_sql(ctx.period)
     scope_sql, scope_args = ctx.scope.where()
     sums = [f"{_agg(m)} AS {m}" for m in measures]
     select = ", ".join([*(f"{e} AS {d}" for e, d in zip(dims, by, strict=True)), *sums,
@@ -592,8 +596,8 @@ def _long_wait_tickets(ctx: Ctx) -> Built:
 
 
 def _rating_cube(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
-    table = "rpt_rating_day" if ctx.period.kind == "day" else "rpt_rating_month"
-    where, args = _period_sql(ctx.period, table)
+    table = RATING_TABLES[ctx.period.kind]
+    where, args = _period_sql(ctx.period)
     scope_sql, scope_args = ctx.scope.where()
     dims = ", ".join(by)
     cur = ctx.store.execute(

@@ -18,7 +18,8 @@ How the data is made (docs/performance.md, "Reports"):
    (branch b on day d gets template (b·7 + d) mod K, its code and date put in), written
    straight into the summary tables: ``rpt_day``, ``rpt_recon``, ``rpt_branch_day``,
    ``rpt_rating_day`` for every day; ``rpt_month``, ``rpt_hour``, ``rpt_rating_month``
-   summed over the month exactly as the ingest would have summed them; ``rpt_slot`` and
+   summed over the month exactly as the ingest would have summed them (and ``rpt_year``,
+   ``rpt_hour_year``, ``rpt_rating_year`` summed from those); ``rpt_slot`` and
    ``rpt_ticket`` for the one day the day reports read; the branches' totals (1 % of
    branch-days disagree, 1 % sent none) and their verdicts (``rpt_quality``, compared as
    the ingest compares them). 88 million events' worth of summaries without ingesting
@@ -246,8 +247,32 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
             written[table] += load.write(table, cols[table],
                                          (put(cols[table], tuple(v), month=month)
                                           for v in acc.values()))
+    for year_table, month_table in YEAR_TABLES.items():  # what the ingest folds with them
+        target.execute(year_rollup(year_table, month_table))
+        written[year_table] = int(target.execute(f"SELECT count(*) FROM {year_table}"
+                                                 ).fetchone()[0])
     target.execute("ANALYZE")
     return dict(written)
+
+
+YEAR_TABLES = {"rpt_year": "rpt_month", "rpt_hour_year": "rpt_hour",
+               "rpt_rating_year": "rpt_rating_month"}
+
+
+def year_rollup(year_table: str, month_table: str) -> str:
+    """The year rows summed from the month rows (as migration 85 fills them)."""
+    if year_table in RATINGS:
+        keys = ["branch", "teller", "queue", "ctype", "score"]
+        sums = ["SUM(n)", "SUM(bad)"]
+        cols = [*keys, "n", "bad"]
+    else:
+        keys = list(CUBES[year_table][1:])
+        sums = [f"MAX({m})" if m in MAX_MEASURES else f"MIN({m})" if m in MIN_MEASURES
+                else f"SUM({m})" for m in MEASURES]
+        cols = [*keys, *MEASURES]
+    return (f"INSERT INTO {year_table} (year, {', '.join(cols)}) "
+            f"SELECT substr(month, 1, 4), {', '.join(keys)}, {', '.join(sums)} "
+            f"FROM {month_table} GROUP BY substr(month, 1, 4), {', '.join(keys)}")
 
 
 def _add_month(acc: dict[tuple[Any, ...], list[Any]], cols: list[str],

@@ -136,3 +136,34 @@ def rows_of(store: Store, table: str) -> list[tuple[Any, ...]]:
     """The table's rows, sums of seconds to the microsecond (added in another order)."""
     return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in r)
                   for r in store.execute(f"SELECT * FROM {table}").fetchall())
+
+
+PERIODS = [Period("day", "2026-11-25"), Period("month", "2026-06"), Period("year", "2026")]
+
+
+def test_a_page_of_a_report_is_that_part_of_the_whole(store: Store) -> None:
+    """The JSON's page (``rows``, ``rows_from``): the grouped listings let the database
+    sort, cut and total; each page is exactly those rows of the whole report, with the
+    whole report's total, chart and notes."""
+    for d in busy_days(5):
+        store.ingest(Inbound(batches=[d.batch()]))
+    labels = Labels()
+    paged = set()
+    for rid in REPORTS:
+        for period in PERIODS:
+            for scope in SCOPES[:3]:
+                whole = run_report(store, rid, period, scope, labels, now=NOW)
+                for first, count in ((0, 1), (0, 3), (2, 5), (1000, 5), (0, 100_000)):
+                    part = run_report(store, rid, period, scope, labels, now=NOW,
+                                      page=(first, count))
+                    assert (part.columns, part.total, part.chart, part.notes) == \
+                        (whole.columns, whole.total, whole.chart, whole.notes), rid
+                    if part.rows_total is None:  # all its rows: the caller cuts
+                        assert part.rows == whole.rows, rid
+                        continue
+                    paged.add(rid)
+                    assert part.rows_total == len(whole.rows), rid
+                    assert part.rows == whole.rows[first:first + count], (rid, first)
+    assert paged == {"tellers", "teller-types", "teller-business", "branch-summary",
+                     "branch-business", "branch-types", "long-waits", "satisfaction-tellers",
+                     "satisfaction-branches"}

@@ -4,54 +4,17 @@
 -- year report reads one year's rows instead of twelve months' (docs/reports.md, "Year
 -- summaries"; docs/performance.md, "10,000 branches"). Filled here from the months already
 -- summed. Keep in step with the other folder.
-CREATE TABLE rpt_year (
-    year TEXT NOT NULL, branch TEXT NOT NULL, queue TEXT NOT NULL, ctype TEXT NOT NULL,
-    teller TEXT NOT NULL,
-    issued INTEGER NOT NULL DEFAULT 0, called INTEGER NOT NULL DEFAULT 0,
-    recalled INTEGER NOT NULL DEFAULT 0, served INTEGER NOT NULL DEFAULT 0,
-    no_show INTEGER NOT NULL DEFAULT 0, not_served INTEGER NOT NULL DEFAULT 0,
-    transferred INTEGER NOT NULL DEFAULT 0,
-    wait_n INTEGER NOT NULL DEFAULT 0, wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
-    wait_max DOUBLE PRECISION NOT NULL DEFAULT 0,
-    wait_le2 INTEGER NOT NULL DEFAULT 0, wait_le5 INTEGER NOT NULL DEFAULT 0,
-    wait_le10 INTEGER NOT NULL DEFAULT 0, wait_gt10 INTEGER NOT NULL DEFAULT 0,
-    over15 INTEGER NOT NULL DEFAULT 0, over30 INTEGER NOT NULL DEFAULT 0,
-    over60 INTEGER NOT NULL DEFAULT 0,
-    handle_n INTEGER NOT NULL DEFAULT 0, handle_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
-    handle_min DOUBLE PRECISION, handle_max DOUBLE PRECISION NOT NULL DEFAULT 0,
-    calls_max INTEGER NOT NULL DEFAULT 0,
-    rated INTEGER NOT NULL DEFAULT 0, rating_sum INTEGER NOT NULL DEFAULT 0,
-    rating_bad INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (year, branch, queue, ctype, teller)
-);
+CREATE TABLE rpt_year (LIKE rpt_month INCLUDING DEFAULTS);  -- the same columns
+ALTER TABLE rpt_year RENAME COLUMN month TO year;
+ALTER TABLE rpt_year ADD PRIMARY KEY (year, branch, queue, ctype, teller);
 
-CREATE TABLE rpt_hour_year (
-    year TEXT NOT NULL, branch TEXT NOT NULL, hour INTEGER NOT NULL, queue TEXT NOT NULL,
-    ctype TEXT NOT NULL,
-    issued INTEGER NOT NULL DEFAULT 0, called INTEGER NOT NULL DEFAULT 0,
-    recalled INTEGER NOT NULL DEFAULT 0, served INTEGER NOT NULL DEFAULT 0,
-    no_show INTEGER NOT NULL DEFAULT 0, not_served INTEGER NOT NULL DEFAULT 0,
-    transferred INTEGER NOT NULL DEFAULT 0,
-    wait_n INTEGER NOT NULL DEFAULT 0, wait_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
-    wait_max DOUBLE PRECISION NOT NULL DEFAULT 0,
-    wait_le2 INTEGER NOT NULL DEFAULT 0, wait_le5 INTEGER NOT NULL DEFAULT 0,
-    wait_le10 INTEGER NOT NULL DEFAULT 0, wait_gt10 INTEGER NOT NULL DEFAULT 0,
-    over15 INTEGER NOT NULL DEFAULT 0, over30 INTEGER NOT NULL DEFAULT 0,
-    over60 INTEGER NOT NULL DEFAULT 0,
-    handle_n INTEGER NOT NULL DEFAULT 0, handle_sum DOUBLE PRECISION NOT NULL DEFAULT 0,
-    handle_min DOUBLE PRECISION, handle_max DOUBLE PRECISION NOT NULL DEFAULT 0,
-    calls_max INTEGER NOT NULL DEFAULT 0,
-    rated INTEGER NOT NULL DEFAULT 0, rating_sum INTEGER NOT NULL DEFAULT 0,
-    rating_bad INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (year, branch, hour, queue, ctype)
-);
+CREATE TABLE rpt_hour_year (LIKE rpt_hour INCLUDING DEFAULTS);  -- the same columns
+ALTER TABLE rpt_hour_year RENAME COLUMN month TO year;
+ALTER TABLE rpt_hour_year ADD PRIMARY KEY (year, branch, hour, queue, ctype);
 
-CREATE TABLE rpt_rating_year (
-    year TEXT NOT NULL, branch TEXT NOT NULL, teller TEXT NOT NULL, queue TEXT NOT NULL,
-    ctype TEXT NOT NULL, score INTEGER NOT NULL,
-    n INTEGER NOT NULL DEFAULT 0, bad INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (year, branch, teller, queue, ctype, score)
-);
+CREATE TABLE rpt_rating_year (LIKE rpt_rating_month INCLUDING DEFAULTS);  -- the same columns
+ALTER TABLE rpt_rating_year RENAME COLUMN month TO year;
+ALTER TABLE rpt_rating_year ADD PRIMARY KEY (year, branch, teller, queue, ctype, score);
 
 INSERT INTO rpt_year (year, branch, queue, ctype, teller, issued, called, recalled, served, no_show, not_served, transferred, wait_n, wait_sum, wait_max, wait_le2, wait_le5, wait_le10, wait_gt10, over15, over30, over60, handle_n, handle_sum, handle_min, handle_max, calls_max, rated, rating_sum, rating_bad)
 SELECT substr(month, 1, 4), branch, queue, ctype, teller,

@@ -37,3 +37,8 @@ FROM rpt_hour GROUP BY substr(month, 1, 4), branch, hour, queue, ctype;
 INSERT INTO rpt_rating_year (year, branch, teller, queue, ctype, score, n, bad)
 SELECT substr(month, 1, 4), branch, teller, queue, ctype, score, SUM(n), SUM(bad)
 FROM rpt_rating_month GROUP BY substr(month, 1, 4), branch, teller, queue, ctype, score;
+
+-- the planner's statistics of the rows just written, before the first year report
+ANALYZE rpt_year;
+ANALYZE rpt_hour_year;
+ANALYZE rpt_rating_year;

@@ -164,6 +164,14 @@ def test_a_page_of_a_report_is_that_part_of_the_whole(store: Store) -> None:
                     paged.add(rid)
                     assert part.rows_total == len(whole.rows), rid
                     assert part.rows == whole.rows[first:first + count], (rid, first)
+    few = Labels(levels={4: "满意", 5: "非常满意"})  # scores 1-3 rated too: columns of their own
+    for rid in ("satisfaction-tellers", "satisfaction-branches"):
+        whole = run_report(store, rid, PERIODS[2], Scope(), few, now=NOW)
+        part = run_report(store, rid, PERIODS[2], Scope(), few, now=NOW, page=(1, 4))
+        assert [c.key for c in part.columns if c.key.startswith("score:")] == \
+            [f"score:{s}" for s in range(1, 6)]
+        assert (part.columns, part.total, part.rows, part.rows_total) == \
+            (whole.columns, whole.total, whole.rows[1:5], len(whole.rows))
     assert paged == {"tellers", "teller-types", "teller-business", "branch-summary",
                      "branch-business", "branch-types", "long-waits", "satisfaction-tellers",
                      "satisfaction-branches"}

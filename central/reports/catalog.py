@@ -770,25 +770,48 @@ def _satisfied(ctx: Ctx, by: Sequence[str], level_cols: list[Column],
 
 
 def _satisfaction_page(ctx: Ctx, by: Sequence[str]) -> Built:
-    """:func:`_satisfaction`'s page: a column per score summed by the database."""
+    """:func:`_satisfaction`'s page: a column per score summed by the database.
+
+    The columns are the rating levels and any other score rated in the period: the page
+    is read with the levels' columns and a count of the other scores' rows, and read
+    again with those scores' columns only when there are any (a level set changed), so
+    a page is usually one pass over the period's ratings, not two."""
     table = RATING_TABLES[ctx.period.kind]
-    scores = sorted({int(s) for s in _distinct(ctx, table, "score")} | set(ctx.labels.levels))
+    levels = sorted(ctx.labels.levels)
+    got = _scores_page(ctx, by, table, levels, others=True) if levels else None
+    if got is None:
+        found = {int(s) for s in _distinct(ctx, table, "score")}
+        got = _scores_page(ctx, by, table, sorted(found | set(levels)), others=False)
+    assert got is not None
+    scores, raw, sums = got
+    rows = []
+    for row in raw:
+        row["satisfaction"] = _pct(row["satisfied"], row["rated"])
+        row["bad_pct"] = _pct(row["rating_bad"], row["rated"])
+        rows.append(_named(ctx, row))
+    level_cols = [C(f"score:{s}", ctx.labels.level(s), f"score {s}", "times") for s in scores]
+    return _satisfied(ctx, by, level_cols, rows, sums)
+
+
+def _scores_page(ctx: Ctx, by: Sequence[str], table: str, scores: list[int], *,
+                 others: bool) -> tuple[list[int], list[dict[str, Any]], dict[str, Any]] | None:
+    """The page with a column per score of ``scores``; None if ``others`` (count the rows
+    of other scores) found some."""
     cells: list[Cell] = [(f"s{i}", "SUM(CASE WHEN score = ? THEN n ELSE 0 END)", [s], "SUM")
                          for i, s in enumerate(scores)]
     cells += [("rated", "SUM(n)", [], "SUM"),
               ("satisfied", f"SUM(CASE WHEN score >= {SATISFIED_FROM} THEN n ELSE 0 END)",
                [], "SUM"),
               ("rating_bad", "SUM(bad)", [], "SUM")]
+    if others:
+        cells.append(("other", f"SUM(CASE WHEN score IN ({', '.join('?' * len(scores))}) "
+                               "THEN 0 ELSE 1 END)", list(scores), "SUM"))
     raw, sums, ctx.rows_total = _page(ctx, by, cells, table=table)
+    if sums.pop("other", 0):
+        return None
     names = {f"s{i}": f"score:{s}" for i, s in enumerate(scores)}
-    rows = []
-    for r in raw:
-        row = {names.get(k, k): v for k, v in r.items()}
-        row["satisfaction"] = _pct(row["satisfied"], row["rated"])
-        row["bad_pct"] = _pct(row["rating_bad"], row["rated"])
-        rows.append(_named(ctx, row))
-    level_cols = [C(f"score:{s}", ctx.labels.level(s), f"score {s}", "times") for s in scores]
-    return _satisfied(ctx, by, level_cols, rows, {names.get(k, k): v for k, v in sums.items()})
+    rows = [{names.get(k, k): v for k, v in r.items() if k != "other"} for r in raw]
+    return scores, rows, {names.get(k, k): v for k, v in sums.items()}
 
 
 def _satisfaction_tellers(ctx: Ctx) -> Built:

@@ -18,14 +18,17 @@ How the data is made (docs/performance.md, "Reports"):
    (branch b on day d gets template (b·7 + d) mod K, its code and date put in), written
    straight into the summary tables: ``rpt_day``, ``rpt_recon``, ``rpt_branch_day``,
    ``rpt_rating_day`` for every day; ``rpt_month``, ``rpt_hour``, ``rpt_rating_month``
-   summed over the month exactly as the ingest would have summed them; ``rpt_slot`` and
+   summed over the month exactly as the ingest would have summed them (and ``rpt_year``,
+   ``rpt_hour_year``, ``rpt_rating_year`` summed from those); ``rpt_slot`` and
    ``rpt_ticket`` for the one day the day reports read; the branches' totals (1 % of
    branch-days disagree, 1 % sent none) and their verdicts (``rpt_quality``, compared as
    the ingest compares them). 88 million events' worth of summaries without ingesting
    88 million events.
 3. Every report is computed for the month over all branches, for one day over all
    branches, and for the month over one city (~200 branches): the median of ``--runs``
-   after one warm-up, computing the report and serialising its JSON (what the API does).
+   after one warm-up, computing the report and serialising its JSON (what the API does);
+   with ``--page N``, what the API does for a page of N rows (``rows=N``, as the reports
+   page asks 1,000): the rows counted are then the page's.
    The Excel and CSV exports of the largest table are timed too.
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import inspect
 import json
 import os
 import secrets
@@ -246,8 +250,32 @@ def generate(target: Store, source: Store, k_count: int, n_branches: int, n_days
             written[table] += load.write(table, cols[table],
                                          (put(cols[table], tuple(v), month=month)
                                           for v in acc.values()))
+    for year_table, month_table in YEAR_TABLES.items():  # what the ingest folds with them
+        target.execute(year_rollup(year_table, month_table))
+        written[year_table] = int(target.execute(f"SELECT count(*) FROM {year_table}"
+                                                 ).fetchone()[0])
     target.execute("ANALYZE")
     return dict(written)
+
+
+YEAR_TABLES = {"rpt_year": "rpt_month", "rpt_hour_year": "rpt_hour",
+               "rpt_rating_year": "rpt_rating_month"}
+
+
+def year_rollup(year_table: str, month_table: str) -> str:
+    """The year rows summed from the month rows (as migration 85 fills them)."""
+    if year_table in RATINGS:
+        keys = ["branch", "teller", "queue", "ctype", "score"]
+        sums = ["SUM(n)", "SUM(bad)"]
+        cols = [*keys, "n", "bad"]
+    else:
+        keys = list(CUBES[year_table][1:])
+        sums = [f"MAX({m})" if m in MAX_MEASURES else f"MIN({m})" if m in MIN_MEASURES
+                else f"SUM({m})" for m in MEASURES]
+        cols = [*keys, *MEASURES]
+    return (f"INSERT INTO {year_table} (year, {', '.join(cols)}) "
+            f"SELECT substr(month, 1, 4), {', '.join(keys)}, {', '.join(sums)} "
+            f"FROM {month_table} GROUP BY substr(month, 1, 4), {', '.join(keys)}")
 
 
 def _add_month(acc: dict[tuple[Any, ...], list[Any]], cols: list[str],
@@ -291,7 +319,22 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
     return statistics.median(walls), statistics.median(cpus), out
 
 
-def bench_reports(store: Store, runs: int, year: bool = False
+def page_of(store: Store, rid: str, period: Period, scope: Scope, labels: Labels,
+            now: float, rows: int) -> tuple[bytes, int]:
+    """What ``GET /api/reports/{rid}?rows=…`` computes and sends: (the JSON, its rows).
+    A tree whose ``run_report`` takes no ``page`` (before issue 19's paging) computes
+    every row, and the API cuts the page from them; this bench times both alike."""
+    from central.reports.api import _json
+
+    if "page" in inspect.signature(run_report).parameters:
+        r = run_report(store, rid, period, scope, labels, now=now, page=(0, rows))
+    else:
+        r = run_report(store, rid, period, scope, labels, now=now)
+    body = _json(r, 0, rows)
+    return body, len(json.loads(body)["rows"])
+
+
+def bench_reports(store: Store, runs: int, year: bool = False, page: int | None = None
                   ) -> Iterator[tuple[str, str, float, float, int]]:
     labels = Labels()
     city = Scope(prefixes=("100103",))
@@ -306,13 +349,15 @@ def bench_reports(store: Store, runs: int, year: bool = False
     now = dt.datetime(2026, 12, 5, 12, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
     for label, period, scope in cases:
         for rid in REPORTS:
-            def run(rid: str = rid, period: Period = period, scope: Scope = scope) -> Any:
+            def run(rid: str = rid, period: Period = period, scope: Scope = scope) -> int:
+                if page is not None:
+                    return page_of(store, rid, period, scope, labels, now, page)[1]
                 r = run_report(store, rid, period, scope, labels, now=now)
                 json.dumps(r.to_json(), ensure_ascii=False)
-                return r
+                return len(r.rows)
 
-            seconds, cpu, r = timed(run, runs)
-            yield label, rid, seconds, cpu, len(r.rows)
+            seconds, cpu, n = timed(run, runs)
+            yield label, rid, seconds, cpu, n
     big = run_report(store, "branch-summary", Period("month", MONTH), Scope(), labels)
     exports: list[tuple[str, Callable[[Any], bytes]]] = [("xlsx", to_xlsx), ("csv", to_csv)]
     for name, fn in exports:
@@ -362,6 +407,9 @@ def main() -> int:
                    help="months of month summaries (12: a year, and the year reports timed)")
     p.add_argument("--templates", type=int, default=7)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--page", type=int, default=None,
+                   help="time what the API answers a page of this many rows (rows=…, as "
+                        "the reports page asks 1,000) instead of the whole report")
     p.add_argument("--db", choices=("both", "sqlite", "postgres"), default="both")
     p.add_argument("--keep", default=None,
                    help=f"keep the SQLite files in this folder and the PostgreSQL month in "
@@ -406,7 +454,9 @@ def main() -> int:
         if kept and not reuse and schema is not None:  # an old kept month: write afresh
             drop_schema(schema)
             schema, url, _ = pg_schema_url(schema)
+        t = time.perf_counter()
         target = open_store(url)
+        print(f"\n{name}: opened (and migrated) in {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
         if not reuse:
             generate(target, source, args.templates, args.branches, args.days, days,
@@ -414,7 +464,8 @@ def main() -> int:
         print(f"\n{name}: {'reused' if reuse else 'wrote'} the month in "
               f"{time.perf_counter() - t:.0f} s: {json.dumps(row_counts(target))}")
         print(f"{'case':18} {'report':34} {'wall ms':>8} {'CPU ms':>8} {'rows':>6}")
-        for case, rid, seconds, cpu, n in bench_reports(target, args.runs, args.months > 1):
+        for case, rid, seconds, cpu, n in bench_reports(target, args.runs, args.months > 1,
+                                                         args.page):
             print(f"{case:18} {rid:34} {seconds * 1000:8.1f} {cpu * 1000:8.1f} {n:6d}",
                   flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

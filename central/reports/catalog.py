@@ -15,6 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..figures import WAIT_BAND_WORDS
@@ -87,6 +88,7 @@ class Report:
     total: dict[str, Any] | None = None
     chart: Chart | None = None
     notes: list[str] = field(default_factory=list)
+    rows_total: int | None = None  # None: ``rows`` are all of them; else ``rows`` is a page
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +115,8 @@ class Ctx:
     now: float | None = None
     teller: str | None = None  # the staff search's 工号 (teller-services)
     outcome: str = "all"  # the staff search's filter: all, served, not_served
+    page: tuple[int, int] | None = None  # (first row, rows): the JSON's page, or all rows
+    rows_total: int | None = None  # set by a report that read only the page's rows
 
 
 Built = tuple[list[Column], list[dict[str, Any]], dict[str, Any] | None, Chart | None,
@@ -131,10 +135,15 @@ class ReportSpec:
 
 def run_report(store: Reader, report_id: str, period: Period, scope: Scope,
                labels: Labels | None = None, *, now: float | None = None,
-               limit: int = 5000, teller: str | None = None, outcome: str = "all"
-               ) -> Report:
+               limit: int = 5000, teller: str | None = None, outcome: str = "all",
+               page: tuple[int, int] | None = None) -> Report:
     """Compute report ``report_id`` for ``period`` and ``scope`` (``teller`` and
     ``outcome``: the staff search's 工号 and filter, docs/reports.md).
+
+    ``page`` (first row, rows): only those rows are wanted (the JSON's page). The grouped
+    listings then let the database sort and cut them, and total every group in the same
+    query, and the report says how many rows there are in ``rows_total``; the other
+    reports compute all their rows (``rows_total`` None) and the caller cuts the page.
 
     Raises:
         KeyError: no such report.
@@ -142,12 +151,13 @@ def run_report(store: Reader, report_id: str, period: Period, scope: Scope,
     """
     spec = REPORTS[report_id]
     ctx = Ctx(store, period, scope, labels or labels_from_store(store), limit, now, teller,
-              outcome)
+              outcome, page)
     columns, rows, total, chart, notes = spec.build(ctx)
     tz = report_timezone(store)
     stamp = dt.datetime.now(tz) if now is None else dt.datetime.fromtimestamp(now, tz)
     return Report(spec.id, spec.title, spec.title_en, spec.spec, period, scope,
-                  stamp.isoformat(timespec="seconds"), columns, rows, total, chart, notes)
+                  stamp.isoformat(timespec="seconds"), columns, rows, total, chart, notes,
+                  ctx.rows_total)
 
 
 # --- reading the summaries -------------------------------------------------------------------
@@ -161,23 +171,27 @@ def _agg(m: str) -> str:
     return f"SUM({m})"
 
 
-def _period_sql(period: Period, table: str) -> tuple[str, list[Any]]:
-    if table in ("rpt_day", "rpt_slot", "rpt_rating_day"):
-        return "day = ?", [period.value]
-    first, last = period.months
-    if first == last:
-        return "month = ?", [first]
-    return "month >= ? AND month <= ?", [first, last]
+# (hourly, period kind) -> the summary table a report reads: one row per key of the period
+# (the year tables are folded with the month ones, central/store/summary.py)
+CUBE_TABLES = {(True, "day"): "rpt_slot", (True, "month"): "rpt_hour",
+               (True, "year"): "rpt_hour_year", (False, "day"): "rpt_day",
+               (False, "month"): "rpt_month", (False, "year"): "rpt_year"}
+RATING_TABLES = {"day": "rpt_rating_day", "month": "rpt_rating_month",
+                 "year": "rpt_rating_year"}
+
+
+def _period_sql(period: Period) -> tuple[str, list[Any]]:
+    """The condition on the period's column (``day``, ``month`` or ``year``: the one the
+    period's summary tables are keyed by)."""
+    return f"{period.kind} = ?", [period.value]
 
 
 def _cube(ctx: Ctx, by: Sequence[str], measures: Sequence[str] = MEASURES, *,
           hourly: bool = False) -> list[dict[str, Any]]:
     """Summed ``measures`` grouped by ``by`` (branch, queue, ctype, teller, hour)."""
-    tables = {(True, True): "rpt_slot", (True, False): "rpt_hour",
-              (False, True): "rpt_day", (False, False): "rpt_month"}
-    table = tables[(hourly, ctx.period.kind == "day")]
+    table = CUBE_TABLES[(hourly, ctx.period.kind)]
     dims = [("minute / 60" if d == "hour" and table == "rpt_slot" else d) for d in by]
-    where, args = _period_sql(ctx.period, table)
+    where, args = _period_sql(ctx.period)
     scope_sql, scope_args = ctx.scope.where()
     sums = [f"{_agg(m)} AS {m}" for m in measures]
     select = ", ".join([*(f"{e} AS {d}" for e, d in zip(dims, by, strict=True)), *sums,
@@ -188,6 +202,58 @@ def _cube(ctx: Ctx, by: Sequence[str], measures: Sequence[str] = MEASURES, *,
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     return [r for r in rows if r["n_rows"]]
+
+
+Cell = tuple[str, str, list[Any], str]
+# (name, the group's aggregate SQL, its arguments, how the groups are totalled: SUM, MAX, MIN)
+
+
+def _measure_cells(measures: Iterable[str]) -> list[Cell]:
+    return [(m, _agg(m), [], _agg(m).split("(")[0]) for m in measures]
+
+
+def _page(ctx: Ctx, by: Sequence[str], cells: Sequence[Cell], *, table: str = "",
+          extra: str = "", having: str = "", order: str = ""
+          ) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """The page ``ctx.page`` of the groups ``by`` (sorted by ``order``, default ``by``),
+    each with its ``cells``; every group's cells totalled; and the number of groups — in
+    one query: the database groups, sorts and cuts, the page's rows alone come back
+    (a province's 60,000 tellers: 1,000 rows, not 60,000 to sort and name here).
+
+    ``extra`` narrows the rows grouped (``AND …``), ``having`` the groups; ``{c}`` in
+    ``order`` stands for the collation of code points."""
+    table = table or CUBE_TABLES[(False, ctx.period.kind)]
+    where, args = _period_sql(ctx.period)
+    scope_sql, scope_args = ctx.scope.where()
+    text = ' COLLATE "C"' if ctx.store.postgres else ""  # the code points' order, as Python
+    order = order.format(c=text) if order else ", ".join(f"{d}{text}" for d in by)
+    first, count = ctx.page or (0, 0)
+    select = [*by, *(f"{expr} AS {name}" for name, expr, _, _ in cells),
+              "COUNT(*) OVER () AS groups_", *(f"{how}({expr}) OVER () AS total_{name}"
+                                               for name, expr, _, how in cells)]
+    cell_args = [a for _, _, xs, _ in cells for a in xs]
+    sql = (f"SELECT {', '.join(select)} FROM {table} WHERE {where}{scope_sql}{extra} "
+           f"GROUP BY {', '.join(by)}{having} ORDER BY {order} LIMIT ? OFFSET ?")
+    got = _dicts(ctx, sql, [*cell_args, *cell_args, *args, *scope_args], count, first)
+    if not got and first:  # past the last group: the totals all the same
+        got = _dicts(ctx, sql, [*cell_args, *cell_args, *args, *scope_args], 1, 0)
+        rows: list[dict[str, Any]] = []
+    else:
+        rows = [{k: v for k, v in r.items() if k != "groups_" and not k.startswith("total_")}
+                for r in got]
+    if not got:
+        return [], {name: (None if how == "MIN" else 0) for name, _, _, how in cells}, 0
+    totals = {name: got[0][f"total_{name}"] for name, _, _, _ in cells}
+    return rows, totals, int(got[0]["groups_"])
+
+
+def _dicts(ctx: Ctx, sql: str, args: list[Any], count: int, first: int
+           ) -> list[dict[str, Any]]:
+    cur = ctx.store.execute(sql, [*args, count, first])
+    names = [d[0] for d in cur.description]
+    # PostgreSQL sums integers' sums as numeric: whole numbers, as ints
+    return [{k: int(v) if isinstance(v, Decimal) else v for k, v in zip(names, r, strict=True)}
+            for r in cur.fetchall()]
 
 
 def _zero() -> dict[str, Any]:
@@ -342,10 +408,22 @@ def _dims(row: dict[str, Any], by: Sequence[str]) -> dict[str, Any]:
 
 
 def _table(ctx: Ctx, by: Sequence[str], keys: Sequence[str], *, total: bool = True,
-           keep: Callable[[dict[str, Any]], bool] | None = None
+           keep: Callable[[dict[str, Any]], bool] | None = None,
+           paged: tuple[str, str, str] | None = None
            ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows grouped ``by`` with figures ``keys`` (``keep`` may look at their measures),
-    sorted, and a total row."""
+    sorted, and a total row.
+
+    ``paged`` (``keep`` as SQL on the rows and on the groups, the rows' order as SQL; ""
+    for none, or the ``by`` order): how the database gives a page of them, when the
+    caller asked for one (``ctx.page``)."""
+    if paged is not None and ctx.page is not None:
+        extra, having, sql_order = paged
+        raw, sums, ctx.rows_total = _page(ctx, by, _measure_cells(needs(keys)), extra=extra,
+                                          having=having, order=sql_order)
+        rows = [_named(ctx, {**_dims(r, by), **figures(r, keys)}) for r in raw]
+        return rows, {"label": "合计 Total", **figures({**_zero(), **sums}, keys)} \
+            if total else None
     raw = _cube(ctx, by, needs(keys))
     if keep is not None:
         raw = [r for r in raw if keep(r)]
@@ -373,9 +451,13 @@ def _sort_key(ctx: Ctx, by: Sequence[str]) -> Callable[[dict[str, Any]], tuple[A
 
 
 def _pivot(ctx: Ctx, by: Sequence[str], across: str, measure: str,
-           label: Callable[[str], str]) -> tuple[list[Column], list[dict[str, Any]],
-                                                 dict[str, Any], list[str]]:
-    """Rows ``by``, one column per value of ``across`` holding ``measure``, plus a total."""
+           label: Callable[[str], str], *, tellers: bool = False, paged: bool = False
+           ) -> tuple[list[Column], list[dict[str, Any]], dict[str, Any], list[str]]:
+    """Rows ``by``, one column per value of ``across`` holding ``measure``, plus a total;
+    ``tellers``: only the rows of a teller (the columns still every value found).
+    ``paged``: the database may give the page asked for (``ctx.page``)."""
+    if paged and ctx.page is not None:
+        return _pivot_page(ctx, by, across, measure, label, tellers)
     raw = _cube(ctx, [*by, across], needs([measure]))
     values = (ctx.labels.ctype_order({r[across] for r in raw}) if across == "ctype"
               else sorted({r[across] for r in raw}))
@@ -390,12 +472,45 @@ def _pivot(ctx: Ctx, by: Sequence[str], across: str, measure: str,
         n = int(count(r))
         row[f"{across}:{r[across]}"] += n
         row["all"] += n
-    rows = [_named(ctx, grouped[key]) for key in sorted(grouped)]
-    unit = COL[measure].unit
-    cols = [C(f"{across}:{v}", label(v), v, unit) for v in values]
-    cols.append(C("all", "合计", "Total", unit))
+    rows = [_named(ctx, grouped[key]) for key in sorted(grouped)
+            if not tellers or grouped[key]["teller"]]
+    cols = _pivot_columns(across, values, measure, label)
     total = {"label": "合计 Total", **{c.key: sum(r[c.key] for r in rows) for c in cols}}
     return cols, rows, total, [c.key for c in cols[:-1]]
+
+
+def _pivot_columns(across: str, values: Iterable[str], measure: str,
+                   label: Callable[[str], str]) -> list[Column]:
+    unit = COL[measure].unit
+    return [*(C(f"{across}:{v}", label(v), v, unit) for v in values),
+            C("all", "合计", "Total", unit)]
+
+
+def _pivot_page(ctx: Ctx, by: Sequence[str], across: str, measure: str,
+                label: Callable[[str], str], tellers: bool
+                ) -> tuple[list[Column], list[dict[str, Any]], dict[str, Any], list[str]]:
+    """:func:`_pivot`'s page: a column per value of ``across`` summed by the database."""
+    found = _distinct(ctx, CUBE_TABLES[(False, ctx.period.kind)], across)
+    values = ctx.labels.ctype_order(set(found)) if across == "ctype" else sorted(found)
+    cells: list[Cell] = [(f"v{i}", f"SUM(CASE WHEN {across} = ? THEN {measure} ELSE 0 END)",
+                          [v], "SUM") for i, v in enumerate(values)]
+    cells.append(("every", f"SUM({measure})", [], "SUM"))  # ("all" is SQL's own word)
+    raw, sums, ctx.rows_total = _page(ctx, by, cells,
+                                      extra=" AND teller <> ''" if tellers else "")
+    names = {"every": "all", **{f"v{i}": f"{across}:{v}" for i, v in enumerate(values)}}
+    rows = [_named(ctx, {names.get(k, k): v for k, v in r.items()}) for r in raw]
+    cols = _pivot_columns(across, values, measure, label)
+    total = {"label": "合计 Total", **{names.get(k, k): v for k, v in sums.items()}}
+    return cols, rows, total, [c.key for c in cols[:-1]]
+
+
+def _distinct(ctx: Ctx, table: str, column: str) -> list[Any]:
+    """The values of ``column`` in ``table``'s rows of the period and scope."""
+    where, args = _period_sql(ctx.period)
+    scope_sql, scope_args = ctx.scope.where()
+    return [r[0] for r in ctx.store.execute(
+        f"SELECT DISTINCT {column} FROM {table} WHERE {where}{scope_sql}",
+        [*args, *scope_args]).fetchall()]
 
 
 # --- E1, E2: customers -----------------------------------------------------------------------
@@ -426,20 +541,24 @@ def _tellers(ctx: Ctx) -> Built:
     keys = ("served", "avg_handle", "max_handle", "min_handle", "total_handle", "calls",
             "avg_calls", "max_calls", "no_show", "transferred")
     rows, total = _table(ctx, ["branch", "teller"], keys,
-                         keep=lambda r: bool(r["teller"]))
+                         keep=lambda r: bool(r["teller"]), paged=(" AND teller <> ''", "", ""))
     chart = Chart("bar", "柜员平均办理时间 Average handling time per teller", "teller_name",
-                  ("avg_handle",), y_title="分钟 min") if len(rows) <= 60 else None
+                  ("avg_handle",), y_title="分钟 min") if _shown(ctx, rows) <= 60 else None
     return [*BRANCH, *TELLER, *_cols(*keys)], rows, total, chart, [
         "办理时间 = 办结 − 最后一次叫号。Handling = finish − last call."]
 
 
+def _shown(ctx: Ctx, rows: list[dict[str, Any]]) -> int:
+    """How many rows the report has (the page's, when only a page was read)."""
+    return len(rows) if ctx.rows_total is None else ctx.rows_total
+
+
 def _teller_pivot(ctx: Ctx, across: str) -> Built:
     label = ctx.labels.ctype if across == "ctype" else ctx.labels.queue
-    cols, rows, total, series = _pivot(ctx, ["branch", "teller"], across, "served", label)
-    rows = [r for r in rows if r["teller"]]
-    total = {"label": "合计 Total", **{c.key: sum(r[c.key] for r in rows) for c in cols}}
+    cols, rows, total, series = _pivot(ctx, ["branch", "teller"], across, "served", label,
+                                       tellers=True, paged=True)
     chart = Chart("bar", "柜员办理客户数 Customers served per teller", "teller_name",
-                  tuple(series), stacked=True) if len(rows) <= 60 else None
+                  tuple(series), stacked=True) if _shown(ctx, rows) <= 60 else None
     return [*BRANCH, *TELLER, *cols], rows, total, chart, ["按办结计数。Counted by services."]
 
 
@@ -450,18 +569,19 @@ SUMMARY_KEYS = ("issued", "served", "no_show", "not_served", "avg_wait", "total_
 
 
 def _branch_summary(ctx: Ctx) -> Built:
-    rows, total = _table(ctx, ["branch"], SUMMARY_KEYS)
+    rows, total = _table(ctx, ["branch"], SUMMARY_KEYS, paged=("", "", ""))
     return [*BRANCH, *_cols(*SUMMARY_KEYS)], rows, total, None, []
 
 
 def _branch_business(ctx: Ctx) -> Built:
     keys = (*SUMMARY_KEYS[:4], "avg_wait", "max_wait", "avg_handle", "max_handle", "calls")
-    rows, total = _table(ctx, ["branch", "queue"], keys)
+    rows, total = _table(ctx, ["branch", "queue"], keys, paged=("", "", ""))
     return [*BRANCH, *QUEUE, *_cols(*keys)], rows, total, None, []
 
 
 def _branch_types(ctx: Ctx) -> Built:
-    cols, rows, total, _ = _pivot(ctx, ["branch"], "ctype", "issued", ctx.labels.ctype)
+    cols, rows, total, _ = _pivot(ctx, ["branch"], "ctype", "issued", ctx.labels.ctype,
+                                  paged=True)
     return [*BRANCH, *cols], rows, total, None, []
 
 
@@ -522,7 +642,8 @@ def _hourly_business(ctx: Ctx) -> Built:
 
 def _long_waits(ctx: Ctx) -> Built:
     keys = ("issued", "over15", "over30", "over60", "max_wait")
-    rows, total = _table(ctx, ["branch"], keys, keep=lambda r: bool(r["over15"]))
+    rows, total = _table(ctx, ["branch"], keys, keep=lambda r: bool(r["over15"]),
+                         paged=("", " HAVING SUM(over15) > 0", "SUM(over15) DESC, branch{c}"))
     rows.sort(key=lambda r: (-r["over15"], r["branch"]))
     return [*BRANCH, *_cols(*keys)], rows, total, None, [
         "含未被叫号、营业结束时仍在等待的客户(取号至日终)。"
@@ -592,8 +713,8 @@ def _long_wait_tickets(ctx: Ctx) -> Built:
 
 
 def _rating_cube(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
-    table = "rpt_rating_day" if ctx.period.kind == "day" else "rpt_rating_month"
-    where, args = _period_sql(ctx.period, table)
+    table = RATING_TABLES[ctx.period.kind]
+    where, args = _period_sql(ctx.period)
     scope_sql, scope_args = ctx.scope.where()
     dims = ", ".join(by)
     cur = ctx.store.execute(
@@ -604,6 +725,8 @@ def _rating_cube(ctx: Ctx, by: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _satisfaction(ctx: Ctx, by: Sequence[str]) -> Built:
+    if ctx.page is not None:
+        return _satisfaction_page(ctx, by)
     raw = _rating_cube(ctx, by)
     scores = sorted({int(r["score"]) for r in raw} | set(ctx.labels.levels))
     blank = {f"score:{s}": 0 for s in scores}
@@ -629,16 +752,66 @@ def _satisfaction(ctx: Ctx, by: Sequence[str]) -> Built:
     level_cols = [C(f"score:{s}", ctx.labels.level(s), f"score {s}", "times") for s in scores]
     sums = {c.key: sum(r[c.key] for r in rows)
             for c in [*level_cols, *_cols("rated", "satisfied", "rating_bad")]}
+    return _satisfied(ctx, by, level_cols, rows, sums)
+
+
+def _satisfied(ctx: Ctx, by: Sequence[str], level_cols: list[Column],
+               rows: list[dict[str, Any]], sums: dict[str, Any]) -> Built:
     total = {"label": "合计 Total", **sums,
              "satisfaction": _pct(sums["satisfied"], sums["rated"]),
              "bad_pct": _pct(sums["rating_bad"], sums["rated"])}
     cols = [*level_cols, *_cols("rated", "satisfied", "satisfaction", "rating_bad", "bad_pct")]
     category = "teller_name" if "teller" in by else "branch_name"
     chart = Chart("bar", "满意率 Satisfaction", category, ("satisfaction",),
-                  y_title="%") if len(rows) <= 60 else None
+                  y_title="%") if _shown(ctx, rows) <= 60 else None
     notes = [f"满意 = 评分 ≥ {SATISFIED_FROM}(满意、非常满意);满意率 = 满意数 / 评价总数。"
              f"Satisfied = score {SATISFIED_FROM} or more."]
     return cols, rows, total, chart, notes
+
+
+def _satisfaction_page(ctx: Ctx, by: Sequence[str]) -> Built:
+    """:func:`_satisfaction`'s page: a column per score summed by the database.
+
+    The columns are the rating levels and any other score rated in the period: the page
+    is read with the levels' columns and a count of the other scores' rows, and read
+    again with those scores' columns only when there are any (a level set changed), so
+    a page is usually one pass over the period's ratings, not two."""
+    table = RATING_TABLES[ctx.period.kind]
+    levels = sorted(ctx.labels.levels)
+    got = _scores_page(ctx, by, table, levels, others=True) if levels else None
+    if got is None:
+        found = {int(s) for s in _distinct(ctx, table, "score")}
+        got = _scores_page(ctx, by, table, sorted(found | set(levels)), others=False)
+    assert got is not None
+    scores, raw, sums = got
+    rows = []
+    for row in raw:
+        row["satisfaction"] = _pct(row["satisfied"], row["rated"])
+        row["bad_pct"] = _pct(row["rating_bad"], row["rated"])
+        rows.append(_named(ctx, row))
+    level_cols = [C(f"score:{s}", ctx.labels.level(s), f"score {s}", "times") for s in scores]
+    return _satisfied(ctx, by, level_cols, rows, sums)
+
+
+def _scores_page(ctx: Ctx, by: Sequence[str], table: str, scores: list[int], *,
+                 others: bool) -> tuple[list[int], list[dict[str, Any]], dict[str, Any]] | None:
+    """The page with a column per score of ``scores``; None if ``others`` (count the rows
+    of other scores) found some."""
+    cells: list[Cell] = [(f"s{i}", "SUM(CASE WHEN score = ? THEN n ELSE 0 END)", [s], "SUM")
+                         for i, s in enumerate(scores)]
+    cells += [("rated", "SUM(n)", [], "SUM"),
+              ("satisfied", f"SUM(CASE WHEN score >= {SATISFIED_FROM} THEN n ELSE 0 END)",
+               [], "SUM"),
+              ("rating_bad", "SUM(bad)", [], "SUM")]
+    if others:
+        cells.append(("other", f"SUM(CASE WHEN score IN ({', '.join('?' * len(scores))}) "
+                               "THEN 0 ELSE 1 END)", list(scores), "SUM"))
+    raw, sums, ctx.rows_total = _page(ctx, by, cells, table=table)
+    if sums.pop("other", 0):
+        return None
+    names = {f"s{i}": f"score:{s}" for i, s in enumerate(scores)}
+    rows = [{names.get(k, k): v for k, v in r.items() if k != "other"} for r in raw]
+    return scores, rows, {names.get(k, k): v for k, v in sums.items()}
 
 
 def _satisfaction_tellers(ctx: Ctx) -> Built:
@@ -764,7 +937,7 @@ def _teller_services(ctx: Ctx) -> Built:
 def _data_quality(ctx: Ctx) -> Built:
     from .quality import data_quality
 
-    found = data_quality(ctx.store, ctx.period, ctx.scope, ctx.now)
+    found = data_quality(ctx.store, ctx.period, ctx.scope, ctx.now, ctx.limit)
     notes = _truncated(found, ctx)
     rows = [_named(ctx, r) for r in found]
     cols = [C("day", "日期", "Day"), *BRANCH, C("status", "状态", "Status"),

@@ -36,9 +36,11 @@ STATUS_NAMES = {
 }
 
 
-def data_quality(store: Reader, period: Period, scope: Scope, now: float | None = None
-                 ) -> list[dict[str, Any]]:
-    """Every (day, branch) of ``period`` in ``scope`` whose data is missing or disagrees."""
+def data_quality(store: Reader, period: Period, scope: Scope, now: float | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+    """Every (day, branch) of ``period`` in ``scope`` whose data is missing or disagrees,
+    in day and branch order; with ``limit``, the first ``limit`` + 1 of them (enough to
+    say there are more: a year of 10,000 silent branches is millions)."""
     tz = report_timezone(store)
     today = dt.datetime.now(tz).date() if now is None else \
         dt.datetime.fromtimestamp(now, tz).date()
@@ -57,9 +59,9 @@ def data_quality(store: Reader, period: Period, scope: Scope, now: float | None 
     judged = {(d, b): p for d, b, p in store.execute(
         "SELECT day, branch, problems FROM rpt_quality WHERE status = 'mismatch' AND "
         f"day >= ? AND day <= ?{where}", pairs).fetchall()}
-    out = []
+    out, order = [], sorted(expected)
     for day in days:
-        for branch in sorted(expected):
+        for branch in order:
             key = (day, branch)
             if key in judged:
                 out.append(_row(day, branch, "mismatch", judged[key]))
@@ -69,6 +71,8 @@ def data_quality(store: Reader, period: Period, scope: Scope, now: float | None 
                 out.append(_row(day, branch, "no_totals"))
             elif expected[branch] <= day:  # expected that day, and silent
                 out.append(_row(day, branch, "no_data"))
+            if limit is not None and len(out) > limit:
+                return out
     return out
 
 

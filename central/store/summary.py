@@ -15,7 +15,8 @@ transaction. So:
 * a crash rolls back the events, the counters and the cursor together.
 
 Each event adds to the counters of the moment and business it happened in (the 15-minute
-slot of its ``at`` in the province's time zone, its business ``day``); what a ticket
+slot of its ``at`` in the province's time zone, its business ``day``) — in the day, month
+and year tables alike, so a year report reads one year's rows, not twelve months'; what a ticket
 must remember between events (issue time, customer type, whether it has been called,
 where a no-show was counted) is kept in ``rpt_ticket``. The definitions are in
 docs/reports.md; :data:`MEASURES` lists the columns every summary table shares.
@@ -76,8 +77,11 @@ CUBES = {
     "rpt_day": ("day", "branch", "queue", "ctype", "teller"),
     "rpt_month": ("month", "branch", "queue", "ctype", "teller"),
     "rpt_hour": ("month", "branch", "hour", "queue", "ctype"),
+    "rpt_year": ("year", "branch", "queue", "ctype", "teller"),
+    "rpt_hour_year": ("year", "branch", "hour", "queue", "ctype"),
 }
-RATINGS = {"rpt_rating_day": "day", "rpt_rating_month": "month"}
+RATINGS = {"rpt_rating_day": "day", "rpt_rating_month": "month", "rpt_rating_year": "year"}
+GRAIN = {"day": 10, "month": 7, "year": 4}  # a business day's first characters: its period
 
 Measures = dict[str, float]
 
@@ -162,7 +166,7 @@ class Fold:
     def rate(self, branch: str, day: str, teller: str, queue: str, ctype: str, score: int,
              bad: bool) -> None:
         for name, grain in RATINGS.items():
-            key = (day if grain == "day" else day[:7], branch, teller, queue, ctype, score)
+            key = (day[:GRAIN[grain]], branch, teller, queue, ctype, score)
             row = self.ratings[name].setdefault(key, [0, 0])
             row[0] += 1
             row[1] += int(bad)
@@ -181,11 +185,13 @@ class Fold:
         """The deltas of each summary table, by its key."""
         out: dict[str, dict[tuple[Any, ...], Measures]] = {name: {} for name in CUBES}
         for (day, branch, _, minute, hour, queue, ctype, teller), m in self.fine.items():
-            month = day[:7]
+            month, year = day[:7], day[:4]
             for name, key in (("rpt_slot", (day, branch, minute, queue, ctype)),
                               ("rpt_day", (day, branch, queue, ctype, teller)),
                               ("rpt_month", (month, branch, queue, ctype, teller)),
-                              ("rpt_hour", (month, branch, hour, queue, ctype))):
+                              ("rpt_hour", (month, branch, hour, queue, ctype)),
+                              ("rpt_year", (year, branch, queue, ctype, teller)),
+                              ("rpt_hour_year", (year, branch, hour, queue, ctype))):
                 row = out[name].get(key)
                 if row is None:
                     out[name][key] = dict(m)

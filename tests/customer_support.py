@@ -254,7 +254,8 @@ class CentreProcess:
 @contextlib.contextmanager
 def centre_and_box(tmp_path: Path, *centre_sets: str) -> Iterator[tuple[CentreProcess, Any]]:
     """A private broker, ``python -m central`` (with ``centre_sets``) and ``python -m
-    controller`` linked to it by its uplink: the customer pages' browser tests' world."""
+    controller`` linked to it by its uplink, given once the centre has heard the box
+    online: the customer pages' browser tests' world."""
     from tests.browser import BoxProcess
 
     broker = LocalBroker(tmp_path / "broker")
@@ -268,6 +269,10 @@ def centre_and_box(tmp_path: Path, *centre_sets: str) -> Iterator[tuple[CentrePr
     try:
         centre.start()
         box.start()
+        # the world is ready once the centre has heard the box: a page opened before
+        # shows the branch unknown (404), and that page does not look again
+        centre.wait_public(f"/branches/{BRANCH}", lambda status, body: status == 200
+                           and bool(body.get("online")), timeout=30.0)
         yield centre, box
     finally:
         box.stop()

@@ -74,25 +74,42 @@ def pieces(stream: Stream, spans: Sequence[tuple[float, float]]) -> list[Piece]:
 
 def customers(config: Config, scenario: Scenario, seed: int | str) -> list[Customer]:
     """All of the day's customers in arrival order."""
-    drawn: list[tuple[float, int, int, Customer]] = []
+    drawn: list[tuple[float, int, int, float, int, int]] = []
+    b = scenario.behaviour
+    limit = recall_limit(config, b)
+    weight = sum(w for _, w in b.scores)
+    no_show, answer, rating, scores = b.no_show, b.answer_recall, b.rating, b.scores
+    recalls = range(1, limit + 1)
     for k, stream in enumerate(scenario.arrivals):
         tag = f"{seed}/{stream.queue}/{stream.customer_type or ''}"
         times = _arrival_times(stream, open_spans(config, scenario.date, stream.queue),
                                scenario, random.Random(f"{tag}/arrivals"))
-        service = scenario.service[stream.queue]
+        service = scenario.service[stream.queue].draw
         svc_rng = random.Random(f"{tag}/service")
-        beh_rng = random.Random(f"{tag}/behaviour")
-        limit = recall_limit(config, scenario.behaviour)
-        weight = sum(w for _, w in scenario.behaviour.scores)
+        draw = random.Random(f"{tag}/behaviour").random
         for i, t in enumerate(times):
-            c = Customer(0, t, stream.queue, stream.customer_type, service.draw(svc_rng),
-                         *_behaviour(scenario.behaviour, limit, weight, beh_rng))
-            drawn.append((t, k, i, c))
-    drawn.sort()  # by (time, stream, index): unique, so the customers are never compared
-    out = [d[3] for d in drawn]
-    for i, c in enumerate(out):
-        c.index = i
-    return out
+            service_s = service(svc_rng)
+            # The behaviour, from a fixed number of draws so streams stay in step:
+            # absent?, then each recall answered? (drawn whether absent or not), then
+            # rates?, then which score.
+            answers_at = -1 if draw() < no_show else 0
+            for r in recalls:
+                if draw() < answer and answers_at < 0:
+                    answers_at = r
+            rates = draw() < rating
+            pick = draw() * weight
+            score = 0
+            if rates:
+                for sc, w in scores:
+                    pick -= w
+                    if pick < 0:
+                        score = sc
+                        break
+            drawn.append((t, k, i, service_s, answers_at, score))
+    drawn.sort()  # by (time, stream, index): unique, so nothing after them is compared
+    streams = [(st.queue, st.customer_type) for st in scenario.arrivals]
+    return [Customer(n, t, *streams[k], service_s, answers_at, score)
+            for n, (t, k, _, service_s, answers_at, score) in enumerate(drawn)]
 
 
 def _arrival_times(
@@ -106,13 +123,17 @@ def _arrival_times(
         return []
 
     parts.sort()  # (they come in time order already; the search below relies on it)
-    at = [0]  # the piece the last time fell in: times only grow, so search on from there
+    at = 0  # the piece the last time fell in: times only grow, so search on from there
+    a, b, r = parts[0]
 
     def rate(t: float) -> float:
-        for i in range(at[0], len(parts)):
-            a, b, r = parts[i]
-            if a <= t < b:
-                at[0] = i
+        nonlocal at, a, b, r
+        if a <= t < b:  # (most times: the same piece as the last one)
+            return r
+        for i in range(at + 1, len(parts)):
+            lo, hi, per_s = parts[i]
+            if lo <= t < hi:
+                at, a, b, r = i, lo, hi, per_s
                 return r
         return 0.0
 
@@ -122,24 +143,3 @@ def _arrival_times(
 def recall_limit(config: Config, behaviour: Behaviour) -> int:
     """How many recalls a teller makes before giving the number up."""
     return config.thresholds.recalls_before_no_show or behaviour.max_recalls
-
-
-def _behaviour(b: Behaviour, limit: int, weight: float, rng: random.Random) -> tuple[int, int]:
-    """(answers_at, score), from a fixed number of draws so streams stay in step.
-    ``weight``: the scores' total weight."""
-    draw = rng.random
-    absent = draw() < b.no_show
-    answers_at = -1 if absent else 0
-    for k in range(1, limit + 1):  # (drawn whether absent or not)
-        if draw() < b.answer_recall and answers_at < 0:
-            answers_at = k
-    rates = draw() < b.rating
-    pick = draw() * weight
-    score = 0
-    if rates:
-        for s, w in b.scores:
-            pick -= w
-            if pick < 0:
-                score = s
-                break
-    return answers_at, score

@@ -117,7 +117,9 @@ def test_an_answer_other_than_a_ticket_a_call_or_nobody_waiting_is_a_failed_requ
         thread.join()
     assert rate > 0
     assert Box.failures > 0
-    assert failed == Box.failures  # the 500s, and not the 404 no_waiting
+    # the 500s, and not the 404 no_waiting (twice as many); wrk stops with up to one answer
+    # per connection (2) on its way, which the box counted and wrk never read
+    assert Box.failures - 2 <= failed <= Box.failures
 
 
 def test_a_keypad_to_display_p99_over_its_goal_fails_the_run() -> None:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator
 
-__all__ = ["Clock", "ManualClock", "StartedClock", "SystemClock", "TimeZoneName", "clock_for"]
+__all__ = ["Clock", "ClockStart", "ManualClock", "StartedClock", "SystemClock", "TimeZoneName",
+           "clock_for"]
 
 
 class Clock(Protocol):
@@ -66,3 +67,13 @@ def _known_zone(value: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]  # an IANA name: Asia/Shanghai
+
+
+def _with_zone(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
+    return value
+
+
+# a ``clock.start`` setting's type: an instant with its zone (a demo's "today" starts there)
+ClockStart = Annotated[dt.datetime, AfterValidator(_with_zone)]

@@ -8,13 +8,13 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 
+from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
 from protocols.appointment import mask_phone
 
@@ -58,12 +58,13 @@ class AlertDesk:
 
     def __init__(self, settings: AlertSettings, store_url: str, *, publish: Publish,
                  gateway: SmsGateway | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock | None = None) -> None:
         self.settings = settings
         self.store_url = store_url
         self.publish = publish
         self.gateway = gateway or LogSms()
-        self.clock = clock
+        self._clock: Clock = clock or SystemClock()  # the centre's one clock
+        self.clock = self._clock.now
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-alerts")
         self._store: Store | None = None
@@ -118,7 +119,7 @@ class AlertDesk:
         if self._store is None:
             from ..store import open_store
 
-            self._store = open_store(self.store_url)
+            self._store = open_store(self.store_url, clock=self._clock)
         return self._store
 
     # --- evaluating (on the desk's store thread) ---------------------------------------

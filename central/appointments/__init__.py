@@ -74,7 +74,7 @@ class Appointments(SignIn, Booking, Pushes):
 
         self.centre = centre
         self.settings: CustomerSettings = centre.config.customers
-        self.clock = clock or clock_for(self.settings.clock_start).now
+        self.clock = clock or clock_for(centre.config.clock.start).now  # the centre's, given
         self._vault: Vault | None = None  # read on first use (a file, maybe created)
         self.cif = CentreCif(centre.config.cif, self.clock)  # who books (off unless [cif])
         self.pool = StorePool(centre.config.store.url, self.settings.pool)

@@ -173,7 +173,7 @@ def reports_router(centre: CentreContext, *, scope: ScopeOf | None,
                                   allowed=allowed)
             return await centre.read(lambda s: run_report(
                 s, report, period, asked, labels, limit=q.limit, teller=q.teller,
-                outcome=q.outcome))
+                outcome=q.outcome, now=s.clock.now()))  # the centre's clock: its "today"
         except OutOfScope as exc:
             raise ApiError("out_of_scope", message_en=str(exc)) from None
         except ScopeError as exc:

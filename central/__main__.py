@@ -118,7 +118,7 @@ async def _run_centre(args: argparse.Namespace) -> None:
                    else make_gateway(config.sms))
         desk = AlertDesk(config.alerts, config.store.url, gateway=gateway,
                          publish=lambda branch, args: centre.send_command(branch, "alert", args),
-                         clock=centre.clock)
+                         clock=centre.clock.now)
         async with asyncio.TaskGroup() as tg:
             alerts = tg.create_task(desk.run(centre.leases), name="alerts")
             try:

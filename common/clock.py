@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator
 
-__all__ = ["Clock", "ClockStart", "ManualClock", "StartedClock", "SystemClock", "TimeZoneName",
-           "clock_for"]
+__all__ = ["Clock", "ClockStart", "FunctionClock", "ManualClock", "StartedClock", "SystemClock",
+           "TimeZoneName", "clock_for"]
 
 
 class Clock(Protocol):
@@ -38,6 +39,16 @@ class StartedClock:
 
     def now(self) -> float:
         return time.monotonic() + self._offset
+
+
+class FunctionClock:
+    """A clock of a ``now()`` function (a part handed its centre's ``clock.now``)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now()
 
 
 class ManualClock:

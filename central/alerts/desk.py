@@ -8,13 +8,14 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 
-from common.clock import Clock, SystemClock
+from common.clock import FunctionClock
 from common.tasks import still_cancelling
 from protocols.appointment import mask_phone
 
@@ -58,13 +59,12 @@ class AlertDesk:
 
     def __init__(self, settings: AlertSettings, store_url: str, *, publish: Publish,
                  gateway: SmsGateway | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store_url = store_url
         self.publish = publish
         self.gateway = gateway or LogSms()
-        self._clock: Clock = clock or SystemClock()  # the centre's one clock
-        self.clock = self._clock.now
+        self.clock = clock  # the centre's one clock (central/__main__.py hands it)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-alerts")
         self._store: Store | None = None
@@ -119,7 +119,7 @@ class AlertDesk:
         if self._store is None:
             from ..store import open_store
 
-            self._store = open_store(self.store_url, clock=self._clock)
+            self._store = open_store(self.store_url, clock=FunctionClock(self.clock))
         return self._store
 
     # --- evaluating (on the desk's store thread) ---------------------------------------

@@ -47,6 +47,8 @@ def test_the_centre_builds_its_clock_once_and_hands_the_same_one_down(tmp_path: 
         assert all(c.clock is centre.clock for c in centre.consumers)
         assert centre.customers is not None
         assert centre.customers.appointments.clock == centre.clock.now
+        pool = centre.customers.appointments.pool  # what the customer channels' stores stamp
+        assert pool.clock is not None and t0 <= pool.clock.now() < t0 + 60
         assert centre.leases.clock is not centre.clock  # leases: the real time, between hosts
     finally:
         asyncio.run(centre.close())

@@ -117,7 +117,8 @@ async def _run_centre(args: argparse.Namespace) -> None:
         gateway = (centre.customers.appointments.sms if centre.customers
                    else make_gateway(config.sms))
         desk = AlertDesk(config.alerts, config.store.url, gateway=gateway,
-                         publish=lambda branch, args: centre.send_command(branch, "alert", args))
+                         publish=lambda branch, args: centre.send_command(branch, "alert", args),
+                         clock=centre.clock.now)
         async with asyncio.TaskGroup() as tg:
             alerts = tg.create_task(desk.run(centre.leases), name="alerts")
             try:

@@ -9,7 +9,6 @@ everything else: a user sees the rows about their subtree, and their own.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ def record(store: Store, who: Principal | str, action: str, org: str = "", targe
     body = _dumps(mask_event(dict(detail or {})))
     store.execute("INSERT INTO audit (at, user_id, org, action, target, detail, address) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (time.time() if now is None else now, user, org, action, target[:200],
+                  (store.clock.now() if now is None else now, user, org, action, target[:200],
                    body[:20000], address[:64]))
 
 

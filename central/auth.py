@@ -224,7 +224,7 @@ def password_hash_of(store: Store, user_id: str) -> tuple[str, bool] | None:
 
 
 def create_user(store: Store, user: User, password_hash: str, by: str) -> None:
-    now = time.time()
+    now = store.clock.now()
 
     def run() -> None:
         if get_user(store, user.id) is not None:
@@ -240,7 +240,7 @@ def create_user(store: Store, user: User, password_hash: str, by: str) -> None:
 
 def update_user(store: Store, user: User, password_hash: str | None) -> None:
     sets, args = "name = ?, role = ?, scope = ?, disabled = ?, updated_at = ?", [
-        user.name, user.role, user.scope, user.disabled, time.time()]
+        user.name, user.role, user.scope, user.disabled, store.clock.now()]
     if password_hash is not None:
         sets += ", password_hash = ?"
         args.append(password_hash)
@@ -265,7 +265,7 @@ def create_session(store: Store, user_id: str, hours: float, address: str
                    ) -> tuple[str, str, float]:
     """A new session: (token, csrf token, expiry)."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-    now = time.time()
+    now = store.clock.now()
     expires = now + hours * 3600
 
     def run() -> None:
@@ -427,7 +427,7 @@ class Gate:
         token, by_cookie = _token_of(request)
         if not token or len(token) > 200:
             return None
-        now = time.time()
+        now = self.clock()
         found = await self.centre.read(lambda s: session_of(s, token, now))
         if found is None:
             return None
@@ -491,7 +491,7 @@ class Gate:
             response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True,
                                    samesite="strict")
             return
-        response.set_cookie(COOKIE, token, max_age=max(0, int(expires - time.time())),
+        response.set_cookie(COOKIE, token, max_age=max(0, int(expires - self.clock())),
                             path="/", secure=secure, httponly=True, samesite="strict")
 
     def metrics_allowed(self, request: Request) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.cif import BudgetedLookup, CifClient, CustomerCache
-from common.clock import Clock, SystemClock
+from common.clock import Clock, FunctionClock, SystemClock
 from protocols.appointment import mask_number
 from protocols.cif import CustomerInfo
 
@@ -83,7 +83,7 @@ class CentreCif:
                  client: CifClient | None = None) -> None:
         self.settings = settings
         self.client: CifClient | None = None
-        clock: Clock = _Now(now) if now is not None else SystemClock()
+        clock: Clock = FunctionClock(now) if now is not None else SystemClock()
         if settings.enabled and settings.url and client is None:
             client = CifClient(settings.url, key_id=settings.key_id, secret=_secret(settings),
                                branch=settings.branch, clock=clock,
@@ -110,16 +110,6 @@ class CentreCif:
         await self.asker.close()
         if self.client is not None:
             await self.client.aclose()
-
-
-class _Now:
-    """A clock of the customer channels' ``now`` (a manual one in tests)."""
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now()
 
 
 def customer_columns(found: tuple[str, str, CustomerInfo | None]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from common.clock import ClockStart
 from common.errors import ConfigError
 from controller.config import apply_overrides
 from protocols.forms import FormSettings, settings_of
@@ -202,7 +203,16 @@ class HaSettings(_Model):
     lease_s: float = Field(4.0, ge=1.0, le=120.0)  # a dead holder's jobs move on after this
 
 
+class ClockSettings(_Model):
+    """The centre's one clock (built once by :class:`~central.service.Centre`). ``start``
+    makes it start at that instant and run on in real time, as a box's ``clock.start``:
+    demos only (the simulator's 10:00). None: the real time."""
+
+    start: ClockStart | None = None
+
+
 class CentreConfig(_Model):
+    clock: ClockSettings = ClockSettings()  # what the whole centre stamps and compares with
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
     http: HttpSettings = HttpSettings()
@@ -217,6 +227,29 @@ class CentreConfig(_Model):
     ha: HaSettings = HaSettings()  # the leases of the jobs done once across instances
     forms: dict[str, Any] = {}  # pre-filled forms for the phone page (protocols/forms.py)
     cif: CentreCifSettings = CentreCifSettings()  # who a booking's customer is (central/cif.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_clock_key(cls, data: Any) -> Any:
+        """``customers.clock_start`` (the key before the centre had one clock) is read as
+        ``clock.start`` when that is not given."""
+        if not isinstance(data, dict):
+            return data
+        customers, clock = data.get("customers"), data.get("clock")
+        old = (customers.get("clock_start") if isinstance(customers, dict)
+               else getattr(customers, "clock_start", None))
+        if old is not None and (clock is None or
+                                (isinstance(clock, dict) and clock.get("start") is None)):
+            log.warning("customers.clock_start is deprecated: set clock.start")
+            return {**data, "clock": {**(clock or {}), "start": old}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_clock(self) -> CentreConfig:
+        old = self.customers.clock_start
+        if old is not None and self.clock.start != old:
+            raise ValueError("customers.clock_start (deprecated) differs from clock.start")
+        return self
 
     @model_validator(mode="after")
     def _forms(self) -> CentreConfig:

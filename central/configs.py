@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import time
 import tomllib
 import uuid
 from collections.abc import Iterable, Mapping
@@ -256,7 +255,7 @@ def _add_version(store: Store, branch: str, body: dict[str, Any], section: str,
         store.execute("INSERT INTO branch_configs (branch, version, body, section, comment, "
                       "author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (branch, top + 1, json.dumps(body, ensure_ascii=False), section,
-                       comment[:200], author, time.time()))
+                       comment[:200], author, store.clock.now()))
         return top + 1
 
     result: int = store.retrying(run)
@@ -293,7 +292,7 @@ def import_config(store: Store, branch: str, text: str, comment: str, author: st
 
 def record_push(store: Store, cmd_id: str, branch: str, number: int, by: str) -> None:
     store.execute("INSERT INTO config_pushes (id, branch, version, sent_at, sent_by) "
-                  "VALUES (?, ?, ?, ?, ?)", (cmd_id, branch, number, time.time(), by))
+                  "VALUES (?, ?, ?, ?, ?)", (cmd_id, branch, number, store.clock.now(), by))
 
 
 def pushes(store: Store, branch: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -5,12 +5,11 @@ Every key has a default; see docs/appointments.md, docs/public.md and docs/sms.m
 
 from __future__ import annotations
 
-import datetime as dt
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from common.clock import TimeZoneName
+from common.clock import ClockStart, TimeZoneName
 
 __all__ = ["BranchEntry", "CustomerSettings", "CustomerSmsSettings"]
 
@@ -46,7 +45,8 @@ class CustomerSettings(_Model):
     secret_file: str | None = None  # default: customers.key beside a SQLite store, else
     # data/customers.key; created (0600) if missing. Back it up with the database.
     timezone: TimeZoneName = "Asia/Shanghai"
-    clock_start: dt.datetime | None = None  # demos: "today" starts here and runs on (as a box's)
+    # Deprecated: the centre's top-level ``clock.start``, which it defaults (central/config.py)
+    clock_start: ClockStart | None = None
     public_url: str = "http://127.0.0.1:8090"  # links and QR codes sent to customers
     capacity: int = Field(10, ge=0)  # bookings per business per slot, unless a branch says
     days_ahead: int = Field(7, ge=0, le=60)  # booking up to this many days ahead
@@ -90,13 +90,6 @@ class CustomerSettings(_Model):
         if self.codes_per_phone_day < self.codes_per_phone_hour:
             raise ValueError("codes_per_phone_day must be at least codes_per_phone_hour")
         return self
-
-    @field_validator("clock_start")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
-        return value
 
     def branch(self, code: str) -> BranchEntry | None:
         return next((b for b in self.branches if b.code == code), None)

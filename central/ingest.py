@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiomqtt
 
+from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
 from protocols import uplink as proto
 
@@ -146,8 +147,10 @@ class Consumer:
     """One MQTT client in the shared group, with its own store connection and thread."""
 
     def __init__(self, config: CentreConfig, *, index: int = 0,
-                 stats: IngestStats | None = None, url: str | None = None) -> None:
+                 stats: IngestStats | None = None, url: str | None = None,
+                 clock: Clock | None = None) -> None:
         self.config = config
+        self.clock: Clock = clock or SystemClock()  # the centre's one clock: what it stamps
         self.index = index
         self.stats = stats or IngestStats()
         self.url = url or config.broker.url  # one of broker.urls when there are several
@@ -179,7 +182,8 @@ class Consumer:
         """Consume until cancelled, reconnecting with a capped, randomised back-off."""
         try:
             ingest = self.config.ingest
-            self._store = await self._db(open_store, self.config.store.url, ingest.max_ahead)
+            self._store = await self._db(open_store, self.config.store.url, ingest.max_ahead,
+                                         self.clock)
             delay = 0.2
             while True:
                 still_cancelling()
@@ -218,7 +222,7 @@ class Consumer:
                 await self._db(old.close)
         try:
             self._store = await self._db(open_store, self.config.store.url,
-                                         self.config.ingest.max_ahead)
+                                         self.config.ingest.max_ahead, self.clock)
         except Exception as exc:
             log.error("consumer %d: store unavailable: %s", self.index, exc)
 
@@ -267,7 +271,7 @@ class Consumer:
         # Say so: boxes send again at once what they sent while nobody was subscribed.
         instance = f"{self._ident()}-{self.index}-{self.stats.connected}"[-64:]
         await client.publish(proto.CENTRE_TOPIC,
-                             proto.encode(proto.centre_online(instance, time.time())),
+                             proto.encode(proto.centre_online(instance, self.clock.now())),
                              qos=1, retain=True)
         self.ready.set()
         log.info("consumer %d subscribed on %s:%d (group %s)", self.index, self.host,
@@ -498,7 +502,7 @@ class Consumer:
                         else "; superseded ones dropped")
         if notes:
             self.stats.flood_notes += await self._db(note_flooding, self._storage(), notes,
-                                                     time.time())
+                                                     self.clock.now())
         full = sum(n for (_, why), n in self.stats.dropped.items() if why == "line_full")
         at, logged = self._drops_logged
         if full > logged and now - at >= DROPS_LOG_EVERY_S:

@@ -21,7 +21,11 @@ A lease row rather than PostgreSQL advisory locks: the single-instance SQLite ce
 the same code, the holder and its age are visible to an operator (``SELECT * FROM
 leases``), and a hold does not depend on one connection staying open. Times come from the
 injected clock of each process: hosts keep their clocks in step (NTP), far inside the
-lease's seconds.
+lease's seconds. That clock is the real time, never the centre's demo clock
+(``clock.start``): a started clock is real time plus an offset fixed when each process
+built it, so two instances started moments apart would disagree by those moments and a
+lease row written by one would be misread by the other (the Centre builds its Leases
+without its clock on purpose).
 
 Jobs under a lease must tolerate running twice over a hand-over (a job cut mid-way is
 started again by the next holder): the alert desk claims each delivery in the store and

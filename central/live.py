@@ -35,6 +35,7 @@ import aiomqtt
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
 from protocols import uplink as proto
 
@@ -315,7 +316,9 @@ def finish(totals: dict[str, Any], now: float, stale_after_s: float,
 class LiveBoard:
     """Tracks every branch's figures and tells streams when their subtree changed."""
 
-    def __init__(self, centre: PublishingContext, settings: LiveSettings) -> None:
+    def __init__(self, centre: PublishingContext, settings: LiveSettings,
+                 clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()  # the centre's one clock: the board's now
         self.centre, self.settings = centre, settings
         # Whether this process publishes the aggregates now (several instances: the one
         # holding the ``aggregates`` lease, set by the composition root).
@@ -410,7 +413,7 @@ class LiveBoard:
         from .store import open_store
 
         if self._store is None:
-            self._store = open_store(self.centre.config.store.url)
+            self._store = open_store(self.centre.config.store.url, clock=self.clock)
         store = self._store
         changed = self._read_branches(store)
         changed |= self._read_events(store)
@@ -562,7 +565,7 @@ class LiveBoard:
         """The figures of ``org`` and one page of its children (``offset``, ``limit``, in
         code order; ``children_total`` says how many there are), and of the branch if it
         is one. A city of 500 branches is never sent whole."""
-        now = time.time()
+        now = self.clock.now()
         node = self.node(org)
         if node is None:
             raise ApiError("not_found")
@@ -642,7 +645,7 @@ class LiveBoard:
 
     def charts(self, org: str) -> dict[str, Any]:
         """Waiting over the day (15-minute slots), wait distribution, hourly arrivals."""
-        now = time.time()
+        now = self.clock.now()
         totals = self.totals.get(org) or _empty()
         series: list[int | None] = [None] * SLOTS
         for code, s in self.summaries.items():
@@ -700,7 +703,7 @@ class LiveBoard:
     # --- MQTT aggregates -----------------------------------------------------------------
 
     async def _publish_aggregates(self) -> None:
-        now = time.time()
+        now = self.clock.now()
         if now - self._last_agg < self.settings.agg_every_s:
             return
         if not self.publishes():

@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -82,7 +81,7 @@ def save_media(store: Store, org: str, name: str, data: bytes, by: str,
         store.execute("DELETE FROM media_files WHERE org = ? AND name = ?", (org, name))
         store.execute("INSERT INTO media_files (org, name, sha256, size, data, uploaded_by, "
                       "uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (org, name, digest, len(data), data, by, time.time()))
+                      (org, name, digest, len(data), data, by, store.clock.now()))
 
     store.retrying(run)
     return {"org": org, "name": name, "sha256": digest, "size": len(data)}
@@ -289,7 +288,7 @@ async def push(code: Code, centre: ContextDep, who: Configurer,
     """Send the branch the files its box does not hold (one ``cmd/media`` each, the
     first with the names to delete); answers the command ids."""
     who.check(code)
-    now = time.time()
+    now = await centre.read(lambda s: s.clock.now())  # the centre's one clock
     held = {} if full else await centre.read(lambda s: held_media(s, code, now))
     wanted = await centre.read(lambda s: branch_media(s, code))
     changed, doomed = push_plan(wanted, held)

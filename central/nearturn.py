@@ -106,7 +106,7 @@ class NearTurn:
         self.tracker = tracker
         # Its own store connection: never queued behind the customers' requests, and closed
         # by its own loop (the push's pool closes when the push stops).
-        self.pool = StorePool(appointments.pool.url, 1)
+        self.pool = StorePool(appointments.pool.url, 1, appointments.pool.clock)
         self.notifiers: list[Notifier] = list(notifiers)
         self.clock = clock or appointments.clock
         self.counts: Counter[tuple[str, str, str]] = Counter()  # (kind, outcome, channel)

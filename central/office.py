@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
 
 from .auth import ApiError, Gate
@@ -36,13 +37,14 @@ log = logging.getLogger(__name__)
 class Office:
     """The gate, the live board and the one-time preparation of the store."""
 
-    def __init__(self, centre: PublishingContext) -> None:
+    def __init__(self, centre: PublishingContext, clock: Clock | None = None) -> None:
         from .live import LiveBoard
 
         self.centre = centre
         self.settings = centre.config.web
-        self.gate = Gate(centre, self.settings)
-        self.board = LiveBoard(centre, self.settings.live)
+        clock = clock or SystemClock()  # the centre's one clock (central/service.py)
+        self.gate = Gate(centre, self.settings, clock.now)
+        self.board = LiveBoard(centre, self.settings.live, clock)
         self._prepared = False
         self._lock = asyncio.Lock()
 

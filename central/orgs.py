@@ -15,7 +15,6 @@ The tree lives in the store's ``orgs`` table; functions here take a
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -347,7 +346,7 @@ def add_org(store: Store, code: str, name: str, kind: str, name_en: str = "",
             if row and row[0] == "branch":
                 raise OrgError("under_branch", "网点下不能再设机构",
                                "a branch (网点) cannot have nodes below it")
-        stamp = time.time() if now is None else now
+        stamp = store.clock.now() if now is None else now
         store.execute("INSERT INTO orgs (code, parent, name, name_en, kind, updated_at, "
                       "added_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (code, parent, name, name_en, kind, stamp, stamp))
@@ -378,7 +377,7 @@ def update_org(store: Store, code: str, name: str, name_en: str = "",
             raise OrgError("has_children", "有下级机构的节点不能设为网点",
                            "a node with children cannot be a branch")
         store.execute("UPDATE orgs SET name = ?, name_en = ?, kind = ?, updated_at = ? "
-                      "WHERE code = ?", (name, name_en, new_kind, time.time(), code))
+                      "WHERE code = ?", (name, name_en, new_kind, store.clock.now(), code))
         return Org(code, row[0], name, name_en, new_kind)
 
     result: Org = store.retrying(run)

@@ -83,7 +83,8 @@ class BranchLink:
 
     def __init__(self, centre: CentreContext, pool: StorePool) -> None:
         self.centre, self.pool = centre, pool
-        self.replies = StorePool(pool.url, 1)  # its own connection: never queued behind others
+        # its own connection: never queued behind others
+        self.replies = StorePool(pool.url, 1, pool.clock)
         self._waiting: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._online = Recent(ONLINE_TTL_S)

@@ -11,12 +11,11 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from common.clock import clock_for
+from common.clock import Clock, clock_for
 from protocols import uplink as proto
 from protocols.metrics import Metric
 
@@ -47,20 +46,25 @@ class Centre:
 
     def __init__(self, config: CentreConfig) -> None:
         self.config = config
+        # The centre's ONE clock, built once here (a StartedClock built twice differs): all
+        # it stamps and compares runs on it — the store, the live board, ingest, the alert
+        # desk, sessions, the customer channels. Leases keep the real time (central/leases.py).
+        self.clock: Clock = clock_for(config.clock.start)
         self.stats = IngestStats()
         # ingest.consumers on each broker (several: the boxes fail over between them)
         urls = [u for u in config.broker.all_urls for _ in range(config.ingest.consumers)]
-        self.consumers = [Consumer(config, index=i, stats=self.stats, url=u)
+        self.consumers = [Consumer(config, index=i, stats=self.stats, url=u, clock=self.clock)
                           for i, u in enumerate(urls)]
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-reader")
         self._reader: Store | None = None
         self.releases: ReleaseStore | None = None
-        self.started = time.time()
-        self.customers = CustomerChannels(self) if config.customers.enabled else None
+        self.started = self.clock.now()
+        self.customers = (CustomerChannels(self, clock=self.clock.now) if config.customers.enabled
+                          else None)
         from .office import Office
 
-        self.office = Office(self)  # logins, the live board, the back office
+        self.office = Office(self, self.clock)  # logins, the live board, the back office
         # the jobs done once across instances (alerts, booking pushes) run under leases
         self.leases = Leases(config.store.url, lease_s=config.ha.lease_s)
         self.office.board.publishes = lambda: "aggregates" in self.leases.held
@@ -98,10 +102,9 @@ class Centre:
         """Blank pre-filled forms past ``forms.keep_days`` (central/forms.py)."""
         from .forms import keep_forms
 
-        s = self.config.customers
-        clock = clock_for(s.clock_start)
+        tz, clock = self.config.customers.tz, self.clock
         await keep_forms(self, self.config.form_settings.keep_days,
-                         lambda: dt.datetime.fromtimestamp(clock.now(), s.tz).date().isoformat())
+                         lambda: dt.datetime.fromtimestamp(clock.now(), tz).date().isoformat())
 
     async def _serve_http(self) -> None:
         from common.httpserver import http_server
@@ -128,7 +131,7 @@ class Centre:
         """Run ``fn(store)`` on the reading connection's thread."""
         def call() -> T:
             if self._reader is None:
-                self._reader = open_store(self.config.store.url)
+                self._reader = open_store(self.config.store.url, clock=self.clock)
             return fn(self._reader)
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

@@ -22,7 +22,6 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -88,12 +87,12 @@ async def advise(centre: CentreContext, q: StaffingQuery, who: Principal
                  ) -> tuple[dict[str, Any], StaffingAdvice]:
     """The advice for ``q`` (a branch ``who`` sees), with what it was learned from."""
     who.check(q.branch)
-    found = await centre.read(lambda s: cf.latest(s, q.branch))
+    found, now = await centre.read(lambda s: (cf.latest(s, q.branch), s.clock.now()))
     if found is None:
         raise ApiError("not_found", message=f"网点{q.branch}在中心没有配置,无法给出排班建议。",
                        message_en=f"Branch {q.branch} has no configuration at the centre.")
     config = _config(found["body"], q.branch)
-    day = q.date or dt.datetime.fromtimestamp(time.time(), config.tz).date()
+    day = q.date or dt.datetime.fromtimestamp(now, config.tz).date()  # the centre's clock
     first, last = day - dt.timedelta(q.days), day - dt.timedelta(1)
     events = await centre.read(lambda s: s.history(q.branch, first.isoformat(),
                                                     last.isoformat()))

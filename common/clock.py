@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator
 
-__all__ = ["Clock", "ManualClock", "StartedClock", "SystemClock", "TimeZoneName", "clock_for"]
+__all__ = ["Clock", "ClockStart", "FunctionClock", "ManualClock", "StartedClock", "SystemClock",
+           "TimeZoneName", "clock_for"]
 
 
 class Clock(Protocol):
@@ -37,6 +39,16 @@ class StartedClock:
 
     def now(self) -> float:
         return time.monotonic() + self._offset
+
+
+class FunctionClock:
+    """A clock of a ``now()`` function (a part handed its centre's ``clock.now``)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now()
 
 
 class ManualClock:
@@ -66,3 +78,13 @@ def _known_zone(value: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]  # an IANA name: Asia/Shanghai
+
+
+def _with_zone(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-11-25T10:00:00+08:00")
+    return value
+
+
+# a ``clock.start`` setting's type: an instant with its zone (a demo's "today" starts there)
+ClockStart = Annotated[dt.datetime, AfterValidator(_with_zone)]

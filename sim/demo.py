@@ -7,7 +7,7 @@ Ctrl-C or SIGTERM stops both cleanly, the customers first.
 
 One clock (:class:`DemoClock`): the launcher decides one simulated start instant and hands
 each process, as it starts it, where that clock stands then — the box's ``clock.start``,
-the centre's ``customers.clock_start``, the fleets' ``--clock-start`` — so every process
+the centre's ``clock.start``, the fleets' ``--clock-start`` — so every process
 runs on the same simulated time and a remote ticket or a booking made on the centre is
 on time at the box.
 
@@ -237,7 +237,7 @@ def centre_services(args: argparse.Namespace, clock: DemoClock) -> list[Service]
         cif,
         Service("centre", centre, ready=http_ready(f"http://{loopback}:{http_port}",
                                                    path="/api/public/branches"),
-                late=clock.setting("customers.clock_start")),
+                late=clock.setting("clock.start")),
         *fleets,
     ]
 

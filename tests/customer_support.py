@@ -169,7 +169,7 @@ async def pushed(centre: Centre, day: str, branch: str = BRANCH, timeout: float 
 
 class CentreProcess:
     """``python -m central`` with its HTTP API on a free port, as a real subprocess; its
-    customer channels on ``clock_start`` and its SMS to a JSON-lines outbox file."""
+    one clock (``clock.start``) on ``clock_start`` and its SMS to a JSON-lines outbox file."""
 
     def __init__(self, work: Path, broker: LocalBroker, *sets: str,
                  clock_start: str = "2026-11-25T10:00:00+08:00") -> None:
@@ -183,7 +183,7 @@ class CentreProcess:
                      "--set", f"store.url=sqlite:///{work / 'centre.sqlite3'}",
                      "--set", f"http.port={self.port}",
                      "--set", f"customers.secret_file={work / 'customers.key'}",
-                     "--set", f"customers.clock_start={clock_start}",
+                     "--set", f"clock.start={clock_start}",
                      "--set", f"sms.outbox_file={self.outbox}",
                      *[x for s in (*CUSTOMER_SETS, *sets) for x in ("--set", s)]]
         self.proc: Any = None

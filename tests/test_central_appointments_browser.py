@@ -41,7 +41,7 @@ BOOKINGS = [  # name, phone, branch, business, day, slot
 @pytest.fixture
 def centre(tmp_path: Path, broker: LocalBroker) -> Iterator[CentreProcess]:
     c = CentreProcess(tmp_path / "centre", broker, f"sms.outbox_file={tmp_path / 'sms.jsonl'}",
-                      "customers.clock_start=2026-11-25T10:00:00+08:00").start()
+                      "clock.start=2026-11-25T10:00:00+08:00").start()
     try:
         yield c
     finally:

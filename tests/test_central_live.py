@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import httpx
@@ -204,3 +206,32 @@ async def test_an_event_the_state_cannot_take_is_counted_not_fatal(
         await wait_for(folded, 20, "the bad event counted")
         view = await live_of(http, admin, B1)
         assert view["totals"]["issued"] == 1 and view["totals"]["waiting"] == 1
+
+
+async def test_a_demo_centre_tells_the_time_of_its_clock_start_not_the_hosts(
+        box: Box, broker: LocalBroker, store_url: str) -> None:
+    """A centre started with ``clock.start`` (the simulator's 10:00, issue 17) shows that
+    time as the board's "now", stamps what a branch sends by it, and so the figures' age is
+    seconds, not the hours between the host's time and the demo's."""
+    start = dt.datetime(2026, 11, 25, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
+    t0 = start.timestamp()
+    uplink = uplink_for(broker)
+    async with office_running(broker, store_url, f"clock.start={start.isoformat()}") as centre, \
+            running(uplink.run(box)), http_client(centre) as http:
+        admin = await login(http)
+        await box.execute(c.IssueTicket(queue="A"))
+
+        async def seen() -> dict[str, Any]:
+            v = await live_of(http, admin, B1)
+            return v if v["totals"]["issued"] == 1 and v["branch"]["heard_at"] else {}
+
+        view = await wait_for(seen, 20, "the ticket and the branch's status on the board")
+        assert t0 <= view["now"] < t0 + 60
+        assert t0 <= view["branch"]["heard_at"] <= view["now"]
+        assert 0 <= view["branch"]["age_s"] < 60 and view["branch"]["is_stale"] is False
+        province = await live_of(http, admin, "1001")
+        assert t0 <= province["now"] < t0 + 60
+        stored = await centre.read(lambda s: s.execute(
+            "SELECT min(stored_at), max(stored_at) FROM events WHERE branch = ?",
+            (B1,)).fetchone())
+        assert t0 <= stored[0] <= stored[1] < t0 + 60

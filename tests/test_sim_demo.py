@@ -123,7 +123,7 @@ def test_every_process_of_the_demo_is_handed_the_same_clock(tmp_path: Path) -> N
     handed = {name: late() for name, late in clocked.items()}  # as each is started
     elapsed = time.time() - before
     keys = {name: argv[-1].split("=")[0] for name, argv in handed.items() if argv[0] == "--set"}
-    assert keys == {"centre": "customers.clock_start", "box": "clock.start"}
+    assert keys == {"centre": "clock.start", "box": "clock.start"}
     for name, argv in handed.items():  # each where the one clock stood when it was handed
         assert 0 <= (_clock_of(argv) - ten).total_seconds() <= elapsed, name
     fleet = next(s for s in listed if s.name.startswith("fleet-")).argv

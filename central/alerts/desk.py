@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 
+from common.clock import FunctionClock
 from common.tasks import still_cancelling
 from protocols.appointment import mask_phone
 
@@ -63,7 +64,7 @@ class AlertDesk:
         self.store_url = store_url
         self.publish = publish
         self.gateway = gateway or LogSms()
-        self.clock = clock
+        self.clock = clock  # the centre's one clock (central/__main__.py hands it)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-alerts")
         self._store: Store | None = None
@@ -118,7 +119,7 @@ class AlertDesk:
         if self._store is None:
             from ..store import open_store
 
-            self._store = open_store(self.store_url)
+            self._store = open_store(self.store_url, clock=FunctionClock(self.clock))
         return self._store
 
     # --- evaluating (on the desk's store thread) ---------------------------------------

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -111,7 +110,7 @@ def effective_thresholds(nodes: dict[str, dict[str, Any]], code: str) -> dict[st
 def set_thresholds(store: Store, org: str, settings: dict[str, Any] | None, user: str | None,
                    now: float | None = None) -> None:
     """Replace org node ``org``'s own settings (None: remove the node's row)."""
-    stamp = time.time() if now is None else now
+    stamp = store.clock.now() if now is None else now
 
     def run() -> None:
         if settings is None:
@@ -513,7 +512,7 @@ def get_alert(store: Store, alert_id: int) -> dict[str, Any] | None:
 def ack_alert(store: Store, alert_id: int, user: str, now: float | None = None
               ) -> dict[str, Any] | None:
     """Mark an alert acknowledged by ``user`` (the first acknowledgement stays)."""
-    stamp = time.time() if now is None else now
+    stamp = store.clock.now() if now is None else now
     store.retrying(lambda: store.execute(
         "UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ? AND acked_at IS NULL",
         (user, stamp, alert_id)))
@@ -541,7 +540,7 @@ def acknowledge(store: Store, alert_id: int, user: str, address: str = ""
                 ) -> dict[str, Any] | None:
     """:func:`ack_alert`; when this call is the one that acknowledged the alert, an
     ``alert.ack`` row in the audit log (a later, ignored acknowledgement writes none)."""
-    stamp = time.time()
+    stamp = store.clock.now()
     done = ack_alert(store, alert_id, user, stamp)
     if done is not None and done["acked_at"] == stamp and done["acked_by"] == user:
         audit.record(store, user, "alert.ack", done["branch"], str(alert_id),

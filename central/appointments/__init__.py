@@ -70,14 +70,15 @@ class Appointments(SignIn, Booking, Pushes):
 
     def __init__(self, centre: CentreContext, *, clock: Callable[[], float] | None = None,
                  sms: SmsGateway | None = None) -> None:
-        from common.clock import clock_for
+        from common.clock import FunctionClock, clock_for
 
         self.centre = centre
         self.settings: CustomerSettings = centre.config.customers
-        self.clock = clock or clock_for(self.settings.clock_start).now
+        self.clock = clock or clock_for(centre.config.clock.start).now  # the centre's, given
         self._vault: Vault | None = None  # read on first use (a file, maybe created)
         self.cif = CentreCif(centre.config.cif, self.clock)  # who books (off unless [cif])
-        self.pool = StorePool(centre.config.store.url, self.settings.pool)
+        self.pool = StorePool(centre.config.store.url, self.settings.pool,
+                              FunctionClock(self.clock))
         self.sms = sms or make_gateway(centre.config.sms)
         self._wake = asyncio.Event()
         # Another centre process may end a session: it lives on here for at most SESSION_TTL.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from common.clock import Clock
 from protocols import appointment as ap
 
 from ..customer_settings import CustomerSettings
@@ -112,8 +113,9 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
 class StorePool:
     """``size`` worker threads, each with its own store connection (opened on first use)."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, clock: Clock | None = None) -> None:
         self.url = url
+        self.clock = clock  # the centre's one clock: what its stores stamp (None: real time)
         self._executor = concurrent.futures.ThreadPoolExecutor(size,
                                                                thread_name_prefix="customers")
         self._local = threading.local()
@@ -136,7 +138,7 @@ class StorePool:
     def _store(self) -> Store:
         store: Store | None = getattr(self._local, "store", None)
         if store is None:
-            store = open_store(self.url)
+            store = open_store(self.url, clock=self.clock)
             self._local.store = store
             with self._lock:
                 self._opened.append(store)

@@ -174,7 +174,8 @@ def reports_router(centre: CentreContext, *, scope: ScopeOf | None,
             page = (q.rows_from, q.rows) if paged and q.rows is not None else None
             return await centre.read(lambda s: run_report(
                 s, report, period, asked, labels, limit=q.limit, teller=q.teller,
-                outcome=q.outcome, page=page))
+                outcome=q.outcome, page=page,
+                now=s.clock.now()))  # the centre's clock: its "today"
         except OutOfScope as exc:
             raise ApiError("out_of_scope", message_en=str(exc)) from None
         except ScopeError as exc:

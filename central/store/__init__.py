@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.clock import Clock, SystemClock
 from protocols.forms import masked_event
 
 from ..errors import StoreError
@@ -117,9 +118,10 @@ def transaction(db: Any, postgres: bool) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def open_store(url: str, max_ahead: int = 1_000_000) -> Store:
-    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``."""
-    return Store(url, max_ahead=max_ahead)
+def open_store(url: str, max_ahead: int = 1_000_000, clock: Clock | None = None) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///path`` or ``postgresql://…``.
+    ``clock`` is the centre's one clock (:attr:`Store.clock`); default the real time."""
+    return Store(url, max_ahead=max_ahead, clock=clock)
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,12 @@ class Store:
 
     def __init__(self, url: str, *, max_ahead: int = 1_000_000, patience_s: float = PATIENCE_S,
                  sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 clock: Clock | None = None) -> None:
         self.url = url
+        # The centre's one clock (a demo's starts at 10:00): what the store stamps, and what
+        # the functions handed this store stamp with when they are given no ``now``.
+        self.clock: Clock = clock or SystemClock()
         self.max_ahead = max_ahead
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self.patience_s = patience_s
@@ -281,7 +287,7 @@ class Store:
                 for statement in _statements(f.read_text()):
                     self.execute(statement)
                 self.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                             (version, f.name, time.time()))
+                             (version, f.name, self.clock.now()))
                 log.info("store: applied migration %s", f.name)
             return max((int(f.name.split("_", 1)[0]) for f in files), default=0)
 
@@ -294,7 +300,7 @@ class Store:
 
     def ingest(self, inbound: Inbound, now: float | None = None) -> Ingested:
         """Commit ``inbound`` in one transaction; return the marks to acknowledge."""
-        stamp = time.time() if now is None else now
+        stamp = self.clock.now() if now is None else now
         result: Ingested = self.retrying(lambda: self._ingest(inbound, stamp), idempotent=True)
         return result
 
@@ -430,7 +436,7 @@ class Store:
 
     def dead_letter(self, dead: list[DeadLetter], now: float | None = None) -> None:
         """Record rejections on their own (when a whole group could not be stored)."""
-        stamp = time.time() if now is None else now
+        stamp = self.clock.now() if now is None else now
         self.retrying(lambda: self._save_dead(dead, stamp))
 
     # --- the live picture ------------------------------------------------------------------
@@ -438,7 +444,7 @@ class Store:
     def save_live(self, status: dict[str, dict[str, Any]], live: dict[str, dict[str, Any]],
                   health: dict[str, dict[str, Any]], now: float | None = None) -> None:
         """Upsert the latest status / live / health message of each branch (by branch)."""
-        stamp = time.time() if now is None else now
+        stamp = self.clock.now() if now is None else now
 
         def run() -> None:
             every = sorted(set(status) | set(live) | set(health))

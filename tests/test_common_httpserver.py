@@ -79,17 +79,18 @@ async def test_a_head_that_trickles_is_cut_at_its_deadline(parser: str) -> None:
     async with served(parser, head_timeout_s=0.5) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /hello HTTP/1.1\r\n")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for i in range(20):  # a header every 0.1 s: each arrives, the head never completes
+        # A header every 0.1 s for 10 s (each arrives, the head never completes): the
+        # server cuts it at its 0.5 s deadline, long before the trickle ends. No wall-clock
+        # bound beyond that: a loaded machine is late, not wrong.
+        for i in range(100):
             writer.write(b"X-%d: 1\r\n" % i)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             if reader.at_eof():
                 break
             await asyncio.sleep(0.1)  # slowloris: the pace of the attack itself
+        assert reader.at_eof(), "the trickling head was never cut"
         assert await answer(reader) == b""
-        assert loop.time() - started < 1.5
         writer.close()
 
 

@@ -86,12 +86,19 @@ async def test_a_head_that_trickles_is_cut_at_its_deadline(parser: str) -> None:
             writer.write(b"X-%d: 1\r\n" % i)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
-            if reader.at_eof():
+            if cut(reader):
                 break
             await asyncio.sleep(0.1)  # slowloris: the pace of the attack itself
-        assert reader.at_eof(), "the trickling head was never cut"
-        assert await answer(reader) == b""
+        assert cut(reader), "the trickling head was never cut"
+        with contextlib.suppress(ConnectionError):  # cut while a header was on its way
+            assert await answer(reader) == b""
         writer.close()
+
+
+def cut(reader: asyncio.StreamReader) -> bool:
+    """The server closed the connection: an end of stream, or a write that found it gone
+    (EPIPE, reset), which the stream holds for its next read."""
+    return reader.at_eof() or reader.exception() is not None
 
 
 @pytest.mark.parametrize("parser", PARSERS)

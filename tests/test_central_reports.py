@@ -245,6 +245,38 @@ def test_replays_and_duplicate_batches_count_once(store_url: str, store: Store) 
         other.close()
 
 
+def test_a_fleet_commit_counts_the_same_and_reads_in_a_few_queries(store: Store) -> None:
+    """A centre's commit holds an event or two from each of hundreds of branches: the
+    summaries read the state they need (cursors, earlier tickets, stored totals) in a few
+    queries for all of them, not a few per branch, and count what one day at a time does."""
+    days = []
+    for i in range(60):
+        d = DayLog(f"100103{i:04d}")
+        d.issue(1, "A001")
+        d.call(3 + i % 7, "A001", window=1 + i % 3, teller=f"t{i % 5}")
+        d.finish(9 + i % 4, "A001")
+        d.rate(10 + i % 4, "A001", 1 + i % 5)
+        days.append(d)
+    selects: list[str] = []
+    execute = store.execute
+
+    def counting(sql: str, args: Any = ()) -> Any:
+        if sql.lstrip().upper().startswith("SELECT"):
+            selects.append(sql)
+        return execute(sql, args)
+
+    store.execute = counting  # type: ignore[method-assign]
+    for k in range(len(days[0].events)):  # each commit: the k-th event of every branch
+        selects.clear()
+        store.ingest(Inbound(batches=[d.batch(d.events[k:k + 1]) for d in days]))
+        assert len(selects) <= 12, selects
+    store.execute = execute  # type: ignore[method-assign]
+    r = report(store, "branch-summary")
+    assert sum(row["issued"] for row in r.rows) == 60
+    assert sum(row["served"] for row in r.rows) == 60
+    assert len(r.rows) == 60
+
+
 def _clear(store: Store) -> None:
     tables = [r[0] for r in store.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = "

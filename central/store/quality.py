@@ -34,8 +34,10 @@ def judge_days(store: Writer, days: Iterable[tuple[str, str]],
     """Compare the totals of each (day, branch) in ``days`` (``sent``: totals that came in
     this transaction) with the summaries; store each verdict in ``rpt_quality``."""
     rows = []
-    for day, branch in sorted(set(days)):
-        totals = sent.get((day, branch)) or _stored_totals(store, branch, day)
+    days = sorted(set(days))
+    stored = _stored_totals(store, [k for k in days if not sent.get(k)])
+    for day, branch in days:
+        totals = sent.get((day, branch)) or stored.get((day, branch))
         if totals is None:
             continue
         epoch = str(totals.get("epoch"))
@@ -51,13 +53,24 @@ def judge_days(store: Writer, days: Iterable[tuple[str, str]],
                        "problems = excluded.problems", rows)
 
 
-def _stored_totals(store: Reader, branch: str, day: str) -> dict[str, Any] | None:
-    row = store.execute("SELECT body FROM totals WHERE branch = ? AND day = ?",
-                        (branch, day)).fetchone()
-    if row is None:
-        return None
-    body = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
-    return body if isinstance(body, dict) else None
+def _stored_totals(store: Reader, days: list[tuple[str, str]]
+                   ) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored totals of these (day, branch): one query per day and 500 branches (a
+    fleet's commit names hundreds of branches, and mid-day none has sent its totals)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    by_day: dict[str, list[str]] = {}
+    for day, branch in days:
+        by_day.setdefault(day, []).append(branch)
+    for day, branches in sorted(by_day.items()):
+        for i in range(0, len(branches), 500):
+            part = branches[i:i + 500]
+            for branch, raw in store.execute(
+                    "SELECT branch, body FROM totals WHERE day = ? AND branch IN "
+                    f"({','.join('?' * len(part))})", (day, *part)).fetchall():
+                body = json.loads(raw) if isinstance(raw, str | bytes) else raw
+                if isinstance(body, dict):
+                    out[day, branch] = body
+    return out
 
 
 def _ours(store: Reader, day: str, branch: str, epoch: str) -> dict[str, Any]:

@@ -131,6 +131,7 @@ class Fold:
     ratings: dict[str, dict[tuple[Any, ...], list[int]]] = field(
         default_factory=lambda: {name: {} for name in RATINGS})
     tickets: dict[tuple[str, str, str], Ticket] = field(default_factory=dict)
+    looked_up: set[tuple[str, str, str]] = field(default_factory=set)  # asked of rpt_ticket
     dirty: set[tuple[str, str, str]] = field(default_factory=set)
     days: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     inbox: list[tuple[str, str, float, str]] = field(default_factory=list)
@@ -239,9 +240,11 @@ def summarize(store: Writer, marks: Iterable[Mark],
     ``arrived`` — the events this transaction stored, by (branch, epoch) and seq — saves
     reading them back; whatever it lacks is read from the ``events`` table.
     """
+    marks = list(marks)
+    cursors = _cursors(store, [(m.branch, m.epoch) for m in marks])
     todo = []
     for m in marks:
-        through = _cursor(store, m.branch, m.epoch)
+        through = cursors.get((m.branch, m.epoch), 0)
         if m.contiguous > through:
             todo.append((m.branch, m.epoch, through, m.contiguous))
     sent = {(str(t["day"]), str(t["branch"])): t for t in totals}
@@ -249,6 +252,7 @@ def summarize(store: Writer, marks: Iterable[Mark],
         judge_days(store, sent, sent)
         return 0
     fold = Fold(report_timezone(store))
+    _prefetch_tickets(store, fold, todo, arrived or {})
     folded = 0
     for branch, epoch, low, high in todo:
         here = (arrived or {}).get((branch, epoch)) or {}
@@ -305,10 +309,22 @@ def report_timezone(store: Reader) -> ZoneInfo:
     return tz
 
 
-def _cursor(store: Writer, branch: str, epoch: str) -> int:
-    row = store.execute("SELECT through FROM rpt_cursor WHERE branch = ? AND epoch = ?",
-                        (branch, epoch)).fetchone()
-    return int(row[0]) if row else 0
+KEYS_A_QUERY = 500  # branches or keys named in one query of a batched read
+
+
+def _cursors(store: Writer, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The summary cursor of each (branch, epoch), in one query per 500 branches: a commit
+    of a fleet's traffic touches hundreds of branches, an event or two each."""
+    wanted, out = set(keys), {}
+    names = sorted({b for b, _ in keys})
+    for i in range(0, len(names), KEYS_A_QUERY):
+        part = names[i:i + KEYS_A_QUERY]
+        for branch, epoch, through in store.execute(
+                "SELECT branch, epoch, through FROM rpt_cursor WHERE branch IN "
+                f"({','.join('?' * len(part))})", part).fetchall():
+            if (branch, epoch) in wanted:
+                out[branch, epoch] = int(through)
+    return out
 
 
 def _read(store: Writer, branch: str, epoch: str, low: int, high: int
@@ -324,21 +340,44 @@ def _read(store: Writer, branch: str, epoch: str, low: int, high: int
         low = int(events[-1]["seq"])
 
 
+def _named(branch: str, epoch: str, events: list[dict[str, Any]]
+           ) -> set[tuple[str, str, str]]:
+    """The tickets these events name that they do not issue themselves."""
+    issued = {e.get("ticket") for e in events if e.get("type") == "ticket_issued"}
+    return {(branch, epoch, t) for e in events
+            if (t := e.get("ticket")) and isinstance(t, str) and t not in issued}
+
+
+def _prefetch_tickets(store: Writer, fold: Fold, todo: list[tuple[str, str, int, int]],
+                      arrived: Mapping[tuple[str, str], Mapping[int, dict[str, Any]]]) -> None:
+    """Load, in a few queries, the earlier tickets that this transaction's events name
+    (one query per branch was most of a fleet's commit: hundreds of branches, an event
+    or two each). Events read back from the table load theirs in :func:`_load_tickets`."""
+    wanted: set[tuple[str, str, str]] = set()
+    for branch, epoch, low, high in todo:
+        here = arrived.get((branch, epoch)) or {}
+        wanted |= _named(branch, epoch, [e for s, e in here.items() if low < s <= high])
+    _read_tickets(store, fold, sorted(wanted))
+
+
 def _load_tickets(store: Writer, fold: Fold, branch: str, epoch: str,
                   events: list[dict[str, Any]]) -> None:
     """Load the tickets these events name that were issued in an earlier transaction."""
-    issued = {e.get("ticket") for e in events if e.get("type") == "ticket_issued"}
-    wanted = sorted({t for e in events if (t := e.get("ticket")) and isinstance(t, str)}
-                    - issued - {k[2] for k in fold.tickets if k[:2] == (branch, epoch)})
+    _read_tickets(store, fold, sorted(k for k in _named(branch, epoch, events)
+                                      if k not in fold.tickets and k not in fold.looked_up))
+
+
+def _read_tickets(store: Writer, fold: Fold, keys: list[tuple[str, str, str]]) -> None:
+    fold.looked_up.update(keys)  # a ticket never issued is asked for once
     cols = ", ".join(TICKET_COLUMNS)
-    for i in range(0, len(wanted), 500):
-        part = wanted[i:i + 500]
-        marks = ",".join("?" * len(part))
-        rows = store.execute(f"SELECT {cols} FROM rpt_ticket WHERE branch = ? AND epoch = ? "
-                             f"AND ticket IN ({marks})", (branch, epoch, *part)).fetchall()
+    for i in range(0, len(keys), KEYS_A_QUERY):
+        part = keys[i:i + KEYS_A_QUERY]
+        values = ",".join(["(?, ?, ?)"] * len(part))
+        rows = store.execute(f"SELECT {cols} FROM rpt_ticket WHERE (branch, epoch, ticket) "
+                             f"IN (VALUES {values})", [v for k in part for v in k]).fetchall()
         for row in rows:
             t = Ticket(*row)
-            fold.tickets[(branch, epoch, t.ticket)] = t
+            fold.tickets[(t.branch, t.epoch, t.ticket)] = t
 
 
 # --- folding one event -----------------------------------------------------------------------

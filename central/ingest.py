@@ -69,6 +69,8 @@ T = TypeVar("T")
 SHARED_KINDS = ("events", "totals", "reply")
 LIVE_KINDS = ("status", "live", "health")
 KNOW_EVERY_S = 60.0  # the known branches are read again this often
+TAKE_PER_TURN = 500  # messages decoded in one turn of the event loop, at most
+ACK_BACKLOG = 64  # commits whose acks wait to be sent, at most; then committing waits
 DROPS_LOG_EVERY_S = 10.0  # the line's drops are logged at most this often
 
 
@@ -172,6 +174,7 @@ class Consumer:
         self._know_at = 0.0
         self._drops_logged: tuple[float, int] = (0.0, 0)
         self._gaps: dict[tuple[str, str], Gap] = {}
+        self._acks: asyncio.Queue[list[Mark]] = asyncio.Queue(ACK_BACKLOG)  # per session
         self.ready = asyncio.Event()  # set once subscribed
         self._tag = uuid.uuid4().hex[:6]  # two consumers never share a client id
         self.releases: ReleaseStore | None = None  # set when releases are on
@@ -250,6 +253,7 @@ class Consumer:
             self.host, self.port, username=b.username, password=b.password,
             identifier=f"{ident}-{self.index}", protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=True, keepalive=b.keepalive, tls_context=tls,
+            max_inflight_messages=b.inflight,
             queue_type=cast("type[asyncio.Queue[aiomqtt.Message]]", self._new_line),
         )
 
@@ -273,12 +277,14 @@ class Consumer:
         await client.publish(proto.CENTRE_TOPIC,
                              proto.encode(proto.centre_online(instance, self.clock.now())),
                              qos=1, retain=True)
+        self._acks = asyncio.Queue(ACK_BACKLOG)  # a new session's: the old acks went with it
         self.ready.set()
         log.info("consumer %d subscribed on %s:%d (group %s)", self.index, self.host,
                  self.port, group)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client), name=f"consumer-{self.index}-receive")
             tg.create_task(self._commit(client), name=f"consumer-{self.index}-commit")
+            tg.create_task(self._acknowledge(client), name=f"consumer-{self.index}-acks")
             tg.create_task(self._watch_gaps(client), name=f"consumer-{self.index}-gaps")
             tg.create_task(self._flush_live(), name=f"consumer-{self.index}-live")
 
@@ -286,8 +292,17 @@ class Consumer:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         cap = self.config.ingest.pending_messages
-        async for message in client.messages:
+        async for message in client.messages:  # waits; raises when the connection is lost
             self.classify(str(message.topic), _payload(message))
+            # aiomqtt hands over one message per turn of the loop (a task and a wait each),
+            # which held a busy centre to a few hundred messages a second while its line
+            # filled: take what else has arrived now, a bounded number per turn.
+            line = self.line
+            for _ in range(TAKE_PER_TURN):
+                if line is None or not line.qsize() or len(self._inbound) >= cap:
+                    break
+                taken = line.get_nowait()
+                self.classify(str(taken.topic), _payload(taken))
             if len(self._inbound) >= cap:  # the store is behind: let the line fill
                 self._room.clear()
                 await self._room.wait()
@@ -358,7 +373,7 @@ class Consumer:
                 continue
             result = await self._store_group(inbound)
             self._count(result)
-            await self._acknowledge(client, result.marks)
+            await self._acks.put(result.marks)  # sent by _acknowledge, after this commit
             self._track_gaps(result.marks)
             for branch, day in result.totals:
                 await self._reconcile(client, branch, day)
@@ -397,13 +412,22 @@ class Consumer:
             s.dead[d.reason] += 1
             log.warning("dead letter on %s: %s %s", d.topic, d.reason, d.detail)
 
-    async def _acknowledge(self, client: aiomqtt.Client, marks: list[Mark]) -> None:
+    async def _acknowledge(self, client: aiomqtt.Client) -> None:
+        """Publish the committed marks, apart from the commits: the broker's PUBACKs come
+        back behind everything it is sending this client, and committing does not wait
+        for them (it waits only when ``ACK_BACKLOG`` commits' acks are still unsent).
+        Whatever waited meanwhile goes out together, a branch's latest mark only: a mark
+        says everything up to it is stored, so it covers the ones before it."""
         qos = self.config.ingest.ack_qos
-        await asyncio.gather(*(
-            client.publish(proto.topic(m.branch, "ack"),
-                           proto.encode(proto.ack(m.epoch, m.contiguous)), qos=qos)
-            for m in marks))
-        self.stats.acks += len(marks)
+        while True:
+            latest = {(m.branch, m.epoch): m for m in await self._acks.get()}
+            while not self._acks.empty():
+                latest.update({(m.branch, m.epoch): m for m in self._acks.get_nowait()})
+            await asyncio.gather(*(
+                client.publish(proto.topic(m.branch, "ack"),
+                               proto.encode(proto.ack(m.epoch, m.contiguous)), qos=qos)
+                for m in latest.values()))
+            self.stats.acks += len(latest)
 
     # --- gaps and replays --------------------------------------------------------------------
 

@@ -61,6 +61,10 @@ from sim.swarm import branch_codes, branch_password  # noqa: E402
 PY = sys.executable
 PROVINCE, CITIES = "1001", 20
 ADMIN_PW = "admin-pw-for-bench"
+METRICS_TOKEN = "bench-scale-metrics-token"
+INGEST_METRICS = ("paidui_centre_messages_total", "paidui_centre_commits_total",
+                  "paidui_centre_events_ingested_total", "paidui_centre_events_duplicate_total",
+                  "paidui_centre_ingest_dropped_total", "paidui_centre_ingest_line_messages")
 
 
 # --- setting up one step -------------------------------------------------------------------
@@ -112,7 +116,7 @@ class Centre:
                 "broker.password=centre-pw", f"store.url={store_url}",
                 f"http.port={self.port}", "broker.group=scale",
                 f"web.live.poll_s={live_poll_s}", f"web.live.push_s={live_poll_s}",
-                "ingest.live_flush_s=0.5"]
+                "ingest.live_flush_s=0.5", f'web.metrics_token="{METRICS_TOKEN}"']
         if index == 0:
             sets.append(f'web.admin.password="{ADMIN_PW}"')
         else:  # one alert desk (docs/deploy.md)
@@ -136,6 +140,21 @@ class Centre:
                 time.sleep(0.2)  # polling a port that is not open yet
         raise RuntimeError(f"a centre did not answer in {timeout}s; see {self.log}")
 
+    def ingest_counters(self) -> dict[str, float]:
+        """This centre's ingest counters from ``/metrics`` (summed over their labels)."""
+        got: dict[str, float] = {}
+        try:
+            text = httpx.get(self.url + "/metrics", timeout=10, headers={
+                "Authorization": f"Bearer {METRICS_TOKEN}"}).text
+        except httpx.HTTPError:
+            return got
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")  # name{labels} value
+            if series.partition("{")[0] in INGEST_METRICS:
+                key = series.removeprefix("paidui_centre_")
+                got[key] = got.get(key, 0.0) + float(value)
+        return got
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -144,6 +163,23 @@ class Centre:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def profile_centres(folder: Path | None, n: int, pids: list[int], seconds: float
+                    ) -> list[subprocess.Popen[bytes]]:
+    """``--profile``: py-spy samples every centre through the traffic window, the thread
+    holding the GIL only (where its Python time goes, thread by thread); collapsed
+    stacks in ``folder/centre-{i}-{n}.txt`` (``py-spy record --format raw``)."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(PY).with_name("py-spy")
+    return [subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration",
+                              str(max(1, int(seconds))), "--rate", "200", "--format", "raw",
+                              "--threads", "--gil", "--output",
+                              str(folder / f"centre-{i}-{n}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i, pid in enumerate(pids)]
 
 
 def login(url: str) -> str:
@@ -350,7 +386,11 @@ def run_step(args: argparse.Namespace, n: int, work: Path, name: str, url: str
             p.stdin.write("go\n")
             p.stdin.flush()
         traffic_end = t0 + args.duration
+        spies = profile_centres(args.profile, n, pids, args.duration)
         time.sleep(args.duration)  # the traffic runs in the swarm processes
+        for spy in spies:
+            spy.wait(60)
+        ingest_at_end = [c.ingest_counters() for c in centres]
         t1 = time.time()
         cpu1 = {"broker": cpu_s(bpid), "centres": sum(cpu_s(p) for p in pids),
                 "swarm": sum(cpu_s(p.pid) for p in swarms)}
@@ -371,6 +411,7 @@ def run_step(args: argparse.Namespace, n: int, work: Path, name: str, url: str
         watch.join(30)
         pages.stop.set()
         pages.join(60)
+        ingest_drained = [c.ingest_counters() for c in centres]
     finally:
         if watch is not None:
             watch.stop.set()
@@ -386,6 +427,7 @@ def run_step(args: argparse.Namespace, n: int, work: Path, name: str, url: str
     return {**measure(url, results, watch, n, t0, traffic_end, t1, cpu0, cpu1, db0, db1,
                       rss0, rss1, centre_rss, connect_s, want),
             "board_ready_s": board_ready_s,
+            "ingest_at_traffic_end": ingest_at_end, "ingest_drained": ingest_drained,
             "pages": pages.figures() if pages else {},
             "page_failures": pages.failures if pages else 0}
 
@@ -535,6 +577,8 @@ def main() -> int:
     p.add_argument("--drain", type=float, default=300.0, help="seconds for the acks")
     p.add_argument("--connect-per-s", type=float, default=250.0,
                    help="the swarm's connections (and mornings) per second, in all")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="folder: py-spy samples each centre during the traffic (raw stacks)")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = p.parse_args()
     raise_file_limit()

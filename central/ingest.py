@@ -12,8 +12,10 @@ subscriptions and split the branches' messages between them. Each:
 
 Consumers use clean sessions: anything lost in a crash is sent again by the box (it
 re-sends whatever has no ack). Status, live and health are retained and are not shared
-(MQTT 5 does not send retained messages to shared subscriptions), so every consumer
-subscribes to them directly and writes the latest of each, coalesced, to ``branches``.
+(MQTT 5 does not send retained messages to shared subscriptions), so they are read by a
+direct subscription — by one consumer per broker of one instance at a time, under the
+``live-picture`` lease (:meth:`Consumer.take_live`, :meth:`Consumer.drop_live`; a consumer
+on its own reads them) — and the latest of each is written, coalesced, to ``branches``.
 
 One branch cannot starve the others: every message is admitted by its branch's token
 bucket for its class (:mod:`central.admission`) as it comes off the socket, before it is
@@ -68,6 +70,7 @@ T = TypeVar("T")
 
 SHARED_KINDS = ("events", "totals", "reply")
 LIVE_KINDS = ("status", "live", "health")
+LIVE_TOPICS = [(f"{proto.ROOT}/+/{k}", 1) for k in LIVE_KINDS]
 KNOW_EVERY_S = 60.0  # the known branches are read again this often
 TAKE_PER_TURN = 500  # messages decoded in one turn of the event loop, at most
 ACK_BACKLOG = 64  # commits whose acks wait to be sent, at most; then committing waits
@@ -178,6 +181,11 @@ class Consumer:
         self.ready = asyncio.Event()  # set once subscribed
         self._tag = uuid.uuid4().hex[:6]  # two consumers never share a client id
         self.releases: ReleaseStore | None = None  # set when releases are on
+        # Whether this consumer reads the branches' status, live and health (retained, not
+        # shared). A consumer alone reads them; a centre lets one instance at a time read
+        # them, under the ``live-picture`` lease (take_live / drop_live).
+        self.live_wanted = True
+        self.live_read = asyncio.Event()  # set while subscribed to them
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -217,6 +225,7 @@ class Consumer:
             if self.client is not None:
                 self.stats.connected -= 1
             self.client = None
+            self.live_read.clear()
 
     async def _reopen_store(self) -> None:
         old, self._store = self._store, None
@@ -268,9 +277,11 @@ class Consumer:
         client.pending_calls_threshold = 100_000
         group = self.config.broker.group
         topics = [(f"$share/{group}/{proto.ROOT}/+/{k}", 1) for k in SHARED_KINDS]
-        topics += [(f"{proto.ROOT}/+/{k}", 1) for k in LIVE_KINDS]
         await client.subscribe(topics)
         self.client = client
+        if self.live_wanted:  # (take_live may also subscribe meanwhile: MQTT allows twice)
+            await client.subscribe(LIVE_TOPICS)
+            self.live_read.set()
         self.stats.connected += 1
         # Say so: boxes send again at once what they sent while nobody was subscribed.
         instance = f"{self._ident()}-{self.index}-{self.stats.connected}"[-64:]
@@ -287,6 +298,28 @@ class Consumer:
             tg.create_task(self._acknowledge(client), name=f"consumer-{self.index}-acks")
             tg.create_task(self._watch_gaps(client), name=f"consumer-{self.index}-gaps")
             tg.create_task(self._flush_live(), name=f"consumer-{self.index}-live")
+
+    async def take_live(self) -> None:
+        """Read the branches' status, live and health from now on (and their retained
+        latest at once): this instance has the ``live-picture`` lease."""
+        self.live_wanted = True
+        client = self.client
+        if client is not None:
+            await client.subscribe(LIVE_TOPICS)
+            self.live_read.set()
+
+    async def drop_live(self) -> None:
+        """Stop reading them, and forget what is not written yet: the lease's next holder
+        gets every branch's latest from the broker (retained), and a write of ours after
+        its own could put an older picture over a newer one."""
+        self.live_wanted = False
+        self.live_read.clear()
+        self._latest = {k: {} for k in LIVE_KINDS}
+        self._live = {k: {} for k in LIVE_KINDS}
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+                await client.unsubscribe([t for t, _ in LIVE_TOPICS], timeout=5)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -321,6 +354,8 @@ class Consumer:
             if not within:
                 self.stats.dropped[cls, "rate"] += 1  # not acked: the box sends it again
             return within
+        if not self.live_wanted:  # sent before the broker took our unsubscribe
+            return False
         # Latest wins, over the limit or not (a Last Will is never lost to a live flood):
         # the one waiting is dropped, counted "rate" when this one came over the limit.
         latest = self._latest[parts[3]]

@@ -55,6 +55,12 @@ class Centre:
         urls = [u for u in config.broker.all_urls for _ in range(config.ingest.consumers)]
         self.consumers = [Consumer(config, index=i, stats=self.stats, url=u, clock=self.clock)
                           for i, u in enumerate(urls)]
+        # The branches' live picture (status, live, health: retained, not shared) is read
+        # by one consumer per broker, of one instance at a time (the live-picture lease):
+        # every instance reading every branch's every snapshot doubled the messages each
+        # had to parse, and wrote the same rows twice.
+        for c in self.consumers:
+            c.live_wanted = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="centre-reader")
         self._reader: Store | None = None
@@ -87,6 +93,9 @@ class Centre:
                     tasks.append(tg.create_task(self.customers.run(self.leases),
                                                 name="customers"))
                 tasks.append(tg.create_task(self.office.run(), name="office"))
+                tasks.append(tg.create_task(self.leases.run("live-picture",
+                                                            self._read_live_picture),
+                                            name="live-picture"))
                 if self.config.web.live.agg_publish:  # the dashboards' aggregates: one
                     tasks.append(tg.create_task(self.leases.run("aggregates", _held),
                                                 name="aggregates"))
@@ -97,6 +106,18 @@ class Centre:
                         t.cancel()
         finally:
             await self.close()
+
+    async def _read_live_picture(self) -> None:
+        """Held: the first consumer on each broker reads the branches' status, live and
+        health (their retained latest at once); lost or given up: it stops."""
+        readers = list({c.url: c for c in reversed(self.consumers)}.values())
+        try:
+            for c in readers:
+                await c.take_live()
+            await asyncio.Event().wait()  # until the lease is lost or the centre stops
+        finally:
+            for c in readers:
+                await c.drop_live()
 
     async def _keep_forms(self) -> None:
         """Blank pre-filled forms past ``forms.keep_days`` (central/forms.py)."""

@@ -4,6 +4,7 @@ replays, acks after commit, a shared group, reconciliation, the live picture and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -277,6 +278,46 @@ async def test_live_picture_commands_and_metrics_through_the_api(
                 return rows[0]["online"] is False
 
             await wait_for(offline, 10, "the Last Will at the centre")
+
+
+async def test_one_instance_at_a_time_reads_the_live_picture_and_another_takes_over(
+        broker: LocalBroker, store_url: str) -> None:
+    """The branches' status, live and health are not shared between instances: each used
+    to read every one of them and write the same rows. One instance reads them, under the
+    live-picture lease; when it stops, another takes over and starts from the broker's
+    retained latest, so nothing a box said in between is missed."""
+    def waiting(centre: Centre) -> Any:
+        return centre.read(lambda s: s.execute(
+            "SELECT live FROM branches WHERE branch = ?", (B1,)).fetchone())
+
+    def live(n: int) -> dict[str, Any]:
+        return {"v": 1, "branch": B1, "at": float(n), "status": {"waiting_total": n,
+                                                                "day": DAY}}
+
+    async def shows(centre: Centre, n: int) -> bool:
+        row = await waiting(centre)
+        body = row and (json.loads(row[0]) if isinstance(row[0], str) else row[0])
+        return bool(body) and body["status"]["waiting_total"] == n
+
+    first, second = contextlib.AsyncExitStack(), contextlib.AsyncExitStack()
+    async with first, second, as_branch(broker, B1) as box:
+        one = await first.enter_async_context(centre_running(broker, store_url, "ha.lease_s=1"))
+        two = await second.enter_async_context(centre_running(broker, store_url, "ha.lease_s=1"))
+        both = [*one.consumers, *two.consumers]
+        await wait_for(lambda: any(c.live_read.is_set() for c in both), 10, "a reader")
+        readers = [c for c in both if c.live_read.is_set()]
+        assert len(readers) == 1, "one instance reads the live picture"
+        holder, survivor = (first, two) if readers[0] in one.consumers else (second, one)
+        await box.publish(proto.topic(B1, "live"), proto.encode(live(3)), qos=1, retain=True)
+        await wait_for(lambda: shows(survivor, 3), 10, "the holder's picture in the store")
+        assert not any(c.live_read.is_set() for c in survivor.consumers)
+
+        await holder.aclose()  # stopped: its lease is given up at once
+        await box.publish(proto.topic(B1, "live"), proto.encode(live(5)), qos=1, retain=True)
+        await wait_for(lambda: any(c.live_read.is_set() for c in survivor.consumers), 10,
+                       "the other instance reading the live picture")
+        await wait_for(lambda: shows(survivor, 5), 10, "the latest picture, from the survivor")
+        await box.publish(proto.topic(B1, "live"), b"", qos=1, retain=True)  # tidy the broker
 
 
 @pytest.mark.parametrize("argv", [

@@ -169,7 +169,22 @@ async def centre_running(broker: LocalBroker, store_url: str, *sets: str
     async with running(centre.run()):
         for c in centre.consumers:
             await asyncio.wait_for(c.ready.wait(), 10)
+        # ... and some centre reads the branches' live picture (the live-picture lease)
+        await asyncio.wait_for(_live_read(centre), 10)
         yield centre
+
+
+async def _live_read(centre: Any) -> None:
+    import time
+
+    def elsewhere(store: Any) -> bool:
+        return store.execute("SELECT 1 FROM leases WHERE name = 'live-picture' AND "
+                             "expires_at > ?", (time.time(),)).fetchone() is not None
+
+    while not any(c.live_read.is_set() for c in centre.consumers):
+        if await centre.read(elsewhere):
+            return  # another centre holds it
+        await asyncio.sleep(0.01)  # polling the consumers' events and the lease row
 
 
 def uplink_for(broker: LocalBroker, branch: str = BRANCH, **settings: Any) -> Any:

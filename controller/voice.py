@@ -197,8 +197,15 @@ class Announcer:
     async def run(self, box: Host) -> None:
         """Load the pack, then play announcements until cancelled."""
         self._clock = box.clock.now
-        self.pack = await self._load()
+        # Heard from the start: a call made while the pack loads (a first start makes it,
+        # seconds on a slow core, while the tellers may already call) waits in the queue
+        # and is spoken once the pack is ready.
         box.listeners.append(self.on_events)
+        try:
+            self.pack = await self._load()
+        except BaseException:
+            box.listeners.remove(self.on_events)
+            raise
         box.health.report(self.name, "ok")
         board = box.voice  # the hall pages show each call as it is spoken
         board.speaking = True

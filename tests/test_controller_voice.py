@@ -146,6 +146,36 @@ async def test_a_missing_pack_is_made_by_the_clip_maker_it_is_given(
     assert asked == [(made, ["zh", "en"])] and announcer.pack is not None
 
 
+async def test_a_call_made_while_the_pack_is_being_made_is_announced_once_it_is_ready(
+        box: Box, pack_dir: Path, tmp_path: Path) -> None:
+    """A first start makes the clip pack (seconds on a slow core) while the tellers may
+    already call: those calls wait in the queue instead of going unannounced."""
+    release = asyncio.Event()
+
+    async def slow_maker(out: Path, languages: list[str]) -> int:
+        await release.wait()  # the pack takes as long as the test says
+        shutil.copytree(pack_dir, out)
+        return len(list(out.rglob("*.wav")))
+
+    sink = SimSink(tmp_path / "out", pace=0)
+    announcer = Announcer(settings(), sink=sink, clips_dir=tmp_path / "made",
+                          make_missing=slow_maker)
+    task = asyncio.create_task(announcer.run(box))
+    try:
+        await until(lambda: announcer.on_events in box.listeners)
+        await box.execute(c.Login(3, "t1", "1234"))
+        await box.execute(c.IssueTicket(queue="A"))
+        await box.execute(c.CallNext(3))  # before the pack exists
+        release.set()
+        await until(lambda: len(sink.played) == 1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert (sink.played[0].number, sink.played[0].window) == ("A001", 3)
+    assert announcer.on_events not in box.listeners
+
+
 def test_say_stitches_one_announcement_into_a_file(pack_dir: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "a023.wav"

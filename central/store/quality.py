@@ -29,6 +29,9 @@ __all__ = ["judge_days", "totals_differences"]
 RECON = ("issued", "served", "no_show", "transferred", "not_served")  # rpt_recon columns
 
 
+KEYS_A_QUERY = 500  # branches or keys named in one query of a batched read
+
+
 def judge_days(store: Writer, days: Iterable[tuple[str, str]],
                sent: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
     """Compare the totals of each (day, branch) in ``days`` (``sent``: totals that came in
@@ -62,8 +65,8 @@ def _stored_totals(store: Reader, days: list[tuple[str, str]]
     for day, branch in days:
         by_day.setdefault(day, []).append(branch)
     for day, branches in sorted(by_day.items()):
-        for i in range(0, len(branches), 500):
-            part = branches[i:i + 500]
+        for i in range(0, len(branches), KEYS_A_QUERY):
+            part = branches[i:i + KEYS_A_QUERY]
             for branch, raw in store.execute(
                     "SELECT branch, body FROM totals WHERE day = ? AND branch IN "
                     f"({','.join('?' * len(part))})", (day, *part)).fetchall():

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .quality import RECON, judge_days
+from .quality import KEYS_A_QUERY, RECON, judge_days
 
 if TYPE_CHECKING:
     from .reader import Reader, Writer
@@ -307,9 +307,6 @@ def report_timezone(store: Reader) -> ZoneInfo:
             tz = ZoneInfo("Asia/Shanghai")
         _zones[store] = tz
     return tz
-
-
-KEYS_A_QUERY = 500  # branches or keys named in one query of a batched read
 
 
 def _cursors(store: Writer, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:

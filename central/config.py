@@ -208,6 +208,23 @@ class HaSettings(_Model):
     lease_s: float = Field(4.0, ge=1.0, le=120.0)  # a dead holder's jobs move on after this
 
 
+class RetentionSettings(_Model):
+    """How long the centre keeps each grain of what the branches send (``[retention]``,
+    central/store/retention.py, docs/store.md "Retention"), counted back from the centre's
+    business day. A coarser grain is kept at least as long as a finer one."""
+
+    detail_days: int = Field(400, ge=31, le=36_600)  # events and tickets
+    day_days: int = Field(1_100, ge=31, le=36_600)  # day summaries and the boxes' totals
+    month_years: int = Field(10, ge=1, le=100)  # month and year summaries
+    every_s: float = Field(6 * 3600, ge=60)  # how often the pruning job looks
+
+    @model_validator(mode="after")
+    def _coarser_lasts(self) -> RetentionSettings:
+        if not self.detail_days <= self.day_days <= self.month_years * 366:
+            raise ValueError("retention: detail_days <= day_days <= month_years years")
+        return self
+
+
 class ClockSettings(_Model):
     """The centre's one clock (built once by :class:`~central.service.Centre`). ``start``
     makes it start at that instant and run on in real time, as a box's ``clock.start``:
@@ -230,6 +247,7 @@ class CentreConfig(_Model):
     sms: SmsSettings = SmsSettings()  # the one gateway: alerts, sign-in codes, SMS commands
     wechat: WeChatSettings = WeChatSettings()  # the official account (central/wechat/)
     ha: HaSettings = HaSettings()  # the leases of the jobs done once across instances
+    retention: RetentionSettings = RetentionSettings()  # how long each grain is kept
     forms: dict[str, Any] = {}  # pre-filled forms for the phone page (protocols/forms.py)
     cif: CentreCifSettings = CentreCifSettings()  # who a booking's customer is (central/cif.py)
 

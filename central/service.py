@@ -100,6 +100,8 @@ class Centre:
                     tasks.append(tg.create_task(self.leases.run("aggregates", _held),
                                                 name="aggregates"))
                 tasks.append(tg.create_task(self._keep_forms(), name="form-retention"))
+                tasks.append(tg.create_task(self.leases.run("retention", self._keep_records),
+                                            name="retention"))
                 if self.config.http.enabled:
                     await self._serve_http()  # returns on SIGINT/SIGTERM
                     for t in tasks:
@@ -126,6 +128,14 @@ class Centre:
         tz, clock = self.config.customers.tz, self.clock
         await keep_forms(self, self.config.form_settings.keep_days,
                          lambda: dt.datetime.fromtimestamp(clock.now(), tz).date().isoformat())
+
+    async def _keep_records(self) -> None:
+        """Held: prune what is older than ``[retention]`` (central/retention.py)."""
+        from .retention import keep_records
+
+        tz, clock, url = self.config.customers.tz, self.clock, self.config.store.url
+        await keep_records(lambda: open_store(url, clock=clock), self.config.retention,
+                           lambda: dt.datetime.fromtimestamp(clock.now(), tz).date())
 
     async def _serve_http(self) -> None:
         from common.httpserver import http_server

@@ -320,7 +320,7 @@ class Store:
         out.inserted = self.execute_many(
             "INSERT INTO events (branch, epoch, seq, day, type, at, body, stored_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (branch, epoch, seq) DO NOTHING", rows)
-        out.duplicates = len(rows) - out.inserted
+        out.duplicates += len(rows) - out.inserted
         # Lock the marks only now, for the short rest of the transaction: whichever
         # consumer locks a branch's mark last sees the others' committed rows and moves it.
         marks = self._marks_of(keys, lock=True)
@@ -370,7 +370,8 @@ class Store:
     def _accept(self, batches: list[EventBatch], marks: dict[tuple[str, str], tuple[int, int]],
                 last_seqs: dict[str, int], out: Ingested
                 ) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
-        """Merge the batches per (branch, epoch); dead-letter those far beyond the mark."""
+        """Merge the batches per (branch, epoch); count the events the mark has passed as
+        duplicates; dead-letter batches far beyond the mark."""
         pending: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
         for b in batches:
             key = (b.branch, b.epoch)
@@ -382,7 +383,10 @@ class Store:
                                            b.payload, b.branch))
                 continue
             for ev in b.events:
-                pending[key][ev["seq"]] = ev
+                if ev["seq"] <= marks[key][0]:  # stored and acknowledged (maybe pruned since)
+                    out.duplicates += 1
+                else:
+                    pending[key][ev["seq"]] = ev
         return pending
 
     def _advance(self, key: tuple[str, str], mark: tuple[int, int], seqs: list[int]) -> Mark:

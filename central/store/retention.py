@@ -1,0 +1,135 @@
+"""What the centre keeps, and for how long (docs/store.md, "Retention").
+
+Everything the centre stores per branch grows by the day. Three grains, each kept for its
+own age (``[retention]``, central/config.py), counted back from the centre's business day:
+
+* **the detail**, every event (``events``) and every ticket (``rpt_ticket``), for
+  ``detail_days`` (400 by default: a year, and the month it is compared with);
+* **the day grain**, the day summaries (``rpt_slot``, ``rpt_day``, ``rpt_rating_day``,
+  ``rpt_recon``, ``rpt_branch_day``, ``rpt_quality``) and the boxes' day totals
+  (``totals``), for ``day_days`` (1,100: three years of day reports);
+* **the month and year summaries** (``rpt_month``, ``rpt_hour``, ``rpt_rating_month``,
+  ``rpt_year``, ``rpt_hour_year``, ``rpt_rating_year``) for ``month_years`` (10).
+
+Rows are deleted in batches of :data:`BATCH`, each in its own short transaction, so the
+ingest and the reports are never held up for long. A table keyed by period first is
+pruned by its primary key's range; one keyed by branch first (``events``, ``rpt_ticket``,
+``totals``) branch by branch, on its ``(branch, day)`` index. An event above its
+journal's contiguous mark (stored beyond a gap, not yet folded into the summaries) is
+never pruned, as the box never prunes an unsent event. The marks themselves stay: a
+pruned event that a box sends again is a duplicate (central/store ``_accept``), not a
+new row.
+
+The job runs on one centre instance at a time, under the ``retention`` lease
+(central/service.py). Every step is idempotent: a job cut off mid-way is started again
+by the next holder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import Store
+
+__all__ = ["BATCH", "SHELVES", "Shelf", "cutoffs", "prune", "prune_batch"]
+
+BATCH = 5000  # rows deleted in one transaction, at most
+
+
+@dataclass(frozen=True, slots=True)
+class Shelf:
+    """One table, the grain it is kept by and how its rows are found."""
+
+    table: str
+    grain: str  # "detail", "day", "month" or "year": which cutoff applies
+    column: str  # the period column compared with the cutoff
+    key: tuple[str, ...]  # its primary key (SQLite deletes by it)
+    by_branch: bool = False  # keyed by branch first: pruned branch by branch
+
+
+_RATING = ("branch", "teller", "queue", "ctype", "score")
+SHELVES: tuple[Shelf, ...] = (
+    Shelf("events", "detail", "day", ("branch", "epoch", "seq"), by_branch=True),
+    Shelf("rpt_ticket", "detail", "day", ("branch", "epoch", "ticket"), by_branch=True),
+    Shelf("totals", "day", "day", ("branch", "day"), by_branch=True),
+    Shelf("rpt_slot", "day", "day", ("day", "branch", "minute", "queue", "ctype")),
+    Shelf("rpt_day", "day", "day", ("day", "branch", "queue", "ctype", "teller")),
+    Shelf("rpt_rating_day", "day", "day", ("day", *_RATING)),
+    Shelf("rpt_recon", "day", "day", ("day", "branch", "epoch", "queue")),
+    Shelf("rpt_branch_day", "day", "day", ("day", "branch", "epoch")),
+    Shelf("rpt_quality", "day", "day", ("day", "branch")),
+    Shelf("rpt_month", "month", "month", ("month", "branch", "queue", "ctype", "teller")),
+    Shelf("rpt_hour", "month", "month", ("month", "branch", "hour", "queue", "ctype")),
+    Shelf("rpt_rating_month", "month", "month", ("month", *_RATING)),
+    Shelf("rpt_year", "year", "year", ("year", "branch", "queue", "ctype", "teller")),
+    Shelf("rpt_hour_year", "year", "year", ("year", "branch", "hour", "queue", "ctype")),
+    Shelf("rpt_rating_year", "year", "year", ("year", *_RATING)),
+)
+
+# An event is pruned only once its journal's contiguous mark has passed it.
+_FOLDED = {"events": " AND t.seq <= COALESCE((SELECT m.contiguous FROM marks m "
+                     "WHERE m.branch = t.branch AND m.epoch = t.epoch), 0)"}
+
+
+def cutoffs(today: dt.date, detail_days: int, day_days: int, month_years: int
+            ) -> dict[str, str]:
+    """The first period kept of each grain: rows of earlier periods are pruned.
+
+    ``today`` 2026-12-07, 400, 1100, 10: events from 2025-11-02, day summaries from
+    2023-12-03, months from 2016-12, years from 2016."""
+    return {"detail": (today - dt.timedelta(days=detail_days)).isoformat(),
+            "day": (today - dt.timedelta(days=day_days)).isoformat(),
+            "month": f"{today.year - month_years:04}-{today.month:02}",
+            "year": f"{today.year - month_years:04}"}
+
+
+def prune_batch(st: Store, shelf: Shelf, cutoff: str, branch: str | None = None,
+                limit: int = BATCH) -> int:
+    """Delete up to ``limit`` rows of ``shelf`` older than ``cutoff`` (of ``branch``
+    when the table is pruned branch by branch), in one transaction; returns how many."""
+    where = f"t.{shelf.column} < ?" + _FOLDED.get(shelf.table, "")
+    args: list[object] = [cutoff, limit]
+    if shelf.by_branch:
+        where, args = f"t.branch = ? AND {where}", [branch, *args]
+    if st.postgres:  # the row's address: no second lookup by key
+        sql = (f"DELETE FROM {shelf.table} WHERE ctid = ANY(ARRAY(SELECT t.ctid "
+               f"FROM {shelf.table} t WHERE {where} LIMIT ?))")
+    else:  # WITHOUT ROWID tables: by their primary key
+        cols = ", ".join(shelf.key)
+        sql = (f"DELETE FROM {shelf.table} WHERE ({cols}) IN (SELECT "
+               f"{', '.join('t.' + c for c in shelf.key)} FROM {shelf.table} t "
+               f"WHERE {where} LIMIT ?)")
+
+    def run() -> int:
+        return int(st.execute(sql, args).rowcount)
+
+    return int(st.retrying(run, idempotent=True))
+
+
+def steps(st: Store, cut: dict[str, str]) -> Iterator[tuple[Shelf, str, str | None]]:
+    """Each (shelf, cutoff, branch) to prune, branch-first tables once per known branch."""
+    branches: list[str] | None = None
+    for shelf in SHELVES:
+        if not shelf.by_branch:
+            yield shelf, cut[shelf.grain], None
+            continue
+        if branches is None:
+            branches = [r[0] for r in st.execute("SELECT branch FROM branches ORDER BY branch")]
+        for b in branches:
+            yield shelf, cut[shelf.grain], b
+
+
+def prune(st: Store, cut: dict[str, str], limit: int = BATCH) -> dict[str, int]:
+    """Prune every shelf to ``cut`` (:func:`cutoffs`); returns the rows deleted per table.
+    The centre's job runs the same steps one batch at a time (central/service.py)."""
+    gone = {s.table: 0 for s in SHELVES}
+    for shelf, cutoff, branch in steps(st, cut):
+        while (n := prune_batch(st, shelf, cutoff, branch, limit)):
+            gone[shelf.table] += n
+            if n < limit:
+                break
+    return gone

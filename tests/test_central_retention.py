@@ -1,0 +1,141 @@
+"""The centre keeps what the branches send for a bounded time (docs/store.md, "Retention"):
+events and tickets 400 days, day summaries and totals 1,100 days, months and years 10
+years, by default. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from central.config import RetentionSettings
+from central.retention import keep_records
+from central.store import Inbound, Store, open_store
+from central.store.retention import SHELVES, cutoffs, prune
+from protocols.uplink import day_totals
+from tests.reports_support import B1, DayLog
+from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
+
+TODAY = dt.date(2026, 12, 7)
+KEPT = "2026-11-25"  # kept whole
+DETAIL_GONE = "2025-07-25"  # 500 days back: its events and tickets go, its summaries stay
+DAYS_GONE = "2023-08-26"  # 1,199 days back: its day summaries go too, its month stays
+ALL_GONE = "2014-06-10"  # 12 years back: nothing of it stays
+CUT = cutoffs(TODAY, 400, 1100, 10)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+def a_day(day: str, epoch: str | None = None) -> DayLog:
+    d = DayLog(B1, day=day, epoch=epoch or f"e{day}")
+    d.issue(0, "A001")
+    d.call(1, "A001", 1, "t1")
+    d.finish(5, "A001")
+    d.rate(6, "A001", 5)
+    d.issue(7, "A002")
+    d.call(8, "A002", 2, "t2")
+    d.no_show(9, "A002")
+    d.emit(600, "day_closed")
+    return d
+
+
+def send(store: Store, d: DayLog) -> None:
+    store.ingest(Inbound(batches=[d.batch()]))
+    store.ingest(Inbound(totals=[{"branch": d.branch, "epoch": d.epoch, "day": d.day,
+                                  **day_totals(d.events)}]))
+
+
+def periods(store: Store, table: str) -> set[str]:
+    column = next(s.column for s in SHELVES if s.table == table)
+    return {str(r[0]) for r in store.execute(f"SELECT DISTINCT {column} FROM {table}")}
+
+
+def month_issued(store: Store, month: str) -> int:
+    row = store.execute("SELECT sum(issued) FROM rpt_month WHERE month = ?", (month,)).fetchone()
+    return int(row[0] or 0)
+
+
+def test_the_cutoffs_count_back_from_the_centres_day() -> None:
+    assert CUT == {"detail": "2025-11-02", "day": "2023-12-03", "month": "2016-12",
+                   "year": "2016"}
+
+
+def test_each_grain_is_kept_for_its_own_age(store: Store) -> None:
+    for day in (ALL_GONE, DAYS_GONE, DETAIL_GONE, KEPT):
+        send(store, a_day(day))
+    before = month_issued(store, DETAIL_GONE[:7])
+    gone = prune(store, CUT, limit=3)  # small batches: the job's loop runs many times
+
+    assert periods(store, "events") == periods(store, "rpt_ticket") == {KEPT}
+    for table in ("rpt_day", "rpt_slot", "rpt_rating_day", "rpt_recon", "rpt_branch_day",
+                  "totals"):
+        assert periods(store, table) == {DETAIL_GONE, KEPT}, table
+    for table in ("rpt_month", "rpt_hour", "rpt_rating_month"):
+        assert periods(store, table) == {DAYS_GONE[:7], DETAIL_GONE[:7], KEPT[:7]}, table
+    for table in ("rpt_year", "rpt_hour_year", "rpt_rating_year"):
+        assert periods(store, table) == {"2023", "2025", "2026"}, table
+    assert month_issued(store, DETAIL_GONE[:7]) == before == 2  # the month report still adds up
+    assert gone["events"] == 3 * len(a_day(KEPT).events) and gone["rpt_ticket"] == 6
+    assert gone["rpt_month"] > 0 and gone["rpt_year"] > 0
+    assert prune(store, CUT) == {s.table: 0 for s in SHELVES}  # nothing left to do
+
+
+def test_a_pruned_event_sent_again_is_a_duplicate_not_a_new_row(store: Store) -> None:
+    old = a_day(DETAIL_GONE)
+    send(store, old)
+    prune(store, CUT)
+    again = store.ingest(Inbound(batches=[old.batch()]))  # the box lost the ack: it re-sends
+    assert (again.inserted, again.duplicates) == (0, len(old.events))
+    assert [m.contiguous for m in again.marks] == [len(old.events)]  # acknowledged again
+    assert periods(store, "events") == set()
+    assert month_issued(store, DETAIL_GONE[:7]) == 2  # folded once
+
+
+def test_an_event_beyond_a_gap_is_kept_until_the_gap_is_filled(store: Store) -> None:
+    old = a_day(DETAIL_GONE)
+    hole = old.events[3]
+    store.ingest(Inbound(batches=[old.batch([e for e in old.events if e is not hole])]))
+    prune(store, CUT)
+    left = [int(r[0]) for r in store.execute("SELECT seq FROM events ORDER BY seq")]
+    assert left == [e["seq"] for e in old.events[4:]]  # not yet folded: not pruned
+    filled = store.ingest(Inbound(batches=[old.batch([hole])]))
+    assert [m.contiguous for m in filled.marks] == [len(old.events)]
+    assert month_issued(store, DETAIL_GONE[:7]) == 2  # every ticket folded, once
+    prune(store, CUT)
+    assert periods(store, "events") == set()
+
+
+async def test_the_centres_job_prunes_on_its_own_connection(store_url: str) -> None:
+    with closing(open_store(store_url)) as st:
+        send(st, a_day(DETAIL_GONE))
+        send(st, a_day(KEPT))
+    job = asyncio.create_task(keep_records(lambda: open_store(store_url), RetentionSettings(),
+                                           lambda: TODAY))
+    try:
+        with closing(open_store(store_url)) as st:
+            for _ in range(200):
+                if periods(st, "events") == {KEPT}:
+                    break
+                await asyncio.sleep(0.05)  # polling the job's effect from another connection
+            assert periods(st, "events") == {KEPT}
+            assert periods(st, "rpt_day") == {DETAIL_GONE, KEPT}
+    finally:
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+
+
+@pytest.mark.parametrize("ages", [{"detail_days": 2000}, {"day_days": 30},
+                                  {"month_years": 2, "day_days": 1100}])
+def test_a_coarser_grain_cannot_be_kept_shorter_than_a_finer_one(ages: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        RetentionSettings(**ages)

@@ -21,15 +21,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .reader import rows_for_keys
+
 if TYPE_CHECKING:
     from .reader import Reader, Writer
 
 __all__ = ["judge_days", "totals_differences"]
 
 RECON = ("issued", "served", "no_show", "transferred", "not_served")  # rpt_recon columns
-
-
-KEYS_A_QUERY = 500  # branches or keys named in one query of a batched read
 
 
 def judge_days(store: Writer, days: Iterable[tuple[str, str]],
@@ -65,14 +64,12 @@ def _stored_totals(store: Reader, days: list[tuple[str, str]]
     for day, branch in days:
         by_day.setdefault(day, []).append(branch)
     for day, branches in sorted(by_day.items()):
-        for i in range(0, len(branches), KEYS_A_QUERY):
-            part = branches[i:i + KEYS_A_QUERY]
-            for branch, raw in store.execute(
-                    "SELECT branch, body FROM totals WHERE day = ? AND branch IN "
-                    f"({','.join('?' * len(part))})", (day, *part)).fetchall():
-                body = json.loads(raw) if isinstance(raw, str | bytes) else raw
-                if isinstance(body, dict):
-                    out[day, branch] = body
+        for branch, raw in rows_for_keys(
+                store, "SELECT branch, body FROM totals WHERE day = ? AND branch IN ({keys})",
+                branches, (day,)):
+            body = json.loads(raw) if isinstance(raw, str | bytes) else raw
+            if isinstance(body, dict):
+                out[day, branch] = body
     return out
 
 

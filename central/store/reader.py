@@ -13,10 +13,12 @@ helpers): a report that needs a new query adds it here or runs SQL through ``exe
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Reader", "Writer"]
+__all__ = ["KEYS_A_QUERY", "Reader", "Writer", "rows_for_keys"]
+
+KEYS_A_QUERY = 500  # branches or keys named in one query of a batched read
 
 
 class Reader(Protocol):
@@ -52,3 +54,19 @@ class Writer(Reader, Protocol):
     def execute_many(self, sql: str, rows: list[Any]) -> int:
         """Run ``sql`` once per row; returns the number of rows changed."""
         ...
+
+
+def rows_for_keys(store: Reader, sql: str, keys: Sequence[Any], before: Sequence[Any] = ()
+                  ) -> Iterator[Any]:
+    """The rows of ``sql`` for ``keys``, in one query per :data:`KEYS_A_QUERY` of them (a
+    commit of a fleet's traffic names hundreds of branches). ``{keys}`` in ``sql`` becomes
+    the placeholders of one part: ``?, ?`` for plain values, ``(?, ?), (?, ?)`` for tuples
+    (``(branch, epoch) IN (VALUES {keys})``); ``before`` are the arguments ahead of them."""
+    for i in range(0, len(keys), KEYS_A_QUERY):
+        part = keys[i:i + KEYS_A_QUERY]
+        if isinstance(part[0], tuple):
+            one = f"({', '.join('?' * len(part[0]))})"
+            marks, args = ", ".join([one] * len(part)), [v for k in part for v in k]
+        else:
+            marks, args = ", ".join("?" * len(part)), list(part)
+        yield from store.execute(sql.format(keys=marks), [*before, *args]).fetchall()

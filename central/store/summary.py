@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .quality import KEYS_A_QUERY, RECON, judge_days
+from .quality import RECON, judge_days
+from .reader import rows_for_keys
 
 if TYPE_CHECKING:
     from .reader import Reader, Writer
@@ -313,14 +314,11 @@ def _cursors(store: Writer, keys: list[tuple[str, str]]) -> dict[tuple[str, str]
     """The summary cursor of each (branch, epoch), in one query per 500 branches: a commit
     of a fleet's traffic touches hundreds of branches, an event or two each."""
     wanted, out = set(keys), {}
-    names = sorted({b for b, _ in keys})
-    for i in range(0, len(names), KEYS_A_QUERY):
-        part = names[i:i + KEYS_A_QUERY]
-        for branch, epoch, through in store.execute(
-                "SELECT branch, epoch, through FROM rpt_cursor WHERE branch IN "
-                f"({','.join('?' * len(part))})", part).fetchall():
-            if (branch, epoch) in wanted:
-                out[branch, epoch] = int(through)
+    for branch, epoch, through in rows_for_keys(
+            store, "SELECT branch, epoch, through FROM rpt_cursor WHERE branch IN ({keys})",
+            sorted({b for b, _ in keys})):
+        if (branch, epoch) in wanted:
+            out[branch, epoch] = int(through)
     return out
 
 
@@ -367,14 +365,10 @@ def _load_tickets(store: Writer, fold: Fold, branch: str, epoch: str,
 def _read_tickets(store: Writer, fold: Fold, keys: list[tuple[str, str, str]]) -> None:
     fold.looked_up.update(keys)  # a ticket never issued is asked for once
     cols = ", ".join(TICKET_COLUMNS)
-    for i in range(0, len(keys), KEYS_A_QUERY):
-        part = keys[i:i + KEYS_A_QUERY]
-        values = ",".join(["(?, ?, ?)"] * len(part))
-        rows = store.execute(f"SELECT {cols} FROM rpt_ticket WHERE (branch, epoch, ticket) "
-                             f"IN (VALUES {values})", [v for k in part for v in k]).fetchall()
-        for row in rows:
-            t = Ticket(*row)
-            fold.tickets[(t.branch, t.epoch, t.ticket)] = t
+    for row in rows_for_keys(store, f"SELECT {cols} FROM rpt_ticket WHERE (branch, epoch, "
+                             "ticket) IN (VALUES {keys})", keys):
+        t = Ticket(*row)
+        fold.tickets[(t.branch, t.epoch, t.ticket)] = t
 
 
 # --- folding one event -----------------------------------------------------------------------

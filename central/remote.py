@@ -32,6 +32,7 @@ from protocols.uplink import NOT_RUN
 from .appointments import Customer, CustomerRefused, Recent, StorePool, refused
 from .cif import customer_columns
 from .store import Store
+from .store.reader import rows_for_keys
 
 if TYPE_CHECKING:
     from .appointments import Appointments
@@ -141,11 +142,11 @@ class BranchLink:
 
 
 def _replies(st: Store, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    ids = sorted({i for _, i in keys})
-    marks = ",".join("?" * len(ids))
-    rows = st.execute(f"SELECT branch, id, body FROM replies WHERE id IN ({marks})", ids)
-    wanted = set(keys)
-    return {(b, i): _json(body) for b, i, body in rows if (b, i) in wanted}
+    """The answers to these (branch, command id), by the primary key (asked every poll
+    while a phone waits: by id alone it read the whole table)."""
+    rows = rows_for_keys(st, "SELECT branch, id, body FROM replies WHERE (branch, id) IN "
+                         "(VALUES {keys})", sorted(set(keys)))
+    return {(b, i): _json(body) for b, i, body in rows}
 
 
 def _json(value: Any) -> Any:

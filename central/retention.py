@@ -32,10 +32,10 @@ T = TypeVar("T")
 
 
 async def keep_records(open_store: Callable[[], Store], settings: RetentionSettings,
-                       today: Callable[[], dt.date]) -> None:
+                       today: Callable[[], dt.date], now: Callable[[], float]) -> None:
     """Until cancelled: prune every table to the ages of ``settings``, counted back from
-    ``today()`` (the centre's business day). A failure (the store away) is logged and
-    tried again next time."""
+    ``today()`` (the centre's business day) and ``now()`` (the centre's clock). A failure
+    (the store away) is logged and tried again next time."""
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="centre-retention")
     loop = asyncio.get_running_loop()
     held: list[Store] = []
@@ -51,8 +51,7 @@ async def keep_records(open_store: Callable[[], Store], settings: RetentionSetti
     try:
         while True:
             try:
-                cut = cutoffs(today(), settings.detail_days, settings.day_days,
-                              settings.month_years)
+                cut = cutoffs(today(), now(), **settings.model_dump(exclude={"every_s"}))
                 todo = await run(functools.partial(_steps, cut=cut))
                 gone: dict[str, int] = {}
                 for shelf, cutoff, branch in todo:
@@ -76,5 +75,6 @@ async def keep_records(open_store: Callable[[], Store], settings: RetentionSetti
         executor.shutdown(wait=False)
 
 
-def _steps(st: Store, cut: dict[str, str]) -> list[tuple[Shelf, str, str | None]]:
+def _steps(st: Store, cut: dict[str, str | float]
+           ) -> list[tuple[Shelf, str | float, str | None]]:
     return list(steps(st, cut))

@@ -135,7 +135,7 @@ class Centre:
 
         tz, clock, url = self.config.customers.tz, self.clock, self.config.store.url
         await keep_records(lambda: open_store(url, clock=clock), self.config.retention,
-                           lambda: dt.datetime.fromtimestamp(clock.now(), tz).date())
+                           lambda: dt.datetime.fromtimestamp(clock.now(), tz).date(), clock.now)
 
     async def _serve_http(self) -> None:
         from common.httpserver import http_server

@@ -1,6 +1,7 @@
-"""The centre keeps what the branches send for a bounded time (docs/store.md, "Retention"):
-events and tickets 400 days, day summaries and totals 1,100 days, months and years 10
-years, by default. Runs on SQLite and PostgreSQL."""
+"""The centre keeps what it stores for a bounded time (docs/store.md, "Retention"): events,
+tickets and bookings 400 days, day summaries and totals 1,100 days, months and years 10
+years, its own records (audit, alerts, SMS, dead letters) 400 days and the boxes' answers
+7, by default. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,15 +19,19 @@ from central.retention import keep_records
 from central.store import Inbound, Store, open_store
 from central.store.retention import SHELVES, cutoffs, prune
 from protocols.uplink import day_totals
-from tests.reports_support import B1, DayLog
+from tests.reports_support import B1, DayLog, at
 from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
 
 TODAY = dt.date(2026, 12, 7)
+NOW = at(TODAY.isoformat(), 180)  # 12:00 at the branches (Asia/Shanghai)
+DAY_S = 86400.0
 KEPT = "2026-11-25"  # kept whole
 DETAIL_GONE = "2025-07-25"  # 500 days back: its events and tickets go, its summaries stay
 DAYS_GONE = "2023-08-26"  # 1,199 days back: its day summaries go too, its month stays
 ALL_GONE = "2014-06-10"  # 12 years back: nothing of it stays
-CUT = cutoffs(TODAY, 400, 1100, 10)
+AGES = {"detail_days": 400, "day_days": 1100, "month_years": 10, "records_days": 400,
+        "replies_days": 7}
+CUT = cutoffs(TODAY, NOW, **AGES)
 
 
 @pytest.fixture
@@ -67,7 +72,7 @@ def month_issued(store: Store, month: str) -> int:
 
 def test_the_cutoffs_count_back_from_the_centres_day() -> None:
     assert CUT == {"detail": "2025-11-02", "day": "2023-12-03", "month": "2016-12",
-                   "year": "2016"}
+                   "year": "2016", "records": NOW - 400 * DAY_S, "replies": NOW - 7 * DAY_S}
 
 
 def test_each_grain_is_kept_for_its_own_age(store: Store) -> None:
@@ -88,6 +93,69 @@ def test_each_grain_is_kept_for_its_own_age(store: Store) -> None:
     assert gone["events"] == 3 * len(a_day(KEPT).events) and gone["rpt_ticket"] == 6
     assert gone["rpt_month"] > 0 and gone["rpt_year"] > 0
     assert prune(store, CUT) == {s.table: 0 for s in SHELVES}  # nothing left to do
+
+
+def ids(store: Store, table: str, column: str = "id") -> set[str]:
+    return {str(r[0]) for r in store.execute(f"SELECT {column} FROM {table}")}
+
+
+def test_the_centres_own_records_are_kept_for_their_age_and_never_while_in_use(
+        store: Store) -> None:
+    old, recent = NOW - 401 * DAY_S, NOW - 10 * DAY_S
+    store.execute_many("INSERT INTO audit (at, user_id, action) VALUES (?, 'admin', ?)",
+                       [(old, "login"), (recent, "user.create")])
+    alert = ("INSERT INTO alerts (key, kind, branch, level, message, message_en, detail, "
+             "raised_at, last_at, resolved_at, push, clear_push, sms) VALUES (?, 'long_wait', "
+             "?, 'warning', '等候超时', 'Long wait', '{}', ?, ?, ?, ?, ?, 'none')")
+    store.execute_many(alert, [
+        ("over", B1, old, old, old, "sent", "sent"),  # resolved long ago: goes
+        ("still-on", B1, old, old, None, "sent", "none"),  # on since long ago: stays
+        ("clearing", B1, old, old, old, "sent", "pending"),  # the screen not told yet
+        ("lately", B1, recent, recent, recent, "none", "none")])
+    store.execute_many("INSERT INTO alert_sms (alert_id, phone, text, state, next_at, "
+                       "created_at) VALUES (1, '13800000000', '等候超时', ?, ?, ?)",
+                       [("sent", old, old), ("pending", old, old), ("sent", recent, recent)])
+    store.execute_many("INSERT INTO dead_letters (topic, branch, reason, detail, payload, "
+                       "received_at) VALUES ('qms/v1/x/events', 'x', 'bad_json', '', '', ?)",
+                       [(old,), (recent,)])
+    store.execute_many("INSERT INTO replies (branch, id, cmd, ok, body, received_at) VALUES "
+                       "(?, ?, ?, ?, '{}', ?)",
+                       [(B1, "c-track", "track", True, NOW - 8 * DAY_S),
+                        (B1, "c-config", "config", True, old),
+                        (B1, "c-today", "track", True, NOW - 60)])
+    prune(store, CUT, limit=1)
+
+    assert {r[0] for r in store.execute("SELECT action FROM audit")} == {"user.create"}
+    assert ids(store, "alerts", "key") == {"still-on", "clearing", "lately"}
+    assert {tuple(r) for r in store.execute("SELECT state, created_at FROM alert_sms")} == {
+        ("pending", old), ("sent", recent)}
+    assert [r[0] for r in store.execute("SELECT received_at FROM dead_letters")] == [recent]
+    assert ids(store, "replies") == {"c-config", "c-today"}
+
+
+def test_a_days_bookings_go_with_its_tickets(store: Store) -> None:
+    store.execute("INSERT INTO customers (id, name, gender, phone_digest, phone_sealed, "
+                  "phone_masked, id_digest, id_sealed, id_masked, id_region, id_tail, "
+                  "created_at) VALUES ('c1', '张三', 'M', 'pd', 'ps', '138****0000', 'idd', "
+                  "'ids', '4101**2311', '410100', '2311', 0)")
+    for n, day in enumerate((DETAIL_GONE, KEPT)):
+        store.execute("INSERT INTO bookings (id, customer, branch, queue, day, slot, code, "
+                      "state, channel, created_at) VALUES (?, 'c1', ?, 'A', ?, 1, ?, 'booked', "
+                      "'web', 0)", (f"bk{n}", B1, day, f"10000{n}"))
+        store.execute("INSERT INTO booking_forms (booking, branch, day, queue, form, title, "
+                      "fields_masked, revision, state, filled_at) VALUES (?, ?, ?, 'A', 'f', "
+                      "'开户', '{}', 1, 'delivered', 0)", (f"bk{n}", B1, day))
+        store.execute("INSERT INTO remote_tickets (token_digest, request, customer, branch, "
+                      "queue, day, state, created_at) VALUES (?, ?, 'c1', ?, 'A', ?, 'issued', "
+                      "0)", (f"t{n}", f"r{n}", B1, day))
+        store.execute("INSERT INTO slot_counts (branch, day, queue, slot, booked) VALUES "
+                      "(?, ?, 'A', 1, 1)", (B1, day))
+        store.execute("INSERT INTO appointment_days (branch, day, revision) VALUES (?, ?, 1)",
+                      (B1, day))
+    prune(store, CUT)
+    for table in ("bookings", "booking_forms", "remote_tickets", "slot_counts",
+                  "appointment_days"):
+        assert periods(store, table) == {KEPT}, table
 
 
 def test_a_pruned_event_sent_again_is_a_duplicate_not_a_new_row(store: Store) -> None:
@@ -120,7 +188,7 @@ async def test_the_centres_job_prunes_on_its_own_connection(store_url: str) -> N
         send(st, a_day(DETAIL_GONE))
         send(st, a_day(KEPT))
     job = asyncio.create_task(keep_records(lambda: open_store(store_url), RetentionSettings(),
-                                           lambda: TODAY))
+                                           lambda: TODAY, lambda: NOW))
     try:
         with closing(open_store(store_url)) as st:
             for _ in range(200):
@@ -135,7 +203,8 @@ async def test_the_centres_job_prunes_on_its_own_connection(store_url: str) -> N
 
 
 @pytest.mark.parametrize("ages", [{"detail_days": 2000}, {"day_days": 30},
-                                  {"month_years": 2, "day_days": 1100}])
-def test_a_coarser_grain_cannot_be_kept_shorter_than_a_finer_one(ages: dict[str, Any]) -> None:
+                                  {"month_years": 2, "day_days": 1100},
+                                  {"records_days": 90}])
+def test_a_grain_cannot_be_kept_shorter_than_its_floor(ages: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         RetentionSettings(**ages)

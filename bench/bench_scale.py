@@ -108,7 +108,8 @@ def broker_users(broker: LocalBroker, codes: list[str], secret: str) -> None:
 
 class Centre:
     def __init__(self, work: Path, broker: LocalBroker, store_url: str, index: int,
-                 live_poll_s: float, source: Path = ROOT) -> None:
+                 live_poll_s: float, source: Path = ROOT, extra: list[str] | None = None
+                 ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = work / f"centre-{index}.log"
@@ -116,7 +117,8 @@ class Centre:
                 "broker.password=centre-pw", f"store.url={store_url}",
                 f"http.port={self.port}", "broker.group=scale",
                 f"web.live.poll_s={live_poll_s}", f"web.live.push_s={live_poll_s}",
-                "ingest.live_flush_s=0.5", f'web.metrics_token="{METRICS_TOKEN}"']
+                "ingest.live_flush_s=0.5", f'web.metrics_token="{METRICS_TOKEN}"',
+                *(extra or [])]
         if index == 0:
             sets.append(f'web.admin.password="{ADMIN_PW}"')
         else:  # one alert desk (docs/deploy.md)
@@ -347,7 +349,8 @@ def run_step(args: argparse.Namespace, n: int, work: Path, name: str, url: str
     watch: DashboardWatch | None = None
     pages: PageTimer | None = None
     try:
-        centres = [Centre(work, broker, url, i, args.live_poll) for i in range(args.instances)]
+        centres = [Centre(work, broker, url, i, args.live_poll, extra=args.set)
+                   for i in range(args.instances)]
         for c in centres:
             c.wait_http()
         token = login(centres[0].url)
@@ -580,6 +583,8 @@ def main() -> int:
     p.add_argument("--profile", type=Path, default=None,
                    help="folder: py-spy samples each centre during the traffic (raw stacks)")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a centre setting, e.g. broker.consumer_mqtt=5 (repeatable)")
     args = p.parse_args()
     raise_file_limit()
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or ''} "

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
@@ -258,10 +259,14 @@ class Consumer:
         ident = self._ident()
         tls = ssl.create_default_context(cafile=b.ca_file) \
             if self.url.startswith("mqtts://") else None
+        v5 = b.consumer_mqtt == "5"  # a session that ends with the connection, either way
         return aiomqtt.Client(
             self.host, self.port, username=b.username, password=b.password,
-            identifier=f"{ident}-{self.index}", protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=True, keepalive=b.keepalive, tls_context=tls,
+            identifier=f"{ident}-{self.index}",
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_session=None if v5 else True,
+            keepalive=b.keepalive, tls_context=tls,
             max_inflight_messages=b.inflight,
             queue_type=cast("type[asyncio.Queue[aiomqtt.Message]]", self._new_line),
         )

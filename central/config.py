@@ -228,7 +228,7 @@ class RetentionSettings(_Model):
     day_days: int = Field(1_100, ge=31, le=36_600)  # day summaries and the boxes' totals
     month_years: int = Field(10, ge=1, le=100)  # month and year summaries
     records_days: int = Field(400, ge=180, le=36_600)  # audit, alerts, SMS, dead letters
-    replies_days: int = Field(7, ge=1, le=366)  # the boxes' answers (configuration's kept)
+    replies_days: int = Field(7, ge=1, le=36_600)  # the boxes' answers (configuration's kept)
     every_s: float = Field(6 * 3600, ge=60)  # how often the pruning job looks
 
     @model_validator(mode="after")

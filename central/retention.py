@@ -70,11 +70,15 @@ async def keep_records(open_store: Callable[[], Store], settings: RetentionSetti
                 log.warning("retention: %s", exc)
             await asyncio.sleep(settings.every_s)  # a timer: nothing to wait on
     finally:
-        for st in held:
-            executor.submit(st.close)  # after any batch in flight
+        executor.submit(_close, held)  # after whatever is in flight, an opening included
         executor.shutdown(wait=False)
 
 
 def _steps(st: Store, cut: dict[str, str | float]
            ) -> list[tuple[Shelf, str | float, str | None]]:
     return list(steps(st, cut))
+
+
+def _close(held: list[Store]) -> None:
+    for st in held:
+        st.close()

@@ -29,7 +29,14 @@ from controller.engine import commands as c
 
 from .conftest import CST, WEDNESDAY_10AM, example_config
 from .office_support import CentreProcess
-from .uplink_support import TEST_LINK, assert_exactly_the_journal, drive, running, wait_for
+from .uplink_support import (
+    KEEP_TEST_DATA,
+    TEST_LINK,
+    assert_exactly_the_journal,
+    drive,
+    running,
+    wait_for,
+)
 
 PHONE = "13800138000"  # the duty manager's phone: every waiting_over alert is texted to it
 ALERT_SETS = ("alerts.interval_s=0.3", "sms.adapter=log")
@@ -40,7 +47,8 @@ def centre_sets(store_url: str, data: Path, lease_s: float) -> list[str]:
     SMS into one outbox file (the log gateway), fast live timings."""
     return [f"store.url={store_url}", f"customers.secret_file={data / 'customers.key'}",
             f"sms.outbox_file={data / 'sms-outbox.jsonl'}", f"ha.lease_s={lease_s}",
-            "ingest.reorder_timeout_s=0.5", "ingest.replay_retry_s=0.5", *ALERT_SETS]
+            "ingest.reorder_timeout_s=0.5", "ingest.replay_retry_s=0.5", *ALERT_SETS,
+            *KEEP_TEST_DATA]
 
 
 def alert_on_waiting(store_url: str, over: int) -> None:

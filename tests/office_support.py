@@ -16,7 +16,7 @@ import httpx
 
 from central.broker import LocalBroker
 
-from .uplink_support import running
+from .uplink_support import KEEP_TEST_DATA, running
 
 ROOT = Path(__file__).resolve().parent.parent
 CENTRE_TOML = ROOT / "examples" / "centre.toml"
@@ -31,7 +31,8 @@ def office_config(broker: LocalBroker, store_url: str, *sets: str) -> Any:
         f"broker.url={broker.url}", "broker.username=centre", "broker.password=centre-pw",
         f"store.url={store_url}", "http.enabled=false", "ingest.reorder_timeout_s=0.5",
         "ingest.replay_retry_s=0.5", "ingest.live_flush_s=0.1", "web.live.poll_s=0.1",
-        "web.live.push_s=0.1", "web.live.ping_s=1", "web.live.agg_every_s=0.3", *sets,
+        "web.live.push_s=0.1", "web.live.ping_s=1", "web.live.agg_every_s=0.3",
+        *KEEP_TEST_DATA, *sets,
     ])
 
 
@@ -173,7 +174,7 @@ class CentreProcess:
                "--set", f"http.port={self.port}", "--set", "ingest.live_flush_s=0.2",
                "--set", "web.live.poll_s=0.2", "--set", "web.live.push_s=0.2",
                "--set", "web.live.ping_s=2", "--log-level", "WARNING"]
-        for o in self.overrides:
+        for o in (*KEEP_TEST_DATA, *self.overrides):
             cmd += ["--set", o]
         log = open(self.data_dir / "centre.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)

@@ -132,13 +132,22 @@ TEST_LINK = dict(ack_timeout_s=2.0, reconnect_min_s=0.05, reconnect_max_s=0.5,
                  publish_timeout_s=3.0)
 
 
+# The tests' data is pinned to their days (2026-11-25, …) while most test centres run on
+# the real clock: the retention job (docs/store.md, "Retention") would prune that data
+# once those days are old enough. Test centres keep everything; tests/
+# test_central_retention.py sets the ages it tests.
+KEEP_TEST_DATA = ("retention.detail_days=36600", "retention.day_days=36600",
+                  "retention.month_years=100", "retention.records_days=36600",
+                  "retention.replies_days=36600")
+
+
 def centre_config(broker: LocalBroker, store_url: str, *sets: str) -> Any:
     from central.config import load_centre_config
 
     return load_centre_config(None, [
         f"broker.url={broker.url}", "broker.username=centre", "broker.password=centre-pw",
         f"store.url={store_url}", "http.enabled=false", "ingest.reorder_timeout_s=0.5",
-        "ingest.replay_retry_s=0.5", "ingest.live_flush_s=0.1", *sets,
+        "ingest.replay_retry_s=0.5", "ingest.live_flush_s=0.1", *KEEP_TEST_DATA, *sets,
     ])
 
 

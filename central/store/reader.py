@@ -69,4 +69,4 @@ def rows_for_keys(store: Reader, sql: str, keys: Sequence[Any], before: Sequence
             marks, args = ", ".join([one] * len(part)), [v for k in part for v in k]
         else:
             marks, args = ", ".join("?" * len(part)), list(part)
-        yield from store.execute(sql.format(keys=marks), [*before, *args]).fetchall()
+        yield from store.execute(sql.replace("{keys}", marks), [*before, *args]).fetchall()

@@ -92,12 +92,15 @@ SHELVES: tuple[Shelf, ...] = (
 )
 
 # Rows never pruned, whatever their age: an event its journal's contiguous mark has not
-# passed (not folded yet); an alert still on (resolved_at NULL is never "older") or with a
+# passed (not folded yet), and the tickets of a journal with such a gap (folding its later
+# events needs them); an alert still on (resolved_at NULL is never "older") or with a
 # push to the lobby on its way; an SMS still to send; a box's answer to a configuration
 # push (the branch's running version is read from them, central/configs.py).
 _KEEP = {
     "events": " AND t.seq <= COALESCE((SELECT m.contiguous FROM marks m "
               "WHERE m.branch = t.branch AND m.epoch = t.epoch), 0)",
+    "rpt_ticket": " AND NOT EXISTS (SELECT 1 FROM marks m WHERE m.branch = t.branch "
+                  "AND m.epoch = t.epoch AND m.max_seen > m.contiguous)",
     "alerts": " AND t.push <> 'pending' AND t.clear_push <> 'pending'",
     "alert_sms": " AND t.state <> 'pending'",
     "replies": " AND t.cmd <> 'config'",

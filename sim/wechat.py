@@ -73,6 +73,9 @@ class Follower:
     async def subscribe(self) -> str | None:
         return await self.send({"MsgType": "event", "Event": "subscribe"})
 
+    async def unsubscribe(self) -> str | None:
+        return await self.send({"MsgType": "event", "Event": "unsubscribe"})
+
     def _next(self) -> str:
         self._msg += 1
         return str(int(self.clock()) * 1000 + self._msg)

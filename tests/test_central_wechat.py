@@ -252,6 +252,11 @@ async def test_the_wechat_notifier_sends_a_template_to_the_bound_follower(
                             "个人业务", ahead=1)
             assert not await notifier.send(nobody)
             assert len(wechat.sent) == 2
+            assert await wang.unsubscribe() is None  # unfollowed: the binding is forgotten
+            assert not await notifier.send(near)
+            assert len(wechat.sent) == 2
+            assert await a.pool.read(lambda st: st.execute(
+                "SELECT count(*) FROM wechat_users").fetchone()[0]) == 0
 
 
 async def test_the_api_client_refuses_a_wrong_secret_and_a_slow_answer_goes_later(

@@ -91,9 +91,12 @@ class WeChatDesk:
         if m.msg_type == "event":
             if m.event == "subscribe":
                 return WELCOME
+            if m.event == "unsubscribe":  # gone: its binding and conversation with it
+                await self.pool.run(_unbind, who)
+                return None
             if m.event == "click" and m.event_key in MENU:
                 return await self._menu(who, m.event_key)
-            return None  # unsubscribe, VIEW, LOCATION reports: nothing to say
+            return None  # VIEW, LOCATION reports: nothing to say
         if m.msg_type == "location" and m.latitude is not None and m.longitude is not None:
             return await self._nearby(who, m.latitude, m.longitude)
         if m.msg_type != "text":
@@ -363,6 +366,13 @@ def _bind(st: Store, openid: str, digest: str, sealed: str, now: float) -> None:
                "VALUES (?, ?, ?, ?) ON CONFLICT (openid) DO UPDATE SET "
                "phone_digest = excluded.phone_digest, phone_sealed = excluded.phone_sealed, "
                "bound_at = excluded.bound_at", (openid, digest, sealed, now))
+
+
+def _unbind(st: Store, openid: str) -> None:
+    """An unfollow: WeChat sends the openid nothing more, so its phone binding is kept no
+    longer (and ``wechat_users`` holds the account's followers only)."""
+    st.execute("DELETE FROM wechat_users WHERE openid = ?", (openid,))
+    _forget(st, openid)
 
 
 def _bound(st: Store, openid: str) -> str | None:

@@ -1,7 +1,7 @@
 """What the centre keeps, and for how long (docs/store.md, "Retention").
 
-Everything the centre stores per branch grows by the day. Three grains, each kept for its
-own age (``[retention]``, central/config.py), counted back from the centre's business day:
+Everything the centre stores per branch grows by the day. Each grain is kept for its own
+age (``[retention]``, central/config.py), counted back from the centre's business day:
 
 * **the detail**, every event (``events``) and every ticket (``rpt_ticket``), for
   ``detail_days`` (400 by default: a year, and the month it is compared with);
@@ -23,10 +23,10 @@ Rows are deleted in batches of :data:`BATCH`, each in its own short transaction,
 ingest and the reports are never held up for long. A table keyed by period first is
 pruned by its primary key's range, one keyed by branch first (``events``, ``rpt_ticket``,
 ``totals``) branch by branch on its ``(branch, day)`` index, the others on an index of
-their day or time column (migrations 86 and 87). An event above its
-journal's contiguous mark (stored beyond a gap, not yet folded into the summaries) is
-never pruned, as the box never prunes an unsent event. The marks themselves stay: a
-pruned event that a box sends again is a duplicate (central/store ``_accept``), not a
+their day or time column (migrations 86 and 87). An event above its journal's
+contiguous mark (stored beyond a gap, not yet folded into the summaries) is never pruned,
+as the box never prunes an unsent event, nor are that journal's tickets. The marks stay:
+a pruned event that a box sends again is a duplicate (central/store ``_accept``), not a
 new row.
 
 The job runs on one centre instance at a time, under the ``retention`` lease

@@ -23,7 +23,7 @@ from common.tasks import still_cancelling
 
 from .config import RetentionSettings
 from .store import Store
-from .store.retention import BATCH, Shelf, cutoffs, prune_batch, steps
+from .store.retention import BATCH, cutoffs, prune_batch, steps
 
 __all__ = ["keep_records"]
 
@@ -52,7 +52,7 @@ async def keep_records(open_store: Callable[[], Store], settings: RetentionSetti
         while True:
             try:
                 cut = cutoffs(today(), now(), **settings.model_dump(exclude={"every_s"}))
-                todo = await run(functools.partial(_steps, cut=cut))
+                todo = await run(functools.partial(steps, cut=cut))
                 gone: dict[str, int] = {}
                 for shelf, cutoff, branch in todo:
                     batch = functools.partial(prune_batch, shelf=shelf, cutoff=cutoff,
@@ -72,11 +72,6 @@ async def keep_records(open_store: Callable[[], Store], settings: RetentionSetti
     finally:
         executor.submit(_close, held)  # after whatever is in flight, an opening included
         executor.shutdown(wait=False)
-
-
-def _steps(st: Store, cut: dict[str, str | float]
-           ) -> list[tuple[Shelf, str | float, str | None]]:
-    return list(steps(st, cut))
 
 
 def _close(held: list[Store]) -> None:

@@ -121,21 +121,24 @@ class Centre:
             for c in readers:
                 await c.drop_live()
 
+    def _business_day(self) -> dt.date:
+        """The centre's business day: its clock in the customers' zone."""
+        return dt.datetime.fromtimestamp(self.clock.now(), self.config.customers.tz).date()
+
     async def _keep_forms(self) -> None:
         """Blank pre-filled forms past ``forms.keep_days`` (central/forms.py)."""
         from .forms import keep_forms
 
-        tz, clock = self.config.customers.tz, self.clock
         await keep_forms(self, self.config.form_settings.keep_days,
-                         lambda: dt.datetime.fromtimestamp(clock.now(), tz).date().isoformat())
+                         lambda: self._business_day().isoformat())
 
     async def _keep_records(self) -> None:
         """Held: prune what is older than ``[retention]`` (central/retention.py)."""
         from .retention import keep_records
 
-        tz, clock, url = self.config.customers.tz, self.clock, self.config.store.url
+        clock, url = self.clock, self.config.store.url
         await keep_records(lambda: open_store(url, clock=clock), self.config.retention,
-                           lambda: dt.datetime.fromtimestamp(clock.now(), tz).date(), clock.now)
+                           self._business_day, clock.now)
 
     async def _serve_http(self) -> None:
         from common.httpserver import http_server

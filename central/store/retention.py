@@ -37,7 +37,6 @@ by the next holder.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -147,17 +146,11 @@ def prune_batch(st: Store, shelf: Shelf, cutoff: str | float, branch: str | None
 
 
 def steps(st: Store, cut: dict[str, str | float]
-          ) -> Iterator[tuple[Shelf, str | float, str | None]]:
+          ) -> list[tuple[Shelf, str | float, str | None]]:
     """Each (shelf, cutoff, branch) to prune, branch-first tables once per known branch."""
-    branches: list[str] | None = None
-    for shelf in SHELVES:
-        if not shelf.by_branch:
-            yield shelf, cut[shelf.grain], None
-            continue
-        if branches is None:
-            branches = [r[0] for r in st.execute("SELECT branch FROM branches ORDER BY branch")]
-        for b in branches:
-            yield shelf, cut[shelf.grain], b
+    branches = [r[0] for r in st.execute("SELECT branch FROM branches ORDER BY branch")]
+    return [(shelf, cut[shelf.grain], b) for shelf in SHELVES
+            for b in (branches if shelf.by_branch else [None])]
 
 
 def prune(st: Store, cut: dict[str, str | float], limit: int = BATCH) -> dict[str, int]:

@@ -14,13 +14,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from central.broker import LocalBroker
 from central.config import RetentionSettings
 from central.retention import keep_records
 from central.store import Inbound, Store, open_store
 from central.store.retention import SHELVES, cutoffs, prune
 from protocols.uplink import day_totals
 from tests.reports_support import B1, DayLog, at
-from tests.uplink_support import pg_url_fixture, store_url_fixture  # noqa: F401
+from tests.uplink_support import (  # noqa: F401
+    broker_fixture,
+    centre_running,
+    pg_url_fixture,
+    store_url_fixture,
+    wait_for,
+)
 
 TODAY = dt.date(2026, 12, 7)
 NOW = at(TODAY.isoformat(), 180)  # 12:00 at the branches (Asia/Shanghai)
@@ -202,6 +209,24 @@ async def test_the_centres_job_prunes_on_its_own_connection(store_url: str) -> N
     finally:
         job.cancel()
         await asyncio.gather(job, return_exceptions=True)
+
+
+async def test_a_running_centre_prunes_under_its_retention_lease(
+        broker: LocalBroker, store_url: str) -> None:
+    today = dt.date.today()  # the centre runs on the real clock
+    old, kept = (str(today - dt.timedelta(days=d)) for d in (500, 10))
+    with closing(open_store(store_url)) as st:
+        send(st, a_day(old))
+        send(st, a_day(kept))
+    ages = [f"retention.{k}={v}" for k, v in AGES.items()]  # over the tests' keep-all
+    async with centre_running(broker, store_url, *ages) as centre:
+        async def pruned() -> bool:
+            return await centre.read(lambda st: periods(st, "events") == {kept} and
+                                     st.execute("SELECT 1 FROM leases WHERE name = "
+                                                "'retention'").fetchone() is not None)
+
+        await wait_for(pruned, 30, "the old day's events pruned by the lease holder")
+        assert await centre.read(lambda st: periods(st, "rpt_day")) == {old, kept}
 
 
 @pytest.mark.parametrize("ages", [{"detail_days": 2000}, {"day_days": 30},

@@ -584,7 +584,7 @@ def main() -> int:
                    help="folder: py-spy samples each centre during the traffic (raw stacks)")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a centre setting, e.g. broker.consumer_mqtt=5 (repeatable)")
+                   help="a centre setting, e.g. ingest.ack_qos=0 (repeatable)")
     args = p.parse_args()
     raise_file_limit()
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or ''} "

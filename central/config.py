@@ -57,13 +57,6 @@ class BrokerSettings(_Model):
     # max_inflight_messages is 100 (EMQX: mqtt.max_inflight, 32 by default). paho's own
     # default, 20, made a commit's 500 acks 25 round trips through a busy broker.
     inflight: int = Field(100, ge=1, le=65535)
-    # The consumers' MQTT version. 3.1.1 by default: paho parses a 3.1.1 packet in about
-    # 0.15 ms here against 0.26 ms for MQTT 5's (its properties), and the consumers use no
-    # MQTT 5 feature ($share works for 3.1.1 clients on Mosquitto, EMQX, VerneMQ and
-    # HiveMQ). The broker's own in-flight limit then applies (Mosquitto's
-    # max_inflight_messages; docs/deploy.md). The boxes keep MQTT 5 (their session).
-    consumer_mqtt: Literal["3.1.1", "5"] = "3.1.1"
-
     # Several independent brokers (the boxes fail over between them): consumers on every
     # one, commands published on every one; ``url`` is then not used (docs/deploy.md).
     urls: list[str] = Field(default_factory=list, max_length=8)
@@ -73,11 +66,6 @@ class BrokerSettings(_Model):
     def _url(cls, value: str) -> str:
         parse_broker_url(value)
         return value
-
-    @field_validator("consumer_mqtt", mode="before")
-    @classmethod
-    def _version(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) else value  # 5 as "5"
 
     @field_validator("urls")
     @classmethod

@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    import aiomqtt
-
     from .config import CentreConfig
+    from .mqtt import MqttClient
     from .store import Store
 
 __all__ = ["CentreContext", "PublishingContext"]
@@ -53,6 +52,6 @@ class PublishingContext(CentreContext, Protocol):
     """A :class:`CentreContext` that also lends its broker connection (the office's live
     board publishes the organisations' aggregates on it)."""
 
-    def mqtt_client(self) -> aiomqtt.Client | None:
+    def mqtt_client(self) -> MqttClient | None:
         """A connected client of this process's consumers, or None while none is."""
         ...

@@ -1,4 +1,4 @@
-"""The centre's consumer: MQTT v5 shared subscription in, store, ``ack`` out.
+"""The centre's consumer: MQTT shared subscription in, store, ``ack`` out.
 
 Several consumers (in one process or many) join the same ``$share/{group}/…``
 subscriptions and split the branches' messages between them. Each:
@@ -12,7 +12,7 @@ subscriptions and split the branches' messages between them. Each:
 
 Consumers use clean sessions: anything lost in a crash is sent again by the box (it
 re-sends whatever has no ack). Status, live and health are retained and are not shared
-(MQTT 5 does not send retained messages to shared subscriptions), so they are read by a
+(a broker sends no retained message to a shared subscription), so they are read by a
 direct subscription — by one consumer per broker of one instance at a time, under the
 ``live-picture`` lease (:meth:`Consumer.take_live`, :meth:`Consumer.drop_live`; a consumer
 on its own reads them) — and the latest of each is written, coalesced, to ``branches``.
@@ -46,10 +46,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-
-import aiomqtt
-import paho.mqtt.client as paho
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.clock import Clock, SystemClock
 from common.tasks import still_cancelling
@@ -58,6 +55,7 @@ from protocols import uplink as proto
 from .admission import CLASS_OF, BranchLimits, FloodNote, Rate, cost_of
 from .config import CentreConfig, IngestSettings
 from .errors import StoreError
+from .mqtt import MqttClient, MqttError
 from .reconcile import check_branch
 from .store import DeadLetter, EventBatch, Inbound, Ingested, Mark, Store, open_store
 
@@ -112,13 +110,14 @@ class Gap:
     tries: int = 0
 
 
-class IncomingLine(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, bounded in messages and bytes, with admission in front.
+class IncomingLine(asyncio.Queue[tuple[str, bytes]]):
+    """The messages a connection received and the consumer has not yet decoded, bounded in
+    messages and bytes, with admission in front.
 
-    aiomqtt puts every message it receives here (``put_nowait``, on the event loop, as it
-    comes off the socket); with its own bounded queue it would drop silently, logging each.
-    ``admit(topic, payload)`` decides first (False: taken care of, not queued); a message
-    that finds the line full is handed to ``overflow`` (counted there) and dropped.
+    The client hands every message here (:meth:`offer`, on the event loop, as it comes off
+    the socket). ``admit(topic, payload)`` decides first (False: taken care of, not
+    queued); a message that finds the line full is handed to ``overflow`` (counted there)
+    and dropped.
     """
 
     def __init__(self, admit: Callable[[str, bytes], bool], overflow: Callable[[str], None],
@@ -128,25 +127,19 @@ class IncomingLine(asyncio.Queue[aiomqtt.Message]):
         self.max_messages, self.max_bytes = max_messages, max_bytes
         self.bytes = 0
 
-    def put_nowait(self, item: aiomqtt.Message) -> None:
-        topic, payload = str(item.topic), _payload(item)
+    def offer(self, topic: str, payload: bytes) -> None:
         if not self._admit(topic, payload):
             return
         if self.qsize() >= self.max_messages or self.bytes + len(payload) > self.max_bytes:
             self._overflow(topic)
             return
         self.bytes += len(payload)
-        super().put_nowait(item)
+        self.put_nowait((topic, payload))
 
-    def get_nowait(self) -> aiomqtt.Message:
+    def get_nowait(self) -> tuple[str, bytes]:
         item = super().get_nowait()
-        self.bytes -= len(_payload(item))
+        self.bytes -= len(item[1])
         return item
-
-
-def _payload(message: aiomqtt.Message) -> bytes:
-    p = message.payload  # bytes off the wire; aiomqtt also allows str, int, float, None
-    return p if isinstance(p, bytes) else b"" if p is None else str(p).encode()
 
 
 class Consumer:
@@ -161,7 +154,7 @@ class Consumer:
         self.stats = stats or IngestStats()
         self.url = url or config.broker.url  # one of broker.urls when there are several
         _, self.host, self.port = proto.parse_broker_url(self.url)
-        self.client: aiomqtt.Client | None = None
+        self.client: MqttClient | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"centre-store-{index}")
         self._store: Store | None = None
@@ -203,7 +196,7 @@ class Consumer:
                     # Its own task: see controller.uplink.link (3.11 TaskGroup cancel marks).
                     await asyncio.create_task(self._connection(), name="consumer-connection")
                     delay = 0.2
-                except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
+                except* (MqttError, OSError, TimeoutError) as group:
                     log.warning("consumer %d: broker %s:%d: %s", self.index, self.host,
                                 self.port, group.exceptions[0])
                     if self.ready.is_set():
@@ -254,32 +247,25 @@ class Consumer:
         b = self.config.broker
         return b.client_id or f"centre-{socket.gethostname()}-{os.getpid()}-{self._tag}"
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> MqttClient:
+        """A clean-session MQTT 3.1.1 client (the boxes send again whatever has no ack),
+        with a new bounded line for what it receives."""
         b = self.config.broker
-        ident = self._ident()
         tls = ssl.create_default_context(cafile=b.ca_file) \
             if self.url.startswith("mqtts://") else None
-        v5 = b.consumer_mqtt == "5"  # a session that ends with the connection, either way
-        return aiomqtt.Client(
-            self.host, self.port, username=b.username, password=b.password,
-            identifier=f"{ident}-{self.index}",
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-            clean_session=None if v5 else True,
-            keepalive=b.keepalive, tls_context=tls,
-            max_inflight_messages=b.inflight,
-            queue_type=cast("type[asyncio.Queue[aiomqtt.Message]]", self._new_line),
-        )
+        return MqttClient(self.host, self.port, client_id=f"{self._ident()}-{self.index}",
+                          on_message=self._new_line().offer, username=b.username,
+                          password=b.password, keepalive=b.keepalive, tls=tls,
+                          max_inflight=b.inflight)
 
-    def _new_line(self, maxsize: int = 0) -> IncomingLine:
-        """aiomqtt's ``queue_type``: a bounded line per connection (``maxsize`` unused)."""
+    def _new_line(self) -> IncomingLine:
+        """A new connection's bounded line (what the old one held is sent again)."""
         ingest = self.config.ingest
         self.line = IncomingLine(self._admit, self._overflow, ingest.line_messages,
                                  ingest.line_bytes)
         return self.line
 
-    async def _session(self, client: aiomqtt.Client) -> None:
-        client.pending_calls_threshold = 100_000
+    async def _session(self, client: MqttClient) -> None:
         group = self.config.broker.group
         topics = [(f"$share/{group}/{proto.ROOT}/+/{k}", 1) for k in SHARED_KINDS]
         await client.subscribe(topics)
@@ -297,12 +283,15 @@ class Consumer:
         self.ready.set()
         log.info("consumer %d subscribed on %s:%d (group %s)", self.index, self.host,
                  self.port, group)
+        line = self.line
+        assert line is not None  # made with the client
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._receive(client), name=f"consumer-{self.index}-receive")
+            tg.create_task(self._receive(line), name=f"consumer-{self.index}-receive")
             tg.create_task(self._commit(client), name=f"consumer-{self.index}-commit")
             tg.create_task(self._acknowledge(client), name=f"consumer-{self.index}-acks")
             tg.create_task(self._watch_gaps(client), name=f"consumer-{self.index}-gaps")
             tg.create_task(self._flush_live(), name=f"consumer-{self.index}-live")
+            tg.create_task(client.wait_closed(), name=f"consumer-{self.index}-link")
 
     async def take_live(self) -> None:
         """Read the branches' status, live and health from now on (and their retained
@@ -323,24 +312,21 @@ class Consumer:
         self._live = {k: {} for k in LIVE_KINDS}
         client = self.client
         if client is not None:
-            with contextlib.suppress(aiomqtt.MqttError, OSError, TimeoutError):
+            with contextlib.suppress(MqttError, OSError, TimeoutError):
                 await client.unsubscribe([t for t, _ in LIVE_TOPICS], timeout=5)
 
     # --- receiving -------------------------------------------------------------------------
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, line: IncomingLine) -> None:
         cap = self.config.ingest.pending_messages
-        async for message in client.messages:  # waits; raises when the connection is lost
-            self.classify(str(message.topic), _payload(message))
-            # aiomqtt hands over one message per turn of the loop (a task and a wait each),
-            # which held a busy centre to a few hundred messages a second while its line
-            # filled: take what else has arrived now, a bounded number per turn.
-            line = self.line
+        while True:  # the session's task group ends it when the connection is lost
+            self.classify(*await line.get())
+            # Take what else has arrived now, a bounded number per turn of the loop (one
+            # message per turn held a busy centre to a few hundred a second).
             for _ in range(TAKE_PER_TURN):
-                if line is None or not line.qsize() or len(self._inbound) >= cap:
+                if not line.qsize() or len(self._inbound) >= cap:
                     break
-                taken = line.get_nowait()
-                self.classify(str(taken.topic), _payload(taken))
+                self.classify(*line.get_nowait())
             if len(self._inbound) >= cap:  # the store is behind: let the line fill
                 self._room.clear()
                 await self._room.wait()
@@ -400,7 +386,7 @@ class Consumer:
 
     # --- committing --------------------------------------------------------------------------
 
-    async def _commit(self, client: aiomqtt.Client) -> None:
+    async def _commit(self, client: MqttClient) -> None:
         limit = self.config.ingest.group_messages
         while True:
             still_cancelling()
@@ -452,7 +438,7 @@ class Consumer:
             s.dead[d.reason] += 1
             log.warning("dead letter on %s: %s %s", d.topic, d.reason, d.detail)
 
-    async def _acknowledge(self, client: aiomqtt.Client) -> None:
+    async def _acknowledge(self, client: MqttClient) -> None:
         """Publish the committed marks, apart from the commits: the broker's PUBACKs come
         back behind everything it is sending this client, and committing does not wait
         for them (it waits only when ``ACK_BACKLOG`` commits' acks are still unsent).
@@ -484,7 +470,7 @@ class Consumer:
             else:
                 old.last = m.next_present - 1
 
-    async def _watch_gaps(self, client: aiomqtt.Client) -> None:
+    async def _watch_gaps(self, client: MqttClient) -> None:
         ingest = self.config.ingest
         while True:
             still_cancelling()
@@ -502,7 +488,7 @@ class Consumer:
                 gap.next_ask = now + min(ingest.replay_retry_s * 2 ** gap.tries, 120.0)
                 gap.tries += 1
 
-    async def request_replay(self, client: aiomqtt.Client, branch: str, epoch: str,
+    async def request_replay(self, client: MqttClient, branch: str, epoch: str,
                              first: int, last: int) -> None:
         msg = proto.command(f"replay-{uuid.uuid4().hex[:12]}", epoch=epoch,
                             **{"from": first, "through": last})
@@ -510,7 +496,7 @@ class Consumer:
         self.stats.replay_requests += 1
         log.info("asked %s for a replay of %d..%d (epoch %s)", branch, first, last, epoch)
 
-    async def _reconcile(self, client: aiomqtt.Client, branch: str, day: str) -> None:
+    async def _reconcile(self, client: MqttClient, branch: str, day: str) -> None:
         report = await self._db(check_branch, self._storage(), branch, day,
                                 self.config.reconcile.long_wait_minutes)
         if report["status"] != "mismatch":

@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-import aiomqtt
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
@@ -43,6 +42,7 @@ from .auth import ApiError, Principal
 from .boxclock import box_clock_offset
 from .deps import BoardDep, GateDep, Viewer
 from .figures import SLOT_S, SLOTS, WAIT_BAND_WORDS, WAIT_BANDS, BranchDay, utc_offset
+from .mqtt import MqttError
 from .orgs import Org, list_orgs, parent_code
 
 if TYPE_CHECKING:
@@ -728,7 +728,7 @@ class LiveBoard:
                                                          proto.encode(msg), qos=1, retain=True)
                                           for code, msg, _ in chunk), return_exceptions=True)
             for (code, _, key), result in zip(chunk, done, strict=True):
-                if isinstance(result, aiomqtt.MqttError):  # reconnecting: publish next time
+                if isinstance(result, MqttError):  # reconnecting: publish next time
                     log.info("aggregates not published: %s", result)
                     return
                 if isinstance(result, BaseException):

@@ -26,8 +26,7 @@ from .leases import Leases
 from .store import Store, open_store
 
 if TYPE_CHECKING:
-    import aiomqtt
-
+    from .mqtt import MqttClient
     from .releases import ReleaseStore
 
 __all__ = ["Centre"]
@@ -170,13 +169,13 @@ class Centre:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    def mqtt_client(self) -> aiomqtt.Client | None:
+    def mqtt_client(self) -> MqttClient | None:
         """A connected client of this process's consumers, or None while none is."""
         return next((c.client for c in self.consumers if c.client is not None), None)
 
-    def broker_clients(self) -> list[aiomqtt.Client]:
+    def broker_clients(self) -> list[MqttClient]:
         """One connected client per broker (several brokers: the box is on one of them)."""
-        found: dict[str, aiomqtt.Client] = {}
+        found: dict[str, MqttClient] = {}
         for c in self.consumers:
             if c.client is not None:
                 found.setdefault(c.url, c.client)

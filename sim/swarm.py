@@ -38,7 +38,6 @@ import hmac
 import json
 import logging
 import random
-import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from common.clock import Clock, SystemClock
+from protocols import mqtt
 from protocols import uplink as proto
 
 __all__ = ["MqttLink", "Swarm", "SwarmBranch", "SwarmSettings", "branch_codes",
@@ -87,24 +87,6 @@ def template_day(seed: int = 1, day: str = "2026-11-25") -> list[dict[str, Any]]
 # --- a minimal MQTT 3.1.1 client -------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _str(s: str | bytes) -> bytes:
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack("!H", len(b)) + b
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
-
-
 class MqttError(Exception):
     """The broker refused or dropped a connection."""
 
@@ -128,12 +110,10 @@ class MqttLink:
     async def connect(self, host: str, port: int, client_id: str, user: str, password: str,
                       will_topic: str, will: bytes, keepalive: int = 120) -> None:
         self.reader, self.writer = await asyncio.open_connection(host, port)
-        flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02  # user, password, will retained QoS 1
-        body = (_str("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + _str(client_id)
-                + _str(will_topic) + _str(will) + _str(user) + _str(password))
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
-        self.writer.write(_packet(0x10, body))
+        self.writer.write(mqtt.connect(client_id, keepalive=keepalive, username=user,
+                                       password=password, will=(will_topic, will, 1, True)))
         self._task = asyncio.create_task(self._read(), name="swarm-mqtt-read")
         rc = await asyncio.wait_for(self._connack, 30)
         if rc != 0:
@@ -142,7 +122,7 @@ class MqttLink:
     async def subscribe(self, topic: str) -> None:
         assert self.writer is not None
         self._suback = asyncio.get_running_loop().create_future()
-        self.writer.write(_packet(0x82, struct.pack("!H", self._next()) + _str(topic) + b"\x01"))
+        self.writer.write(mqtt.subscribe(self._next(), [(topic, 1)]))
         await asyncio.wait_for(self._suback, 30)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -150,12 +130,11 @@ class MqttLink:
             raise MqttError("not connected")
         pid = self._next()
         self.inflight.add(pid)
-        self.writer.write(_packet(0x32 | int(retain), _str(topic) + struct.pack("!H", pid)
-                                  + payload))
+        self.writer.write(mqtt.publish(topic, payload, qos=1, retain=retain, packet_id=pid))
 
     def ping(self) -> None:
         if self.writer is not None and not self.closed.is_set():
-            self.writer.write(b"\xc0\x00")
+            self.writer.write(mqtt.PINGREQ)
 
     def _next(self) -> int:
         self._pid = self._pid % 65535 + 1
@@ -163,33 +142,22 @@ class MqttLink:
 
     async def _read(self) -> None:
         assert self.reader is not None and self.writer is not None
-        r = self.reader
+        frames = mqtt.Reader()
         try:
-            while True:
-                first = (await r.readexactly(1))[0]
-                length, mult = 0, 1
-                while True:
-                    b = (await r.readexactly(1))[0]
-                    length += (b & 0x7F) * mult
-                    mult *= 128
-                    if not b & 0x80:
-                        break
-                body = await r.readexactly(length) if length else b""
-                kind = first >> 4
-                if kind == 2 and self._connack is not None:  # CONNACK
-                    self._connack.set_result(body[1])
-                elif kind == 9 and self._suback is not None:  # SUBACK
-                    self._suback.set_result(None)
-                elif kind == 4:  # PUBACK
-                    self.inflight.discard(struct.unpack("!H", body[:2])[0])
-                elif kind == 3:  # PUBLISH
-                    n = struct.unpack("!H", body[:2])[0]
-                    topic, rest = body[2:2 + n].decode(), body[2 + n:]
-                    if (first >> 1) & 3:
-                        self.writer.write(b"\x40\x02" + rest[:2])
-                        rest = rest[2:]
-                    self.on_message(topic, rest)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            while data := await self.reader.read(65536):
+                for p in frames.feed(data):
+                    if p.kind == mqtt.CONNACK and self._connack is not None:
+                        self._connack.set_result(p.body[1])
+                    elif p.kind == mqtt.SUBACK and self._suback is not None:
+                        self._suback.set_result(None)
+                    elif p.kind == mqtt.PUBACK:
+                        self.inflight.discard(mqtt.packet_id(p))
+                    elif p.kind == mqtt.PUBLISH:
+                        m = mqtt.read_publish(p)
+                        if m.packet_id is not None:
+                            self.writer.write(mqtt.puback(m.packet_id))
+                        self.on_message(m.topic, m.payload)
+        except (mqtt.MqttProtocolError, ConnectionError, OSError):
             pass
         finally:
             self.closed.set()
@@ -199,7 +167,7 @@ class MqttLink:
     async def close(self) -> None:
         if self.writer is not None and not self.closed.is_set():
             with contextlib.suppress(OSError):
-                self.writer.write(b"\xe0\x00")  # DISCONNECT: no Will
+                self.writer.write(mqtt.DISCONNECT)  # no Will
                 await self.writer.drain()
         if self.writer is not None:
             self.writer.close()

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import aiomqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,16 +86,12 @@ def consumer(*sets: str) -> Consumer:
     return Consumer(load_centre_config(None, ["ingest.status_burst=3", *sets]))
 
 
-def message(topic: str, payload: bytes) -> aiomqtt.Message:
-    return aiomqtt.Message(topic, payload, qos=1, retain=False, mid=1, properties=None)
-
-
 async def test_status_is_latest_wins_and_never_queued() -> None:
     """Over the limit or not, the latest is kept (a Last Will after a live flood)."""
     c = consumer()
     line = c._new_line()
     for n in range(10):
-        line.put_nowait(message(proto.topic(B1, "live"), snapshot(B1, n)))
+        line.offer(proto.topic(B1, "live"), snapshot(B1, n))
     assert line.qsize() == 0 and len(c._latest["live"]) == 1
     kept = json.loads(c._latest["live"][B1][1])
     assert kept["status"]["waiting_total"] == 9  # the latest, though over the limit
@@ -110,8 +104,8 @@ async def test_a_last_will_after_a_live_flood_is_kept() -> None:
     c = consumer()
     line = c._new_line()
     for n in range(100):  # the status class's bucket drained by live snapshots
-        line.put_nowait(message(proto.topic(B1, "live"), snapshot(B1, n)))
-    line.put_nowait(message(proto.topic(B1, "status"), proto.encode(proto.will(B1, "e1"))))
+        line.offer(proto.topic(B1, "live"), snapshot(B1, n))
+    line.offer(proto.topic(B1, "status"), proto.encode(proto.will(B1, "e1")))
     assert json.loads(c._latest["status"][B1][1])["online"] is False
 
 
@@ -121,13 +115,13 @@ async def test_the_line_is_bounded_in_messages_and_bytes_and_counts_what_it_drop
     line = c._new_line()
     batch = proto.encode(proto.events_batch(B1, "e1", [ticket(1)]))
     for _ in range(50):
-        line.put_nowait(message(proto.topic(B1, "events"), batch))
+        line.offer(proto.topic(B1, "events"), batch)
     assert line.qsize() == 10 and line.bytes == 10 * len(batch)
     assert c.stats.dropped == {("events", "line_full"): 40}
     big = b"x" * 600_000
     line.get_nowait()
-    line.put_nowait(message(proto.topic(B2, "totals"), big))  # room for 1 message, not bytes
-    line.put_nowait(message(proto.topic(B2, "totals"), big))
+    line.offer(proto.topic(B2, "totals"), big)  # room for 1 message, not bytes
+    line.offer(proto.topic(B2, "totals"), big)
     assert line.qsize() == 10 and c.stats.dropped["events", "line_full"] == 41
     while line.qsize():
         await line.get()
@@ -151,23 +145,18 @@ def test_admission_takes_any_topic_and_payload(topic: str, payload: bytes) -> No
 async def test_receiving_waits_while_the_pending_messages_are_at_their_bound() -> None:
     c = consumer("ingest.pending_messages=10")
     batches = [proto.encode(proto.events_batch(B1, "e1", [ticket(n)])) for n in range(1, 41)]
-    given_out = 0
-
-    async def messages() -> AsyncIterator[aiomqtt.Message]:
-        nonlocal given_out
-        for b in batches:
-            given_out += 1
-            yield message(proto.topic(B1, "events"), b)
-
-    task = asyncio.create_task(c._receive(SimpleNamespace(messages=messages())))  # type: ignore[arg-type]
+    line = c._new_line()
+    for b in batches:
+        line.offer(proto.topic(B1, "events"), b)
+    task = asyncio.create_task(c._receive(line))
     try:
         # Unbounded, all 40 would be taken before the first look: the 10 show the bound.
         await wait_for(lambda: len(c._inbound) >= 10, 5, "the line full", poll=0.005)
-        assert len(c._inbound) == 10 and given_out == 10  # the rest waits in the line
+        assert len(c._inbound) == 10 and line.qsize() == 30  # the rest waits in the line
         c._take(5)
         c._room.set()  # what a commit does
-        await wait_for(lambda: given_out >= 15, 5, "five more taken", poll=0.005)
-        assert len(c._inbound) == 10 and given_out == 15
+        await wait_for(lambda: line.qsize() <= 25, 5, "five more taken", poll=0.005)
+        assert len(c._inbound) == 10 and line.qsize() == 25
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

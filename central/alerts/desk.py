@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiomqtt
-
 from common.clock import FunctionClock
 from common.tasks import still_cancelling
 from protocols.appointment import mask_phone
@@ -201,7 +199,7 @@ class AlertDesk:
                 "message_en": message_en[:200], "at": float(raised_at)}
         try:
             cmd_id = await self.publish(branch, args)
-        except (ConnectionError, aiomqtt.MqttError) as exc:  # no broker link: not a try
+        except ConnectionError as exc:  # no broker link (MqttError is one): not a try
             log.info("alert %s not pushed yet: %s", alert_id, exc)
             await self._db(lambda: self.store().execute(
                 "UPDATE alerts SET push_next = ? WHERE id = ?", (now, alert_id)))
@@ -225,7 +223,7 @@ class AlertDesk:
         state, tries, later = "sent", int(attempts) + 1, now
         try:
             await self.publish(branch, args)
-        except (ConnectionError, aiomqtt.MqttError):  # no broker link: not a try
+        except ConnectionError:  # no broker link (MqttError is one): not a try
             state, tries = "pending", int(attempts)
         except (OSError, ValueError) as exc:
             give_up = tries >= self.settings.max_attempts

@@ -75,6 +75,7 @@ class MqttClient(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._pid = 0
+        self._out: list[bytes] = []  # to send at the end of this turn of the loop
         self._sent = self._heard = 0.0
         self._pinger: asyncio.Task[None] | None = None
         self.received = 0  # messages handed to on_message
@@ -123,6 +124,7 @@ class MqttClient(asyncio.Protocol):
                 await self._pinger
         t = self._transport
         if t is not None and not t.is_closing():
+            self._flush()
             t.write(mqtt.DISCONNECT)
             t.close()
         self._lose(MqttError("the client closed the connection"))
@@ -208,9 +210,18 @@ class MqttClient(asyncio.Protocol):
         return exc if isinstance(exc, MqttError) else MqttError("not connected")
 
     def _write(self, data: bytes) -> None:
-        assert self._transport is not None
-        self._transport.write(data)
+        """Send ``data`` with whatever else this turn of the loop sends: a commit's acks,
+        published together, leave in one system call rather than one each."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
         self._sent = time.monotonic()
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        t = self._transport
+        if out and t is not None and not t.is_closing():
+            t.write(b"".join(out))
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 

@@ -192,3 +192,26 @@ async def test_a_failing_message_handler_restarts_the_connection_not_the_centre(
             "127.0.0.1", port, client_id="x", on_message=handler) as client:
         with pytest.raises(MqttError, match="handler failed"):
             await asyncio.wait_for(client.wait_closed(), 5)
+
+
+async def test_publishes_made_together_leave_in_one_write() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_packet(r)
+        w.write(CONNACK_OK)
+        for pid in range(1, 51):
+            await read_packet(r)
+            w.write(mqtt.puback(pid))
+        await r.read()
+
+    async with scripted(script) as port, MqttClient(
+            "127.0.0.1", port, client_id="x", on_message=lambda t, p: None) as client:
+        writes: list[bytes] = []
+        transport = client._transport
+        assert transport is not None
+        send = transport.write
+        transport.write = lambda data: (writes.append(bytes(data)), send(data))[1]  # type: ignore[method-assign]
+        # a commit's acks: published together, each awaiting its PUBACK
+        await asyncio.gather(*(client.publish(f"qms/v1/{n}/ack", b"{}", qos=1)
+                               for n in range(50)))
+    assert writes[0] == b"".join(mqtt.publish(f"qms/v1/{n}/ack", b"{}", qos=1,
+                                              packet_id=n + 1) for n in range(50))

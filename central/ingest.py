@@ -74,6 +74,10 @@ KNOW_EVERY_S = 60.0  # the known branches are read again this often
 TAKE_PER_TURN = 500  # messages decoded in one turn of the event loop, at most
 ACK_BACKLOG = 64  # commits whose acks wait to be sent, at most; then committing waits
 DROPS_LOG_EVERY_S = 10.0  # the line's drops are logged at most this often
+# The largest packet the consumers read; a larger one is a broken connection. Above the
+# shipped broker's max_packet_size (5 MiB): a payload over the uplink's 4 MiB reaches
+# decoding and is dead-lettered ``too_large`` there, and the connection stays up.
+MAX_PACKET = 2 * proto.MAX_PAYLOAD
 
 
 @dataclass
@@ -256,7 +260,7 @@ class Consumer:
         return MqttClient(self.host, self.port, client_id=f"{self._ident()}-{self.index}",
                           on_message=self._new_line().offer, username=b.username,
                           password=b.password, keepalive=b.keepalive, tls=tls,
-                          max_inflight=b.inflight)
+                          max_inflight=b.inflight, max_packet=MAX_PACKET)
 
     def _new_line(self) -> IncomingLine:
         """A new connection's bounded line (what the old one held is sent again)."""
@@ -270,10 +274,10 @@ class Consumer:
         topics = [(f"$share/{group}/{proto.ROOT}/+/{k}", 1) for k in SHARED_KINDS]
         await client.subscribe(topics)
         self.client = client
+        self.stats.connected += 1  # (taken back when the connection ends, with the client)
         if self.live_wanted:  # (take_live may also subscribe meanwhile: MQTT allows twice)
             await client.subscribe(LIVE_TOPICS)
             self.live_read.set()
-        self.stats.connected += 1
         # Say so: boxes send again at once what they sent while nobody was subscribed.
         instance = f"{self._ident()}-{self.index}-{self.stats.connected}"[-64:]
         await client.publish(proto.CENTRE_TOPIC,

@@ -19,8 +19,9 @@ What it does, and only that (the centre's consumers need no more):
 * publishes at QoS 0 or 1 (``await`` returns once the broker's PUBACK is in), at most
   ``max_inflight`` QoS 1 publishes unanswered at a time, waiting while the socket's
   buffer is full;
-* keep-alive: a PINGREQ when nothing was sent for half the keep-alive, and the connection
-  is given up when nothing was heard for one and a half (the broker's own rule);
+* keep-alive: a PINGREQ when nothing was sent, or nothing heard, for half the keep-alive,
+  and the connection is given up when nothing was heard for one and a half (the
+  broker's own rule);
 * every failure — refused, lost, a malformed packet, no answer in time — is an
   :class:`MqttError`, and every waiting call gets it; :meth:`MqttClient.wait_closed`
   raises it, so a task group around a session ends with it.
@@ -70,7 +71,9 @@ class MqttClient(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._closed: asyncio.Future[None] | None = None
         self._connack: asyncio.Future[int] | None = None
-        self._waiting: dict[int, asyncio.Future[bytes]] = {}  # packet id → its answer
+        # packet id → the type of its answer, and the answer
+        self._waiting: dict[int, tuple[int, asyncio.Future[bytes]]] = {}
+        self._late: set[int] = set()  # ids given up on whose answer may still come
         self._slots = asyncio.Semaphore(max_inflight)
         self._writable = asyncio.Event()
         self._writable.set()
@@ -110,8 +113,11 @@ class MqttClient(asyncio.Protocol):
             self._abort(exc if isinstance(exc, MqttError)
                         else MqttError(f"cannot connect to {self.host}:{self.port}: {exc}"))
             raise self._failure() from exc
+        except BaseException:  # cancelled while connecting: nothing left open
+            self._abort(MqttError("connecting was cancelled"))
+            raise
         if code:
-            self._lose(MqttError(f"the broker refused the connection: "
+            self._abort(MqttError(f"the broker refused the connection: "
                                  f"{CONNACK_REASONS.get(code, f'code {code}')}"))
             raise self._failure()
         self._pinger = loop.create_task(self._keep_alive(), name="mqtt-keepalive")
@@ -143,7 +149,8 @@ class MqttClient(asyncio.Protocol):
     async def subscribe(self, topics: list[tuple[str, int]],
                         timeout: float | None = None) -> list[int]:
         """Subscribe; the granted QoS of each. MqttError if the broker refuses any."""
-        answer = await self._ask(lambda pid: mqtt.subscribe(pid, topics), timeout)
+        answer = await self._ask(mqtt.SUBACK, lambda pid: mqtt.subscribe(pid, topics),
+                                 timeout)
         granted = list(answer[2:])
         refused = [t for (t, _), g in zip(topics, granted, strict=False) if g == 0x80]
         if refused or len(granted) != len(topics):
@@ -151,36 +158,49 @@ class MqttClient(asyncio.Protocol):
         return granted
 
     async def unsubscribe(self, topics: list[str], timeout: float | None = None) -> None:
-        await self._ask(lambda pid: mqtt.unsubscribe(pid, topics), timeout)
+        await self._ask(mqtt.UNSUBACK, lambda pid: mqtt.unsubscribe(pid, topics), timeout)
 
     async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                       timeout: float | None = None) -> None:
         """Publish; at QoS 1, return once the broker has acknowledged it."""
         if qos == 0:
-            await self._room()
+            try:
+                async with asyncio.timeout(timeout if timeout is not None else self.timeout):
+                    await self._room()
+            except TimeoutError:
+                raise MqttError("the socket took nothing within "
+                                f"{timeout or self.timeout:g} s") from None
             self._write(mqtt.publish(topic, payload, retain=retain))
             return
-        await self._ask(lambda pid: mqtt.publish(topic, payload, qos=1, retain=retain,
-                                                 packet_id=pid), timeout)
+        await self._ask(mqtt.PUBACK, lambda pid: mqtt.publish(
+            topic, payload, qos=1, retain=retain, packet_id=pid), timeout)
 
     # --- asking and answering ----------------------------------------------------------------
 
-    async def _ask(self, packet: Callable[[int], bytes], timeout: float | None) -> bytes:
-        """Send the packet with a fresh packet id and wait for the answer with that id."""
-        async with self._slots:
-            await self._room()
-            pid = self._next_pid()
-            answer: asyncio.Future[bytes] = _future(asyncio.get_running_loop())
-            self._waiting[pid] = answer
-            try:
-                self._write(packet(pid))
-                async with asyncio.timeout(timeout if timeout is not None else self.timeout):
-                    return await answer
-            except TimeoutError:
-                raise MqttError(f"no answer from the broker within "
-                                f"{timeout or self.timeout:g} s") from None
-            finally:
-                self._waiting.pop(pid, None)
+    async def _ask(self, kind: int, packet: Callable[[int], bytes],
+                   timeout: float | None) -> bytes:
+        """Send the packet with a fresh packet id and wait for the answer of type ``kind``
+        with that id; the timeout covers the wait for an in-flight slot and for room in
+        the socket's buffer too. An id whose answer did not come in time is not used again
+        on this connection before that answer comes."""
+        pid = 0
+        try:
+            async with asyncio.timeout(timeout if timeout is not None else self.timeout):
+                async with self._slots:
+                    await self._room()
+                    pid = self._next_pid()
+                    answer: asyncio.Future[bytes] = _future(asyncio.get_running_loop())
+                    self._waiting[pid] = (kind, answer)
+                    self._write(packet(pid))
+                    body = await answer
+                    pid = 0
+                    return body
+        except TimeoutError:
+            raise MqttError(f"no answer from the broker within "
+                            f"{timeout or self.timeout:g} s") from None
+        finally:
+            if pid and self._waiting.pop(pid, None) is not None and self.connected:
+                self._late.add(pid)
 
     async def _room(self) -> None:
         self._fail_if_closed()
@@ -196,7 +216,7 @@ class MqttClient(asyncio.Protocol):
     def _next_pid(self) -> int:
         for _ in range(65535):
             self._pid = self._pid % 65535 + 1
-            if self._pid not in self._waiting:
+            if self._pid not in self._waiting and self._pid not in self._late:
                 return self._pid
         raise MqttError("every packet id is waiting for an answer")  # inflight ≤ 65535
 
@@ -242,8 +262,16 @@ class MqttClient(asyncio.Protocol):
                     if m.packet_id is not None:
                         acks.append(mqtt.puback(m.packet_id))
                 elif p.kind in (mqtt.PUBACK, mqtt.SUBACK, mqtt.UNSUBACK):
-                    answer = self._waiting.pop(mqtt.packet_id(p), None)
-                    if answer is not None and not answer.done():
+                    pid = mqtt.packet_id(p)
+                    kind, answer = self._waiting.get(pid, (p.kind, None))
+                    if kind != p.kind:
+                        raise mqtt.MqttProtocolError(f"packet type {p.kind} answers "
+                                                     f"packet id {pid}, which awaits {kind}")
+                    if answer is None:
+                        self._late.discard(pid)  # came after its caller gave up
+                        continue
+                    del self._waiting[pid]
+                    if not answer.done():
                         answer.set_result(p.body)
                 elif p.kind == mqtt.CONNACK:
                     if self._connack is None or self._connack.done():
@@ -281,7 +309,8 @@ class MqttClient(asyncio.Protocol):
                 self._abort(MqttError(f"nothing from the broker for "
                                       f"{1.5 * self.keepalive:g} s"))
                 return
-            if now - self._sent >= half and self._transport is not None:
+            if (now - self._sent >= half or now - self._heard >= half) \
+                    and self._transport is not None:
                 self._write(mqtt.PINGREQ)
 
     def _abort(self, exc: MqttError) -> None:
@@ -293,10 +322,11 @@ class MqttClient(asyncio.Protocol):
         """The connection is over: say why to whoever waits, once."""
         if self._closed is not None and not self._closed.done():
             self._closed.set_exception(exc)
-        for f in (self._connack, *self._waiting.values()):
+        for f in (self._connack, *(answer for _, answer in self._waiting.values())):
             if f is not None and not f.done():
                 f.set_exception(exc)
         self._waiting.clear()
+        self._late.clear()
         self._writable.set()  # writers wake, and find it closed
 
 

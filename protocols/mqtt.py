@@ -5,6 +5,7 @@ simulator's swarm (:mod:`sim.swarm`) frame their packets here. Only what a clien
 is covered (OASIS MQTT 3.1.1, section 3): CONNECT, PUBLISH at QoS 0 and 1, PUBACK,
 SUBSCRIBE, UNSUBSCRIBE, PINGREQ and DISCONNECT out; CONNACK, PUBLISH, PUBACK, SUBACK,
 UNSUBACK and PINGRESP in. Anything else a broker sends a client, or a malformed packet,
+(a QoS 2 PUBLISH among them: a client that subscribes at QoS 1 at most is never sent one)
 raises :class:`MqttProtocolError`: the connection is then to be closed, as the standard
 asks.
 """
@@ -158,6 +159,8 @@ class Reader:
                 j += 1
                 length |= (b & 0x7F) << shift
                 if not b & 0x80:
+                    if shift and not b:
+                        raise MqttProtocolError("a Remaining Length not in its fewest bytes")
                     break
                 shift += 7
                 if shift > 21:
@@ -179,8 +182,11 @@ class Reader:
 
 def _check(kind: int, flags: int, body: bytes) -> None:
     if kind == PUBLISH:
-        if (flags >> 1) & 3 == 3:
-            raise MqttProtocolError("PUBLISH with QoS 3")
+        qos = (flags >> 1) & 3
+        if qos > 1:  # a client subscribed at QoS 1 at most is never sent QoS 2 (3.8.4)
+            raise MqttProtocolError(f"PUBLISH with QoS {qos}")
+        if not qos and flags & 0x08:
+            raise MqttProtocolError("PUBLISH at QoS 0 with DUP set")
         return
     if kind not in _FIXED_FLAGS:
         raise MqttProtocolError(f"packet type {kind} is not one a client receives")
@@ -189,8 +195,10 @@ def _check(kind: int, flags: int, body: bytes) -> None:
     want = _BODY_LENGTH.get(kind)
     if want is not None and len(body) != want:
         raise MqttProtocolError(f"packet type {kind} of {len(body)} bytes, not {want}")
-    if kind == SUBACK and len(body) < 3:
-        raise MqttProtocolError("SUBACK without a return code")
+    if kind == SUBACK and (len(body) < 3 or not set(body[2:]) <= {0, 1, 2, 0x80}):
+        raise MqttProtocolError("SUBACK without a return code, or with an unknown one")
+    if kind == CONNACK and body[0] & 0xFE:
+        raise MqttProtocolError("CONNACK with reserved bits set")
 
 
 def packet_id(p: Packet) -> int:
@@ -211,8 +219,8 @@ def read_publish(p: Packet) -> Publish:
         topic = body[2:2 + n].decode()
     except UnicodeDecodeError:
         raise MqttProtocolError("PUBLISH topic is not UTF-8") from None
-    if not topic or "+" in topic or "#" in topic:
-        raise MqttProtocolError("PUBLISH topic empty or with a wildcard")
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        raise MqttProtocolError("PUBLISH topic empty, with a wildcard or with U+0000")
     pid = ((body[2 + n] << 8) | body[3 + n]) if qos else None
     if pid == 0:
         raise MqttProtocolError("PUBLISH with packet id 0")

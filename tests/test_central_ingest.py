@@ -92,6 +92,26 @@ async def test_bad_messages_are_dead_lettered_and_counted_never_a_crash(
         assert dict(centre.stats.dead) == counts
 
 
+async def test_a_message_of_megabytes_is_dead_lettered_and_the_connection_stays(
+        broker: LocalBroker, store_url: str) -> None:
+    # 2 MiB of junk (decoded: not JSON), and 4.5 MiB (over the uplink's 4 MiB, under the
+    # broker's 5 MiB packet limit): each a dead letter, neither a broken connection
+    async with centre_running(broker, store_url) as centre, as_branch(broker, B1) as box:
+        clients = [c.client for c in centre.consumers]
+        await publish(box, B1, "events", b"x" * (2 << 20))
+        await publish(box, B1, "events", b"x" * (4_500_000))
+        await publish(box, B1, "events", proto.events_batch(B1, "e1", [ev(1)]))
+
+        async def counted() -> dict[str, int]:
+            counts = await centre.read(lambda s: s.dead_letter_counts())
+            stored = await centre.read(lambda s: s.count_events(B1))
+            return counts if sum(counts.values()) == 2 and stored == 1 else {}
+
+        assert await wait_for(counted, 20, "two dead letters and the batch stored") == {
+            "malformed_json": 1, "too_large": 1}
+        assert [c.client for c in centre.consumers] == clients  # never reconnected
+
+
 async def test_a_branch_speaking_for_another_is_dead_lettered(
         broker: LocalBroker, store_url: str) -> None:
     async with centre_running(broker, store_url) as centre, as_branch(broker, B1) as box:

@@ -73,6 +73,7 @@ async def test_a_refused_login_is_an_mqtt_error_that_says_why(broker: LocalBroke
     with pytest.raises(MqttError, match=r"not authorised|bad user name"):
         await client.connect()
     assert not client.connected
+    assert client._transport is not None and client._transport.is_closing()  # not left open
 
 
 async def test_a_refused_subscription_is_an_error() -> None:
@@ -215,3 +216,58 @@ async def test_publishes_made_together_leave_in_one_write() -> None:
                                for n in range(50)))
     assert writes[0] == b"".join(mqtt.publish(f"qms/v1/{n}/ack", b"{}", qos=1,
                                               packet_id=n + 1) for n in range(50))
+
+
+async def test_a_publish_waiting_for_an_in_flight_slot_times_out_too() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_packet(r)
+        w.write(CONNACK_OK)
+        await r.read()  # takes every PUBLISH and acknowledges none
+
+    async with scripted(script) as port, MqttClient(
+            "127.0.0.1", port, client_id="x", max_inflight=1,
+            on_message=lambda t, p: None) as client:
+        first = asyncio.create_task(client.publish("t", b"1", qos=1, timeout=5))
+        await asyncio.sleep(0.1)  # the first holds the one slot
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(MqttError, match="no answer"):
+            await client.publish("t", b"2", qos=1, timeout=0.5)
+        assert loop.time() - start < 2
+        first.cancel()
+
+
+async def test_a_client_that_only_sends_still_pings_and_stays_connected() -> None:
+    pings = 0
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal pings
+        await read_packet(r)
+        w.write(CONNACK_OK)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                if await read_packet(r) == mqtt.PINGREQ:
+                    pings += 1
+                    w.write(b"\xd0\x00")  # PINGRESP
+
+    async with scripted(script) as port, MqttClient(
+            "127.0.0.1", port, client_id="x", keepalive=2,
+            on_message=lambda t, p: None) as client:
+        for _ in range(16):  # acks at QoS 0, every 0.25 s, for 4 s: the broker says nothing
+            await client.publish("t", b"x")
+            await asyncio.sleep(0.25)  # a steady sender
+        assert client.connected and pings >= 1
+
+
+async def test_an_answer_of_the_wrong_kind_breaks_the_connection() -> None:
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_packet(r)
+        w.write(CONNACK_OK)
+        sub = await read_packet(r)
+        w.write(b"\x40\x02" + sub[2:4])  # a PUBACK for the SUBSCRIBE's packet id
+        await r.read()
+
+    async with scripted(script) as port, MqttClient(
+            "127.0.0.1", port, client_id="x", on_message=lambda t, p: None) as client:
+        with pytest.raises(MqttError, match="awaits 9"):
+            await client.subscribe([("a", 1)])

@@ -64,6 +64,11 @@ def test_a_fifth_length_byte_is_malformed() -> None:
     (b"\x82\x00", "not one a client receives"),  # SUBSCRIBE
     (b"\xf0\x00", "not one a client receives"),  # type 15 is reserved
     (b"\x36\x00", "QoS 3"),
+    (b"\x34\x00", "QoS 2"),  # never sent to a client that subscribed at QoS 1 at most
+    (b"\x38\x00", "DUP"),  # DUP on a QoS 0 message
+    (b"\x30\x80\x00", "fewest bytes"),  # a length of 0 said in two bytes
+    (b"\x20\x02\x02\x00", "reserved bits"),  # CONNACK
+    (b"\x90\x03\x00\x01\x03", "unknown one"),  # SUBACK return code 3
     (b"\x41\x02\x00\x01", "flags"),  # PUBACK's flags are 0
     (b"\x40\x03\x00\x01\x00", "3 bytes, not 2"),
     (b"\x20\x01\x00", "1 bytes, not 2"),  # CONNACK
@@ -82,6 +87,7 @@ def test_what_a_broker_may_not_send_a_client_is_refused(data: bytes, why: str) -
     (b"\x00\x02\xff\xfe", 0, "not UTF-8"),
     (b"\x00\x00", 0, "empty"),
     (b"\x00\x03a/#", 0, "wildcard"),
+    (b"\x00\x03a\x00b", 0, "U\\+0000"),
 ])
 def test_a_malformed_publish_is_refused(body: bytes, qos: int, why: str) -> None:
     with pytest.raises(mqtt.MqttProtocolError, match=why):

@@ -61,6 +61,17 @@ class BrokerSettings(_Model):
     # one, commands published on every one; ``url`` is then not used (docs/deploy.md).
     urls: list[str] = Field(default_factory=list, max_length=8)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_version_key(cls, data: Any) -> Any:
+        """``consumer_mqtt`` chose the consumers' MQTT version while they used paho; their
+        own client speaks 3.1.1 only (docs/uplink.md). An old file still starts."""
+        if isinstance(data, dict) and "consumer_mqtt" in data:
+            log.warning("broker.consumer_mqtt is no longer read: the consumers speak "
+                        "MQTT 3.1.1")
+            return {k: v for k, v in data.items() if k != "consumer_mqtt"}
+        return data
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:

@@ -271,3 +271,12 @@ async def test_an_answer_of_the_wrong_kind_breaks_the_connection() -> None:
             "127.0.0.1", port, client_id="x", on_message=lambda t, p: None) as client:
         with pytest.raises(MqttError, match="awaits 9"):
             await client.subscribe([("a", 1)])
+
+
+def test_a_config_that_still_names_the_consumers_mqtt_version_starts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from central.config import load_centre_config
+
+    config = load_centre_config(None, ['broker.consumer_mqtt="5"'])
+    assert config.broker.url  # read, the old key set aside with a warning
+    assert "broker.consumer_mqtt is no longer read" in caplog.text

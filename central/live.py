@@ -65,6 +65,11 @@ FEW_EVENTS = 500  # a branch this few events behind is read with others in one q
 FOLD_TOGETHER = 200  # … of at most this many branches
 AGG_AT_ONCE = 100  # aggregate messages in flight at once (10,000 branches: 100 rounds)
 HISTORY = 256  # versions remembered for "did my subtree change since version v?"
+# Each poll reads only the `branches` and `marks` rows stamped since the newest it has
+# seen, less a margin (a transaction stamps its rows before it commits); the whole tables
+# are read again this often, for whatever committed later than the margin allows.
+SINCE_MARGIN_S = 2.0
+FULL_READ_EVERY_S = 5.0
 OrgQuery = Annotated[str, Query(pattern=r"^\d{4,16}$", description="an org code")]
 OffsetQuery = Annotated[int, Query(ge=0, le=1_000_000, description="first child shown")]
 LimitQuery = Annotated[int, Query(ge=1, le=CHILDREN_MAX, description="children shown")]
@@ -327,6 +332,14 @@ class LiveBoard:
             1, thread_name_prefix="centre-live")
         self._store: Store | None = None
         self._tracked: dict[str, Tracked] = {}  # the board thread's
+        # the board thread's: the marks table as last read, branch → epoch → (contiguous,
+        # updated_at); the newest stamp seen in each table; when both were last read whole;
+        # the branches whose figures are not caught up yet (read on at the next poll)
+        self._epochs: dict[str, dict[str, tuple[int, float]]] = {}
+        self._newest: dict[str, float] = {}
+        self._full_at = -FULL_READ_EVERY_S
+        self._unfinished: set[str] = set()
+        self.rows_read = 0  # rows of `branches` and `marks` the polls have read
         self._cache: dict[str, dict[str, Any]] = {}  # the board thread's summaries
         self.summaries: dict[str, dict[str, Any]] = {}  # replaced whole, never mutated
         self.orgs: list[Org] = []
@@ -415,8 +428,12 @@ class LiveBoard:
         if self._store is None:
             self._store = open_store(self.centre.config.store.url, clock=self.clock)
         store = self._store
-        changed = self._read_branches(store)
-        changed |= self._read_events(store)
+        now = time.monotonic()
+        full = now - self._full_at >= FULL_READ_EVERY_S
+        if full:
+            self._full_at = now
+        changed = self._read_branches(store, full)
+        changed |= self._read_events(store, full, changed)
         for code in changed:
             self._cache[code] = _summary(self._tracked[code])
         return changed, dict(self._cache), self._list_orgs(store)
@@ -438,9 +455,28 @@ class LiveBoard:
         self._ancestry_cache = self._rolled.ancestry
         return totals
 
-    def _read_branches(self, store: Store) -> set[str]:
-        rows = store.execute("SELECT branch, status_at, live_at, health_at FROM branches"
-                             ).fetchall()
+    def _changed_rows(self, store: Store, table: str, columns: str, stamps: tuple[str, ...],
+                      full: bool) -> list[tuple[Any, ...]]:
+        """The rows of ``table`` stamped (any of ``stamps``, the last of ``columns``)
+        since the newest stamp seen less :data:`SINCE_MARGIN_S`; all of them when
+        ``full`` or on the first read."""
+        newest = self._newest.get(table)
+        if full or newest is None:
+            rows = store.execute(f"SELECT {columns} FROM {table}").fetchall()
+        else:
+            since = newest - SINCE_MARGIN_S
+            rows = store.execute(f"SELECT {columns} FROM {table} WHERE "
+                                 + " OR ".join(f"{s} >= ?" for s in stamps),
+                                 (since,) * len(stamps)).fetchall()
+        self.rows_read += len(rows)
+        width = len(stamps)
+        seen = [float(x) for r in rows for x in r[-width:] if x is not None]
+        self._newest[table] = max([*seen, newest or 0.0])  # stamps are Unix times, > 0
+        return rows
+
+    def _read_branches(self, store: Store, full: bool = True) -> set[str]:
+        rows = self._changed_rows(store, "branches", "branch, status_at, live_at, health_at",
+                                  ("status_at", "live_at", "health_at"), full)
         moved = [b for b, *stamps in rows
                  if b not in self._tracked or self._tracked[b].stamps != tuple(stamps)]
         if not moved:
@@ -461,24 +497,35 @@ class LiveBoard:
         if row["epoch"] and t.epoch is not None and row["epoch"] != t.epoch:
             t.epoch = None  # a new journal: its day is loaded afresh (_read_events)
 
-    def _read_events(self, store: Store) -> set[str]:
-        rows = store.execute("SELECT branch, epoch, contiguous, updated_at FROM marks"
-                             ).fetchall()
-        current: dict[str, tuple[str, int, float]] = {}
+    def _read_events(self, store: Store, full: bool = True,
+                     moved: frozenset[str] | set[str] = frozenset()) -> set[str]:
+        """Fold the new events of the branches whose marks moved (and of ``moved``, whose
+        branch row changed, and of those not caught up at the last poll)."""
+        rows = self._changed_rows(store, "marks", "branch, epoch, contiguous, updated_at",
+                                  ("updated_at",), full)
+        if full or not self._epochs:
+            self._epochs = {}
         for branch, epoch, contiguous, updated in rows:
+            self._epochs.setdefault(branch, {})[epoch] = (int(contiguous), float(updated))
+        touched = {r[0] for r in rows} | self._unfinished | set(moved)
+        self._unfinished = set()
+        current: dict[str, tuple[str, int, float]] = {}
+        for branch in touched:
             t = self._tracked.get(branch)
             want = (t.row.get("epoch") if t else None)
-            mine = current.get(branch)
-            if want is not None and epoch != want:
-                continue
-            if mine is None or float(updated) > mine[2]:
-                current[branch] = (epoch, int(contiguous), float(updated))
+            for epoch, (contiguous, updated) in self._epochs.get(branch, {}).items():
+                mine = current.get(branch)
+                if want is not None and epoch != want:
+                    continue
+                if mine is None or updated > mine[2]:
+                    current[branch] = (epoch, contiguous, updated)
         changed, loads = set(), 0
         few: list[tuple[Tracked, int]] = []  # a few new events each: read together
         for branch, (epoch, contiguous, _) in current.items():
             t = self._tracked.get(branch) or self._tracked.setdefault(branch, Tracked(branch))
             if t.epoch != epoch:
                 if loads >= LOADS_PER_POLL:
+                    self._unfinished.add(branch)
                     continue  # the next poll loads it
                 loads += 1
                 t.epoch, t.folded, t.fig = epoch, 0, BranchDay(offset=t.fig.offset)
@@ -492,6 +539,9 @@ class LiveBoard:
                 changed.add(branch)
         for i in range(0, len(few), FOLD_TOGETHER):
             self._fold_few(store, few[i:i + FOLD_TOGETHER])
+        self._unfinished |= {b for b, (epoch, contiguous, _) in current.items()
+                             if (t := self._tracked[b]).epoch == epoch
+                             and t.folded < contiguous}
         return changed
 
     def _load_day(self, store: Store, t: Tracked, contiguous: int) -> None:

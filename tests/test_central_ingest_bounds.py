@@ -166,6 +166,43 @@ async def test_receiving_waits_while_the_pending_messages_are_at_their_bound() -
 # --- the live board ---------------------------------------------------------------------------
 
 
+def test_the_board_reads_what_changed_each_poll_and_everything_every_few_seconds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    store = open_store(url)
+    codes = [f"10010100{n:02d}" for n in range(50)]
+    store.ingest(Inbound(batches=[EventBatch(c, "e1", [ticket(1)]) for c in codes]),
+                 now=1000.0)
+    centre: Any = SimpleNamespace(config=SimpleNamespace(store=SimpleNamespace(url=url)))
+    board = LiveBoard(centre, LiveSettings())
+
+    def poll() -> tuple[int, dict[str, int]]:
+        before = board.rows_read
+        board._poll()
+        return board.rows_read - before, {c: t.folded for c, t in board._tracked.items()}
+
+    try:
+        read, folded = poll()  # the first poll reads both tables whole
+        assert read == 100 and set(folded.values()) == {1}
+        store.ingest(Inbound(batches=[EventBatch(codes[0], "e1", [ticket(2)])]), now=1010.0)
+        read, folded = poll()  # the rows stamped within the margin of the newest seen
+        assert read == 50 and folded[codes[0]] == 2
+        read, folded = poll()  # nothing new: the one row stamped since, read again
+        assert read == 1
+        # A commit stamped long before the newest seen (a transaction that took longer
+        # than the margin): not in the next poll's read, but in the next whole one.
+        store.ingest(Inbound(batches=[EventBatch(codes[1], "e1", [ticket(2)])]), now=900.0)
+        read, folded = poll()
+        assert folded[codes[1]] == 1
+        monkeypatch.setattr(central.live, "FULL_READ_EVERY_S", 0.0)
+        read, folded = poll()
+        assert read == 100 and folded[codes[1]] == 2
+    finally:
+        store.close()
+        board._close_store()
+        board._executor.shutdown()
+
+
 def test_the_board_loads_a_flooded_day_a_bounded_slice_per_poll(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"

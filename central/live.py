@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -340,6 +341,8 @@ class LiveBoard:
         self._full_at = -FULL_READ_EVERY_S
         self._unfinished: set[str] = set()
         self.rows_read = 0  # rows of `branches` and `marks` the polls have read
+        self._all_dirty = False  # a poll failed: summarise every branch at the next one
+        self._ahead_logged = -math.inf
         self._cache: dict[str, dict[str, Any]] = {}  # the board thread's summaries
         self.summaries: dict[str, dict[str, Any]] = {}  # replaced whole, never mutated
         self.orgs: list[Org] = []
@@ -432,8 +435,16 @@ class LiveBoard:
         full = now - self._full_at >= FULL_READ_EVERY_S
         if full:
             self._full_at = now
-        changed = self._read_branches(store, full)
-        changed |= self._read_events(store, full, changed)
+        try:
+            changed = self._read_branches(store, full)
+            changed |= self._read_events(store, full, changed)
+        except BaseException:
+            # What this poll took in is not summarised yet and what it read is behind the
+            # watermark: the next poll reads everything and summarises every branch.
+            self._full_at, self._all_dirty = -math.inf, True
+            raise
+        if self._all_dirty:
+            changed, self._all_dirty = changed | set(self._tracked), False
         for code in changed:
             self._cache[code] = _summary(self._tracked[code])
         return changed, dict(self._cache), self._list_orgs(store)
@@ -469,16 +480,28 @@ class LiveBoard:
                                  + " OR ".join(f"{s} >= ?" for s in stamps),
                                  (since,) * len(stamps)).fetchall()
         self.rows_read += len(rows)
-        width = len(stamps)
+        # The watermark: the newest stamp read, never beyond this clock's now (a writer's
+        # clock ahead, or stepped back since, would hold every change back to the whole
+        # reads); a whole read sets it afresh. Stamps are Unix times, so 0 is below all.
+        width, ceiling = len(stamps), self.clock.now() + SINCE_MARGIN_S
         seen = [float(x) for r in rows for x in r[-width:] if x is not None]
-        self._newest[table] = max([*seen, newest or 0.0])  # stamps are Unix times, > 0
+        ahead = [x for x in seen if x > ceiling]
+        if ahead and time.monotonic() - self._ahead_logged >= 60.0:  # once a minute
+            self._ahead_logged = time.monotonic()
+            log.warning("%d %s rows stamped up to %.1f s ahead of this centre's clock: "
+                        "are the instances' clocks on NTP?", len(ahead), table,
+                        max(ahead) - ceiling + SINCE_MARGIN_S)
+        newest = max([x for x in seen if x <= ceiling],
+                     default=0.0 if full or newest is None else newest)
+        self._newest[table] = newest if full else max(newest, self._newest.get(table, 0.0))
         return rows
 
     def _read_branches(self, store: Store, full: bool = True) -> set[str]:
         rows = self._changed_rows(store, "branches", "branch, status_at, live_at, health_at",
                                   ("status_at", "live_at", "health_at"), full)
         moved = [b for b, *stamps in rows
-                 if b not in self._tracked or self._tracked[b].stamps != tuple(stamps)]
+                 if b not in self._tracked or not self._tracked[b].row
+                 or self._tracked[b].stamps != tuple(stamps)]
         if not moved:
             return set()
         for row in store.branches(moved):  # the whole rows, JSON decoded, of these only

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -168,6 +169,7 @@ async def test_receiving_waits_while_the_pending_messages_are_at_their_bound() -
 
 def test_the_board_reads_what_changed_each_poll_and_everything_every_few_seconds(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(central.live, "FULL_READ_EVERY_S", 1e9)  # no whole read but the first
     url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
     store = open_store(url)
     codes = [f"10010100{n:02d}" for n in range(50)]
@@ -181,6 +183,9 @@ def test_the_board_reads_what_changed_each_poll_and_everything_every_few_seconds
         board._poll()
         return board.rows_read - before, {c: t.folded for c, t in board._tracked.items()}
 
+    def online(code: str) -> bool:
+        return bool(board._tracked[code].row.get("online"))
+
     try:
         read, folded = poll()  # the first poll reads both tables whole
         assert read == 100 and set(folded.values()) == {1}
@@ -189,14 +194,53 @@ def test_the_board_reads_what_changed_each_poll_and_everything_every_few_seconds
         assert read == 50 and folded[codes[0]] == 2
         read, folded = poll()  # nothing new: the one row stamped since, read again
         assert read == 1
-        # A commit stamped long before the newest seen (a transaction that took longer
+        store.save_live({codes[2]: {"online": True}}, {}, {}, now=1020.0)
+        read, _ = poll()  # a branch's status: its row, and the marks row of 1010
+        assert read == 2 and online(codes[2])
+        # A writer whose clock is an hour ahead: its row is read, the watermark stays.
+        store.ingest(Inbound(batches=[EventBatch(codes[4], "e1", [ticket(2)])]),
+                     now=time.time() + 3600)
+        poll()
+        store.ingest(Inbound(batches=[EventBatch(codes[5], "e1", [ticket(2)])]), now=1030.0)
+        _, folded = poll()
+        assert folded[codes[4]] == 2 and folded[codes[5]] == 2
+        # Commits stamped long before the newest seen (a transaction that took longer
         # than the margin): not in the next poll's read, but in the next whole one.
         store.ingest(Inbound(batches=[EventBatch(codes[1], "e1", [ticket(2)])]), now=900.0)
+        store.save_live({codes[3]: {"online": True}}, {}, {}, now=900.0)
         read, folded = poll()
-        assert folded[codes[1]] == 1
+        assert folded[codes[1]] == 1 and not online(codes[3])
         monkeypatch.setattr(central.live, "FULL_READ_EVERY_S", 0.0)
         read, folded = poll()
-        assert read == 100 and folded[codes[1]] == 2
+        assert read == 100 and folded[codes[1]] == 2 and online(codes[3])
+    finally:
+        store.close()
+        board._close_store()
+        board._executor.shutdown()
+
+
+def test_a_poll_that_fails_halfway_is_made_good_by_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(central.live, "FULL_READ_EVERY_S", 1e9)  # no whole read but the first
+    url = f"sqlite:///{tmp_path / 'centre.sqlite3'}"
+    store = open_store(url)
+    store.ingest(Inbound(batches=[EventBatch(B1, "e1", [ticket(1)])]), now=1000.0)
+    centre: Any = SimpleNamespace(config=SimpleNamespace(store=SimpleNamespace(url=url)))
+    board = LiveBoard(centre, LiveSettings())
+    try:
+        board._poll()
+        store.ingest(Inbound(batches=[EventBatch(B1, "e1", [ticket(2)])]), now=1100.0)
+        fold = board._fold_few
+
+        def lost(*args: Any) -> None:  # the store went away after the marks were read
+            monkeypatch.setattr(board, "_fold_few", fold)
+            raise OSError("connection lost")
+
+        monkeypatch.setattr(board, "_fold_few", lost)
+        with pytest.raises(OSError):
+            board._poll()
+        changed, summaries, _ = board._poll()  # reads everything again
+        assert B1 in changed and summaries[B1]["issued"] == 2
     finally:
         store.close()
         board._close_store()

@@ -230,6 +230,9 @@ def test_a_poll_that_fails_halfway_is_made_good_by_the_next(
     try:
         board._poll()
         store.ingest(Inbound(batches=[EventBatch(B1, "e1", [ticket(2)])]), now=1100.0)
+        # another branch, stamped later: the failed poll's read moves the newest seen
+        # well past B1's stamp
+        store.ingest(Inbound(batches=[EventBatch(B2, "e1", [ticket(1)])]), now=1200.0)
         fold = board._fold_few
 
         def lost(*args: Any) -> None:  # the store went away after the marks were read

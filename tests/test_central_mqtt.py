@@ -91,7 +91,7 @@ async def test_a_refused_subscription_is_an_error() -> None:
 
 
 async def test_nobody_listening_is_an_mqtt_error() -> None:
-    async with scripted(lambda r, w: asyncio.sleep(0)) as port:
+    async with scripted(lambda r, w: asyncio.sleep(0)) as port:  # sleep: a handler doing nothing
         pass  # the port is free again: nobody listens there
     with pytest.raises(MqttError, match="cannot connect"):
         await MqttClient("127.0.0.1", port, client_id="x", on_message=lambda t, p: None,

@@ -388,7 +388,7 @@ class LiveBoard:
 
     async def _poll_forever(self) -> None:
         while True:
-            still_cancelling()  # aiomqtt's publish can swallow a cancellation
+            still_cancelling()  # one swallowed below (a library's wait) still ends the loop
             changed, summaries, orgs = await self._in_thread(self._poll)
             if changed or orgs != self.orgs or not self.loaded.is_set():
                 totals = await self._in_thread(self._rollup, summaries, orgs, changed)
@@ -491,9 +491,8 @@ class LiveBoard:
             log.warning("%d %s rows stamped up to %.1f s ahead of this centre's clock: "
                         "are the instances' clocks on NTP?", len(ahead), table,
                         max(ahead) - ceiling + SINCE_MARGIN_S)
-        newest = max([x for x in seen if x <= ceiling],
-                     default=0.0 if full or newest is None else newest)
-        self._newest[table] = newest if full else max(newest, self._newest.get(table, 0.0))
+        kept = max((x for x in seen if x <= ceiling), default=0.0)
+        self._newest[table] = kept if full or newest is None else max(kept, newest)
         return rows
 
     def _read_branches(self, store: Store, full: bool = True) -> set[str]:
@@ -526,7 +525,7 @@ class LiveBoard:
         branch row changed, and of those not caught up at the last poll)."""
         rows = self._changed_rows(store, "marks", "branch, epoch, contiguous, updated_at",
                                   ("updated_at",), full)
-        if full or not self._epochs:
+        if full:
             self._epochs = {}
         for branch, epoch, contiguous, updated in rows:
             self._epochs.setdefault(branch, {})[epoch] = (int(contiguous), float(updated))
@@ -537,9 +536,9 @@ class LiveBoard:
             t = self._tracked.get(branch)
             want = (t.row.get("epoch") if t else None)
             for epoch, (contiguous, updated) in self._epochs.get(branch, {}).items():
-                mine = current.get(branch)
                 if want is not None and epoch != want:
                     continue
+                mine = current.get(branch)
                 if mine is None or updated > mine[2]:
                     current[branch] = (epoch, contiguous, updated)
         changed, loads = set(), 0

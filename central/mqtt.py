@@ -81,7 +81,6 @@ class MqttClient(asyncio.Protocol):
         self._out: list[bytes] = []  # to send at the end of this turn of the loop
         self._sent = self._heard = 0.0
         self._pinger: asyncio.Task[None] | None = None
-        self.received = 0  # messages handed to on_message
 
     # --- connecting and closing ------------------------------------------------------------
 
@@ -252,15 +251,13 @@ class MqttClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._heard = time.monotonic()
-        acks: list[bytes] = []
         try:
             for p in self._reader.feed(data):
                 if p.kind == mqtt.PUBLISH:
                     m = mqtt.read_publish(p)
-                    self.received += 1
                     self.on_message(m.topic, m.payload)
-                    if m.packet_id is not None:
-                        acks.append(mqtt.puback(m.packet_id))
+                    if m.packet_id is not None:  # leaves with the rest of this turn's
+                        self._write(mqtt.puback(m.packet_id))
                 elif p.kind in (mqtt.PUBACK, mqtt.SUBACK, mqtt.UNSUBACK):
                     pid = mqtt.packet_id(p)
                     kind, answer = self._waiting.get(pid, (p.kind, None))
@@ -279,14 +276,9 @@ class MqttClient(asyncio.Protocol):
                     self._connack.set_result(p.body[1])
         except mqtt.MqttProtocolError as exc:
             self._abort(MqttError(f"broker sent a malformed packet: {exc}"))
-            return
         except Exception as exc:  # on_message failed: a bug; the connection starts again
             log.exception("MQTT message handler failed")
             self._abort(MqttError(f"message handler failed: {exc!r}"))
-            return
-        finally:
-            if acks and self._transport is not None and not self._transport.is_closing():
-                self._write(b"".join(acks))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lose(MqttError(f"connection to {self.host}:{self.port} lost"

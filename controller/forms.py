@@ -79,7 +79,8 @@ async def print_form(box: Box, t: Ticket, timeout: float = 10.0) -> PrintOutcome
         return PrintOutcome(False, "no_printer", "本机没有可打印预填单的打印机",
                             "This box has no printer for forms")
     try:
-        return await asyncio.wait_for(printer.print_form(view), timeout)
+        async with asyncio.timeout(timeout):
+            return await printer.print_form(view)
     except TimeoutError:
         return PrintOutcome(False, "timeout", "打印机无响应", "The printer does not answer")
     except Exception as exc:  # a printer bug must not take the teller's page down

@@ -296,7 +296,8 @@ async def _print(box: Box, printer: TicketPrinter | None, info: dict[str, Any],
     if printer is None:
         return None
     try:
-        outcome = await asyncio.wait_for(printer.print_ticket(info), timeout)
+        async with asyncio.timeout(timeout):
+            outcome = await printer.print_ticket(info)
     except TimeoutError:
         outcome = PrintOutcome(False, "timeout", "打印机无响应", "The printer does not answer")
     except Exception as exc:  # a printer bug must not lose the customer's number

@@ -54,6 +54,7 @@ from common import __version__
 from common.clock import Clock, SystemClock
 from common.errors import ConfigError
 from common.files import file_sha256
+from common.tasks import wait_at_most
 from protocols.release import (
     Manifest,
     ReleaseFile,
@@ -275,9 +276,7 @@ class Updater:
             await self._check_quietly()
             while True:
                 interval = self.settings.check_interval_s or None
-                try:
-                    await asyncio.wait_for(self._wake.wait(), interval)
-                except TimeoutError:
+                if not await wait_at_most(self._wake, interval):
                     await self._check_quietly()
                     continue
                 self._wake.clear()
@@ -499,7 +498,8 @@ async def _command(argv: list[str], timeout: float = 60.0) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -67,7 +67,8 @@ class Watchdog:
         every = self.interval / 2
         while True:
             try:
-                await asyncio.wait_for(box.settled(), every)
+                async with asyncio.timeout(every):
+                    await box.settled()
             except TimeoutError:
                 log.error("journal has not settled in %.1f s: not feeding the watchdog", every)
                 box.health.report("watchdog", "fault", "journal does not settle")

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.tasks import wait_at_most
+
 if TYPE_CHECKING:
     from controller.config import Config
     from controller.engine import State
@@ -511,8 +513,7 @@ class HallDisplay:
             self._dirty.set()
             while True:
                 # redraw on a change, and when the minute on the clock line turns
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), 60 - box.clock.now() % 60)
+                await wait_at_most(self._dirty, 60 - box.clock.now() % 60)
                 self._dirty.clear()
                 await self._frame(box)
                 await asyncio.sleep(self.settings.min_interval_s)

@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from common.errors import ConfigError
+from common.tasks import wait_at_most
 from controller.config import Calendar, load_config
 from controller.errors import JournalError
 from controller.journal import Journal
@@ -617,8 +618,7 @@ async def _until_ready(s: Service, proc: asyncio.subprocess.Process, stop: async
         if time.monotonic() > deadline:
             _say(f"{s.name} was not ready after {timeout:g} s")
             return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.2)
+        await wait_at_most(stop, 0.2)
     return True
 
 
@@ -642,7 +642,8 @@ async def _stop(s: Service, proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(s.stop_signal)
         try:
-            await asyncio.wait_for(proc.wait(), s.stop_timeout)
+            async with asyncio.timeout(s.stop_timeout):
+                await proc.wait()
         except TimeoutError:
             _say(f"{s.name} did not stop in {s.stop_timeout:g} s: killed")
             with contextlib.suppress(ProcessLookupError):

@@ -95,7 +95,8 @@ class SimDevice:
         entry = (check, future)
         self._waiters.append(entry)
         try:
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await future
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)
@@ -191,10 +192,12 @@ class _Reporter(SimDevice):
             self._seq = self._seq % 0xFFFF + 1
             self.reports.append(_Report(code, bytes(digits), self._seq, taken))
             self._changed()
-            return await asyncio.wait_for(taken, timeout)
+            async with asyncio.timeout(timeout):
+                return await taken
         command = l68.CMD_KEY if self.kind == "keypad" else l68.CMD_SCORE
         frame = l68.Frame(self.wire, command, bytes(digits) + bytes((code,)))
-        return await asyncio.wait_for(self._send_68(frame, taken), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._send_68(frame, taken)
 
     async def _send_68(self, frame: l68.Frame, taken: asyncio.Future[float]) -> float:
         self._echo = (frame, taken)

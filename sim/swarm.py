@@ -115,7 +115,8 @@ class MqttLink:
         self.writer.write(mqtt.connect(client_id, keepalive=keepalive, username=user,
                                        password=password, will=(will_topic, will, 1, True)))
         self._task = asyncio.create_task(self._read(), name="swarm-mqtt-read")
-        rc = await asyncio.wait_for(self._connack, 30)
+        async with asyncio.timeout(30):
+            rc = await self._connack
         if rc != 0:
             raise MqttError(f"CONNACK {rc} for {user}")
 
@@ -123,7 +124,8 @@ class MqttLink:
         assert self.writer is not None
         self._suback = asyncio.get_running_loop().create_future()
         self.writer.write(mqtt.subscribe(self._next(), [(topic, 1)]))
-        await asyncio.wait_for(self._suback, 30)
+        async with asyncio.timeout(30):
+            await self._suback
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         if self.writer is None or self.closed.is_set():

@@ -216,3 +216,23 @@ async def test_framebuffer_output_writes_device(tmp_path: Path) -> None:
     await out.write(Image.new("RGB", (16, 8), (0, 0, 255)))
     assert device.read_bytes() == b"\xff\x00\x00\xff" * 32
     assert os.path.getsize(device) == 128
+
+
+async def test_a_stop_that_comes_with_a_change_still_stops_the_display(
+        box: Box, tmp_path: Path) -> None:
+    """The box stops on SIGTERM by cancelling its components: a change heard in the same
+    loop turn must not swallow the cancel (asyncio.wait_for on 3.11 did, and the display
+    then redrew for ever: the box never exited)."""
+    display = HallDisplay(SMALL, output=PngOutput(tmp_path / "x.png"), font=FontChoice(None))
+    frames: asyncio.Queue[Image.Image] = asyncio.Queue()
+    display.listeners.append(frames.put_nowait)
+    task = asyncio.create_task(display.run(box))
+    await frames.get()  # the first frame is drawn
+    for _ in range(5):
+        await asyncio.sleep(0)  # one loop turn each: the display goes back to waiting
+    for listener in box.listeners:  # a change arrives (a commit's events) ...
+        listener([])
+    task.cancel()  # ... in the same turn as the stop
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task

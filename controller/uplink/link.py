@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from common.tasks import still_cancelling
+from common.tasks import still_cancelling, wait_at_most
 from protocols import uplink as proto
 from protocols.metrics import Metric
 
@@ -49,7 +49,7 @@ from .commands import Handler
 from .counters import LinkCounters
 from .inbox import CommandInbox
 from .outbox import Outbox
-from .pacing import jitter, wait_at_most
+from .pacing import jitter
 from .session import LINK_ERRORS, Session
 from .settings import UplinkSettings
 from .totals import DailyTotals

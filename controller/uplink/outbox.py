@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from common.tasks import wait_at_most
 from protocols import uplink as proto
 
 from ..engine import Event
 from .commands import CommandRefused
 from .counters import LinkCounters
-from .pacing import jitter, wait_at_most
+from .pacing import jitter
 from .settings import UplinkSettings
 
 if TYPE_CHECKING:

@@ -332,7 +332,8 @@ class EventHub:
             self._waiters.append(fut)
             # A failed commit rolls last_seq back without a listener call: look again soon.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fut, 0.5)
+                async with asyncio.timeout(0.5):
+                    await fut
 
     async def snapshot(self) -> dict[str, Any]:
         """The live view, once it holds nothing that is not yet durable."""

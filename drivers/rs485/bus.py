@@ -35,12 +35,13 @@ while, so nothing can wedge the bus.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from common.tasks import wait_at_most
 
 from .devices import Device, Kind, Screen
 from .errors import BusError
@@ -319,8 +320,7 @@ class Bus:
             if now >= earliest:
                 return
             self._rx_seen.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rx_seen.wait(), earliest - now)
+            await wait_at_most(self._rx_seen, earliest - now)
 
     def queue_ack(self, device: Device) -> None:
         """An acknowledgement ``device`` is waiting for: it goes before anything else."""
@@ -384,8 +384,7 @@ class Bus:
         while loop.time() < self._settle_until and not any(
                 d.dirty for d in self._screens_first if d.kind == "display"):
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settle_until - loop.time())
+            await wait_at_most(self._wake, self._settle_until - loop.time())
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -396,8 +395,7 @@ class Bus:
                 await job
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wake_at - loop.time(), 0.0))
+            await wait_at_most(self._wake, max(wake_at - loop.time(), 0.0))
 
     def _reachable(self, d: Device, now: float) -> bool:
         return d.online is not False or d.next_check <= now

@@ -18,7 +18,6 @@ box's own state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import math
@@ -27,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.tasks import wait_at_most
 from controller.config import Config, TellerConfig, WindowConfig
 from queueing.arrivals import Customer
 from sim.rs485_control import press_async, rate_async
@@ -328,5 +328,4 @@ class Teller:
     async def _sleep(self, wall_s: float) -> None:
         stop = self.desk.stop
         if wall_s > 0 and not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wall_s)
+            await wait_at_most(stop, wall_s)

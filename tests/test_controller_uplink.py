@@ -467,3 +467,30 @@ def test_an_uplink_section_adds_the_uplink(tmp_path: Path) -> None:
 
     comps = build_components(example_config("uplink.broker=mqtt://127.0.0.1:1883"), tmp_path)
     assert [type(c) for c in comps if c.name == "uplink"] == [Uplink]
+
+
+async def test_a_stop_as_the_connection_fails_does_not_wait_out_the_back_off(box: Box) -> None:
+    """The box stops on SIGTERM by cancelling the uplink. When the connection's task ends
+    in a link error instead of the cancel (aiomqtt can raise as it disconnects), the link
+    still stops at once: not after a back-off of up to 90 s."""
+    from controller.uplink import Uplink, UplinkSettings
+
+    class FailsAsItStops(Uplink):
+        entered = asyncio.Event()
+
+        async def _connection(self, box: Box) -> None:
+            self.entered.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise aiomqtt.MqttError("Disconnected during message iteration") from None
+
+    link = FailsAsItStops(UplinkSettings(broker="mqtt://127.0.0.1:9", password="x",
+                                         reconnect_min_s=30, reconnect_max_s=60))
+    task = asyncio.create_task(link.run(box))
+    async with asyncio.timeout(10):
+        await link.entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):  # the back-off is 15-45 s
+            await task

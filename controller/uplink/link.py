@@ -158,6 +158,9 @@ class Uplink:
             await asyncio.create_task(self._connection(box), name="uplink-connection")
         except* LINK_ERRORS as group:
             self.session.lost(box, group.exceptions[0])
+        # A stop that came as the connection failed (its task ended in a link error, not
+        # in the cancel) stops now, not after the back-off.
+        still_cancelling()
         await asyncio.sleep(self.session.next_delay())
 
     async def _connection(self, box: Box) -> None:

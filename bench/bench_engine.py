@@ -16,6 +16,9 @@ Lengths are measured in turn, several rounds, best of each (the machine is share
 ``example`` (the example branch: a business served by windows of different priorities and
 a balancing window, where ``ahead`` drains the lanes). Exits 1 when a ratio exceeds 2 or
 a command is refused.
+
+The default run exits 1 (bench/checks.py) when a ticket is refused, a number is given
+twice, or the day does not add up (every ticket issued finished or still waiting).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.checks import Checks
 from common.passwords import hash_password
 from controller.config import load_config, parse_config
 from controller.engine import CallNext, Engine, Finish, IssueTicket, Login, Rate
@@ -61,26 +65,37 @@ def build(branch: str = "example") -> Engine:
     return engine
 
 
-def run(customers: int, seed: int = 1) -> tuple[int, float, int]:
+def run(customers: int, checks: Checks, seed: int = 1, at: float = T0
+        ) -> tuple[int, float, int]:
     """Each customer: a ticket, a call at the next window that has somebody for it (as
-    the next free teller would), finish, and four in five rate. About a dozen wait."""
+    the next free teller would), finish, and four in five rate. About a dozen wait.
+    ``checks`` hears of refused tickets, numbers given twice and tickets unaccounted for."""
     engine = build()
     rng = random.Random(seed)
     mix = [rng.choice(MIX) for _ in range(customers + 12)]
     scores = [rng.choice([5, 5, 5, 4, 3]) if rng.random() < 0.8 else 0 for _ in mix]
-    commands = refused = 0
-    now = T0
+    commands = refused = turned_away = finished = 0
+    numbers: list[str] = []
+    now = at
     w = 0
 
     def do(cmd: object) -> bool:
-        nonlocal commands, refused
+        nonlocal commands, refused, turned_away, finished
         commands += 1
         try:
-            engine.handle(cmd, now)  # type: ignore[arg-type]
-            return True
+            events = engine.handle(cmd, now)  # type: ignore[arg-type]
         except Refused:
-            refused += 1
+            if isinstance(cmd, IssueTicket):
+                turned_away += 1  # a customer without a ticket: the run is wrong
+            else:
+                refused += 1  # a call at a window with nobody of its businesses: expected
             return False
+        for e in events:
+            if e["type"] == "ticket_issued":
+                numbers.append(e["number"])
+            elif e["type"] == "ticket_finished":
+                finished += 1
+        return True
 
     start = time.perf_counter()
     for q in mix[:12]:
@@ -96,7 +111,11 @@ def run(customers: int, seed: int = 1) -> tuple[int, float, int]:
         if scores[i]:
             do(Rate(w, scores[i]))
     secs = time.perf_counter() - start
-    print(f"  (waiting at the end: {len(engine.state.waiting)})")
+    waiting = len(engine.state.waiting)
+    print(f"  (waiting at the end: {waiting})")
+    checks.failed(turned_away, "ticket issues")
+    checks.unique(numbers, "ticket numbers")
+    checks.drained(len(numbers), finished + waiting, "tickets finished or waiting")
     return commands, secs, refused
 
 
@@ -163,12 +182,14 @@ def main() -> None:
             sys.exit(1)
         sys.exit(0 if ok else 1)
     best = 0.0
+    checks = Checks("bench_engine")
     for _ in range(args.repeat):
-        n, secs, refused = run(args.customers)
+        n, secs, refused = run(args.customers, checks)
         best = max(best, n / secs)
         print(f"engine: {n} commands in {secs:.3f} s = {n / secs:,.0f} commands/s "
               f"({refused} refused, e.g. a window with nobody of its businesses waiting)")
     print(f"engine best: {best:,.0f} commands/s (goal >= 50,000/s)")
+    sys.exit(checks.verdict())
 
 
 if __name__ == "__main__":

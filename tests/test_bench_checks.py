@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import bench_engine
 from bench.bench_journal import T0, Issued, config, staff
 from bench.checks import Checks, journal_numbers, machine
 from common.clock import ManualClock
@@ -107,3 +108,16 @@ def test_a_benchmark_run_exits_1_when_its_checks_fail(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", script.format(root=str(ROOT))],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "FAIL: demo: not drained: 4 tickets of 5 sent" in r.stderr
+
+
+def test_the_engine_benchmark_fails_when_its_customers_are_turned_away() -> None:
+    """bench_engine's default run counts its commands per second only for a day that adds
+    up: here the branch is closed (midnight), every ticket is refused, and the run fails
+    instead of printing the refusals' rate."""
+    checks = Checks("bench_engine")
+    bench_engine.run(50, checks)
+    assert checks.ok  # the same day at 10:00 adds up
+    night = Checks("bench_engine")
+    bench_engine.run(50, night, at=bench_engine.T0 + 14 * 3600)
+    code, text = verdict(night)
+    assert code == 1 and "62 ticket issues failed" in text

@@ -4,6 +4,7 @@ a full disk refused cleanly, retention that never drops unacknowledged events.""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -65,6 +66,31 @@ async def test_restart_from_a_snapshot_replays_only_the_tail(clock: ManualClock,
     assert snap is not None and snap[0] >= 10
     async with Box(cfg, tmp_path, clock) as box:
         assert box.engine.state.to_dict() == before
+
+
+async def test_a_snapshot_an_older_box_wrote_is_read(clock: ManualClock,
+                                                     tmp_path: Path) -> None:
+    """Before the tickets were rows, a snapshot held one object per ticket: a box updated
+    over such a journal starts from it, with the same state."""
+    cfg = branch(journal={"snapshot_every": 5})
+    async with Box(cfg, tmp_path, clock) as box:
+        await box.execute(Login(1, "t1", "1234"))
+        for _ in range(12):
+            await issue(box)
+        await box.execute(CallNext(1))
+        before = box.engine.state.to_dict()
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    seq, body = db.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC").fetchone()
+    state = json.loads(body)
+    names, rows = state.pop("ticket_fields"), state.pop("ticket_rows")
+    state["tickets"] = [dict(zip(names, row, strict=True)) for row in rows]  # the old form
+    with db:
+        db.execute("UPDATE snapshots SET body = ? WHERE seq = ?", (json.dumps(state), seq))
+    db.close()
+    async with Box(cfg, tmp_path, clock) as box:
+        assert json.loads(json.dumps(box.engine.state.to_dict())) == json.loads(
+            json.dumps(before))
+        assert await issue(box) == "A013"
 
 
 async def test_fifty_concurrent_issues_share_commits_and_get_distinct_numbers(box: Box) -> None:

@@ -363,7 +363,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                     if k == _RUN:
                         _settle(lane, taken, counts, kq)
                     k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
-                                kt_kind)
+                                kt_kind, lanes)
                 if k == _RUN:
                     r = lane.run = lane.run - 1
                     called += 1
@@ -511,7 +511,8 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
 
 def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
             counts: list[int], kq: list[int], threshold: int, alone: list[bool],
-            users: list[list[_KindLane] | None], kt_kind: int) -> int:
+            users: list[list[_KindLane] | None], kt_kind: int,
+            lanes: list[_KindLane]) -> int:
     """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
     long it keeps taking it."""
     # (loops, not comprehensions: this runs a dozen times a race, with a handful of kinds)
@@ -551,9 +552,61 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
     if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
         return _RUN
     lane.kind = k
-    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
-                            lane.esc)
+    end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
+                       lane.esc)
+    if end < limit[k]:
+        end = _gallop(lane, k, end, heads, kinds, taken, lanes)
+    lane.end = end
     return k
+
+
+def _gallop(lane: _KindLane, k: int, end: int, heads: list[tuple[Rank, int]],
+            kinds: list[list[Ticket]], taken: list[int], lanes: list[_KindLane]) -> int:
+    """How far ``lane`` surely keeps taking kind ``k`` (its first in ``heads``), at least
+    ``end``: where k's next ticket ranks after the second kind's next one as it is now.
+
+    When another window takes that second kind at every turn (its ``end`` not reached, not
+    borrowing) and nobody else takes k meanwhile, the second kind's next ticket is further
+    on when ``lane`` reaches ``end``: one ticket for each of lane's turns, up to that
+    window's end. So ``lane`` keeps k further, to where k ranks after that ticket, and so
+    on while it moves (the window ending its kind stops it), in one choice instead of a
+    phase of the race for each step. (A third kind's next ticket bounds it as it is now.)
+    """
+    k2 = heads[1][1]
+    h2 = taken[k2]
+    mend = h2
+    for other in lanes:
+        if other.kind == k2 and not other.borrows and other.end > mend:
+            mend = other.end
+    if mend == h2:
+        return end  # (nobody takes the second kind at every turn)
+    f0 = taken[k]
+    limit = lane.limit
+    cap = limit[k]
+    for other in lanes:  # nobody else takes k in the rounds counted on (see _unshared)
+        if other is not lane and other.limit[k] > f0:
+            away = _away(other, k, taken)
+            if f0 + away - 1 < cap:
+                cap = f0 + away - 1
+                if cap <= end:
+                    return end
+    key, esc, second = lane.key, lane.esc, kinds[k2]
+    if len(heads) > 2:  # (a third kind bounds k as it is now)
+        cap = _bisect_rank(kinds[k], heads[2][0], end, cap, key, None, esc)
+    stop = limit[k2]  # (from there on the second kind is no longer lane's to bound k)
+    while end < cap:
+        # at lane's turn with k's next ticket at ``end``, the second kind's is at least at
+        # ``g``: the other window has taken one at each of its turns since, up to its end
+        g = h2 + end - f0
+        if g > mend:
+            g = mend
+        if g >= stop:
+            return cap
+        nxt = _bisect_rank(kinds[k], key(second[g]), end, cap, key, None, esc)
+        if nxt <= end or g == mend:  # (it no longer moves)
+            return nxt
+        end = nxt
+    return end
 
 
 def _no_run(lane: _KindLane, i: int, kt_kind: int, alone: list[bool],

@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from ..config import Config, WindowConfig
@@ -498,15 +499,29 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
             # `escalated` rule's among them, or it is not in the rank)
             if first[:-2] != bound[:-2]:
                 return hi  # (first < bound: on those parts, so all of lo:hi)
-            return bisect_left(same, bound[-2:], lo + 1, hi, key=issue_key)
+            return _issued_before(same, bound[-2], bound[-1], lo + 1, hi)
     last = key(same[hi - 1])
     if last < bound:
         return hi
     # first < bound <= last: when both share the parts before the issue key, so does
     # bound (tuples compare part by part), and only the issue keys decide.
     if first[:-2] == last[:-2]:
-        return bisect_left(same, bound[-2:], lo + 1, hi - 1, key=issue_key)
+        return _issued_before(same, bound[-2], bound[-1], lo + 1, hi - 1)
     return bisect_left(same, bound, lo + 1, hi - 1, key=key)
+
+
+_issued_at = attrgetter("issued_at")
+
+
+def _issued_before(same: list[Ticket], at: float, order: float, lo: int, hi: int) -> int:
+    """``bisect_left(same, (at, order), lo, hi, key=issue_key)``: the first of a kind's
+    tickets ``same[lo:hi]`` not issued before ``(at, order)``. Bisected by the issue time
+    alone (a float a step: half the cost of building and comparing a pair), the order
+    deciding only among tickets issued at that very time."""
+    i = bisect_left(same, at, lo, hi, key=_issued_at)
+    if i < hi and same[i].issued_at == at:
+        i = bisect_left(same, (at, order), i, hi, key=issue_key)
+    return i
 
 
 def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
@@ -590,10 +605,23 @@ def _gallop(lane: _KindLane, k: int, end: int, heads: list[tuple[Rank, int]],
                 cap = f0 + away - 1
                 if cap <= end:
                     return end
-    key, esc, second = lane.key, lane.esc, kinds[k2]
+    key, esc, ours, second = lane.key, lane.esc, kinds[k], kinds[k2]
     if len(heads) > 2:  # (a third kind bounds k as it is now)
-        cap = _bisect_rank(kinds[k], heads[2][0], end, cap, key, None, esc)
+        cap = _bisect_rank(ours, heads[2][0], end, cap, key, None, esc)
+    if end >= cap:
+        return end
     stop = limit[k2]  # (from there on the second kind is no longer lane's to bound k)
+    # When the tickets of both kinds in play share every part of the rank but the issue
+    # key (the kinds' heads do, and none straddles the escalation moment), a ticket of k
+    # ranks before one of the second kind exactly when it was issued before it: the steps
+    # then compare issue keys, in C (as _bisect_rank does), not ranks.
+    alike = False
+    if heads[0][0][:-2] == heads[1][0][:-2]:
+        now, escalate_s = esc
+        last = mend if mend < stop else stop - 1
+        alike = escalate_s <= 0 or ((now - ours[cap - 1].issued_at < escalate_s)
+                                    == (now - second[last].issued_at < escalate_s)
+                                    == (now - ours[f0].issued_at < escalate_s))
     while end < cap:
         # at lane's turn with k's next ticket at ``end``, the second kind's is at least at
         # ``g``: the other window has taken one at each of its turns since, up to its end
@@ -602,7 +630,9 @@ def _gallop(lane: _KindLane, k: int, end: int, heads: list[tuple[Rank, int]],
             g = mend
         if g >= stop:
             return cap
-        nxt = _bisect_rank(kinds[k], key(second[g]), end, cap, key, None, esc)
+        x = second[g]
+        nxt = (_issued_before(ours, x.issued_at, x.order, end, cap) if alike
+               else bisect_left(ours, key(x), end, cap, key=key))
         if nxt <= end or g == mend:  # (it no longer moves)
             return nxt
         end = nxt

@@ -332,14 +332,16 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     taken = [0] * len(kinds)
     called = 0
     qt = kq[kt_kind]
+    active: list[_KindLane] = []  # (each round's, kept from round to round: emptied)
+    runs: list[_KindLane] = []
+    per_kind = [0] * len(kinds)
+    per_queue = [0] * len(counts)
     while True:
         # one exact round; each window that takes one kind notes the index it took
         # (``at``) and, when it borrows, the business's count before it took (``left``)
-        active = []  # the windows that took one kind, with how many took each kind
-        runs = []  # and those in a run
+        active.clear()  # the windows that took one kind, with how many took each kind
+        runs.clear()  # and those in a run
         rounds = -1  # (the fewest calls left in a run)
-        per_kind = [0] * len(kinds)
-        per_queue = [0] * len(counts)
         # t's own windows that take t's kind with nothing else left before t (``final``)
         # take its next ticket at every turn until t's: counted, not noted one by one
         finals = 0
@@ -397,8 +399,10 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             active.append(lane)
             per_kind[k] += 1
             per_queue[b] += 1
-        if not active and not runs and not finals:  # t is no longer eligible anywhere
-            return called  # (balancing fell away)
+        if not active and not runs:
+            # only t's final windows are left, taking t's kind until t (or none: t is no
+            # longer eligible anywhere, balancing fell away)
+            return called + (t_at - taken[kt_kind] if finals else 0)
         if finals:
             per_kind[kt_kind] += finals
             per_queue[qt] += finals
@@ -424,11 +428,17 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 rounds = fits
                 if rounds <= 0:
                     break
-        if rounds > 0:
-            for lane in active:
-                k = lane.kind
+        for lane in active:  # (the tallies emptied for the next round)
+            k = lane.kind
+            per_kind[k] = 0
+            per_queue[kq[k]] = 0
+            if rounds > 0:
                 taken[k] += rounds
                 counts[kq[k]] -= rounds
+        if finals:
+            per_kind[kt_kind] = 0
+            per_queue[qt] = 0
+        if rounds > 0:
             if finals:
                 taken[kt_kind] += rounds * finals
                 counts[qt] -= rounds * finals
@@ -564,8 +574,10 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
     else:
         heads = sorted([(key(kinds[i][taken[i]]), i) for i in pool])
     k = heads[0][1]
-    if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
-        return _RUN
+    if not lane.borrows and not (len(heads) == 2 and _no_run(
+            lane, k, heads[1][1], alone, users, taken)) and _run(
+                lane, heads, kinds, taken, alone, users):
+        return _RUN  # (two kinds: _no_run tells the usual no for less than planning)
     lane.kind = k
     end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
                        lane.esc)
@@ -639,17 +651,17 @@ def _gallop(lane: _KindLane, k: int, end: int, heads: list[tuple[Rank, int]],
     return end
 
 
-def _no_run(lane: _KindLane, i: int, kt_kind: int, alone: list[bool],
+def _no_run(lane: _KindLane, i: int, j: int, alone: list[bool],
             users: list[list[_KindLane] | None], taken: list[int]) -> bool:
-    """Whether :func:`_run` surely says no to ``lane``'s kinds ``i`` (ranked first) and
-    t's: i's business or t's is one some window borrows (never in a run), or another
-    window may take t's kind at once (so no run holds it, however short)."""
+    """Whether :func:`_run` surely says no to ``lane``'s two kinds ``i`` (ranked first)
+    and ``j``: i's business or j's is one some window borrows (never in a run), or
+    another window may take kind j at once (so no run holds it, however short)."""
     if not alone[i] and users[i] is None:
         return True
-    others = users[kt_kind]
+    others = users[j]
     if others is None:
         return True
-    return any(other is not lane and _away(other, kt_kind, taken) < 0 for other in others)
+    return any(other is not lane and _away(other, j, taken) < 0 for other in others)
 
 
 def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket]],

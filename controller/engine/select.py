@@ -233,7 +233,7 @@ class _KindLane:
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
     __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "final", "key", "kind", "left",
-                 "limit", "mine", "others", "own", "plan", "run", "windows")
+                 "limit", "mine", "others", "own", "plan", "run", "then", "windows")
 
     def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
                  mine: list[int], others: list[int], limit: list[int]) -> None:
@@ -248,6 +248,7 @@ class _KindLane:
         self.borrows = False
         self.dry = False
         self.final = False  # it takes t's kind until t, nothing else (see _drain_kinds)
+        self.then = False  # it takes its kind to ``end``, then is final (see _drain_kinds)
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
@@ -346,6 +347,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         # take its next ticket at every turn until t's: counted, not noted one by one
         finals = 0
         last = 0  # (the index the last of them took)
+        thens = 0  # (windows final once their kind is taken: ``then``)
         for lane in lanes:
             if lane.final:
                 last = taken[kt_kind]
@@ -379,14 +381,22 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                         return called  # nothing before t is left in its lane: t is called
                     lane.dry = True
                     continue
-                if k == kt_kind and lane.own and lane.end == t_at:
-                    # final when nothing of its other kinds is left before t
+                lane.then = False
+                if lane.own and lane.end == lane.limit[k]:
+                    # nothing of its other kinds left before t (t's own: up to t): final
+                    # taking t's kind, or final once it has taken this one to the last
                     limit = lane.limit
                     for i in lane.mine:
-                        if i != kt_kind and taken[i] < limit[i]:
+                        if i != kt_kind and i != k and taken[i] < limit[i]:
                             break
                     else:
-                        lane.final = True
+                        if k == kt_kind:
+                            lane.final = True
+                        else:
+                            lane.then = True
+                            thens += 1
+            elif lane.then:
+                thens += 1
             j = taken[k]
             if k == kt_kind and j == t_at:
                 return called  # a window borrows t
@@ -406,6 +416,22 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         if finals:
             per_kind[kt_kind] += finals
             per_queue[qt] += finals
+        through = -1
+        if thens:
+            # A window that takes its kind to the last and then t's kind to t (``then``),
+            # when nobody else takes its kind, may turn final within the counted rounds
+            # instead of ending them: ``through`` counts the rounds as if it took t's kind
+            # (and business) all along besides its own (fewer rounds for the others that
+            # take them), none reaching t. The longer of the two counts is played.
+            pk = per_kind[kt_kind] + thens
+            through = (t_at - taken[kt_kind]) // pk
+            if 0 <= rounds < through:
+                through = rounds  # (a run's)
+            if finals:
+                fits = (t_at - last - 1) // pk
+                if fits < through:
+                    through = fits
+        if finals:
             fits = (t_at - last - 1) // per_kind[kt_kind]  # (the last of them is first at t)
             if rounds < 0 or fits < rounds:
                 rounds = fits
@@ -426,16 +452,40 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                     fits = over
             if rounds < 0 or fits < rounds:
                 rounds = fits
+            if not thens:
                 if rounds <= 0:
                     break
+            elif not (lane.then and per_kind[k] == 1):  # (one turning final: no bound)
+                if k == kt_kind:
+                    fits = (end - lane.at - 1) // (per_kind[k] + thens)
+                if lane.borrows and kq[k] == qt:
+                    over = (lane.left - threshold) // (per_queue[qt] + thens)
+                    if over < fits:
+                        fits = over
+                if fits < through:
+                    through = fits
+        if through > rounds:
+            rounds = through
+        for lane in active:
+            k = lane.kind
+            if rounds > 0:
+                if lane.then and per_kind[k] == 1 and (
+                        rounds > (left := lane.end - lane.at - 1)):
+                    # it takes the rest of its kind, then t's kind for the other rounds
+                    taken[k] += left
+                    counts[kq[k]] -= left
+                    taken[kt_kind] += rounds - left
+                    counts[qt] -= rounds - left
+                    lane.final, lane.then, lane.kind, lane.end = True, False, kt_kind, t_at
+                    per_kind[k] = per_queue[kq[k]] = 0  # (its kind's tallies: nobody else's)
+                else:
+                    taken[k] += rounds
+                    counts[kq[k]] -= rounds
         for lane in active:  # (the tallies emptied for the next round)
             k = lane.kind
             per_kind[k] = 0
             per_queue[kq[k]] = 0
-            if rounds > 0:
-                taken[k] += rounds
-                counts[kq[k]] -= rounds
-        if finals:
+        if finals or thens:
             per_kind[kt_kind] = 0
             per_queue[qt] = 0
         if rounds > 0:

@@ -336,7 +336,6 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     active: list[_KindLane] = []  # (each round's, kept from round to round: emptied)
     runs: list[_KindLane] = []
     per_kind = [0] * len(kinds)
-    per_queue = [0] * len(counts)
     while True:
         # one exact round; each window that takes one kind notes the index it took
         # (``at``) and, when it borrows, the business's count before it took (``left``)
@@ -408,14 +407,15 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             called += 1
             active.append(lane)
             per_kind[k] += 1
-            per_queue[b] += 1
         if not active and not runs:
             # only t's final windows are left, taking t's kind until t (or none: t is no
             # longer eligible anywhere, balancing fell away)
             return called + (t_at - taken[kt_kind] if finals else 0)
+        if finals and not runs and _only_ts_kind(active, kt_kind, taken, counts, kq,
+                                                 threshold):
+            return called + t_at - taken[kt_kind]  # (as if only the final ones were left)
         if finals:
             per_kind[kt_kind] += finals
-            per_queue[qt] += finals
         through = -1
         if thens:
             # A window that takes its kind to the last and then t's kind to t (``then``),
@@ -439,7 +439,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         # (none reaches its kind's ``end`` or ``t``, none borrows from a business under
         # the balancing count) are played at once. In each, a window's kind is taken by
         # the same windows in the same order: the window takes ``per_kind`` further
-        # along it, and ``per_queue`` calls of its business come between two of its own.
+        # along it, and ``calls`` of its business (when it borrows) come between two of
+        # its own.
         for lane in active:
             k = lane.kind
             end = lane.end
@@ -447,7 +448,12 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 end = t_at
             fits = (end - lane.at - 1) // per_kind[k]  # rounds its index stays below end
             if lane.borrows:
-                over = (lane.left - threshold) // per_queue[kq[k]]  # (count >= threshold)
+                b = kq[k]
+                calls = finals if b == qt else 0
+                for other in active:
+                    if kq[other.kind] == b:
+                        calls += 1
+                over = (lane.left - threshold) // calls  # (count >= threshold)
                 if over < fits:
                     fits = over
             if rounds < 0 or fits < rounds:
@@ -459,14 +465,14 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 if k == kt_kind:
                     fits = (end - lane.at - 1) // (per_kind[k] + thens)
                 if lane.borrows and kq[k] == qt:
-                    over = (lane.left - threshold) // (per_queue[qt] + thens)
+                    over = (lane.left - threshold) // (calls + thens)
                     if over < fits:
                         fits = over
                 if fits < through:
                     through = fits
         if through > rounds:
             rounds = through
-        for lane in active:
+        for lane in active:  # (the tallies emptied for the next round on the way)
             k = lane.kind
             if rounds > 0:
                 if lane.then and per_kind[k] == 1 and (
@@ -477,17 +483,12 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                     taken[kt_kind] += rounds - left
                     counts[qt] -= rounds - left
                     lane.final, lane.then, lane.kind, lane.end = True, False, kt_kind, t_at
-                    per_kind[k] = per_queue[kq[k]] = 0  # (its kind's tallies: nobody else's)
                 else:
                     taken[k] += rounds
                     counts[kq[k]] -= rounds
-        for lane in active:  # (the tallies emptied for the next round)
-            k = lane.kind
-            per_kind[k] = 0
-            per_queue[kq[k]] = 0
+            per_kind[k] = 0  # (a kind two windows take is never 1 for the second: no then)
         if finals or thens:
             per_kind[kt_kind] = 0
-            per_queue[qt] = 0
         if rounds > 0:
             if finals:
                 taken[kt_kind] += rounds * finals
@@ -495,6 +496,23 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             for lane in runs:
                 lane.run -= rounds
             called += rounds * (len(active) + len(runs) + finals)
+
+
+def _only_ts_kind(active: list[_KindLane], kt_kind: int, taken: list[int],
+                  counts: list[int], kq: list[int], threshold: int) -> bool:
+    """Whether the windows of ``active`` (t's final ones aside) take t's kind and nothing
+    else from now on: each borrows it with nothing else left to borrow (every other kind
+    taken or its business under the balancing count, which only falls). Then every call
+    to come is of t's kind, in its order, until t's: as many as are left before t,
+    whoever makes them (the final windows take them all if the others stop)."""
+    for lane in active:
+        if lane.kind != kt_kind or not lane.borrows:
+            return False
+        limit = lane.limit
+        for i in lane.others:
+            if i != kt_kind and taken[i] < limit[i] and counts[kq[i]] >= threshold:
+                return False
+    return True
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:

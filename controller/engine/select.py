@@ -411,9 +411,6 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             # only t's final windows are left, taking t's kind until t (or none: t is no
             # longer eligible anywhere, balancing fell away)
             return called + (t_at - taken[kt_kind] if finals else 0)
-        if finals and not runs and _only_ts_kind(active, kt_kind, taken, counts, kq,
-                                                 threshold):
-            return called + t_at - taken[kt_kind]  # (as if only the final ones were left)
         if finals:
             per_kind[kt_kind] += finals
         through = -1
@@ -496,23 +493,32 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             for lane in runs:
                 lane.run -= rounds
             called += rounds * (len(active) + len(runs) + finals)
+        if _only_ts_kind(lanes, kt_kind, taken, counts, kq, threshold):
+            return called + t_at - taken[kt_kind]  # (as if only the final ones were left)
 
 
-def _only_ts_kind(active: list[_KindLane], kt_kind: int, taken: list[int],
+def _only_ts_kind(lanes: list[_KindLane], kt_kind: int, taken: list[int],
                   counts: list[int], kq: list[int], threshold: int) -> bool:
-    """Whether the windows of ``active`` (t's final ones aside) take t's kind and nothing
-    else from now on: each borrows it with nothing else left to borrow (every other kind
-    taken or its business under the balancing count, which only falls). Then every call
-    to come is of t's kind, in its order, until t's: as many as are left before t,
-    whoever makes them (the final windows take them all if the others stop)."""
-    for lane in active:
+    """Whether the windows take t's kind and nothing else from now on, some of them to t:
+    t's final ones, and the others dry or borrowing t's kind with nothing else left to
+    borrow (every other kind taken or its business under the balancing count, which only
+    falls). Then every call to come is of t's kind, in its order, until t's: as many as
+    are left before t, whoever makes them (the final windows take them all if the others
+    stop)."""
+    final = False
+    for lane in lanes:
+        if lane.final:
+            final = True
+            continue
+        if lane.dry:
+            continue
         if lane.kind != kt_kind or not lane.borrows:
             return False
         limit = lane.limit
         for i in lane.others:
             if i != kt_kind and taken[i] < limit[i] and counts[kq[i]] >= threshold:
                 return False
-    return True
+    return final
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:

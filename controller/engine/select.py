@@ -380,7 +380,6 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                         return called  # nothing before t is left in its lane: t is called
                     lane.dry = True
                     continue
-                lane.then = False
                 if lane.own and lane.end == lane.limit[k]:
                     # nothing of its other kinds left before t (t's own: up to t): final
                     # taking t's kind, or final once it has taken this one to the last
@@ -390,7 +389,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                             break
                     else:
                         if k == kt_kind:
-                            lane.final = True
+                            lane.final, lane.then = True, False
                         else:
                             lane.then = True
                             thens += 1

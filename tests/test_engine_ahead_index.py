@@ -16,6 +16,7 @@ pausing and closing, time passing):
 from __future__ import annotations
 
 import contextlib
+from random import Random
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -285,3 +286,71 @@ def test_two_balancing_windows_stop_borrowing_at_the_balancing_count() -> None:
     assert got == [ahead_by_walk(s, cfg, t, T0 + 99) for t in s.waiting.values()]
     a11 = s.by_num("A011")
     assert a11 is not None and ahead_of(s, cfg, a11, T0 + 99) == 27
+
+
+
+FIVE = ["A", "B", "V", "T", "F"]
+
+
+@st.composite
+def races(draw: st.DrawFn) -> Config:
+    """Branches like the example's: five businesses, up to six windows sharing them with
+    different priorities (often equal: their kinds interleave by issue time), some
+    balancing."""
+    queues: list[dict[str, Any]] = [
+        {"id": q, "name": q, "prefix": q, "digits": 4,
+         "high_return": draw(st.booleans())} for q in FIVE]
+    queues[1]["customer_type"] = draw(st.sampled_from(["corporate", "vip"]))
+    queues[2]["customer_type"] = "vip"
+    windows = [{"number": n,
+                "queues": draw(st.dictionaries(st.sampled_from(FIVE), st.integers(0, 3),
+                                               min_size=1, max_size=3)),
+                "balancing": draw(st.booleans())}
+               for n in range(1, draw(st.integers(2, 6)) + 1)]
+    rules = draw(st.permutations(list(STRATEGY_RULES)))
+    return branch(
+        queues=queues,
+        windows=windows,
+        tellers=[{"id": f"t{i}", "name": f"柜员{i}", "password_hash": CHEAP}
+                 for i in range(1, 7)],
+        card_types=[{"id": "gold", "name": "金卡", "prefix": "9", "queue": "A",
+                     "customer_type": "vip", "stars": 1}],
+        strategy={"order": draw(st.sampled_from([list(STRATEGY_RULES), rules[:4]]))},
+        thresholds={"escalate_after_min": draw(st.sampled_from([0, 1, 5])),
+                    "balance_waiting": draw(st.integers(1, 12)),
+                    "recalls_before_no_show": 3, "lobby_alert_waiting": 0},
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=races(), rng=st.randoms(use_true_random=False), n=st.sampled_from([50, 200, 500]))
+def test_races_of_many_windows_over_long_queues(cfg: Config, rng: Random, n: int) -> None:
+    """Hundreds waiting at windows that share businesses with different priorities: the
+    race goes through many phases (a window taking a kind while another takes the kind
+    that bounds it, balancing windows borrowing business after business). The day is
+    drawn from ``rng``: a business mix, arrivals bunched or spread, a few calls, cards,
+    appointments and insert-fronts."""
+    engine = Engine(cfg, count_ahead=False)  # (counted below, for a sample)
+    now = T0
+    for w in cfg.windows:
+        if rng.random() < 0.9:
+            engine.handle(Login(w.number, f"t{w.number}", "1234"), now)
+    mix = [rng.random() ** 2 for _ in FIVE]
+    for _ in range(n):
+        now += rng.choice([0.001, 0.01, 0.5, 3, 20])
+        r = rng.random()
+        step: Any = (IssueTicket(queue=rng.choices(FIVE, mix)[0]) if r < 0.85
+                     else IssueTicket(card="9123") if r < 0.88
+                     else IssueTicket(queue=rng.choice(FIVE), channel="appointment",
+                                      appointment="b1") if r < 0.9
+                     else CallNext(rng.randint(1, len(cfg.windows))) if r < 0.98
+                     else InsertFront(rng.choice(list(engine.state.waiting.values())).number)
+                     if engine.state.waiting else None)
+        if step is not None:
+            with contextlib.suppress(Refused):
+                engine.handle(step, now)
+    now += rng.choice([0, 100, 600])
+    s = engine.state
+    waiting = list(s.waiting.values())
+    for t in rng.sample(waiting, min(len(waiting), 8)) + waiting[-3:]:
+        assert ahead_of(s, cfg, t, now) == ahead_by_walk(s, cfg, t, now), t.number

@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from ..config import Config, WindowConfig
@@ -232,7 +233,7 @@ class _KindLane:
     while that kind's next ticket still ranks before every other kind's next one (``end``)."""
 
     __slots__ = ("ahead", "at", "borrows", "dry", "end", "esc", "final", "key", "kind", "left",
-                 "limit", "mine", "others", "own", "plan", "run", "windows")
+                 "limit", "mine", "others", "own", "plan", "run", "then", "windows")
 
     def __init__(self, key: Callable[[Ticket], Rank], esc: tuple[float, float], own: bool,
                  mine: list[int], others: list[int], limit: list[int]) -> None:
@@ -247,6 +248,7 @@ class _KindLane:
         self.borrows = False
         self.dry = False
         self.final = False  # it takes t's kind until t, nothing else (see _drain_kinds)
+        self.then = False  # it takes its kind to ``end``, then is final (see _drain_kinds)
         self.run = 0  # calls left in the run (kind _RUN)
         self.windows = 1  # windows in the race (the most calls of one kind a round makes)
         self.plan: list[tuple[int, int]] = []  # the run's kinds and how far it takes each
@@ -331,18 +333,20 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
     taken = [0] * len(kinds)
     called = 0
     qt = kq[kt_kind]
+    active: list[_KindLane] = []  # (each round's, kept from round to round: emptied)
+    runs: list[_KindLane] = []
+    per_kind = [0] * len(kinds)
     while True:
         # one exact round; each window that takes one kind notes the index it took
         # (``at``) and, when it borrows, the business's count before it took (``left``)
-        active = []  # the windows that took one kind, with how many took each kind
-        runs = []  # and those in a run
+        active.clear()  # the windows that took one kind, with how many took each kind
+        runs.clear()  # and those in a run
         rounds = -1  # (the fewest calls left in a run)
-        per_kind = [0] * len(kinds)
-        per_queue = [0] * len(counts)
         # t's own windows that take t's kind with nothing else left before t (``final``)
         # take its next ticket at every turn until t's: counted, not noted one by one
         finals = 0
         last = 0  # (the index the last of them took)
+        thens = 0  # (windows final once their kind is taken: ``then``)
         for lane in lanes:
             if lane.final:
                 last = taken[kt_kind]
@@ -363,7 +367,7 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                     if k == _RUN:
                         _settle(lane, taken, counts, kq)
                     k = _choose(lane, kinds, taken, counts, kq, threshold, alone, users,
-                                kt_kind)
+                                kt_kind, lanes)
                 if k == _RUN:
                     r = lane.run = lane.run - 1
                     called += 1
@@ -376,14 +380,21 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                         return called  # nothing before t is left in its lane: t is called
                     lane.dry = True
                     continue
-                if k == kt_kind and lane.own and lane.end == t_at:
-                    # final when nothing of its other kinds is left before t
+                if lane.own and lane.end == lane.limit[k]:
+                    # nothing of its other kinds left before t (t's own: up to t): final
+                    # taking t's kind, or final once it has taken this one to the last
                     limit = lane.limit
                     for i in lane.mine:
-                        if i != kt_kind and taken[i] < limit[i]:
+                        if i != kt_kind and i != k and taken[i] < limit[i]:
                             break
                     else:
-                        lane.final = True
+                        if k == kt_kind:
+                            lane.final, lane.then = True, False
+                        else:
+                            lane.then = True
+                            thens += 1
+            elif lane.then:
+                thens += 1
             j = taken[k]
             if k == kt_kind and j == t_at:
                 return called  # a window borrows t
@@ -395,12 +406,28 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
             called += 1
             active.append(lane)
             per_kind[k] += 1
-            per_queue[b] += 1
-        if not active and not runs and not finals:  # t is no longer eligible anywhere
-            return called  # (balancing fell away)
+        if not active and not runs:
+            # only t's final windows are left, taking t's kind until t (or none: t is no
+            # longer eligible anywhere, balancing fell away)
+            return called + (t_at - taken[kt_kind] if finals else 0)
         if finals:
             per_kind[kt_kind] += finals
-            per_queue[qt] += finals
+        through = -1
+        if thens:
+            # A window that takes its kind to the last and then t's kind to t (``then``),
+            # when nobody else takes its kind, may turn final within the counted rounds
+            # instead of ending them: ``through`` counts the rounds as if it took t's kind
+            # (and business) all along besides its own (fewer rounds for the others that
+            # take them), none reaching t. The longer of the two counts is played.
+            pk = per_kind[kt_kind] + thens
+            through = (t_at - taken[kt_kind]) // pk
+            if 0 <= rounds < through:
+                through = rounds  # (a run's)
+            if finals:
+                fits = (t_at - last - 1) // pk
+                if fits < through:
+                    through = fits
+        if finals:
             fits = (t_at - last - 1) // per_kind[kt_kind]  # (the last of them is first at t)
             if rounds < 0 or fits < rounds:
                 rounds = fits
@@ -408,7 +435,8 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
         # (none reaches its kind's ``end`` or ``t``, none borrows from a business under
         # the balancing count) are played at once. In each, a window's kind is taken by
         # the same windows in the same order: the window takes ``per_kind`` further
-        # along it, and ``per_queue`` calls of its business come between two of its own.
+        # along it, and ``calls`` of its business (when it borrows) come between two of
+        # its own.
         for lane in active:
             k = lane.kind
             end = lane.end
@@ -416,24 +444,80 @@ def _drain_kinds(state: State, cfg: Config, t: Ticket, now: float,
                 end = t_at
             fits = (end - lane.at - 1) // per_kind[k]  # rounds its index stays below end
             if lane.borrows:
-                over = (lane.left - threshold) // per_queue[kq[k]]  # (count >= threshold)
+                b = kq[k]
+                calls = finals if b == qt else 0
+                for other in active:
+                    if kq[other.kind] == b:
+                        calls += 1
+                over = (lane.left - threshold) // calls  # (count >= threshold)
                 if over < fits:
                     fits = over
             if rounds < 0 or fits < rounds:
                 rounds = fits
+            if not thens:
                 if rounds <= 0:
                     break
+            elif not (lane.then and per_kind[k] == 1):  # (one turning final: no bound)
+                if k == kt_kind:
+                    fits = (end - lane.at - 1) // (per_kind[k] + thens)
+                if lane.borrows and kq[k] == qt:
+                    over = (lane.left - threshold) // (calls + thens)
+                    if over < fits:
+                        fits = over
+                if fits < through:
+                    through = fits
+        if through > rounds:
+            rounds = through
+        for lane in active:  # (the tallies emptied for the next round on the way)
+            k = lane.kind
+            if rounds > 0:
+                if lane.then and per_kind[k] == 1 and (
+                        rounds > (left := lane.end - lane.at - 1)):
+                    # it takes the rest of its kind, then t's kind for the other rounds
+                    taken[k] += left
+                    counts[kq[k]] -= left
+                    taken[kt_kind] += rounds - left
+                    counts[qt] -= rounds - left
+                    lane.final, lane.then, lane.kind, lane.end = True, False, kt_kind, t_at
+                else:
+                    taken[k] += rounds
+                    counts[kq[k]] -= rounds
+            per_kind[k] = 0  # (a kind two windows take is never 1 for the second: no then)
+        if finals or thens:
+            per_kind[kt_kind] = 0
         if rounds > 0:
-            for lane in active:
-                k = lane.kind
-                taken[k] += rounds
-                counts[kq[k]] -= rounds
             if finals:
                 taken[kt_kind] += rounds * finals
                 counts[qt] -= rounds * finals
             for lane in runs:
                 lane.run -= rounds
             called += rounds * (len(active) + len(runs) + finals)
+        if _only_ts_kind(lanes, kt_kind, taken, counts, kq, threshold):
+            return called + t_at - taken[kt_kind]  # (as if only the final ones were left)
+
+
+def _only_ts_kind(lanes: list[_KindLane], kt_kind: int, taken: list[int],
+                  counts: list[int], kq: list[int], threshold: int) -> bool:
+    """Whether the windows take t's kind and nothing else from now on, some of them to t:
+    t's final ones, and the others dry or borrowing t's kind with nothing else left to
+    borrow (every other kind taken or its business under the balancing count, which only
+    falls). Then every call to come is of t's kind, in its order, until t's: as many as
+    are left before t, whoever makes them (the final windows take them all if the others
+    stop)."""
+    final = False
+    for lane in lanes:
+        if lane.final:
+            final = True
+            continue
+        if lane.dry:
+            continue
+        if lane.kind != kt_kind or not lane.borrows:
+            return False
+        limit = lane.limit
+        for i in lane.others:
+            if i != kt_kind and taken[i] < limit[i] and counts[kq[i]] >= threshold:
+                return False
+    return final
 
 
 def _settle(lane: _KindLane, taken: list[int], counts: list[int], kq: list[int]) -> None:
@@ -498,20 +582,35 @@ def _bisect_rank(same: list[Ticket], bound: Rank, lo: int, hi: int,
             # `escalated` rule's among them, or it is not in the rank)
             if first[:-2] != bound[:-2]:
                 return hi  # (first < bound: on those parts, so all of lo:hi)
-            return bisect_left(same, bound[-2:], lo + 1, hi, key=issue_key)
+            return _issued_before(same, bound[-2], bound[-1], lo + 1, hi)
     last = key(same[hi - 1])
     if last < bound:
         return hi
     # first < bound <= last: when both share the parts before the issue key, so does
     # bound (tuples compare part by part), and only the issue keys decide.
     if first[:-2] == last[:-2]:
-        return bisect_left(same, bound[-2:], lo + 1, hi - 1, key=issue_key)
+        return _issued_before(same, bound[-2], bound[-1], lo + 1, hi - 1)
     return bisect_left(same, bound, lo + 1, hi - 1, key=key)
+
+
+_issued_at = attrgetter("issued_at")
+
+
+def _issued_before(same: list[Ticket], at: float, order: float, lo: int, hi: int) -> int:
+    """``bisect_left(same, (at, order), lo, hi, key=issue_key)``: the first of a kind's
+    tickets ``same[lo:hi]`` not issued before ``(at, order)``. Bisected by the issue time
+    alone (a float a step: half the cost of building and comparing a pair), the order
+    deciding only among tickets issued at that very time."""
+    i = bisect_left(same, at, lo, hi, key=_issued_at)
+    if i < hi and same[i].issued_at == at:
+        i = bisect_left(same, (at, order), i, hi, key=issue_key)
+    return i
 
 
 def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
             counts: list[int], kq: list[int], threshold: int, alone: list[bool],
-            users: list[list[_KindLane] | None], kt_kind: int) -> int:
+            users: list[list[_KindLane] | None], kt_kind: int,
+            lanes: list[_KindLane]) -> int:
     """The kind ``lane`` takes next (-1: none; _RUN: a run over several kinds), and how
     long it keeps taking it."""
     # (loops, not comprehensions: this runs a dozen times a race, with a handful of kinds)
@@ -548,25 +647,94 @@ def _choose(lane: _KindLane, kinds: list[list[Ticket]], taken: list[int],
     else:
         heads = sorted([(key(kinds[i][taken[i]]), i) for i in pool])
     k = heads[0][1]
-    if not lane.borrows and _run(lane, heads, kinds, taken, alone, users):
-        return _RUN
+    if not lane.borrows and not (len(heads) == 2 and _no_run(
+            lane, k, heads[1][1], alone, users, taken)) and _run(
+                lane, heads, kinds, taken, alone, users):
+        return _RUN  # (two kinds: _no_run tells the usual no for less than planning)
     lane.kind = k
-    lane.end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
-                            lane.esc)
+    end = _bisect_rank(kinds[k], heads[1][0], taken[k], limit[k], key, heads[0][0],
+                       lane.esc)
+    if end < limit[k]:
+        end = _gallop(lane, k, end, heads, kinds, taken, lanes)
+    lane.end = end
     return k
 
 
-def _no_run(lane: _KindLane, i: int, kt_kind: int, alone: list[bool],
+def _gallop(lane: _KindLane, k: int, end: int, heads: list[tuple[Rank, int]],
+            kinds: list[list[Ticket]], taken: list[int], lanes: list[_KindLane]) -> int:
+    """How far ``lane`` surely keeps taking kind ``k`` (its first in ``heads``), at least
+    ``end``: where k's next ticket ranks after the second kind's next one as it is now.
+
+    When another window takes that second kind at every turn (its ``end`` not reached, not
+    borrowing) and nobody else takes k meanwhile, the second kind's next ticket is further
+    on when ``lane`` reaches ``end``: one ticket for each of lane's turns, up to that
+    window's end. So ``lane`` keeps k further, to where k ranks after that ticket, and so
+    on while it moves (the window ending its kind stops it), in one choice instead of a
+    phase of the race for each step. (A third kind's next ticket bounds it as it is now.)
+    """
+    k2 = heads[1][1]
+    h2 = taken[k2]
+    mend = h2
+    for other in lanes:
+        if other.kind == k2 and not other.borrows and other.end > mend:
+            mend = other.end
+    if mend == h2:
+        return end  # (nobody takes the second kind at every turn)
+    f0 = taken[k]
+    limit = lane.limit
+    cap = limit[k]
+    for other in lanes:  # nobody else takes k in the rounds counted on (see _unshared)
+        if other is not lane and other.limit[k] > f0:
+            away = _away(other, k, taken)
+            if f0 + away - 1 < cap:
+                cap = f0 + away - 1
+                if cap <= end:
+                    return end
+    key, esc, ours, second = lane.key, lane.esc, kinds[k], kinds[k2]
+    if len(heads) > 2:  # (a third kind bounds k as it is now)
+        cap = _bisect_rank(ours, heads[2][0], end, cap, key, None, esc)
+    if end >= cap:
+        return end
+    stop = limit[k2]  # (from there on the second kind is no longer lane's to bound k)
+    # When the tickets of both kinds in play share every part of the rank but the issue
+    # key (the kinds' heads do, and none straddles the escalation moment), a ticket of k
+    # ranks before one of the second kind exactly when it was issued before it: the steps
+    # then compare issue keys, in C (as _bisect_rank does), not ranks.
+    alike = False
+    if heads[0][0][:-2] == heads[1][0][:-2]:
+        now, escalate_s = esc
+        last = mend if mend < stop else stop - 1
+        alike = escalate_s <= 0 or ((now - ours[cap - 1].issued_at < escalate_s)
+                                    == (now - second[last].issued_at < escalate_s)
+                                    == (now - ours[f0].issued_at < escalate_s))
+    while end < cap:
+        # at lane's turn with k's next ticket at ``end``, the second kind's is at least at
+        # ``g``: the other window has taken one at each of its turns since, up to its end
+        g = h2 + end - f0
+        if g > mend:
+            g = mend
+        if g >= stop:
+            return cap
+        x = second[g]
+        nxt = (_issued_before(ours, x.issued_at, x.order, end, cap) if alike
+               else bisect_left(ours, key(x), end, cap, key=key))
+        if nxt <= end or g == mend:  # (it no longer moves)
+            return nxt
+        end = nxt
+    return end
+
+
+def _no_run(lane: _KindLane, i: int, j: int, alone: list[bool],
             users: list[list[_KindLane] | None], taken: list[int]) -> bool:
-    """Whether :func:`_run` surely says no to ``lane``'s kinds ``i`` (ranked first) and
-    t's: i's business or t's is one some window borrows (never in a run), or another
-    window may take t's kind at once (so no run holds it, however short)."""
+    """Whether :func:`_run` surely says no to ``lane``'s two kinds ``i`` (ranked first)
+    and ``j``: i's business or j's is one some window borrows (never in a run), or
+    another window may take kind j at once (so no run holds it, however short)."""
     if not alone[i] and users[i] is None:
         return True
-    others = users[kt_kind]
+    others = users[j]
     if others is None:
         return True
-    return any(other is not lane and _away(other, kt_kind, taken) < 0 for other in others)
+    return any(other is not lane and _away(other, j, taken) < 0 for other in others)
 
 
 def _run(lane: _KindLane, heads: list[tuple[Rank, int]], kinds: list[list[Ticket]],

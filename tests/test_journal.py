@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,20 +52,28 @@ async def test_seq_is_monotonic_and_gapless(box: Box) -> None:
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-async def test_restart_from_a_snapshot_replays_only_the_tail(clock: ManualClock,
-                                                             tmp_path: Path) -> None:
-    cfg = branch(journal={"snapshot_every": 5})
-    async with Box(cfg, tmp_path, clock) as box:
+SNAPSHOT_EVERY_5 = branch(journal={"snapshot_every": 5})
+
+
+async def a_morning_with_snapshots(tmp_path: Path, clock: ManualClock) -> dict[str, Any]:
+    """Twelve tickets and a call on a box that takes a snapshot every 5 events; the state
+    it closed with."""
+    async with Box(SNAPSHOT_EVERY_5, tmp_path, clock) as box:
         await box.execute(Login(1, "t1", "1234"))
         for _ in range(12):
             await issue(box)
         await box.execute(CallNext(1))
-        before = box.engine.state.to_dict()
+        return box.engine.state.to_dict()
+
+
+async def test_restart_from_a_snapshot_replays_only_the_tail(clock: ManualClock,
+                                                             tmp_path: Path) -> None:
+    before = await a_morning_with_snapshots(tmp_path, clock)
     j = Journal(tmp_path / "journal.sqlite3")
     snap = j.latest_snapshot()
     j.close()
     assert snap is not None and snap[0] >= 10
-    async with Box(cfg, tmp_path, clock) as box:
+    async with Box(SNAPSHOT_EVERY_5, tmp_path, clock) as box:
         assert box.engine.state.to_dict() == before
 
 
@@ -72,13 +81,7 @@ async def test_a_snapshot_an_older_box_wrote_is_read(clock: ManualClock,
                                                      tmp_path: Path) -> None:
     """Before the tickets were rows, a snapshot held one object per ticket: a box updated
     over such a journal starts from it, with the same state."""
-    cfg = branch(journal={"snapshot_every": 5})
-    async with Box(cfg, tmp_path, clock) as box:
-        await box.execute(Login(1, "t1", "1234"))
-        for _ in range(12):
-            await issue(box)
-        await box.execute(CallNext(1))
-        before = box.engine.state.to_dict()
+    before = await a_morning_with_snapshots(tmp_path, clock)
     db = sqlite3.connect(tmp_path / "journal.sqlite3")
     seq, body = db.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC").fetchone()
     state = json.loads(body)
@@ -87,7 +90,7 @@ async def test_a_snapshot_an_older_box_wrote_is_read(clock: ManualClock,
     with db:
         db.execute("UPDATE snapshots SET body = ? WHERE seq = ?", (json.dumps(state), seq))
     db.close()
-    async with Box(cfg, tmp_path, clock) as box:
+    async with Box(SNAPSHOT_EVERY_5, tmp_path, clock) as box:
         assert json.loads(json.dumps(box.engine.state.to_dict())) == json.loads(
             json.dumps(before))
         assert await issue(box) == "A013"

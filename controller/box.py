@@ -197,9 +197,9 @@ class Box:
             self._next_seq += 1
         snapshot = None
         # A snapshot costs in proportion to the day's tickets: on a day of very many, they
-        # are taken further apart (a quarter as many events as tickets), so their cost per
-        # event stays bounded however long the day.
-        every = max(self.config.journal.snapshot_every, len(self.engine.state.tickets) // 4)
+        # are taken further apart (as many events as tickets), so their cost per event
+        # stays bounded however long the day, and a restart replays at most that many.
+        every = max(self.config.journal.snapshot_every, len(self.engine.state.tickets))
         if self.last_seq - self._snapshot_seq >= every:
             state = self.engine.state.to_dict()  # encoded on the writer thread, not here
             snapshot = (self.last_seq, state["day"], state)

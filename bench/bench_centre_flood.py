@@ -116,7 +116,7 @@ async def run(broker: LocalBroker, store_url: str, port: int, pid: int,
     rss0, cpu0 = rss_mb(pid), _cpu_s(pid)
     flooder = subprocess.Popen(
         [PY, "-m", "tests.branch_flood", "--port", str(broker.port), "--branch", FLOODER,
-         "--password", passwords[FLOODER], "--rate", str(args.rate)],
+         f"--password={passwords[FLOODER]}", "--rate", str(args.rate)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True) if flood else None
     try:
         await asyncio.sleep(2.0 if flood else 0)  # the flood under way first

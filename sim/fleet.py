@@ -394,7 +394,7 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
             str(args.service_minutes), "--duration", str(args.duration), "--drain",
             str(args.drain), "--log-level", args.log_level]
     if args.password is not None:
-        base += ["--password", args.password]
+        base.append(f"--password={args.password}")  # (one word: it may begin with "-")
     if args.appointments:
         base.append("--appointments")
     if args.orgs is not None:

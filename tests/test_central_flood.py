@@ -53,7 +53,9 @@ async def flooding(broker: LocalBroker, branch: str, password: str, rate: int
     """``tests/branch_flood.py`` in its own process for the block."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.branch_flood", "--port", str(broker.port),
-        "--branch", branch, "--password", password, "--rate", str(rate), cwd=ROOT,
+        # (--password=…: a generated password may begin with "-", which argparse would
+        # take for an option of its own)
+        "--branch", branch, f"--password={password}", "--rate", str(rate), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE)
     try:
         yield proc

@@ -36,7 +36,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from common.clock import Clock, SystemClock
-from common.tasks import still_cancelling
+from common.tasks import still_cancelling, wait_at_most
 from protocols import uplink as proto
 
 from .auth import ApiError, Principal
@@ -768,9 +768,7 @@ class LiveBoard:
             left = deadline - loop.time()
             if left <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await self._tick.wait()
+            await wait_at_most(self._tick, left)
 
     # --- MQTT aggregates -----------------------------------------------------------------
 
@@ -848,9 +846,7 @@ router = APIRouter(tags=["live"])
 
 async def _ready(board: LiveBoard, org: str, who: Principal) -> None:
     who.check(org)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
-            await board.loaded.wait()
+    await wait_at_most(board.loaded, 10)
     if board.node(org) is None:
         raise ApiError("not_found")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from common.tasks import still_cancelling
+from common.tasks import still_cancelling, wait_at_most
 from protocols import appointment as ap
 from protocols.metrics import Metric
 from protocols.uplink import NOT_RUN
@@ -52,10 +50,8 @@ class Pushes(Base):
             still_cancelling()
             # A list in flight is looked for often: its answer lets the next one go.
             every = self.settings.push_every_s
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(every, IN_FLIGHT_POLL_S)
-                                           if self.in_flight else every):
-                    await self._wake.wait()
+            await wait_at_most(self._wake, min(every, IN_FLIGHT_POLL_S)
+                               if self.in_flight else every)
             self._wake.clear()
             try:
                 await self.push()

@@ -79,16 +79,26 @@ def configs(draw: st.DrawFn) -> Config:
     queues: list[dict[str, Any]] = [dict(q) for q in BASE["queues"]]
     for q in queues:
         q["high_return"] = draw(st.booleans())
+    return drawn_branch(queues, windows, tellers=4, stars=draw(st.integers(0, 3)),
+                        order=order, escalate_after_min=draw(st.sampled_from([0, 1, 5])),
+                        balance_waiting=draw(st.integers(1, 4)))
+
+
+def drawn_branch(queues: list[dict[str, Any]], windows: list[dict[str, Any]], *, tellers: int,
+                 stars: int, order: list[str], escalate_after_min: int,
+                 balance_waiting: int) -> Config:
+    """A drawn branch: its businesses and windows, tellers t1…t``tellers``, the gold card
+    (business A, a VIP of ``stars``), the strategy's ``order`` and thresholds."""
     return branch(
         queues=queues,
         windows=windows,
         tellers=[{"id": f"t{i}", "name": f"柜员{i}", "password_hash": CHEAP}
-                 for i in range(1, 5)],
+                 for i in range(1, tellers + 1)],
         card_types=[{"id": "gold", "name": "金卡", "prefix": "9", "queue": "A",
-                     "customer_type": "vip", "stars": draw(st.integers(0, 3))}],
+                     "customer_type": "vip", "stars": stars}],
         strategy={"order": order},
-        thresholds={"escalate_after_min": draw(st.sampled_from([0, 1, 5])),
-                    "balance_waiting": draw(st.integers(1, 4)),
+        thresholds={"escalate_after_min": escalate_after_min,
+                    "balance_waiting": balance_waiting,
                     "recalls_before_no_show": 3, "lobby_alert_waiting": 0},
     )
 
@@ -308,18 +318,10 @@ def races(draw: st.DrawFn) -> Config:
                 "balancing": draw(st.booleans())}
                for n in range(1, draw(st.integers(2, 6)) + 1)]
     rules = draw(st.permutations(list(STRATEGY_RULES)))
-    return branch(
-        queues=queues,
-        windows=windows,
-        tellers=[{"id": f"t{i}", "name": f"柜员{i}", "password_hash": CHEAP}
-                 for i in range(1, 7)],
-        card_types=[{"id": "gold", "name": "金卡", "prefix": "9", "queue": "A",
-                     "customer_type": "vip", "stars": 1}],
-        strategy={"order": draw(st.sampled_from([list(STRATEGY_RULES), rules[:4]]))},
-        thresholds={"escalate_after_min": draw(st.sampled_from([0, 1, 5])),
-                    "balance_waiting": draw(st.integers(1, 12)),
-                    "recalls_before_no_show": 3, "lobby_alert_waiting": 0},
-    )
+    return drawn_branch(queues, windows, tellers=6, stars=1,
+                        order=draw(st.sampled_from([list(STRATEGY_RULES), rules[:4]])),
+                        escalate_after_min=draw(st.sampled_from([0, 1, 5])),
+                        balance_waiting=draw(st.integers(1, 12)))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

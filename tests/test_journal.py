@@ -196,3 +196,18 @@ async def test_retention_runs_daily_and_at_start_and_spares_unsent_events(
         assert not [e for _, e in journal_rows(tmp_path) if e["day"] == first_day]
         assert await issue(box) == "A001"
 
+
+
+async def test_a_restart_replays_at_most_a_day_s_tickets_of_events(clock: ManualClock,
+                                                                   tmp_path: Path) -> None:
+    """Snapshots on a day of more tickets than ``snapshot_every`` are that many events
+    apart (docs/journal.md "Restart"): what a restart replays after the newest is bounded
+    by the day's tickets, never the whole day's journal."""
+    async with Box(SNAPSHOT_EVERY_5, tmp_path, clock) as box:
+        for _ in range(40):
+            await issue(box)
+        last = box.last_seq
+    j = Journal(tmp_path / "journal.sqlite3")
+    snap = j.latest_snapshot()
+    j.close()
+    assert snap is not None and 0 <= last - snap[0] <= 40
